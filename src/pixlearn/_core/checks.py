@@ -1,0 +1,70 @@
+"""Argument checks whose errors show what was expected and what was received."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from pixlearn._core.errors import ConfigError, ShapeError
+
+__all__ = ["check_image", "check_range"]
+
+
+def check_image(
+    image: object,
+    *,
+    name: str = "image",
+    channels: Iterable[int] = (1, 3),
+    dtypes: Iterable[type | np.dtype] = (np.uint8,),
+) -> np.ndarray:
+    """Return ``image`` if it is an (H, W) or (H, W, C) array with an allowed C and dtype.
+
+    ``channels`` lists the allowed channel counts; 1 means a 2-D (H, W) array (an
+    (H, W, 1) array is accepted and squeezed).
+
+    Examples
+    --------
+    >>> check_image(np.zeros((2, 3), np.uint8)).shape
+    (2, 3)
+    >>> check_image(np.zeros((2, 3), np.float32))
+    Traceback (most recent call last):
+    ...
+    pixlearn._core.errors.ShapeError: image must have dtype uint8, got float32; convert explicitly, e.g. to_uint8(image, clip=True)
+    """
+    channels = tuple(channels)
+    dtypes = tuple(np.dtype(d) for d in dtypes)
+    if not isinstance(image, np.ndarray):
+        raise ShapeError(f"{name} must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1 and 1 in channels:
+        image = image[..., 0]
+    shapes = " or ".join("(H, W)" if c == 1 else f"(H, W, {c})" for c in channels)
+    if image.ndim == 2:
+        ok = 1 in channels
+    elif image.ndim == 3:
+        ok = image.shape[2] in channels and image.shape[2] != 1
+    else:
+        ok = False
+    if not ok:
+        raise ShapeError(f"{name} must have shape {shapes}, got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ShapeError(f"{name} is empty (shape {image.shape})")
+    if image.dtype not in dtypes:
+        allowed = " or ".join(d.name for d in dtypes)
+        raise ShapeError(
+            f"{name} must have dtype {allowed}, got {image.dtype}; convert explicitly, e.g. to_uint8(image, clip=True)"
+        )
+    return image
+
+
+def check_range(value: float, *, name: str, low: float | None = None, high: float | None = None) -> float:
+    """Return ``value`` if ``low <= value <= high`` (either bound may be None), else raise ConfigError.
+
+    >>> check_range(0.5, name="sigma", low=0)
+    0.5
+    """
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ConfigError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return value

@@ -1,0 +1,59 @@
+"""The pixlearn exception hierarchy.
+
+Every error pixlearn raises on purpose derives from :class:`PixlearnError`, so a
+caller can catch one type. Messages say what was received, what was expected
+and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PixlearnError",
+    "ImageDecodeError",
+    "ImageNotFoundError",
+    "UnsupportedFormatError",
+    "ImageTooLargeError",
+    "ImageWriteError",
+    "ShapeError",
+    "ConfigError",
+    "UnknownNameError",
+]
+
+
+class PixlearnError(Exception):
+    """Base class of every error pixlearn raises on purpose."""
+
+
+class ImageDecodeError(PixlearnError, ValueError):
+    """The input is empty, truncated, corrupt or not an image at all."""
+
+
+class ImageNotFoundError(ImageDecodeError, FileNotFoundError):
+    """The image path does not exist."""
+
+
+class UnsupportedFormatError(PixlearnError, ValueError):
+    """The input is an image format outside pixlearn's allowlist."""
+
+
+class ImageTooLargeError(PixlearnError, ValueError):
+    """The image declares more pixels than the configured limit."""
+
+
+class ImageWriteError(PixlearnError, OSError):
+    """An image could not be written (bad path, unsupported extension, bad array)."""
+
+
+class ShapeError(PixlearnError, ValueError):
+    """An array has the wrong shape or dtype for the operation."""
+
+
+class ConfigError(PixlearnError, ValueError):
+    """A configuration value or option is invalid."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A user-facing name (op, model, format, feature) is not one of the known names."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,1 @@
+"""Datasets into Samples, transforms, splits, checks and built-in samples."""

@@ -1,0 +1,1 @@
+"""ONNX export, quantization and inference backends."""

@@ -1,0 +1,31 @@
+"""Safe image reading and writing, and iteration over files, folders and globs (no torch)."""
+
+from pixlearn.io.image import (
+    DEFAULT_BACKGROUND,
+    DEFAULT_MAX_PIXELS,
+    MODES,
+    WRITE_FORMATS,
+    ImageInfo,
+    encode_image,
+    image_info,
+    read_image,
+    write_image,
+)
+from pixlearn.io._sniff import ALLOWED_FORMATS
+from pixlearn.io.sources import IMAGE_EXTENSIONS, expand_sources, iter_images
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DEFAULT_BACKGROUND",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "MODES",
+    "WRITE_FORMATS",
+    "ImageInfo",
+    "encode_image",
+    "expand_sources",
+    "image_info",
+    "iter_images",
+    "read_image",
+    "write_image",
+]

@@ -1,0 +1,132 @@
+"""Recognise an image format from its first bytes, and read JPEG/PNG headers without decoding."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+__all__ = ["ALLOWED_FORMATS", "sniff_format", "JpegHeader", "parse_jpeg_header", "parse_png_header"]
+
+#: Formats pixlearn decodes (Pillow plugin names).
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+
+# Formats we recognise in order to refuse them by name (they never reach a decoder).
+_REFUSED = (
+    (b"%PDF", "PDF"),
+    (b"%!PS", "EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x02\x00", "CUR"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x97JB2", "JBIG2"),
+    (b"\x76\x2f\x31\x01", "OpenEXR"),
+    (b"#?RADIANCE", "HDR"),
+    (b"\x01\xda", "SGI"),
+    (b"DDS ", "DDS"),
+    (b"icns", "ICNS"),
+    (b"qoif", "QOI"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"II+\x00", "BigTIFF"),
+    (b"MM\x00+", "BigTIFF"),
+    (b"\x8aMNG", "MNG"),
+    (b"FORM", "IFF"),
+    (b"\x59\xa6\x6a\x95", "Sun raster"),
+)
+
+
+def sniff_format(head: bytes) -> tuple[str | None, str | None]:
+    """Return ``(allowed_format, refused_format)`` for the first bytes of a file.
+
+    Exactly one of the two is set when the bytes are recognised; both are ``None``
+    for bytes that are not an image pixlearn knows.
+
+    Examples
+    --------
+    >>> sniff_format(b"\\x89PNG\\r\\n\\x1a\\n....")
+    ('PNG', None)
+    >>> sniff_format(b"%PDF-1.7")
+    (None, 'PDF')
+    """
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG", None
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG", None
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF", None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP", None
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF", None
+    if head[:2] == b"BM" and len(head) >= 18:
+        return "BMP", None
+    for magic, name in _REFUSED:
+        if head.startswith(magic):
+            return None, name
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return None, "AVIF"
+        if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+            return None, "HEIF"
+        return None, "ISO media (video or HEIF)"
+    stripped = head.lstrip()
+    if stripped[:5].lower() in (b"<?xml", b"<svg ") or stripped[:4].lower() == b"<svg":
+        return None, "SVG"
+    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6", b"P7") and head[2:3] in (b"\n", b" ", b"\r", b"\t"):
+        return None, "PNM"
+    return None, None
+
+
+@dataclass(frozen=True)
+class JpegHeader:
+    """What a JPEG's markers say before its entropy-coded data."""
+
+    width: int
+    height: int
+    components: int
+    precision: int
+    sos_offset: int  # where the first scan starts
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def parse_jpeg_header(data: bytes) -> JpegHeader | None:
+    """Walk the JPEG markers up to the first scan; ``None`` when they do not parse."""
+    n = len(data)
+    i = 2
+    size = None
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, i + 2)
+        if length < 2:
+            return None
+        if marker in _SOF:
+            if i + 10 > n:
+                return None
+            precision, height, width, comps = struct.unpack_from(">BHHB", data, i + 4)
+            size = (width, height, comps, precision)
+        elif marker == 0xDA:
+            if size is None:
+                return None
+            return JpegHeader(size[0], size[1], size[2], size[3], i)
+        i += 2 + length
+    return None
+
+
+def parse_png_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """Return ``(width, height, bit_depth, colour_type)`` from a PNG's IHDR, or ``None``."""
+    if len(data) < 29 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, ctype = struct.unpack_from(">IIBB", data, 16)
+    return width, height, depth, ctype

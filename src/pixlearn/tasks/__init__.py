@@ -1,0 +1,1 @@
+"""One module per task: model, loss, pre/post-processing and metrics meet here."""

@@ -1,0 +1,1 @@
+"""The training engine: Lightning loop, callbacks, checkpoints, cross-validation."""
