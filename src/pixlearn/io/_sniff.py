@@ -130,3 +130,41 @@ def parse_png_header(data: bytes) -> tuple[int, int, int, int] | None:
         return None
     width, height, depth, ctype = struct.unpack_from(">IIBB", data, 16)
     return width, height, depth, ctype
+
+
+def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """``(width, height)`` read straight from the header bytes of PNG/GIF/BMP/WebP/JPEG, else ``None``.
+
+    Used to refuse oversized images before any decoder (including Pillow's
+    plugins) sees them.
+    """
+    try:
+        if fmt == "PNG":
+            header = parse_png_header(data)
+            return (header[0], header[1]) if header else None
+        if fmt == "GIF" and len(data) >= 10:
+            return struct.unpack_from("<HH", data, 6)
+        if fmt == "BMP" and len(data) >= 26:
+            (dib,) = struct.unpack_from("<I", data, 14)
+            if dib == 12:
+                return struct.unpack_from("<HH", data, 18)
+            width, height = struct.unpack_from("<ii", data, 18)
+            return abs(width), abs(height)
+        if fmt == "WEBP" and len(data) >= 30:
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                w = int.from_bytes(data[24:27], "little") + 1
+                h = int.from_bytes(data[27:30], "little") + 1
+                return w, h
+            if chunk == b"VP8L" and data[20] == 0x2F:
+                bits = int.from_bytes(data[21:25], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+                w, h = struct.unpack_from("<HH", data, 26)
+                return w & 0x3FFF, h & 0x3FFF
+        if fmt == "JPEG":
+            header = parse_jpeg_header(data)
+            return (header.width, header.height) if header and header.height else None
+    except struct.error:
+        return None
+    return None

@@ -30,7 +30,7 @@ from pixlearn._core.errors import (
     UnsupportedFormatError,
 )
 from pixlearn._core.names import check_name
-from pixlearn.io._sniff import ALLOWED_FORMATS, parse_jpeg_header, parse_png_header, sniff_format
+from pixlearn.io._sniff import ALLOWED_FORMATS, header_size, parse_jpeg_header, parse_png_header, sniff_format
 
 __all__ = [
     "ImageSource",
@@ -266,13 +266,15 @@ def _decode_jpeg_fast(data: bytes, name: str, mode: str, limit: int) -> np.ndarr
             "the file was cut short, re-export or re-download it"
         )
     cv2 = _cv2()
-    grey = mode == "L" or (mode == "unchanged" and header.components == 1)
-    flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
+    stored_grey = header.components == 1
+    flags = cv2.IMREAD_GRAYSCALE if stored_grey and mode in ("L", "unchanged") else cv2.IMREAD_COLOR
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if arr is None:
         raise ImageDecodeError(f"{name}: corrupt JPEG data; the decoder could not read it")
-    if grey:
+    if arr.ndim == 2:
         return arr
+    if mode == "L":  # luma of the decoded colours, as for every other format
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2GRAY)
     if mode == "RGBA":
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGBA)
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
@@ -281,12 +283,18 @@ def _decode_jpeg_fast(data: bytes, name: str, mode: str, limit: int) -> np.ndarr
 def _open_pil(data: bytes, name: str, fmt: str, limit: int):
     from PIL import Image
 
+    size = header_size(data, fmt)
+    if size is not None:
+        _check_pixels(name, size[0], size[1], limit)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             im = Image.open(io.BytesIO(data), formats=[fmt])
         except Image.DecompressionBombError as exc:
-            raise ImageTooLargeError(f"{name}: {exc}") from None
+            raise ImageTooLargeError(
+                f"{name}: {exc} (Pillow's own limit, PIL.Image.MAX_IMAGE_PIXELS, applies beyond pixlearn's)"
+            ) from None
         except Exception as exc:
             raise ImageDecodeError(f"{name}: corrupt or truncated {fmt} header ({exc})") from None
     _check_pixels(name, im.width, im.height, limit)
