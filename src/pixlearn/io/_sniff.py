@@ -105,21 +105,20 @@ def parse_jpeg_header(data: bytes) -> JpegHeader | None:
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             i += 2
             continue
-        (length,) = struct.unpack_from(">H", data, i + 2)
+        length = (data[i + 2] << 8) | data[i + 3]
         if length < 2:
             return None
-        if marker in _SOF:
-            if i + 10 > n:
-                return None
-            precision, height, width, comps = struct.unpack_from(">BHHB", data, i + 4)
-            size = (width, height, comps, precision)
-        elif marker == 0xDA:
+        if marker == 0xDA:
             if size is None:
                 return None
             return JpegHeader(size[0], size[1], size[2], size[3], i)
+        if marker in _SOF:
+            if i + 10 > n:
+                return None
+            size = ((data[i + 7] << 8) | data[i + 8], (data[i + 5] << 8) | data[i + 6], data[i + 9], data[i + 4])
         i += 2 + length
     return None
 

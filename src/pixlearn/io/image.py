@@ -246,10 +246,16 @@ def _convert(arr: np.ndarray, mode: str, background: tuple[int, int, int]) -> np
 
 
 # ---------------------------------------------------------------- decoders
-def _cv2():
-    import cv2
+_CV2 = None
 
-    return cv2
+
+def _cv2():
+    global _CV2
+    if _CV2 is None:
+        import cv2
+
+        _CV2 = cv2
+    return _CV2
 
 
 def _decode_jpeg_fast(data: bytes, name: str, mode: str, limit: int) -> np.ndarray | None:
@@ -267,6 +273,11 @@ def _decode_jpeg_fast(data: bytes, name: str, mode: str, limit: int) -> np.ndarr
         )
     cv2 = _cv2()
     stored_grey = header.components == 1
+    if mode == "RGB" or (mode == "unchanged" and not stored_grey):
+        arr = _decode_jpeg_rgb(np.frombuffer(data, np.uint8), cv2)
+        if arr is None:
+            raise ImageDecodeError(f"{name}: corrupt JPEG data; the decoder could not read it")
+        return arr
     flags = cv2.IMREAD_GRAYSCALE if stored_grey and mode in ("L", "unchanged") else cv2.IMREAD_COLOR
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if arr is None:
@@ -278,6 +289,15 @@ def _decode_jpeg_fast(data: bytes, name: str, mode: str, limit: int) -> np.ndarr
     if mode == "RGBA":
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGBA)
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def _decode_jpeg_rgb(buf: np.ndarray, cv2) -> np.ndarray | None:
+    """libjpeg straight to RGB where OpenCV offers it (no BGR pass); ``None`` when it fails."""
+    flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    if flag is None:
+        arr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return None if arr is None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return cv2.imdecode(buf, flag)
 
 
 def _open_pil(data: bytes, name: str, fmt: str, limit: int):
