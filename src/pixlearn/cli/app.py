@@ -37,8 +37,12 @@ def _root(
 
 def _register() -> None:
     from pixlearn.cli import info as _info
+    from pixlearn.cli import ops_cmd as _ops
 
     _info.register(app)
+    _ops.register(app)
+    from pixlearn.cli import train as _train
+    _train.register(app)
 
 
 _register()
