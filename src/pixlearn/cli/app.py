@@ -41,7 +41,10 @@ def _register() -> None:
 
     _info.register(app)
     _ops.register(app)
+    from pixlearn.cli import data as _data
     from pixlearn.cli import train as _train
+
+    _data.register(app)
     _train.register(app)
 
 
