@@ -10,6 +10,8 @@ from pixlearn._core.errors import ConfigError, ShapeError
 
 __all__ = ["check_image", "check_range"]
 
+_UINT8 = np.dtype(np.uint8)
+
 
 def check_image(
     image: object,
@@ -32,6 +34,15 @@ def check_image(
     ...
     pixlearn._core.errors.ShapeError: image must have dtype uint8, got float32; convert explicitly, e.g. to_uint8(image, clip=True)
     """
+    if (  # fast path (~0.3 us) for the common case: a plain uint8 grey or RGB array
+        type(image) is np.ndarray
+        and image.dtype == _UINT8
+        and channels == (1, 3)
+        and dtypes == (np.uint8,)
+        and image.size
+        and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3))
+    ):
+        return image
     channels = tuple(channels)
     dtypes = tuple(np.dtype(d) for d in dtypes)
     if not isinstance(image, np.ndarray):
