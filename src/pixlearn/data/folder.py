@@ -15,11 +15,14 @@ __all__ = ["SPLITS", "ImageEntry", "ImageFolderIndex", "scan_image_folder"]
 
 #: Split folder names recognised at the top of a labelled folder, in this order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Other folder names accepted for a split.
+SPLIT_ALIASES: dict[str, str] = {"valid": "val", "validation": "val"}
 
 _LAYOUT = (
     "expected one folder per class, optionally under split folders:\n"
     "  {root}/<class>/<image>.jpg                  (no splits)\n"
     "  {root}/train/<class>/<image>.jpg, {root}/val/<class>/..., {root}/test/<class>/...\n"
+    "  (valid/ or validation/ may stand for val/)\n"
     "image extensions: {exts}"
 )
 
@@ -74,6 +77,10 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _split_name(name: str) -> str | None:
+    return name if name in SPLITS else SPLIT_ALIASES.get(name)
+
+
 def _layout_error(root: Path, problem: str) -> ConfigError:
     from pixlearn.io import IMAGE_EXTENSIONS
 
@@ -85,7 +92,8 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolderIndex:
     """Index a labelled image folder laid out as one sub-folder per class.
 
     Two layouts are recognised: ``root/<class>/*.jpg``, or the same under split
-    folders ``root/train/``, ``root/val/``, ``root/test/`` (any of them). Images
+    folders ``root/train/``, ``root/val/``, ``root/test/`` (any of them; ``valid/`` or
+    ``validation/`` are read as ``val``). Images
     are found recursively inside each class folder by extension (see
     :data:`pixlearn.io.IMAGE_EXTENSIONS`); hidden files and folders are skipped
     and nothing is decoded. Class folders without any image are left out.
@@ -121,16 +129,22 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolderIndex:
         what = "does not exist" if not root.exists() else "is not a folder"
         raise _layout_error(root, f"the data folder {what}")
     top = _subdirs(root)
-    split_dirs = [d for d in top if d.name in SPLITS]
+    split_dirs = [d for d in top if _split_name(d.name) is not None]
     if split_dirs:
-        others = [d.name for d in top if d.name not in SPLITS]
+        others = [d.name for d in top if _split_name(d.name) is None]
         if others:
             raise _layout_error(
                 root,
                 f"it mixes split folders ({', '.join(d.name for d in split_dirs)}) with other folders "
                 f"({', '.join(others)}); move class folders into a split or remove the split folders",
             )
-        groups: list[tuple[str | None, Path]] = [(s, root / s) for s in SPLITS if (root / s).is_dir()]
+        by_split: dict[str, Path] = {}
+        for d in split_dirs:
+            split = _split_name(d.name)
+            if split in by_split:
+                raise _layout_error(root, f"both {by_split[split].name}/ and {d.name}/ are the '{split}' split; keep one")
+            by_split[split] = d
+        groups: list[tuple[str | None, Path]] = [(s, by_split[s]) for s in SPLITS if s in by_split]
     else:
         groups = [(None, root)]
 

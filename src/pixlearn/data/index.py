@@ -53,13 +53,19 @@ class Record:
 
 @dataclass
 class DatasetIndex:
-    """Records plus what they mean: the class names, the task and where they came from."""
+    """Records plus what they mean: the class names, the task and where they came from.
+
+    ``meta`` holds what a reader found about the whole dataset that a writer or loader needs
+    (e.g. ``category_ids``: the original COCO category id of each class; ``mask_values``: a
+    stored mask value -> class id map that :meth:`load` applies).
+    """
 
     root: Path
     format: str
     task: Task
     classes: list[str]
     records: list[Record]
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -128,6 +134,12 @@ class DatasetIndex:
                 mask = mask[..., 0]
             if mask.shape != (h, w):
                 raise ShapeError(f"{rec.mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {rec.path} is {w}x{h}")
+            values = self.meta.get("mask_values")
+            if values:  # stored value -> class id (e.g. binary masks saved as 0/255)
+                lut = np.arange(65536 if mask.dtype == np.uint16 else 256, dtype=mask.dtype)
+                for stored, cls in values.items():
+                    lut[int(stored)] = int(cls)
+                mask = lut[mask]
             sample.mask = mask
         if rec.target_path is not None:
             sample.target = read_image(rec.target_path)
