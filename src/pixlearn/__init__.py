@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from pixlearn._core.errors import (
+    AnnotationError,
     ConfigError,
     ImageDecodeError,
     ImageNotFoundError,
@@ -45,6 +46,7 @@ __all__ = [
     "ShapeError",
     "ConfigError",
     "UnknownNameError",
+    "AnnotationError",
     *_LAZY,
 ]
 

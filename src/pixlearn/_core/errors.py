@@ -17,6 +17,7 @@ __all__ = [
     "ShapeError",
     "ConfigError",
     "UnknownNameError",
+    "AnnotationError",
 ]
 
 
@@ -50,6 +51,10 @@ class ShapeError(PixlearnError, ValueError):
 
 class ConfigError(PixlearnError, ValueError):
     """A configuration value or option is invalid."""
+
+
+class AnnotationError(PixlearnError, ValueError):
+    """An annotation file is malformed; the message names the file, the line or annotation id, and what is wrong."""
 
 
 class UnknownNameError(ConfigError, KeyError):

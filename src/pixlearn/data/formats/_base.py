@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pixlearn._core.errors import ConfigError, PixlearnError
+from pixlearn._core.errors import AnnotationError, ConfigError, PixlearnError
 from pixlearn.data.index import SPLITS, Record
 
 __all__ = [
@@ -45,8 +45,6 @@ SPLIT_ALIASES: dict[str, str] = {
 BOX_TOLERANCE = 1.0
 
 
-class AnnotationError(PixlearnError, ValueError):
-    """An annotation file is malformed; the message names the file, the line or annotation id, and what is wrong."""
 
 
 def normalize_split(name: str | None) -> str | None:
