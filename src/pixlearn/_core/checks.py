@@ -11,14 +11,16 @@ from pixlearn._core.errors import ConfigError, ShapeError
 __all__ = ["check_image", "check_range"]
 
 _UINT8 = np.dtype(np.uint8)
+_GREY_OR_RGB = (1, 3)
+_UINT8_ONLY = (np.uint8,)
 
 
 def check_image(
     image: object,
     *,
     name: str = "image",
-    channels: Iterable[int] = (1, 3),
-    dtypes: Iterable[type | np.dtype] = (np.uint8,),
+    channels: Iterable[int] = _GREY_OR_RGB,
+    dtypes: Iterable[type | np.dtype] = _UINT8_ONLY,
 ) -> np.ndarray:
     """Return ``image`` if it is an (H, W) or (H, W, C) array with an allowed C and dtype.
 
@@ -36,9 +38,9 @@ def check_image(
     """
     if (  # fast path (~0.3 us) for the common case: a plain uint8 grey or RGB array
         type(image) is np.ndarray
-        and image.dtype == _UINT8
-        and channels == (1, 3)
-        and dtypes == (np.uint8,)
+        and image.dtype is _UINT8
+        and channels is _GREY_OR_RGB
+        and dtypes is _UINT8_ONLY
         and image.size
         and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3))
     ):

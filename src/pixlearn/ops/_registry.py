@@ -9,6 +9,7 @@ recipes and the CLI, with did-you-mean suggestions, before any image is touched.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class OpSpec:
 
 def _is_tuple(hint: Any) -> bool:
     origin = typing.get_origin(hint)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:
         return any(_is_tuple(a) for a in typing.get_args(hint))
     return origin in (tuple, list)
 

@@ -97,7 +97,7 @@ def convert_color(image: np.ndarray, *, source: Space = "rgb", target: Space = "
         name, space = ("source", source) if source not in _SPACES else ("target", target)
         valid = ", ".join(repr(s) for s in _SPACES)
         raise ConfigError(f"{name} must be one of {valid}, got {space!r}")
-    if not (  # fast path for the common case; check_image gives the full message
+    if not (  # check_image's own fast path covers only (1, 3) channels; this one fits source
         type(image) is np.ndarray
         and image.dtype == _UINT8
         and image.size

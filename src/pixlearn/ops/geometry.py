@@ -38,17 +38,6 @@ _ROTATE_INTERP = {k: v for k, v in _INTERP.items() if k != "area"}
 _BORDER = {"constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT_101, "edge": cv2.BORDER_REPLICATE}
 _FLIP = {"horizontal": 1, "vertical": 0, "both": -1}
 _ROT90 = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
-_UINT8 = np.dtype(np.uint8)
-
-
-def _image(image: object) -> np.ndarray:
-    # Fast path for the common case (well under a microsecond): uint8 is a singleton dtype,
-    # and anything unusual falls through to check_image, which does the full check and message.
-    if type(image) is np.ndarray and image.dtype is _UINT8:
-        shape = image.shape
-        if ((len(shape) == 3 and shape[2] == 3) or len(shape) == 2) and shape[0] and shape[1]:
-            return image
-    return check_image(image)
 
 
 def _choice(value: str, table: dict[str, int], name: str) -> int:
@@ -139,7 +128,7 @@ def resize(
     >>> resize(img, size=(50, 50), mode="pad").shape
     (50, 50, 3)
     """
-    image = _image(image)
+    image = check_image(image)
     out_h, out_w = _size(size)
     if mode not in ("exact", "keep_aspect", "pad"):
         raise ConfigError(f"mode must be one of 'exact', 'keep_aspect', 'pad', got {mode!r}")
@@ -202,13 +191,8 @@ def crop(
     >>> crop(img, top=1, left=2, height=2, width=3).tolist()
     [[7, 8, 9], [12, 13, 14]]
     """
-    if type(image) is not np.ndarray or image.dtype is not _UINT8:  # inlined _image: crop is cheap
-        image = check_image(image)
-    shape = image.shape
-    if not (((len(shape) == 3 and shape[2] == 3) or len(shape) == 2) and shape[0] and shape[1]):
-        image = check_image(image)
-        shape = image.shape
-    h, w = shape[0], shape[1]
+    image = check_image(image)
+    h, w = image.shape[:2]
     try:
         bottom = h if height is None else top + height
         right = w if width is None else left + width
@@ -269,7 +253,7 @@ def pad(
     >>> pad(np.array([[1, 2, 3]], np.uint8), right=1, fill=9).tolist()
     [[1, 2, 3, 9]]
     """
-    image = _image(image)
+    image = check_image(image)
     border = _choice(mode, _BORDER, "mode")
     value = _FILLS[fill] if type(fill) is int and 0 <= fill <= 255 else _fill(fill)
     if not (type(top) is int and type(bottom) is int and type(left) is int and type(right) is int):
@@ -340,7 +324,7 @@ def rotate(
     >>> rotate(np.zeros((100, 200), np.uint8), angle=30, expand=True).shape
     (187, 223)
     """
-    image = _image(image)
+    image = check_image(image)
     flag = _choice(interpolation, _ROTATE_INTERP, "interpolation")
     value = _fill(fill)
     angle = float(angle)
@@ -398,5 +382,5 @@ def flip(
     >>> flip(np.array([[1, 2], [3, 4]], np.uint8), direction="vertical").tolist()
     [[3, 4], [1, 2]]
     """
-    image = _image(image)
+    image = check_image(image)
     return cv2.flip(image, _choice(direction, _FLIP, "direction"))

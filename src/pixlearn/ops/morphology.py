@@ -24,17 +24,6 @@ __all__ = ["erode", "dilate", "opening", "closing", "morph_gradient", "structuri
 Shape = Literal["rect", "ellipse", "cross"]
 
 _SHAPES = {"rect": cv2.MORPH_RECT, "ellipse": cv2.MORPH_ELLIPSE, "cross": cv2.MORPH_CROSS}
-_UINT8 = np.dtype(np.uint8)
-
-
-def _image(image: object) -> np.ndarray:
-    # Fast path for the common case (well under a microsecond): uint8 is a singleton dtype,
-    # and anything unusual falls through to check_image, which does the full check and message.
-    if type(image) is np.ndarray and image.dtype is _UINT8:
-        shape = image.shape
-        if ((len(shape) == 3 and shape[2] == 3) or len(shape) == 2) and shape[0] and shape[1]:
-            return image
-    return check_image(image)
 
 
 @lru_cache(maxsize=64)
@@ -118,7 +107,7 @@ def erode(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iteration
     >>> int((erode(mask, ksize=3) > 0).sum())  # 5x5 -> 3x3
     9
     """
-    image = _image(image)
+    image = check_image(image)
     return cv2.erode(image, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
@@ -155,7 +144,7 @@ def dilate(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iteratio
     >>> int((dilate(mask, ksize=3) > 0).sum())  # 1x1 -> 3x3
     9
     """
-    image = _image(image)
+    image = check_image(image)
     return cv2.dilate(image, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
@@ -196,7 +185,7 @@ def opening(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterati
     >>> int(out[7, 7]), int((out > 0).sum())  # the dot is gone, the 4x4 square stays
     (0, 16)
     """
-    image = _image(image)
+    image = check_image(image)
     return cv2.morphologyEx(image, cv2.MORPH_OPEN, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
@@ -235,7 +224,7 @@ def closing(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterati
     >>> int(closing(mask, ksize=3)[4, 4])  # the one-pixel hole is filled
     255
     """
-    image = _image(image)
+    image = check_image(image)
     return cv2.morphologyEx(image, cv2.MORPH_CLOSE, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
@@ -275,6 +264,6 @@ def morph_gradient(
     >>> int((morph_gradient(mask, ksize=3) > 0).sum())  # 5x5 dilated minus the 1x1 eroded core
     24
     """
-    image = _image(image)
+    image = check_image(image)
     kernel = _kernel(ksize, shape)
     return cv2.morphologyEx(image, cv2.MORPH_GRADIENT, kernel, iterations=_iterations(iterations))
