@@ -46,6 +46,11 @@ def _register() -> None:
 
     _data.register(app)
     _train.register(app)
+    from pixlearn.cli import evaluate as _evaluate
+    from pixlearn.cli import predict as _predict
+
+    _predict.register(app)
+    _evaluate.register(app)
 
 
 _register()

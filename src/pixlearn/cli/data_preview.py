@@ -12,7 +12,7 @@ __all__ = ["register", "preview"]
 
 
 def preview(
-    data: Annotated[Path, typer.Argument(help="Dataset folder.", show_default=False)],
+    data: Annotated[Path, typer.Argument(help="Dataset folder.", metavar="DIR", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png/.jpg/.webp).", show_default=False)],
     from_: Annotated[
         Optional[str], typer.Option("--from", help="Dataset format (default: recognised from the folder).")

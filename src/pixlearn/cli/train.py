@@ -1,4 +1,4 @@
-"""``pixlearn train ...``: train models on a labelled folder (``train classic`` for now)."""
+"""``pixlearn train ...``: train models on a labelled folder (``train classify``, ``train classic``)."""
 
 from __future__ import annotations
 
@@ -65,4 +65,7 @@ def classic(
 
 
 def register(app: typer.Typer) -> None:
+    from pixlearn.cli import train_classify as _classify
+
+    _classify.register(train_app)
     app.add_typer(train_app, name="train")

@@ -1,1 +1,6 @@
-"""One module per task: model, loss, pre/post-processing and metrics meet here."""
+"""One module per task: model, loss, pre/post-processing and metrics meet here.
+
+``classify``: :class:`~pixlearn.tasks.classify.ClassifyTask` (loss, mixup/CutMix, metrics);
+``classify_data``: checking and splitting a labelled dataset; ``classify_predict``: a trained
+classifier rebuilt from its run folder, and prediction over files, folders and globs.
+"""

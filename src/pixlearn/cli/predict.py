@@ -1,0 +1,79 @@
+"""``pixlearn predict RUN IMAGES...``: classify files, folders and globs with a trained run folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from pixlearn.cli._output import OutputFormat, emit
+
+__all__ = ["predict", "register"]
+
+
+def _is_classic(run: Path) -> bool:
+    cfg = run / "config.yaml"
+    if not cfg.is_file() or (run / "weights" / "model.json").is_file():
+        return False
+    import yaml
+
+    try:
+        return (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("method") == "classic"
+    except (OSError, yaml.YAMLError):
+        return False
+
+
+def _flat(rows: list[dict[str, Any]], top_k: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """CSV / table rows: path, label, score, label_2, score_2, ..., error."""
+    columns = ["path", "label", "score"] + [c for k in range(2, top_k + 1) for c in (f"label_{k}", f"score_{k}")] + ["error"]
+    out = []
+    for r in rows:
+        flat = {"path": r["path"], "label": r["label"], "score": r["score"], "error": r.get("error")}
+        for k, entry in enumerate(r.get("top_k") or [], start=1):
+            if k > 1:
+                flat[f"label_{k}"], flat[f"score_{k}"] = entry["label"], entry["score"]
+        out.append(flat)
+    return out, columns
+
+
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder (pixlearn train classify, or train classic).", show_default=False)],
+    images: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and glob patterns.", show_default=False)],
+    top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list per image, best first.", min=1)] = 1,
+    format: Annotated[OutputFormat, typer.Option("--format", help="Output: table, json or csv.")] = OutputFormat.table,
+    batch: Annotated[int, typer.Option("--batch", help="Images per batch.", min=1)] = 64,
+    workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes.", min=0)] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)] = None,
+) -> None:
+    """Predict the class of every image; one row each, unreadable files reported in their row.
+
+    Exits 1 when some file could not be read (the other rows are still printed).
+    """
+    if _is_classic(run):
+        from pixlearn.classic import predict_classic
+
+        rows = [{**r, "top_k": [{"label": r["label"], "score": r["score"]}] if r.get("label") is not None else []}
+                for r in predict_classic(run, images)]
+        top_k = 1
+    else:
+        from pixlearn.tasks.classify_predict import predict_files
+
+        rows = predict_files(run, images, top_k=top_k, batch_size=batch, workers=workers, device=device, progress=progress)
+    if not rows:
+        raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
+    if format is OutputFormat.json:
+        emit(rows, format)
+    else:
+        flat, columns = _flat(rows, top_k)
+        emit(flat, format, columns=columns)
+    bad = sum(1 for r in rows if r.get("error"))
+    if bad:
+        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be read; see the error column\n")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)

@@ -1,0 +1,144 @@
+"""A self-contained HTML report for a trained (or re-evaluated) classifier that names the split of every number."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pixlearn.eval.classification import _CSS, _fmt
+
+__all__ = ["write_run_report", "HEADLINE_METRICS"]
+
+#: Scalar metrics shown in the report's score table, in order.
+HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
+
+_EXTRA_CSS = """
+figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}
+figure img{max-width:34rem;border:1px solid #eee}figcaption{font-size:.85rem;color:#444;max-width:34rem}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4rem .8rem;max-width:60rem}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(v) if not isinstance(v, str) else _esc(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_run_report(
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    scores: Sequence[Mapping[str, Any]],
+    splits: Sequence[Mapping[str, Any]] = (),
+    details: Mapping[str, Any] | None = None,
+    plots: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    cv: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write ``report.html``: details, where each split came from, scores per split, per-class table, plots.
+
+    Parameters
+    ----------
+    path : path
+        Output file.
+    title : str
+    scores : sequence of metrics dicts
+        :func:`~pixlearn.eval.classification.classification_metrics` results, each with a
+        ``"split"`` key (and optionally ``"note"``); the first is the headline (the test split)
+        and gets the per-class table.
+    splits : sequence of dict
+        ``{"split", "images", "source", "used_for"}`` rows: the provenance of every number.
+    details : mapping, optional
+        Key/value rows (model, data, epochs, device...).
+    plots : sequence of (path, caption)
+        PNG files embedded inline; each caption should name its split.
+    cv : mapping, optional
+        k-fold summary: ``{"folds": k, "metrics": {name: {"mean", "std", "per_fold"}}, "split": ...}``.
+    notes : sequence of str
+        Highlighted remarks (e.g. "no test split: scores are on val").
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pixlearn.eval.classification import classification_metrics
+    >>> m = {**classification_metrics([0, 1, 1], [0, 1, 0], classes=["a", "b"]), "split": "test"}
+    >>> p = write_run_report(Path(tempfile.mkdtemp()) / "r.html", title="demo", scores=[m])
+    >>> "accuracy (test)" in p.read_text()
+    True
+    """
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{_esc(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+    ]
+    for note in notes:
+        parts.append(f"<p class='note'>{_esc(note)}</p>")
+    if details:
+        parts.append(_table(["setting", "value"], [(str(k), v if isinstance(v, (int, float)) or v is None else str(v)) for k, v in details.items()]))
+    if splits:
+        parts.append("<h2>Where every number comes from</h2>")
+        parts.append(
+            _table(
+                ["split", "images", "source", "used for"],
+                [(str(s.get("split")), s.get("images"), str(s.get("source", "")), str(s.get("used_for", ""))) for s in splits],
+            )
+        )
+    if scores:
+        parts.append("<h2>Scores</h2><p>Each column is measured on the split named in its header.</p>")
+        header = ["metric"] + [f"{s.get('split', '?')} ({_fmt(s.get('n'))} images)" for s in scores]
+        rows = []
+        for key in HEADLINE_METRICS:
+            if any(key in s for s in scores):
+                rows.append([f"{key}"] + [s.get(key) for s in scores])
+        parts.append(_table(header, rows))
+        for s in scores:
+            if s.get("note"):
+                parts.append(f"<p class='muted'>{_esc(s['split'])}: {_esc(s['note'])}</p>")
+        head = scores[0]
+        split = head.get("split", "?")
+        # a compact "metric (split)" list for readers and tools that grep the report
+        parts.append("<p class='muted'>" + "; ".join(f"{k} ({_esc(split)}) = {_fmt(head[k])}" for k in HEADLINE_METRICS if k in head) + "</p>")
+        per_class = head.get("per_class") or {}
+        if per_class:
+            parts.append(f"<h2>Per class ({_esc(split)} split)</h2>")
+            parts.append(
+                _table(
+                    ["class", "precision", "recall", "f1", "support"],
+                    [(str(c), r.get("precision"), r.get("recall"), r.get("f1"), r.get("support")) for c, r in per_class.items()],
+                )
+            )
+    if cv:
+        k = cv.get("folds")
+        parts.append(f"<h2>Cross-validation ({_esc(k)} folds, {_esc(cv.get('split', ''))})</h2>")
+        rows = []
+        for name, v in (cv.get("metrics") or {}).items():
+            per = ", ".join(_fmt(x) for x in v.get("per_fold", []))
+            rows.append((str(name), f"{_fmt(v.get('mean'))} ± {_fmt(v.get('std'))}", per))
+        parts.append(_table(["metric", "mean ± std", "per fold"], rows))
+    shown = [(Path(p), cap) for p, cap in plots if Path(p).is_file()]
+    if shown:
+        parts.append("<h2>Plots</h2><div class='plots'>")
+        for p, cap in shown:
+            data = base64.b64encode(p.read_bytes()).decode("ascii")
+            parts.append(f"<figure><img alt='{_esc(p.stem)}' src='data:image/png;base64,{data}'><figcaption>{_esc(cap)}</figcaption></figure>")
+        parts.append("</div>")
+    parts.append("<p class='muted'>generated by pixlearn</p></body></html>")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("\n".join(parts), encoding="utf-8")
+    os.replace(tmp, out)
+    return out

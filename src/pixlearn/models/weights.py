@@ -1,0 +1,258 @@
+"""Model weights on disk: safetensors out, safetensors or ``torch.load(weights_only=True)`` in.
+
+Nothing here ever unpickles arbitrary objects: ``.pt``/``.pth``/``.bin``/``.ckpt`` files are read
+with ``weights_only=True`` and refused (with the reason) when they need more than tensors and
+plain containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pixlearn._core.errors import ConfigError, ShapeError
+
+__all__ = [
+    "WeightsNotFoundError",
+    "LoadReport",
+    "read_state_dict",
+    "load_weights",
+    "save_weights",
+    "read_weights_metadata",
+]
+
+_SAFE_SUFFIXES = (".safetensors",)
+_TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
+_WRAPPERS = ("state_dict", "model", "model_state_dict", "module", "net")
+_PREFIXES = ("module.", "model.", "task.model.", "_orig_mod.", "net.")
+
+
+class WeightsNotFoundError(ConfigError, FileNotFoundError):
+    """Weights were asked for but are not on this machine (and could not be downloaded)."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did: tensors loaded, and keys it left out and why."""
+
+    loaded: int
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    skipped_head: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a state dict from a ``.safetensors`` file, or a torch file with ``weights_only=True``.
+
+    Wrappers such as ``{"state_dict": ...}`` (Lightning checkpoints) or ``{"model": ...}`` are
+    unwrapped; non-tensor entries are dropped.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        The file does not exist.
+    ConfigError
+        The file is not a weights file, or a torch file needs unpickling beyond tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: no such weights file; give a .safetensors (or .pt/.pth) file")
+    suffix = path.suffix.lower()
+    if suffix in _SAFE_SUFFIXES:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a readable safetensors file ({exc})") from None
+    if suffix not in _TORCH_SUFFIXES:
+        raise ConfigError(
+            f"{path}: unknown weights format {suffix or '(no extension)'}; expected .safetensors, or "
+            f"{', '.join(_TORCH_SUFFIXES)} read with torch.load(weights_only=True)"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle refusals, truncated zips: all mean "not loadable safely"
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"{path}: refused to load with torch.load(weights_only=True): {msg}. pixlearn never unpickles "
+            "arbitrary objects; re-save the file as a plain state dict or as .safetensors"
+        ) from None
+    for _ in range(3):
+        if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), Mapping)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping):
+        raise ConfigError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise ConfigError(f"{path}: holds no tensors")
+    return state
+
+
+def read_weights_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata stored in a ``.safetensors`` header (empty for other files)."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})
+
+
+def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write a model's (or a state dict's) tensors to a ``.safetensors`` file, atomically.
+
+    ``metadata`` values that are not strings are stored as JSON. Shared tensors are saved once
+    per key (each key gets its own contiguous copy).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = save_weights(nn.Linear(2, 3), Path(tempfile.mkdtemp()) / "w.safetensors", metadata={"n": 3})
+    >>> sorted(read_state_dict(p)), read_weights_metadata(p)["n"]
+    (['bias', 'weight'], '3')
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        raise ConfigError(f"{path}: weights are saved as .safetensors; use that extension")
+    state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=meta or None)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _best_prefix_map(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip or add a common wrapper prefix so that the most keys match the model's."""
+    candidates = [dict(state)]
+    for prefix in _PREFIXES:
+        if any(k.startswith(prefix) for k in state):
+            candidates.append({k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()})
+        if any(k.startswith(prefix) for k in target):
+            candidates.append({prefix + k: v for k, v in state.items()})
+    return max(candidates, key=lambda c: len(set(c) & set(target)))
+
+
+def _adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Fit a first-conv weight (O, I, kh, kw) to ``in_chans`` input channels (timm's rule)."""
+    have = weight.shape[1]
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    reps = -(-in_chans // have)
+    return weight.repeat(1, reps, 1, 1)[:, :in_chans] * (have / in_chans)
+
+
+def load_weights(
+    model: nn.Module,
+    source: str | os.PathLike[str] | Mapping[str, torch.Tensor],
+    *,
+    head: tuple[str, ...] = (),
+    first_conv: str | None = None,
+) -> LoadReport:
+    """Load weights into ``model`` from a file or a state dict, adapting what can be adapted.
+
+    Wrapper prefixes (``module.``, ``model.``) are matched automatically. Classifier tensors
+    (under the ``head`` module names) whose shape differs -- another number of classes -- are
+    left at their fresh initialisation; a first convolution with another number of input
+    channels is adapted (summed or repeated). Any other shape mismatch is an error.
+
+    Parameters
+    ----------
+    model : nn.Module
+    source : path or mapping
+        ``.safetensors`` or a torch file (read with ``weights_only=True``), or a state dict.
+    head : tuple of str
+        Module names of the classifier (e.g. ``("fc",)``).
+    first_conv : str, optional
+        Module name of the first convolution.
+
+    Returns
+    -------
+    LoadReport
+
+    Raises
+    ------
+    ShapeError
+        A backbone tensor has another shape than the model's.
+    ConfigError
+        Nothing in the file matches the model (another architecture).
+    """
+    state = read_state_dict(source) if not isinstance(source, Mapping) else dict(source)
+    where = f"{source}" if not isinstance(source, Mapping) else "the state dict"
+    own = model.state_dict()
+    state = _best_prefix_map(state, own)
+    matched = set(state) & set(own)
+    if not matched:
+        sample = ", ".join(sorted(state)[:3])
+        raise ConfigError(
+            f"{where}: none of its {len(state)} tensors ({sample}, ...) match {type(model).__name__}'s parameters; "
+            "these weights belong to another architecture (check --model)"
+        )
+    report = LoadReport(loaded=0)
+
+    def in_head(key: str) -> bool:
+        return any(key == h or key.startswith(h + ".") for h in head)
+
+    to_load: dict[str, torch.Tensor] = {}
+    bad: list[str] = []
+    for key in sorted(matched):
+        value, want = state[key], own[key]
+        if value.shape == want.shape:
+            to_load[key] = value.to(want.dtype)
+        elif in_head(key):
+            report.skipped_head.append(key)
+        elif first_conv and key == f"{first_conv}.weight" and value.ndim == 4 and value.shape[0] == want.shape[0] and value.shape[2:] == want.shape[2:]:
+            to_load[key] = _adapt_input_conv(value, want.shape[1]).to(want.dtype)
+            report.adapted.append(key)
+        else:
+            bad.append(f"{key}: file {tuple(value.shape)} vs model {tuple(want.shape)}")
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ShapeError(
+            f"{where}: {len(bad)} tensor(s) have another shape than the model's: {'; '.join(bad[:3])}{more}; "
+            "the weights were made for another variant of this model"
+        )
+    missing = set(own) - set(to_load)
+    report.missing = sorted(k for k in missing if not in_head(k) or k not in report.skipped_head)
+    report.unexpected = sorted(set(state) - set(own))
+    try:
+        model.load_state_dict(to_load, strict=False)
+    except RuntimeError as exc:  # pragma: no cover - shapes were checked above
+        raise ShapeError(f"{where}: {exc}") from None
+    report.loaded = len(to_load)
+    backbone_missing = [k for k in report.missing if not in_head(k) and not k.endswith("num_batches_tracked")]
+    if backbone_missing and len(backbone_missing) > len(to_load):
+        raise ConfigError(
+            f"{where}: only {len(to_load)} of the model's {len(own)} tensors were found in the file "
+            f"(missing e.g. {', '.join(backbone_missing[:3])}); these weights belong to another architecture"
+        )
+    return report
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming an exception (for wrapped download errors)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,289 @@
+"""A trained classifier rebuilt from its run folder alone, and prediction over arrays, datasets and files.
+
+A run folder's ``weights/model.json`` names the architecture (a :class:`~pixlearn.models.ModelSpec`:
+no code, no pickles), the classes and the preprocessing; ``weights/best.safetensors`` holds the
+tensors (and the same description in its header, so the file alone is enough too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixlearn._core.errors import ConfigError, ShapeError
+from pixlearn._core.types import Task
+from pixlearn.data.index import DatasetIndex, Record
+
+__all__ = [
+    "MODEL_FORMAT",
+    "Classifier",
+    "DatasetPredictions",
+    "load_classifier",
+    "model_card",
+    "predict_dataset",
+    "predict_files",
+    "resolve_device",
+]
+
+#: The ``format`` tag of ``weights/model.json``.
+MODEL_FORMAT = "pixlearn.classifier/1"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None: the first CUDA GPU when there is one, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
+
+
+def model_card(model: Any, classes: Sequence[str]) -> dict[str, Any]:
+    """What ``weights/model.json`` holds: the format tag, the task, the classes and the model spec."""
+    from pixlearn.models import model_spec
+
+    return {"format": MODEL_FORMAT, "task": "classify", "classes": [str(c) for c in classes], "model": model_spec(model).to_dict()}
+
+
+@dataclass
+class Classifier:
+    """A model in eval mode with its classes and preprocessing.
+
+    ``predict`` takes uint8 (H, W, 3) RGB (or (H, W) grey) arrays, like every pixlearn API.
+    """
+
+    model: torch.nn.Module
+    classes: list[str]
+    run_dir: Path | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        from pixlearn.models import get_preprocess
+
+        self.preprocess = get_preprocess(self.model)
+        self.model.eval().to(self.device)
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, C) of a preprocessed float batch (N, C, H, W)."""
+        logits = self.model(images.to(self.device))
+        return torch.softmax(logits.float(), dim=1).cpu()
+
+    def to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 images -> the model's preprocessed (N, C, H, W) float batch."""
+        from pixlearn._core.types import Sample
+        from pixlearn.data.augment import to_tensor_sample
+
+        out = []
+        for img in images:
+            arr = np.asarray(img)
+            if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+                raise ShapeError(f"images must be uint8 (H, W, 3) or (H, W) arrays, got {arr.dtype} {arr.shape}")
+            if arr.ndim == 2:
+                arr = np.repeat(arr[..., None], 3, axis=2)
+            x, _ = to_tensor_sample(Sample(image=arr), img_size=self.preprocess.img_size, mean=self.preprocess.mean, std=self.preprocess.std)
+            out.append(x)
+        return torch.stack(out)
+
+    def predict(self, images: Sequence[np.ndarray], *, top_k: int = 1) -> list[dict[str, Any]]:
+        """``{"label", "score", "top_k"}`` per image (``top_k``: the k best ``(label, probability)`` pairs).
+
+        Examples
+        --------
+        >>> from pixlearn.models import create_model
+        >>> clf = Classifier(create_model("pixlearn_smallcnn_tiny", num_classes=2, img_size=8), ["cat", "dog"])
+        >>> row = clf.predict([np.zeros((10, 12, 3), np.uint8)], top_k=2)[0]
+        >>> row["label"] in ("cat", "dog"), len(row["top_k"])
+        (True, 2)
+        """
+        if not images:
+            return []
+        probs = self.predict_proba(self.to_tensor(images)).numpy()
+        return [self._row(p, top_k) for p in probs]
+
+    def _row(self, p: np.ndarray, top_k: int) -> dict[str, Any]:
+        k = max(1, min(int(top_k), len(self.classes)))
+        order = np.argsort(-p, kind="stable")[:k]
+        return {
+            "label": self.classes[int(order[0])],
+            "score": float(p[order[0]]),
+            "top_k": [{"label": self.classes[int(j)], "score": float(p[j])} for j in order],
+        }
+
+
+def _card_from(path: Path) -> tuple[dict[str, Any], Path]:
+    """(model card, weights file) of a run folder, its weights/ folder or a .safetensors file."""
+    from pixlearn.models import read_weights_metadata
+
+    if path.is_file():
+        meta = read_weights_metadata(path)
+        if "pixlearn" not in meta:
+            raise ConfigError(f"{path}: this weights file carries no pixlearn model description; pass its run folder")
+        return json.loads(meta["pixlearn"]), path
+    wdir = path / "weights" if (path / "weights").is_dir() else path
+    card_path = wdir / "model.json"
+    weights = wdir / "best.safetensors"
+    if not card_path.is_file():
+        folds = sorted(p.name for p in path.glob("fold_*") if (p / "weights" / "model.json").is_file())
+        if folds:
+            raise ConfigError(
+                f"{path}: is a k-fold cross-validation run; its models are in the fold folders: "
+                f"{', '.join(str(path / f) for f in folds[:5])}. Pass one of them"
+            )
+        cfg = path / "config.yaml"
+        if cfg.is_file() and "method: classic" in cfg.read_text(encoding="utf-8", errors="replace"):
+            raise ConfigError(f"{path}: is a classic (HOG/SVM) run; load it with pixlearn.classic.load_classic (pixlearn predict RUN handles both kinds)")
+        if not path.exists():
+            raise ConfigError(f"{path}: no such run folder")
+        raise ConfigError(f"{path}: not a classification run folder (no weights/model.json); pass the folder pixlearn train classify wrote")
+    if not weights.is_file():
+        raise ConfigError(f"{path}: has no weights/best.safetensors; the run did not finish an epoch")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{card_path}: unreadable model description ({exc})") from None
+    return card, weights
+
+
+def load_classifier(run: str | os.PathLike[str], *, device: str | torch.device | None = "cpu") -> Classifier:
+    """Rebuild a trained classifier from its run folder (or its ``.safetensors`` file) alone.
+
+    Parameters
+    ----------
+    run : path
+        ``runs/classify/<name>`` (or one ``fold_k`` of a k-fold run), its ``weights/`` folder, or
+        a ``best.safetensors`` file written by pixlearn.
+    device : str, default "cpu"
+        ``"auto"`` picks a GPU when there is one.
+
+    Raises
+    ------
+    ConfigError
+        Not a pixlearn classification run folder (the message says what it is instead).
+    """
+    from pixlearn.models import build_from_spec, load_weights
+
+    path = Path(run)
+    card, weights = _card_from(path)
+    if card.get("format") != MODEL_FORMAT or card.get("task") != "classify":
+        raise ConfigError(f"{path}: model description has format {card.get('format')!r}, expected {MODEL_FORMAT!r}")
+    model = build_from_spec(card["model"])
+    load_weights(model, weights, head=())  # every tensor must fit: the file was written for this spec
+    classes = [str(c) for c in card["classes"]]
+    if card["model"]["num_classes"] != len(classes):
+        raise ConfigError(f"{path}: the model has {card['model']['num_classes']} outputs but lists {len(classes)} classes")
+    return Classifier(model, classes, run_dir=path if path.is_dir() else None, device=resolve_device(device))
+
+
+# ---------------------------------------------------------------- datasets and files
+@dataclass
+class DatasetPredictions:
+    """Probabilities for the records of an index; unreadable records have a NaN row and an error."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    errors: dict[int, str]
+
+    @property
+    def ok(self) -> np.ndarray:
+        return ~np.isnan(self.probs).any(axis=1)
+
+
+def _progress(enabled: bool | None, total: int, description: str) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(file=sys.stderr)
+    show = console.is_terminal if enabled is None else bool(enabled)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=not show, transient=True)
+    return bar, bar.add_task(description, total=total)
+
+
+def predict_dataset(
+    clf: Classifier,
+    index: DatasetIndex,
+    *,
+    batch_size: int = 64,
+    workers: int = 0,
+    progress: bool | None = None,
+    description: str = "predicting",
+) -> DatasetPredictions:
+    """Run ``clf`` over every record of ``index`` (decoded with the safe reader, in ``workers`` processes).
+
+    Labels are -1 where a record has none. A file that cannot be read gets a NaN row and its
+    error in ``errors``; it never stops the run.
+    """
+    from pixlearn.data.loader import ImageDataset, make_loader
+
+    pre = clf.preprocess
+    n = len(index)
+    probs = np.full((n, len(clf.classes)), np.nan, np.float32)
+    labels = np.array([-1 if r.label is None else int(r.label) for r in index.records], np.int64)
+    errors: dict[int, str] = {}
+    if n:
+        dataset = ImageDataset(index, img_size=pre.img_size, mean=pre.mean, std=pre.std, task=Task.CLASSIFY)
+        loader = make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, seed=0)
+        bar, task = _progress(progress, n, description)
+        with bar:
+            for batch in loader:
+                for s in batch.skipped:
+                    errors[s.index] = s.error
+                if len(batch):
+                    probs[batch.indices.numpy()] = clf.predict_proba(batch.images).numpy()
+                bar.advance(task, len(batch) + len(batch.skipped))
+    return DatasetPredictions(probs, labels, [str(r.path) for r in index.records], errors)
+
+
+def predict_files(
+    run: Classifier | str | os.PathLike[str],
+    images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    top_k: int = 1,
+    batch_size: int = 64,
+    workers: int = 0,
+    device: str | None = "cpu",
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Classify image files, folders (recursively) and glob patterns with a run folder's model.
+
+    Returns
+    -------
+    list of dict
+        One row per file, in order: ``{"path", "label", "score", "top_k", "error"}``; a file that
+        cannot be read has ``label``/``score`` None and the reason in ``error`` -- it never stops the batch.
+
+    Examples
+    --------
+    >>> from pixlearn.models import create_model
+    >>> clf = Classifier(create_model("pixlearn_smallcnn_tiny", num_classes=2, img_size=8), ["a", "b"])
+    >>> [(r["label"], r["error"][:18]) for r in predict_files(clf, ["missing.png"])]
+    [(None, 'ImageNotFoundError')]
+    """
+    from pixlearn.io import expand_sources
+
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
+    clf = run if isinstance(run, Classifier) else load_classifier(run, device=device)
+    paths = [p for p, _ in expand_sources(images)]
+    records = [Record(path=p) for p in paths]
+    index = DatasetIndex(root=Path("."), format="files", task=Task.CLASSIFY, classes=list(clf.classes), records=records)
+    preds = predict_dataset(clf, index, batch_size=batch_size, workers=workers, progress=progress)
+    rows: list[dict[str, Any]] = []
+    for i, path in enumerate(paths):
+        row: dict[str, Any] = {"path": str(path), "label": None, "score": None, "top_k": [], "error": None}
+        if i in preds.errors or np.isnan(preds.probs[i]).any():
+            row["error"] = preds.errors.get(i, "not predicted")
+        else:
+            row.update(clf._row(preds.probs[i], top_k))
+        rows.append(row)
+    return rows

@@ -1,0 +1,862 @@
+"""Train an image classifier from a labelled folder: the run folder, resume / extend, k-fold, LR finder.
+
+:func:`train_classifier` is the Python face of ``pixlearn train classify``. A run writes
+``runs/classify/<name>/``::
+
+    config.yaml               the resolved configuration (rerun it with --config)
+    manifest.json             versions, seed, data fingerprint and splits, git commit, device, timings
+    metrics.csv               one row per epoch: train/val loss, val metrics, lr, epoch time
+    metrics.json              final scores on the test (or held-out) split, in the schema of
+                              pixlearn.eval.classification_metrics, plus "split" and the val scores
+    weights/best.safetensors  the best epoch's weights (by the monitored val metric)
+    weights/model.json        the model spec, classes and preprocessing that rebuild it
+    checkpoints/last.ckpt     the full training state at the last epoch end (resume / extend)
+    plots/*.png               training curves, confusion matrices, ROC, PR, per-class, mistakes
+    report.html               everything above in one page, every number named by its split
+
+A k-fold run (``folds=K``) writes the same files for each fold under ``fold_1/`` ... and a
+summary (``config.yaml``, ``manifest.json``, ``metrics.csv``, ``metrics.json``, ``report.html``)
+with the mean and standard deviation of every metric at the top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixlearn._core.errors import ConfigError
+from pixlearn.train.config import ClassifyConfig, load_config
+from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
+
+__all__ = ["TrainResult", "train_classifier", "HARDWARE_KEYS"]
+
+log = logging.getLogger("pixlearn.train")
+
+#: Options a resumed run may change (they do not change the maths, only where and how fast it runs).
+HARDWARE_KEYS = ("workers", "devices", "accelerator", "strategy", "precision", "num_nodes", "data")
+
+_SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes
+    ----------
+    run_dir : Path
+    config : ClassifyConfig
+        The resolved configuration (as saved in ``config.yaml``).
+    metrics : dict or None
+        ``metrics.json``'s content (None in DDP processes other than rank 0).
+    history : list of dict
+        The rows of ``metrics.csv``.
+    best_epoch, epochs_run : int
+    stopped_early : bool
+    lr_find : dict, optional
+        ``{"suggestion", "lrs", "losses"}`` when the LR finder ran.
+    folds : list of TrainResult
+        One per fold of a k-fold run.
+    """
+
+    run_dir: Path
+    config: ClassifyConfig
+    metrics: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    stopped_early: bool = False
+    lr_find: dict[str, Any] | None = None
+    folds: list[TrainResult] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- config resolution
+def _base_config(config: ClassifyConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> ClassifyConfig:
+    if config is None:
+        return ClassifyConfig()
+    if isinstance(config, ClassifyConfig):
+        return config
+    if isinstance(config, Mapping):
+        return ClassifyConfig.from_dict(config)
+    return load_config(config)
+
+
+def _default_lr(optimizer: str, batch_size: int) -> float:
+    if optimizer == "sgd":
+        return 0.05 * batch_size / 64  # linear scaling
+    return 2e-3 * math.sqrt(batch_size / 64)  # square-root scaling for Adam-style optimisers
+
+
+def _resolve_hardware(cfg: ClassifyConfig) -> dict[str, Any]:
+    import torch
+
+    t = cfg.train
+    acc = t.accelerator
+    if acc == "auto":
+        acc = "gpu" if torch.cuda.is_available() else "cpu"
+    gpu = acc in ("gpu", "cuda")
+    precision = t.precision
+    if precision == "auto":
+        precision = "bf16" if gpu and torch.cuda.is_bf16_supported() else ("16" if gpu else "32")
+    channels_last = gpu if t.channels_last is None else t.channels_last
+    strategy = t.strategy
+    if strategy == "auto" and t.devices * t.num_nodes > 1:
+        strategy = "ddp"
+    return {"accelerator": acc, "precision": precision, "channels_last": channels_last, "strategy": strategy}
+
+
+def _resolve(cfg: ClassifyConfig, *, img_size: int) -> ClassifyConfig:
+    d = cfg.to_dict()
+    o, m = d["optim"], d["model"]
+    if o["lr"] is None:
+        o["lr"] = _default_lr(o["optimizer"], d["data"]["batch_size"])
+    if o["weight_decay"] is None:
+        o["weight_decay"] = 0.05 if o["optimizer"] == "adamw" else 5e-4
+    if m["backbone_lr_mult"] is None:
+        m["backbone_lr_mult"] = 0.1 if (m["pretrained"] or m["weights"]) else 1.0
+    d["data"]["img_size"] = img_size
+    d["train"].update(_resolve_hardware(cfg))
+    return ClassifyConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------- loaders
+class _Shard:
+    """Every ``world``-th item from ``rank`` (validation: no padding, no shuffling)."""
+
+    def __init__(self, n: int, world: int, rank: int) -> None:
+        self.items = list(range(rank, n, world))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class _Loaders:
+    train_ds: Any
+    val_ds: Any
+    batch_size: int
+    workers: int
+    seed: int
+    sample_weights: list[float] | None
+    pin_memory: bool = False
+    train_loader: Any = None
+
+    def _loader(self, dataset: Any, sampler: Any, *, drop_last: bool) -> Any:
+        from pixlearn.data.loader import SkippingLoader, collate_skip_none, seed_worker
+
+        extra: dict[str, Any] = {}
+        if self.workers > 0:
+            extra = {"persistent_workers": True, "worker_init_fn": seed_worker}
+        return SkippingLoader(
+            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
+            collate_fn=functools.partial(collate_skip_none, mean=dataset.mean, std=dataset.std),
+            drop_last=drop_last, pin_memory=self.pin_memory, **extra,
+        )
+
+    def train(self, world: int, rank: int) -> Any:
+        from pixlearn.train.sampling import EpochSampler
+
+        sampler = EpochSampler(len(self.train_ds), shuffle=True, seed=self.seed, weights=self.sample_weights, num_replicas=world, rank=rank)
+        # drop a last partial batch (batch-norm cannot train on one image) when there is more than one batch
+        self.train_loader = self._loader(self.train_ds, sampler, drop_last=len(sampler) > self.batch_size)
+        return self.train_loader
+
+    def val(self, world: int, rank: int) -> Any:
+        return self._loader(self.val_ds, _Shard(len(self.val_ds), world, rank), drop_last=False)
+
+
+# ---------------------------------------------------------------- quiet Lightning
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's info banners and advice warnings off while pixlearn drives it (restored afterwards)."""
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PossibleUserWarning)
+            for msg in (
+                ".*does not have many workers.*",
+                ".*smaller than the logging interval.*",
+                ".*GPU available but not used.*",
+                ".*returned `None`.*",
+                ".*exists and is not empty.*",
+                ".*_pytree.*",
+                ".*LeafSpec.*",
+            ):
+                warnings.filterwarnings("ignore", message=msg)
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _strategy(name: str, *, accelerator: str, find_unused: bool) -> Any:
+    if name == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        kwargs: dict[str, Any] = {"find_unused_parameters": find_unused}
+        if accelerator == "cpu":
+            kwargs["process_group_backend"] = "gloo"
+        return DDPStrategy(**kwargs)
+    return "auto"
+
+
+_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+
+
+# ---------------------------------------------------------------- one run
+@dataclass
+class _Prepared:
+    cfg: ClassifyConfig
+    index: Any
+    splits: Any
+    model: Any
+    task: Any
+    loaders: _Loaders
+    classes: list[str]
+
+
+def _prepare(cfg: ClassifyConfig, index: Any, splits: Any, *, spec: Mapping[str, Any] | None = None) -> _Prepared:
+    """Model, task and datasets for ``cfg`` (already resolved) on ``splits``."""
+    import torch
+
+    from pixlearn.models import build_from_spec, create_model
+    from pixlearn.tasks.classify import ClassifyTask, inverse_frequency_weights
+    from pixlearn.tasks.classify_data import make_dataset
+
+    classes = list(index.classes)
+    torch.manual_seed(cfg.train.seed)
+    size = cfg.data.img_size
+    if spec is not None:  # resuming: the exact architecture of the run, no download
+        model = build_from_spec(spec)
+    else:
+        m = cfg.model
+        model = create_model(
+            m.name, num_classes=len(classes), pretrained=m.pretrained, weights=m.weights,
+            drop_rate=m.drop_rate, drop_path_rate=m.drop_path_rate, img_size=size,
+        )
+        _record_pipeline_preprocess(model)
+    pre = model.pixlearn_spec.preprocess
+    counts = splits.class_counts("train")
+    weights = None
+    if cfg.data.class_weights is not None:
+        if len(cfg.data.class_weights) != len(classes):
+            raise ConfigError(f"data.class_weights has {len(cfg.data.class_weights)} values but there are {len(classes)} classes {classes}")
+        weights = list(cfg.data.class_weights)
+    elif cfg.data.balance == "loss":
+        weights = inverse_frequency_weights(counts)
+    t = cfg.train
+    task = ClassifyTask(
+        model, num_classes=len(classes), label_smoothing=t.label_smoothing, class_weights=weights,
+        mixup_alpha=t.mixup_alpha, cutmix_alpha=t.cutmix_alpha, mix_prob=t.mix_prob,
+    )
+    train_ds = make_dataset(index, splits.train, img_size=pre.img_size, mean=pre.mean, std=pre.std, augment=cfg.data.augment)
+    val_ds = make_dataset(index, splits.val, img_size=pre.img_size, mean=pre.mean, std=pre.std) if splits.val else None
+    sample_weights = None
+    if cfg.data.balance == "sampler":
+        per_class = [1.0 / c if c else 0.0 for c in counts]
+        sample_weights = [per_class[index.records[i].label] for i in splits.train]
+    loaders = _Loaders(train_ds, val_ds, cfg.data.batch_size, cfg.data.workers, t.seed, sample_weights,
+                       pin_memory=cfg.train.accelerator in ("gpu", "cuda"))
+    return _Prepared(cfg, index, splits, model, task, loaders, classes)
+
+
+def _record_pipeline_preprocess(model: Any) -> None:
+    """pixlearn's loader resizes bilinearly without a centre crop: record that, not the recipe the model shipped with."""
+    from dataclasses import replace
+
+    spec = model.pixlearn_spec
+    model.pixlearn_spec = replace(spec, preprocess=replace(spec.preprocess, interpolation="bilinear", crop_pct=1.0))
+
+
+def _engine_options(cfg: ClassifyConfig, *, has_val: bool, run_dir: Path) -> Any:
+    from pixlearn.train.engine import EngineOptions
+
+    o, s, t, m = cfg.optim, cfg.schedule, cfg.train, cfg.model
+    return EngineOptions(
+        optimizer=o.optimizer, lr=float(o.lr), momentum=o.momentum, nesterov=o.nesterov, weight_decay=float(o.weight_decay),
+        l1=o.l1, schedule=s.name, warmup_epochs=s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
+        gamma=s.gamma, plateau_patience=s.plateau_patience, pct_start=s.pct_start, freeze_epochs=m.freeze_epochs,
+        backbone_lr_mult=float(m.backbone_lr_mult), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
+        monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
+        checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
+    )
+
+
+def _trainer_kwargs(cfg: ClassifyConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
+    from pixlearn.train.callbacks import AtomicCheckpointIO
+
+    t = cfg.train
+    return {
+        "max_epochs": t.epochs,
+        "accelerator": t.accelerator,
+        "devices": t.devices,
+        "num_nodes": t.num_nodes,
+        "strategy": _strategy(t.strategy, accelerator=t.accelerator, find_unused=cfg.model.freeze_epochs > 0),
+        "precision": _PRECISION[t.precision],
+        "deterministic": t.deterministic,
+        "gradient_clip_val": cfg.optim.grad_clip,
+        "accumulate_grad_batches": t.accumulate,
+        "logger": False,
+        "enable_checkpointing": True,
+        "enable_model_summary": False,
+        "enable_progress_bar": progress,
+        "num_sanity_val_steps": 0,
+        "use_distributed_sampler": False,
+        "default_root_dir": str(run_dir),
+        "plugins": [AtomicCheckpointIO()],
+        "log_every_n_steps": 50,
+    }
+
+
+def _show_progress(progress: bool | None) -> bool:
+    import sys
+
+    return bool(sys.stderr.isatty()) if progress is None else bool(progress)
+
+
+def _device_info(cfg: ClassifyConfig) -> dict[str, Any]:
+    import torch
+
+    t = cfg.train
+    info: dict[str, Any] = {
+        "accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes, "strategy": t.strategy,
+        "precision": t.precision, "channels_last": t.channels_last, "cpu_threads": torch.get_num_threads(),
+    }
+    if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _run_lr_finder(prep: _Prepared, cfg: ClassifyConfig, run_dir: Path, *, rank_zero: bool, progress: bool) -> dict[str, Any]:
+    import lightning.pytorch as L
+    from lightning.pytorch.tuner import Tuner
+
+    from pixlearn.train.engine import EngineModule
+
+    if cfg.train.devices * cfg.train.num_nodes > 1:
+        raise ConfigError("the LR finder runs on one device; run --find-lr without --devices/--num-nodes, then train with its --lr")
+    module = EngineModule(prep.task, _engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)
+    kw = _trainer_kwargs(cfg, run_dir, progress=False)
+    kw.update(callbacks=[], enable_checkpointing=False, enable_progress_bar=False, plugins=[])
+    trainer = L.Trainer(**kw)
+    steps = max(len(prep.loaders.train_ds) // cfg.data.batch_size, 1)
+    num = int(min(100, max(50, 3 * steps)))
+    finder_log = logging.getLogger("lightning.pytorch.tuner.lr_finder")
+    level = finder_log.level
+    finder_log.setLevel(logging.CRITICAL)  # pixlearn reports a missing suggestion itself
+    try:
+        with contextlib.redirect_stderr(sys.stderr if progress else io.StringIO()):  # its tqdm bar writes to stderr
+            result = Tuner(trainer).lr_find(module, min_lr=1e-6, max_lr=1.0, num_training=num, update_attr=False, early_stop_threshold=4.0)
+    finally:
+        finder_log.setLevel(level)
+    if result is None:  # pragma: no cover - only when Lightning skips tuning
+        return {"suggestion": None, "lrs": [], "losses": []}
+    suggestion = result.suggestion()
+    out = {"suggestion": None if suggestion is None else float(suggestion), "lrs": [float(v) for v in result.results["lr"]],
+           "losses": [float(v) for v in result.results["loss"]], "num_training": num}
+    if rank_zero:
+        from pixlearn.eval.classify_plots import plot_lr_find
+
+        plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
+    return out
+
+
+class _SaveBest:
+    """Writes ``weights/best.safetensors`` and ``weights/model.json`` (a class, so that it pickles)."""
+
+    def __init__(self, run_dir: Path, classes: list[str]) -> None:
+        self.run_dir, self.classes = Path(run_dir), list(classes)
+
+    def __call__(self, model: Any) -> None:
+        from pixlearn.models import save_weights
+        from pixlearn.tasks.classify_predict import model_card
+
+        card = model_card(model, self.classes)
+        save_weights(model, self.run_dir / "weights" / "best.safetensors", metadata={"pixlearn": json.dumps(card)})
+        write_json(self.run_dir / "weights" / "model.json", card)
+
+
+def _fit(
+    prep: _Prepared,
+    run_dir: Path,
+    *,
+    ckpt_path: Path | None,
+    extend: bool,
+    progress: bool | None,
+    callbacks: Sequence[Any],
+    manifest: dict[str, Any],
+    rank_zero: bool,
+) -> TrainResult:
+    import lightning.pytorch as L
+
+    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping, StderrProgressBar
+    from pixlearn.train.engine import EngineModule
+
+    cfg = prep.cfg
+    has_val = bool(prep.splits.val)
+    options = _engine_options(cfg, has_val=has_val, run_dir=run_dir)
+    module = EngineModule(prep.task, options, loaders=prep.loaders)
+    show = _show_progress(progress)
+    metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.splits.train), freeze_epochs=cfg.model.freeze_epochs)
+    best_cb = BestWeights(_SaveBest(run_dir, prep.classes), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val)
+    cbs: list[Any] = [metrics_cb, best_cb]
+    early = None
+    if has_val and cfg.train.patience > 0:
+        early = ResumableEarlyStopping(
+            monitor=options.monitor, mode=options.monitor_mode, patience=cfg.train.patience, min_delta=cfg.train.min_delta,
+            check_finite=True, reset_on_load=extend,
+        )
+        cbs.append(early)
+    if show:
+        cbs.append(StderrProgressBar())
+    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
+    cbs.extend(callbacks)
+    kw = _trainer_kwargs(cfg, run_dir, progress=show)
+    kw["callbacks"] = cbs
+    import torch
+
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    trainer = L.Trainer(**kw)
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    except BaseException as exc:
+        if rank_zero:
+            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
+            write_json(run_dir / "manifest.json", manifest)
+        raise
+    finally:  # Lightning sets the process-wide flag; put it back for whatever runs next in this process
+        torch.use_deterministic_algorithms(deterministic_before)
+    fit_seconds = time.perf_counter() - t0
+    stopped = bool(early is not None and early.stopped_epoch > 0)
+    result = TrainResult(
+        run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
+        epochs_run=len(metrics_cb.rows), stopped_early=stopped,
+    )
+    manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds + manifest.get("timings", {}).get("fit_seconds_before", 0.0), 3)
+    skipped = prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else []
+    if skipped:
+        manifest["skipped_last_epoch"] = [{"path": s.path, "error": s.error} for s in skipped]
+    if not trainer.is_global_zero or not rank_zero:
+        return result
+    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds)
+    return result
+
+
+def _split_rows(prep: _Prepared) -> list[dict[str, Any]]:
+    s = prep.splits
+    rows = [{"split": "train", "images": len(s.train), "source": s.sources.get("train", ""), "used_for": "fitting the weights"}]
+    rows.append({"split": "val", "images": len(s.val), "source": s.sources.get("val", ""),
+                 "used_for": "early stopping and choosing the best epoch (its scores are not unbiased)" if s.val else "nothing (no validation)"})
+    rows.append({"split": s.test_name, "images": len(s.test), "source": s.sources.get(s.test_name, ""),
+                 "used_for": "the final scores only: never for training, early stopping or model selection" if s.test else "nothing (no test split)"})
+    return rows
+
+
+def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manifest: dict[str, Any], *, fit_seconds: float) -> dict[str, Any]:
+    from pixlearn.eval.classify_eval import evaluate_split, write_evaluation
+    from pixlearn.tasks.classify_predict import load_classifier
+
+    cfg = prep.cfg
+    t0 = time.perf_counter()
+    clf = load_classifier(run_dir, device="auto" if cfg.train.accelerator in ("gpu", "cuda") else "cpu")  # rebuilt from the folder alone
+    bs, workers = cfg.data.batch_size, cfg.data.workers
+    s = prep.splits
+    evaluations = []
+    notes = []
+    if s.test:
+        evaluations.append(evaluate_split(clf, prep.index, s.test, split=s.test_name, source=s.sources.get(s.test_name, ""), batch_size=bs, workers=workers))
+    if s.val:
+        val = evaluate_split(clf, prep.index, s.val, split="val", source=s.sources.get("val", ""), batch_size=bs, workers=workers)
+        val.metrics["note"] = "used for early stopping and to choose the best epoch: optimistic"
+        evaluations.append(val)
+    if not s.test:
+        notes.append("This run has no test split (test_fraction=0 and no test/ folder): the headline scores are on the val split, "
+                     "which chose the best epoch, so they are optimistic.")
+    if not evaluations:
+        raise ConfigError("no val or test images to score the model on; keep val_fraction or test_fraction above 0")
+    head = evaluations[0]
+    eval_seconds = time.perf_counter() - t0
+    metrics: dict[str, Any] = {"task": "classify", **{k: v for k, v in head.metrics.items() if k != "note"}}
+    metrics.update(
+        fit_seconds=round(fit_seconds, 3),
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        stopped_early=result.stopped_early,
+        monitor=cfg.train.monitor,
+        splits={r["split"]: {"images": r["images"], "source": r["source"], "used_for": r["used_for"]} for r in _split_rows(prep)},
+    )
+    for ev in evaluations[1:]:
+        metrics[ev.split] = {k: v for k, v in ev.metrics.items()}
+    extra = []
+    if (run_dir / "plots" / "lr_find.png").is_file():
+        extra.append((run_dir / "plots" / "lr_find.png", "LR finder: training loss (train split) against the learning rate."))
+    title = f"pixlearn train classify: {cfg.model.name} on {Path(prep.index.root).name}"
+    details = {
+        "model": cfg.model.name,
+        "initialisation": "pretrained" if cfg.model.pretrained else (f"weights {cfg.model.weights}" if cfg.model.weights else "random (from scratch)"),
+        "image size": cfg.data.img_size,
+        "classes": len(prep.classes),
+        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}" + (" (stopped early)" if result.stopped_early else ""),
+        "best epoch": f"{result.best_epoch} (by {cfg.train.monitor} on val)" if s.val else f"{result.best_epoch} (last epoch; no val split)",
+        "optimizer": f"{cfg.optim.optimizer}, lr {cfg.optim.lr:.3g}, weight decay {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name}",
+        "device": f"{cfg.train.accelerator} x {cfg.train.devices}, precision {cfg.train.precision}",
+        "fit seconds": round(fit_seconds, 1),
+        "data": str(Path(prep.index.root).resolve()),
+        "run folder": str(run_dir.resolve()),
+    }
+    write_evaluation(
+        run_dir, evaluations, classes=prep.classes, title=title, details=details, history=result.history,
+        splits=_split_rows(prep), extra_plots=extra, notes=notes,
+    )
+    write_json(run_dir / "metrics.json", metrics)
+    manifest["timings"]["eval_seconds"] = round(eval_seconds, 3)
+    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early)
+    if any(ev.errors for ev in evaluations):
+        manifest["skipped_in_evaluation"] = {ev.split: ev.errors for ev in evaluations if ev.errors}
+    write_json(run_dir / "manifest.json", manifest)
+    return metrics
+
+
+# ---------------------------------------------------------------- public entry point
+def _data_manifest(index: Any, splits: Any) -> dict[str, Any]:
+    return {
+        "root": str(Path(index.root).resolve()),
+        "format": index.format,
+        "fingerprint": index.fingerprint(),
+        "classes": list(index.classes),
+        "splits": splits.to_dict(),
+    }
+
+
+def _plan(cfg: ClassifyConfig, index: Any) -> Any:
+    from pixlearn.tasks.classify_data import fold_splits, plan_splits
+
+    splits = plan_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
+    if cfg.train.fold:
+        if cfg.train.fold > max(cfg.train.folds, 1):
+            raise ConfigError(f"train.fold={cfg.train.fold} but train.folds={cfg.train.folds}")
+        splits = fold_splits(splits, folds=cfg.train.folds, seed=cfg.train.seed)[cfg.train.fold - 1]
+    return splits
+
+
+def _default_img_size(name: str) -> int:
+    from pixlearn.models.registry import TORCHVISION_MODELS, _REGISTRY, check_model_name
+
+    check_model_name(name)
+    if name in _REGISTRY:
+        return _REGISTRY[name].preprocess.input_size[1]
+    if name in TORCHVISION_MODELS:
+        return TORCHVISION_MODELS[name]["input_size"][1]
+    import timm.models
+
+    pc = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
+    return int(pc.input_size[1]) if pc is not None and pc.input_size else 224
+
+
+def _train_one(
+    cfg: ClassifyConfig, index: Any, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
+    lr_find: bool,
+) -> TrainResult:
+    splits = _plan(cfg, index)
+    prep = _prepare(cfg, index, splits)
+    manifest = base_manifest(seed=cfg.train.seed)
+    manifest.update(status="running", task="classify", device=_device_info(cfg), data=_data_manifest(index, splits),
+                    model=prep.model.pixlearn_spec.to_dict(), run_dir=str(run_dir.resolve()))
+    finder = None
+    if lr_find:
+        with _quiet_lightning():
+            finder = _run_lr_finder(prep, cfg, run_dir, rank_zero=rank_zero, progress=_show_progress(progress))
+        if finder["suggestion"]:
+            cfg = ClassifyConfig.from_overrides(cfg, lr=finder["suggestion"])
+        else:
+            log.warning("the LR finder gave no suggestion (too few steps before the loss diverged); keeping lr=%g", cfg.optim.lr)
+        prep = _prepare(cfg, index, splits)  # a fresh, identically seeded model for the real run
+        manifest["lr_find"] = {k: finder[k] for k in ("suggestion", "num_training")}
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        write_json(run_dir / "manifest.json", manifest)
+    with _quiet_lightning():
+        result = _fit(prep, run_dir, ckpt_path=None, extend=False, progress=progress, callbacks=callbacks, manifest=manifest, rank_zero=rank_zero)
+    result.lr_find = finder
+    return result
+
+
+def _summarise_folds(results: list[TrainResult]) -> dict[str, Any]:
+    import numpy as np
+
+    metrics: dict[str, Any] = {}
+    first = results[0].metrics or {}
+    test = first.get("split", "test")
+    for prefix, pick in ((test, lambda m: m), ("val", lambda m: m.get("val") or {})):
+        for key in _SUMMARY_METRICS:
+            vals = [pick(r.metrics or {}).get(key) for r in results]
+            if all(isinstance(v, (int, float)) for v in vals) and vals:
+                arr = np.asarray(vals, dtype=np.float64)
+                metrics[f"{prefix}_{key}"] = {"mean": float(arr.mean()), "std": float(arr.std()), "per_fold": [float(v) for v in arr]}
+    return metrics
+
+
+def _train_folds(
+    cfg: ClassifyConfig, index: Any, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
+) -> TrainResult:
+    import csv
+    import io
+
+    from pixlearn.eval.classify_report import write_run_report
+    from pixlearn.tasks.classify_data import fold_splits, plan_splits
+
+    k = cfg.train.folds
+    base = plan_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
+    fold_splits(base, folds=k, seed=cfg.train.seed)  # fail early when the data is too small for k folds
+    manifest = base_manifest(seed=cfg.train.seed)
+    manifest.update(status="running", task="classify", kind="k-fold", folds=k, device=_device_info(cfg),
+                    data=_data_manifest(index, base), run_dir=str(run_dir.resolve()))
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        write_json(run_dir / "manifest.json", manifest)
+    t0 = time.perf_counter()
+    results = []
+    for i in range(1, k + 1):
+        fold_cfg = ClassifyConfig.from_overrides(cfg, fold=i)
+        log.info("fold %d/%d", i, k)
+        results.append(_train_one(fold_cfg, index, run_dir / f"fold_{i}", progress=progress, callbacks=callbacks, rank_zero=rank_zero, lr_find=False))
+    summary = _summarise_folds(results)
+    test_name = base.test_name
+    cv = {
+        "folds": k,
+        "split": f"{test_name}: the same held-out images scored by each fold's model; val: each fold's own held-out part",
+        "metrics": summary,
+    }
+    for key in ("accuracy", "macro_f1"):  # the classic baseline's cv keys
+        s = summary.get(f"{test_name}_{key}") or {}
+        cv[f"{key}_mean"], cv[f"{key}_std"] = s.get("mean"), s.get("std")
+    metrics = {
+        "task": "classify",
+        "split": test_name,
+        "kind": "k-fold",
+        "cv": cv,
+        "folds": [{"fold": i + 1, "run_dir": str(r.run_dir), "best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
+                   **{key: (r.metrics or {}).get(key) for key in _SUMMARY_METRICS if key in (r.metrics or {})}}
+                  for i, r in enumerate(results)],
+        "fit_seconds": round(time.perf_counter() - t0, 3),
+    }
+    result = TrainResult(run_dir=run_dir, config=cfg, metrics=metrics if rank_zero else None, folds=results,
+                         history=[{"fold": i + 1, **row} for i, r in enumerate(results) for row in r.history])
+    if rank_zero:
+        write_json(run_dir / "metrics.json", metrics)
+        buf = io.StringIO()
+        cols = list(dict.fromkeys(c for row in result.history for c in row))
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for row in result.history:
+            w.writerow({c: "" if row.get(c) is None else row.get(c) for c in cols})
+        atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+        rows = [{"split": f"fold_{i + 1}", "images": len(r.history) and None, "source": str(r.run_dir / "report.html"),
+                 "used_for": f"best epoch {r.best_epoch}; {test_name} accuracy {(r.metrics or {}).get('accuracy', float('nan')):.4f}"}
+                for i, r in enumerate(results)]
+        write_run_report(
+            run_dir / "report.html", title=f"pixlearn train classify: {k}-fold cross-validation of {cfg.model.name}",
+            scores=[], splits=[{"split": test_name, "images": len(base.test), "source": base.sources.get(test_name, ""),
+                                "used_for": "scored by every fold's model; never trained on"},
+                               {"split": "train + val", "images": len(base.train) + len(base.val), "source": "split into the folds",
+                                "used_for": f"each fold trains on {k - 1}/{k} and validates (early stopping) on 1/{k}"}] + rows,
+            details={"model": cfg.model.name, "folds": k, "epochs": cfg.train.epochs, "seed": cfg.train.seed},
+            cv=cv, notes=["Each fold has its own full report, weights and checkpoint in its fold_N folder."],
+        )
+        manifest.update(status="finished", timings={"fit_seconds": metrics["fit_seconds"]})
+        write_json(run_dir / "manifest.json", manifest)
+    return result
+
+
+def _resume(
+    run: str | os.PathLike[str], *, extend: int | None, overrides: dict[str, Any], progress: bool | None,
+    callbacks: Sequence[Any], rank_zero: bool,
+) -> TrainResult:
+    import torch
+
+    from pixlearn.tasks.classify_data import read_classify_dataset
+
+    run_dir = Path(run)
+    cfg_path, ckpt = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); --resume takes the folder a training run wrote")
+    cfg = load_config(cfg_path)
+    if cfg.train.folds > 1 and not cfg.train.fold:
+        raise ConfigError(f"{run_dir}: is a k-fold run; resume its folds one by one (--resume {run_dir}/fold_N)")
+    if not ckpt.is_file():
+        raise ConfigError(f"{run_dir}: has no checkpoints/last.ckpt (it stopped before finishing an epoch); start it again")
+    bad = sorted(set(overrides) - set(HARDWARE_KEYS))
+    if bad:
+        raise ConfigError(
+            f"a resumed run keeps its configuration; cannot change {', '.join(bad)} (only {', '.join(HARDWARE_KEYS)}). "
+            "Start a new run (perhaps --config RUN/config.yaml --weights RUN/weights/best.safetensors) to change them"
+        )
+    cfg = ClassifyConfig.from_overrides(cfg, **overrides)
+    cfg = _resolve(cfg, img_size=int(cfg.data.img_size or _default_img_size(cfg.model.name)))
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    done = int(state.get("epoch", -1)) + 1
+    es = next((v for k, v in (state.get("callbacks") or {}).items() if "EarlyStopping" in str(k)), {})
+    stopped = bool(es.get("stopped_epoch", 0))
+    if extend is not None:
+        if extend < 1:
+            raise ConfigError(f"--extend takes a positive number of epochs, got {extend}")
+        cfg = ClassifyConfig.from_overrides(cfg, epochs=done + extend)
+    elif done >= cfg.train.epochs or stopped:
+        why = "stopped early" if stopped else f"finished all {cfg.train.epochs} epochs"
+        raise ConfigError(f"{run_dir}: already {why} ({done} epochs); add --extend N to train N more epochs")
+    if cfg.data.path is None:
+        raise ConfigError(f"{cfg_path}: data.path is missing; pass --data")
+    index = read_classify_dataset(cfg.data.path)
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else base_manifest(seed=cfg.train.seed)
+    old_fp = manifest.get("data", {}).get("fingerprint")
+    if old_fp and old_fp != index.fingerprint():
+        raise ConfigError(
+            f"{cfg.data.path}: the data changed since {run_dir} started (its fingerprint differs from manifest.json); "
+            "resuming would not continue the same run. Start a new run"
+        )
+    splits = _plan(cfg, index)
+    spec = None
+    card = run_dir / "weights" / "model.json"
+    if card.is_file():
+        spec = json.loads(card.read_text(encoding="utf-8"))["model"]
+    prep = _prepare(cfg, index, splits, spec=spec)
+    manifest.setdefault("resumed", []).append(
+        {"from_epoch": done, "extend": extend, "epochs": cfg.train.epochs, "at": base_manifest(seed=cfg.train.seed)["created"]}
+    )
+    manifest.setdefault("timings", {})["fit_seconds_before"] = manifest.get("timings", {}).get("fit_seconds", 0.0)
+    manifest.update(status="running", device=_device_info(cfg))
+    if rank_zero:
+        atomic_write_text(cfg_path, cfg.to_yaml())
+        write_json(manifest_path, manifest)
+    with _quiet_lightning():
+        return _fit(prep, run_dir, ckpt_path=ckpt, extend=extend is not None, progress=progress, callbacks=callbacks,
+                    manifest=manifest, rank_zero=rank_zero)
+
+
+def train_classifier(
+    data: str | os.PathLike[str] | None = None,
+    *,
+    config: ClassifyConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    extend: int | None = None,
+    set: Sequence[str] = (),
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+    **options: Any,
+) -> TrainResult:
+    """Train an image classifier on a labelled folder and write its run folder.
+
+    Parameters
+    ----------
+    data : path, optional
+        A labelled dataset: ``<class>/*.jpg`` folders, optionally under ``train/ val/ test/``, or
+        a CSV (``path,label[,split]``). Required unless the config names it or ``resume`` is given.
+    config : ClassifyConfig, mapping or YAML path, optional
+        The starting configuration (defaults otherwise); ``options`` override it.
+    out : path, optional
+        The run folder; default ``runs/classify/<model>`` (``-2``, ``-3``... when taken).
+    resume : path, optional
+        Continue a run folder from its ``checkpoints/last.ckpt``: the same batches, schedule and
+        random draws as if it had never stopped. Only hardware options may change.
+    extend : int, optional
+        With ``resume``: train this many epochs more than the run has done (also after it
+        finished or stopped early; early stopping's patience starts afresh).
+    set : sequence of str
+        ``section.key=value`` assignments for any config field (values parsed as YAML).
+    progress : bool, optional
+        A progress bar on stderr (default: when stderr is a terminal).
+    callbacks : sequence of lightning.pytorch.Callback
+        Extra Lightning callbacks.
+    **options
+        Flat config fields: ``model``, ``epochs``, ``img_size``, ``batch`` (``batch_size``), ``lr``,
+        ``folds``, ``seed``, ``workers``, ``pretrained``, ``weights``, ``optimizer``, ``schedule``,
+        ``augment``, ``label_smoothing``, ``mixup``, ``cutmix``, ``balance``, ``patience``,
+        ``freeze_epochs``, ``find_lr``, ``devices``, ``strategy``, ... (see
+        :data:`pixlearn.train.config.FLAT_KEYS`); unknown names get a suggestion.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ConfigError
+        Invalid options, or data that cannot train a classifier (missing folder, one class...).
+    UnknownNameError
+        Unknown model name or option (with the closest matches).
+    WeightsNotFoundError
+        ``pretrained=True`` offline without the weights file.
+    TrainingDivergedError
+        The loss became NaN/Inf; ``checkpoints/last.ckpt`` keeps the last good epoch.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pixlearn.io import write_image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> for i in range(24):
+    ...     _ = write_image(root / "data" / "ab"[i % 2] / f"{i}.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    >>> res = train_classifier(root / "data", model="pixlearn_smallcnn_tiny", epochs=1, img_size=8, batch=8,
+    ...                        out=root / "run", progress=False)
+    >>> res.metrics["split"], sorted(p.name for p in (root / "run" / "weights").iterdir())
+    ('holdout', ['best.safetensors', 'model.json'])
+    """
+    rank_zero = env_rank() == 0
+    if isinstance(options.get("data"), (str, os.PathLike)) and data is None:
+        data = options.pop("data")
+    if resume is not None:
+        overrides = {k: v for k, v in options.items() if v is not None}
+        if data is not None:
+            overrides["data"] = data
+        if "epochs" in overrides:
+            raise ConfigError("--epochs cannot change a resumed run; use --extend N to train N more epochs")
+        if config is not None or set:
+            raise ConfigError("--config/--set cannot change a resumed run; start a new run to change its configuration")
+        return _resume(resume, extend=extend, overrides=overrides, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
+    if extend is not None:
+        raise ConfigError("--extend N continues a finished run: give the run folder with --resume RUN")
+    cfg = ClassifyConfig.from_overrides(_base_config(config), data=data, **options)
+    if set:
+        cfg = cfg.with_set(set)
+    if cfg.data.path is None:
+        raise ConfigError("no data: pass --data DIR (a folder with one sub-folder of images per class)")
+    from pixlearn.tasks.classify_data import read_classify_dataset
+
+    index = read_classify_dataset(cfg.data.path)
+    cfg = ClassifyConfig.from_overrides(cfg, data=str(Path(cfg.data.path).resolve()))
+    cfg = _resolve(cfg, img_size=int(cfg.data.img_size or _default_img_size(cfg.model.name)))
+    run_dir = Path(out) if out is not None else default_run_dir("classify", cfg.model.name)
+    if rank_zero and run_dir.exists() and any(run_dir.iterdir()):
+        if (run_dir / "config.yaml").exists():
+            raise ConfigError(f"{run_dir}: already holds a run; choose another --out, or continue it with --resume {run_dir}")
+    if cfg.train.folds > 1 and not cfg.train.fold:
+        if cfg.train.find_lr:
+            raise ConfigError("--find-lr and --folds do not mix; find the learning rate on a single run first")
+        return _train_folds(cfg, index, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
+    return _train_one(cfg, index, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero, lr_find=cfg.train.find_lr)
