@@ -99,7 +99,9 @@ def test_restoration_target_moves_with_geometry():
     rng = np.random.default_rng(0)
     clean = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     s = Sample(image=clean.copy(), target=clean)
-    out = build_augment([{"rotate": {"degrees": 20}}, {"zoom_crop": {"scale": [0.5, 0.8]}}], task="restore")(s, seed=3)
+    out = build_augment([{"rotate": {"degrees": 20}}, {"zoom_crop": {"scale": [0.5, 0.8]}}], task="restore")(
+        s, seed=3
+    )
     np.testing.assert_array_equal(out.image, out.target)
     assert not np.array_equal(out.image, clean)
 
@@ -148,9 +150,11 @@ def test_names_and_options_are_validated_with_suggestions():
 
 def test_yaml_pipelines(tmp_path):
     path = tmp_path / "aug.yaml"
-    path.write_text("- hflip: {p: 0.5}\n- rotate: {degrees: 10}\n- zoom_crop: {scale: [0.8, 1.0]}\n"
-                    "- color: {brightness: 0.2, contrast: 0.2, saturation: 0.2}\n- noise: {sigma: 0.03}\n"
-                    "- blur: {sigma: [0.1, 1.5]}\n")
+    path.write_text(
+        "- hflip: {p: 0.5}\n- rotate: {degrees: 10}\n- zoom_crop: {scale: [0.8, 1.0]}\n"
+        "- color: {brightness: 0.2, contrast: 0.2, saturation: 0.2}\n- noise: {sigma: 0.03}\n"
+        "- blur: {sigma: [0.1, 1.5]}\n"
+    )
     steps = parse_augment(path)
     assert [n for n, _ in steps] == ["hflip", "rotate", "zoom_crop", "color", "noise", "blur"]
     assert steps[1][1]["degrees"] == (-10.0, 10.0)
@@ -177,8 +181,17 @@ def test_to_tensor_sample_follows_torchvision_convention():
     s = rect_sample()
     s.label = 4
     x, y = to_tensor_sample(s, img_size=(24, 32))
-    assert x.shape == (3, 24, 32) and x.dtype == torch.float32 and float(x.min()) == 0.0 and float(x.max()) == 1.0
-    assert y["boxes"].dtype == torch.float32 and y["labels"].dtype == torch.int64 and y["masks"].dtype == torch.uint8
+    assert (
+        x.shape == (3, 24, 32)
+        and x.dtype == torch.float32
+        and float(x.min()) == 0.0
+        and float(x.max()) == 1.0
+    )
+    assert (
+        y["boxes"].dtype == torch.float32
+        and y["labels"].dtype == torch.int64
+        and y["masks"].dtype == torch.uint8
+    )
     torch.testing.assert_close(y["boxes"], torch.tensor([[X1 / 2, Y1 / 2, X2 / 2, Y2 / 2]]))
     assert y["masks"].shape == (1, 24, 32) and y["mask"].shape == (24, 32) and y["mask"].dtype == torch.int64
     assert int(y["label"]) == 4 and y["label"].dtype == torch.int64

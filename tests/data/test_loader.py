@@ -36,7 +36,9 @@ def make_index(root: Path, n: int = 24, *, size=(32, 32), corrupt: tuple[int, ..
             image[:, : size[1] // 2] //= 4  # structure for crops and rotations to move
             write_image(path, image)
         records.append(Record(path=path, label=i % 3, split="train"))
-    return DatasetIndex(root=root, format="test", task=Task.CLASSIFY, classes=["a", "b", "c"], records=records)
+    return DatasetIndex(
+        root=root, format="test", task=Task.CLASSIFY, classes=["a", "b", "c"], records=records
+    )
 
 
 def epochs(loader, n: int) -> list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
@@ -47,7 +49,11 @@ def test_batches_are_float_images_with_labels(tmp_path):
     index = make_index(tmp_path, 20)
     ds = ImageDataset(index, transform=build_augment("standard", task="classify", img_size=24))
     item = ds[3]
-    assert item.image.dtype == torch.uint8 and item.image.shape == (3, 24, 24) and int(item.targets["label"]) == 0
+    assert (
+        item.image.dtype == torch.uint8
+        and item.image.shape == (3, 24, 24)
+        and int(item.targets["label"]) == 0
+    )
     loader = make_loader(ds, batch_size=8, shuffle=False, workers=0, seed=0)
     batches = list(loader)
     assert [len(b) for b in batches] == [8, 8, 4]
@@ -63,7 +69,13 @@ def test_batches_are_float_images_with_labels(tmp_path):
 def test_normalisation_matches_to_tensor_sample(tmp_path):
     index = make_index(tmp_path, 4)
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
-    b = next(iter(make_loader(ImageDataset(index, mean=mean, std=std), batch_size=4, shuffle=False, workers=0, seed=0)))
+    b = next(
+        iter(
+            make_loader(
+                ImageDataset(index, mean=mean, std=std), batch_size=4, shuffle=False, workers=0, seed=0
+            )
+        )
+    )
     x, _ = to_tensor_sample(index.load(2), img_size=None, mean=mean, std=std)
     torch.testing.assert_close(b.images[2], x)
 
@@ -126,18 +138,47 @@ def test_detection_and_segmentation_targets(tmp_path):
         mask[5:20, 10:30] = 1
         write_image(mask_path, mask)
         boxes = None if i == 3 else np.array([[10, 5, 30, 20], [30, 25, 46, 38]], np.float32)
-        records.append(Record(path=path, boxes=boxes, box_labels=None if boxes is None else np.array([0, 1]), mask_path=mask_path))
+        records.append(
+            Record(
+                path=path,
+                boxes=boxes,
+                box_labels=None if boxes is None else np.array([0, 1]),
+                mask_path=mask_path,
+            )
+        )
     det = DatasetIndex(root=tmp_path, format="test", task=Task.DETECT, classes=["a", "b"], records=records)
-    b = next(iter(make_loader(ImageDataset(det, transform=build_augment("standard", task="detect", img_size=32)),
-                              batch_size=4, shuffle=False, workers=0, seed=0)))
+    b = next(
+        iter(
+            make_loader(
+                ImageDataset(det, transform=build_augment("standard", task="detect", img_size=32)),
+                batch_size=4,
+                shuffle=False,
+                workers=0,
+                seed=0,
+            )
+        )
+    )
     assert b.images.shape == (4, 3, 32, 32) and isinstance(b.targets, list) and len(b.targets) == 4
     for t in b.targets[:3]:
-        assert t["boxes"].dtype == torch.float32 and t["boxes"].shape[1] == 4 and t["labels"].dtype == torch.int64
+        assert (
+            t["boxes"].dtype == torch.float32
+            and t["boxes"].shape[1] == 4
+            and t["labels"].dtype == torch.int64
+        )
         assert len(t["boxes"]) == len(t["labels"]) and float(t["boxes"].max()) <= 32
     assert b.targets[3]["boxes"].shape == (0, 4)  # an image without annotations still has (empty) boxes
-    seg = DatasetIndex(root=tmp_path, format="test", task=Task.SEGMENT, classes=["bg", "fg"],
-                       records=[Record(path=r.path, mask_path=r.mask_path) for r in records])
-    b = next(iter(make_loader(ImageDataset(seg, img_size=(20, 24)), batch_size=4, shuffle=False, workers=0, seed=0)))
+    seg = DatasetIndex(
+        root=tmp_path,
+        format="test",
+        task=Task.SEGMENT,
+        classes=["bg", "fg"],
+        records=[Record(path=r.path, mask_path=r.mask_path) for r in records],
+    )
+    b = next(
+        iter(
+            make_loader(ImageDataset(seg, img_size=(20, 24)), batch_size=4, shuffle=False, workers=0, seed=0)
+        )
+    )
     assert b.targets.shape == (4, 20, 24) and b.targets.dtype == torch.int64
     assert set(b.targets.unique().tolist()) == {0, 1}
 

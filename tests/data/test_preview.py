@@ -30,10 +30,19 @@ def detect_index(root: Path) -> DatasetIndex:
     mask = np.zeros((32, 48), np.uint8)
     mask[4:16, 4:20] = 1
     write_image(root / "d_mask.png", mask)
-    rec = Record(path=root / "d.png", boxes=np.array([[24, 8, 44, 28]], np.float32), box_labels=np.array([3]), mask_path=root / "d_mask.png")
+    rec = Record(
+        path=root / "d.png",
+        boxes=np.array([[24, 8, 44, 28]], np.float32),
+        box_labels=np.array([3]),
+        mask_path=root / "d_mask.png",
+    )
     (root / "broken.png").write_bytes(b"not an image")
-    bad = Record(path=root / "broken.png", boxes=np.zeros((0, 4), np.float32), box_labels=np.zeros(0, np.int64))
-    return DatasetIndex(root=root, format="test", task=Task.DETECT, classes=["a", "b", "c", "bus"], records=[rec, bad])
+    bad = Record(
+        path=root / "broken.png", boxes=np.zeros((0, 4), np.float32), box_labels=np.zeros(0, np.int64)
+    )
+    return DatasetIndex(
+        root=root, format="test", task=Task.DETECT, classes=["a", "b", "c", "bus"], records=[rec, bad]
+    )
 
 
 def test_grid_size_and_png(tmp_path):
@@ -43,7 +52,10 @@ def test_grid_size_and_png(tmp_path):
     out = write_image(tmp_path / "grid.png", grid)
     assert read_image(out).shape == (128, 256, 3)
     assert preview_grid(index, n=2, cols=4, cell=40).shape == (40, 80, 3)  # fewer samples: a narrower grid
-    np.testing.assert_array_equal(preview_grid(index, augment="strong", seed=3, cell=48), preview_grid(index, augment="strong", seed=3, cell=48))
+    np.testing.assert_array_equal(
+        preview_grid(index, augment="strong", seed=3, cell=48),
+        preview_grid(index, augment="strong", seed=3, cell=48),
+    )
 
 
 def test_boxes_masks_and_unreadable_cells_are_drawn(tmp_path):
@@ -59,7 +71,13 @@ def test_boxes_masks_and_unreadable_cells_are_drawn(tmp_path):
 
 
 def test_bad_arguments_fail_before_reading(tmp_path):
-    index = DatasetIndex(root=tmp_path, format="test", task=Task.CLASSIFY, classes=["a"], records=[Record(path=tmp_path / "missing.png", label=0)])
+    index = DatasetIndex(
+        root=tmp_path,
+        format="test",
+        task=Task.CLASSIFY,
+        classes=["a"],
+        records=[Record(path=tmp_path / "missing.png", label=0)],
+    )
     with pytest.raises(UnknownNameError, match="did you mean 'strong'"):
         preview_grid(index, augment="stron")
     with pytest.raises(ConfigError):
@@ -75,10 +93,28 @@ def test_cli_writes_the_grid(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for cls in ("cat", "dog"):
         for i in range(3):
-            write_image(tmp_path / "data" / cls / f"{i}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+            write_image(
+                tmp_path / "data" / cls / f"{i}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            )
     (tmp_path / "aug.yaml").write_text("- hflip: {p: 0.5}\n- rotate: {degrees: 10}\n")
     out = tmp_path / "grid.png"
-    code = main(["data", "preview", str(tmp_path / "data"), "--augment", str(tmp_path / "aug.yaml"), "--n", "5", "--cols", "3", "--cell", "48", "-o", str(out)])
+    code = main(
+        [
+            "data",
+            "preview",
+            str(tmp_path / "data"),
+            "--augment",
+            str(tmp_path / "aug.yaml"),
+            "--n",
+            "5",
+            "--cols",
+            "3",
+            "--cell",
+            "48",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert read_image(out).shape == (96, 144, 3) and "wrote" in err

@@ -8,12 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["register", "preview"]
+__all__ = ["preview", "register"]
 
 
 def preview(
     data: Annotated[Path, typer.Argument(help="Dataset folder.", metavar="DIR", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png/.jpg/.webp).", show_default=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output image (.png/.jpg/.webp).", show_default=False)
+    ],
     from_: Annotated[
         Optional[str], typer.Option("--from", help="Dataset format (default: recognised from the folder).")
     ] = None,

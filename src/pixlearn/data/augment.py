@@ -107,7 +107,9 @@ def _factor(t: str, o: str, v: Any) -> float:
 def _unit(t: str, o: str, v: Any) -> float:
     f = _number(t, o, v)
     if not 0.0 <= f <= 1.0:
-        raise ConfigError(f"augment '{t}': option '{o}' must lie within [0, 1] (a fraction of the 0..255 range), got {v!r}")
+        raise ConfigError(
+            f"augment '{t}': option '{o}' must lie within [0, 1] (a fraction of the 0..255 range), got {v!r}"
+        )
     return f
 
 
@@ -122,13 +124,17 @@ def _kernel(t: str, o: str, v: Any) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v % 2 == 0:
-        raise ConfigError(f"augment '{t}': option '{o}' must be a positive odd integer (or null for automatic), got {v!r}")
+        raise ConfigError(
+            f"augment '{t}': option '{o}' must be a positive odd integer (or null for automatic), got {v!r}"
+        )
     return v
 
 
 def _fill(t: str, o: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255:
-        raise ConfigError(f"augment '{t}': option '{o}' is the grey level of uncovered pixels, an integer in 0..255, got {v!r}")
+        raise ConfigError(
+            f"augment '{t}': option '{o}' is the grey level of uncovered pixels, an integer in 0..255, got {v!r}"
+        )
     return v
 
 
@@ -236,7 +242,9 @@ def load_augment_spec(path: str | os.PathLike[str]) -> list[Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such augmentation file; give a preset ({', '.join(PRESETS)}) or a YAML file") from None
+        raise ConfigError(
+            f"{path}: no such augmentation file; give a preset ({', '.join(PRESETS)}) or a YAML file"
+        ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the augmentation YAML ({exc})") from None
     if isinstance(data, Mapping) and len(data) == 1 and next(iter(data)) in ("augment", "steps"):
@@ -288,15 +296,21 @@ def parse_augment(spec: Any) -> list[tuple[str, dict[str, Any]]]:
     for i, item in enumerate(spec):
         if isinstance(item, str):
             name, given = item, {}
-        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):  # parse_augment's own output
+        elif (
+            isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+        ):  # parse_augment's own output
             name, given = item
         elif isinstance(item, Mapping) and len(item) == 1:
             name, given = next(iter(item.items()))
         else:
-            raise ConfigError(f"augment step {i + 1} must be a transform name or a one-key mapping {{name: {{options}}}}, got {item!r}")
+            raise ConfigError(
+                f"augment step {i + 1} must be a transform name or a one-key mapping {{name: {{options}}}}, got {item!r}"
+            )
         given = {} if given is None else given
         if not isinstance(given, Mapping):
-            raise ConfigError(f"augment step {i + 1} ({name!r}): options must be a mapping like {{p: 0.5}}, got {given!r}")
+            raise ConfigError(
+                f"augment step {i + 1} ({name!r}): options must be a mapping like {{p: 0.5}}, got {given!r}"
+            )
         name = check_name(str(name), TRANSFORMS, what="augment transform")
         kind = TRANSFORMS[name]
         options = {}
@@ -352,7 +366,11 @@ def _size_pair(img_size: int | Sequence[int] | None) -> tuple[int, int] | None:
         return None
     if isinstance(img_size, numbers.Integral) and not isinstance(img_size, bool):
         size = (int(img_size), int(img_size))
-    elif isinstance(img_size, (list, tuple)) and len(img_size) == 2 and all(isinstance(v, numbers.Integral) for v in img_size):
+    elif (
+        isinstance(img_size, (list, tuple))
+        and len(img_size) == 2
+        and all(isinstance(v, numbers.Integral) for v in img_size)
+    ):
         size = (int(img_size[0]), int(img_size[1]))
     else:
         raise ConfigError(f"img_size must be an int or an (height, width) pair of ints, got {img_size!r}")
@@ -371,7 +389,9 @@ def _from_numpy(array: np.ndarray) -> torch.Tensor:
 def _chw(array: np.ndarray, name: str) -> torch.Tensor:
     """(H, W[, C]) uint8 numpy -> (C, H, W) tensor view (no copy unless the strides are negative)."""
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
-        raise ShapeError(f"sample {name} must be a uint8 (H, W, 3) or (H, W) array, got {array.dtype} {array.shape}")
+        raise ShapeError(
+            f"sample {name} must be a uint8 (H, W, 3) or (H, W) array, got {array.dtype} {array.shape}"
+        )
     t = _from_numpy(array)
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
 
@@ -386,14 +406,19 @@ def _to_tv(sample: Sample) -> dict[str, Any]:
     if sample.boxes is not None:
         boxes = sample.boxes.to(BoxFormat.XYXY).data
         tv["boxes"] = tv_tensors.BoundingBoxes(
-            _from_numpy(np.ascontiguousarray(boxes, np.float32)), format="XYXY", canvas_size=(h, w), clamping_mode="hard"
+            _from_numpy(np.ascontiguousarray(boxes, np.float32)),
+            format="XYXY",
+            canvas_size=(h, w),
+            clamping_mode="hard",
         )
         labels = sample.box_labels if sample.box_labels is not None else np.zeros(len(boxes), np.int64)
         tv["labels"] = torch.as_tensor(np.asarray(labels, np.int64))
         if sample.masks is not None:
             masks = np.asarray(sample.masks)
             if masks.shape != (len(boxes), h, w):
-                raise ShapeError(f"instance masks must have shape {(len(boxes), h, w)} (one per box), got {masks.shape}")
+                raise ShapeError(
+                    f"instance masks must have shape {(len(boxes), h, w)} (one per box), got {masks.shape}"
+                )
             masks = masks.view(np.uint8) if masks.dtype == bool else (masks != 0).view(np.uint8)
             tv["masks"] = tv_tensors.Mask(_from_numpy(masks))
     if sample.mask is not None:
@@ -418,7 +443,9 @@ def _from_tv(tv: dict[str, Any], sample: Sample) -> Sample:
     h, w = image.shape[:2]
     changes: dict[str, Any] = {"image": image}
     if "boxes" in tv:
-        changes["boxes"] = Boxes(tv["boxes"].as_subclass(torch.Tensor).numpy(), BoxFormat.XYXY, canvas_size=(h, w))
+        changes["boxes"] = Boxes(
+            tv["boxes"].as_subclass(torch.Tensor).numpy(), BoxFormat.XYXY, canvas_size=(h, w)
+        )
         changes["box_labels"] = tv["labels"].numpy().astype(np.int64, copy=False)
         if "masks" in tv:
             changes["masks"] = tv["masks"].as_subclass(torch.Tensor).numpy().astype(bool)
@@ -469,9 +496,17 @@ class _ZoomCrop:
     otherwise like ``RandomResizedCrop``.
     """
 
-    def __init__(self, scale: tuple[float, float], ratio: tuple[float, float], size: tuple[int, int] | None, box_aware: bool) -> None:
+    def __init__(
+        self,
+        scale: tuple[float, float],
+        ratio: tuple[float, float],
+        size: tuple[int, int] | None,
+        box_aware: bool,
+    ) -> None:
         self.scale, self.ratio, self.size, self.box_aware = scale, ratio, size, box_aware
-        self._rrc = v2.RandomResizedCrop(list(size), scale=scale, ratio=ratio, antialias=True) if size else None
+        self._rrc = (
+            v2.RandomResizedCrop(list(size), scale=scale, ratio=ratio, antialias=True) if size else None
+        )
 
     def __call__(self, tv: dict[str, Any]) -> dict[str, Any]:
         h, w = _image_hw(tv)
@@ -485,7 +520,9 @@ class _ZoomCrop:
                 max_aspect_ratio=self.ratio[1] * aspect,
             )
             return _resize_to(crop(tv), size)
-        rrc = self._rrc or v2.RandomResizedCrop(list(size), scale=self.scale, ratio=self.ratio, antialias=True)
+        rrc = self._rrc or v2.RandomResizedCrop(
+            list(size), scale=self.scale, ratio=self.ratio, antialias=True
+        )
         return _call(rrc, tv)
 
 
@@ -549,7 +586,9 @@ class _Blur:
         return F.gaussian_blur(image, [k, k], [s, s]) if k >= 3 else image
 
 
-def _build_step(name: str, o: dict[str, Any], *, task: Task, size: tuple[int, int] | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _build_step(
+    name: str, o: dict[str, Any], *, task: Task, size: tuple[int, int] | None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
     p = o.get("p", 1.0)
     if name == "hflip":
         return _Geometric(v2.RandomHorizontalFlip(p))
@@ -591,7 +630,9 @@ class Augment:
         Output size; ``None`` keeps each image's size.
     """
 
-    def __init__(self, steps: list[tuple[str, dict[str, Any]]], *, task: Task, img_size: tuple[int, int] | None) -> None:
+    def __init__(
+        self, steps: list[tuple[str, dict[str, Any]]], *, task: Task, img_size: tuple[int, int] | None
+    ) -> None:
         self.steps = steps
         self.task = task
         self.img_size = img_size
@@ -669,7 +710,9 @@ def _check_stats(name: str, values: Sequence[float] | None, channels: int) -> to
     return t.expand(channels).reshape(channels, 1, 1)
 
 
-def _normalizer(mean: Sequence[float] | None, std: Sequence[float] | None, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _normalizer(
+    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) so that ``uint8 * scale + shift`` is ``(x / 255 - mean) / std``."""
     m = _check_stats("mean", mean, channels)
     s = _check_stats("std", std, channels)

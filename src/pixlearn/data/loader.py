@@ -112,9 +112,13 @@ class ImageDataset(Dataset):
         std: Sequence[float] | None = None,
     ) -> None:
         if not isinstance(index, DatasetIndex):
-            raise ConfigError(f"ImageDataset needs a DatasetIndex (from read_dataset), got {type(index).__name__}")
+            raise ConfigError(
+                f"ImageDataset needs a DatasetIndex (from read_dataset), got {type(index).__name__}"
+            )
         if transform is not None and not callable(transform):
-            raise ConfigError(f"transform must be callable (Sample -> Sample), got {type(transform).__name__}")
+            raise ConfigError(
+                f"transform must be callable (Sample -> Sample), got {type(transform).__name__}"
+            )
         self.index = index
         self.transform = transform
         size = _size_pair(img_size)
@@ -142,7 +146,10 @@ class ImageDataset(Dataset):
         """Augment (seeded when ``seed`` is given), resize and split a loaded sample into tensors."""
         if self.task in (Task.DETECT, Task.INSTANCE) and sample.boxes is None:
             h, w = sample.image.shape[:2]
-            sample = sample.replace(boxes=Boxes(np.zeros((0, 4), np.float32), BoxFormat.XYXY, (h, w)), box_labels=np.zeros(0, np.int64))
+            sample = sample.replace(
+                boxes=Boxes(np.zeros((0, 4), np.float32), BoxFormat.XYXY, (h, w)),
+                box_labels=np.zeros(0, np.int64),
+            )
         if isinstance(self.transform, Augment):
             tv = self.transform.apply_tv(_to_tv(sample), seed=seed)
         else:
@@ -241,7 +248,9 @@ def _shared_empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(0, dtype=dtype).new(storage).view(*shape)
 
 
-def _stack_images(images: list[torch.Tensor], stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+def _stack_images(
+    images: list[torch.Tensor], stats: tuple[torch.Tensor, torch.Tensor] | None
+) -> torch.Tensor:
     """Stack uint8 (C, H, W) images into float32 (N, C, H, W): ``x / 255``, or ``x * scale + shift``.
 
     Each image is converted while it is copied into the batch (one pass, whatever its strides),
@@ -297,7 +306,9 @@ def collate_skip_none(
         else:
             targets = None
     except KeyError as exc:
-        raise ShapeError(f"examples in one batch carry different targets (one lacks {exc}); check the dataset's labels") from None
+        raise ShapeError(
+            f"examples in one batch carry different targets (one lacks {exc}); check the dataset's labels"
+        ) from None
     return Batch(images, targets, indices, skipped)
 
 
@@ -402,7 +413,11 @@ def make_loader(
         collate = collate_skip_none
     extra: dict[str, Any] = {}
     if workers > 0:
-        extra = {"persistent_workers": True, "worker_init_fn": seed_worker, "multiprocessing_context": multiprocessing_context}
+        extra = {
+            "persistent_workers": True,
+            "worker_init_fn": seed_worker,
+            "multiprocessing_context": multiprocessing_context,
+        }
     return SkippingLoader(
         dataset,
         batch_size=batch_size,

@@ -17,14 +17,30 @@ from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn._core.types import Sample, Task
 from pixlearn.data.index import DatasetIndex
 
-__all__ = ["PALETTE", "preview_grid", "draw_sample"]
+__all__ = ["PALETTE", "draw_sample", "preview_grid"]
 
 #: One RGB colour per class id (cycled): distinct, readable on photos.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (220, 190, 255),
+    (170, 110, 40),
+    (255, 250, 200),
+    (128, 0, 0),
+    (170, 255, 195),
+    (128, 128, 0),
+    (255, 215, 180),
+    (0, 0, 128),
+    (128, 128, 128),
 )
 _BACKGROUND = (24, 24, 24)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -40,7 +56,15 @@ def _name(classes: list[str], class_id: Any) -> str:
     return classes[i] if 0 <= i < len(classes) else str(i)
 
 
-def _text(canvas: np.ndarray, text: str, org: tuple[int, int], *, scale: float, colour: tuple[int, int, int], band: bool) -> None:
+def _text(
+    canvas: np.ndarray,
+    text: str,
+    org: tuple[int, int],
+    *,
+    scale: float,
+    colour: tuple[int, int, int],
+    band: bool,
+) -> None:
     """Put ``text`` with its baseline-left corner at ``org``, on a filled band for legibility."""
     (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
     x, y = org
@@ -57,10 +81,14 @@ def _text(canvas: np.ndarray, text: str, org: tuple[int, int], *, scale: float, 
 
 def _overlay(canvas: np.ndarray, where: np.ndarray, colour: tuple[int, int, int]) -> None:
     if where.any():
-        canvas[where] = (canvas[where] * (1 - _ALPHA) + np.asarray(colour, np.float32) * _ALPHA).astype(np.uint8)
+        canvas[where] = (canvas[where] * (1 - _ALPHA) + np.asarray(colour, np.float32) * _ALPHA).astype(
+            np.uint8
+        )
 
 
-def draw_sample(sample: Sample, classes: list[str], *, cell: int = 160, caption: str | None = None) -> np.ndarray:
+def draw_sample(
+    sample: Sample, classes: list[str], *, cell: int = 160, caption: str | None = None
+) -> np.ndarray:
     """One preview cell: the sample letterboxed into ``cell`` x ``cell`` with its labels drawn.
 
     Returns
@@ -75,11 +103,15 @@ def draw_sample(sample: Sample, classes: list[str], *, cell: int = 160, caption:
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     shown = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=interp)
     if sample.mask is not None:
-        mask = cv2.resize(np.asarray(sample.mask, np.int32).astype(np.float32), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+        mask = cv2.resize(
+            np.asarray(sample.mask, np.int32).astype(np.float32), (nw, nh), interpolation=cv2.INTER_NEAREST
+        ).astype(np.int64)
         for class_id in np.unique(mask):
             if class_id not in (0, 255):  # background and the usual "ignore" value stay clear
                 _overlay(shown, mask == class_id, _colour(class_id))
-    labels = np.asarray(sample.box_labels if sample.box_labels is not None else np.zeros(len(sample.boxes or ())), np.int64)
+    labels = np.asarray(
+        sample.box_labels if sample.box_labels is not None else np.zeros(len(sample.boxes or ())), np.int64
+    )
     if sample.masks is not None:
         for m, class_id in zip(np.asarray(sample.masks), labels):
             small = cv2.resize(m.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
@@ -88,16 +120,27 @@ def draw_sample(sample: Sample, classes: list[str], *, cell: int = 160, caption:
         thickness = 1 if cell < 200 else 2
         for (x1, y1, x2, y2), class_id in zip(sample.boxes.to("xyxy").data * s, labels):
             colour = _colour(class_id)
-            p1, p2 = (int(round(x1)), int(round(y1))), (int(round(x2)) - 1, int(round(y2)) - 1)
+            p1, p2 = (round(float(x1)), round(float(y1))), (round(float(x2)) - 1, round(float(y2)) - 1)
             cv2.rectangle(shown, p1, p2, colour, thickness)
             _text(shown, _name(classes, class_id), (p1[0], p1[1]), scale=0.35, colour=colour, band=True)
     canvas = np.full((cell, cell, 3), _BACKGROUND, np.uint8)
     top, left = (cell - nh) // 2, (cell - nw) // 2
     canvas[top : top + nh, left : left + nw] = shown
     if caption is None:
-        caption = _name(classes, sample.label) if sample.label is not None else (sample.path.name if sample.path else "")
+        caption = (
+            _name(classes, sample.label)
+            if sample.label is not None
+            else (sample.path.name if sample.path else "")
+        )
     if caption:
-        _text(canvas, caption, (2, cell - 3), scale=0.4, colour=_colour(sample.label) if sample.label is not None else (255, 255, 255), band=True)
+        _text(
+            canvas,
+            caption,
+            (2, cell - 3),
+            scale=0.4,
+            colour=_colour(sample.label) if sample.label is not None else (255, 255, 255),
+            band=True,
+        )
     return canvas
 
 
