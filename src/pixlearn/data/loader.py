@@ -392,7 +392,7 @@ def make_loader(
     drop_last : bool
     pin_memory : bool
     multiprocessing_context : {"fork", "forkserver", "spawn"}, optional
-        Default: the platform's default (fork on Linux).
+        Default: "forkserver" (a plain fork can deadlock workers once OpenCV threads have run).
 
     Returns
     -------
@@ -416,7 +416,9 @@ def make_loader(
         extra = {
             "persistent_workers": True,
             "worker_init_fn": seed_worker,
-            "multiprocessing_context": multiprocessing_context,
+            # forkserver by default: a plain fork of a process whose OpenCV/OpenMP thread pools
+            # have run can deadlock its workers (seen in the test suite under pytest-xdist)
+            "multiprocessing_context": multiprocessing_context or "forkserver",
         }
     return SkippingLoader(
         dataset,
