@@ -161,7 +161,7 @@ class _Loaders:
 
         extra: dict[str, Any] = {}
         if self.workers > 0:
-            extra = {"persistent_workers": True, "worker_init_fn": seed_worker}
+            extra = {"persistent_workers": True, "worker_init_fn": seed_worker, "multiprocessing_context": "forkserver"}
         return SkippingLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
             collate_fn=functools.partial(collate_skip_none, mean=dataset.mean, std=dataset.std),
@@ -674,8 +674,10 @@ def _train_folds(
         for row in result.history:
             w.writerow({c: "" if row.get(c) is None else row.get(c) for c in cols})
         atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
-        rows = [{"split": f"fold_{i + 1}", "images": len(r.history) and None, "source": str(r.run_dir / "report.html"),
-                 "used_for": f"best epoch {r.best_epoch}; {test_name} accuracy {(r.metrics or {}).get('accuracy', float('nan')):.4f}"}
+        rows = [{"split": f"fold {i + 1}: its val part", "images": ((r.metrics or {}).get("splits", {}).get("val") or {}).get("images"),
+                 "source": f"{r.run_dir.name}/ (full report: {r.run_dir.name}/report.html)",
+                 "used_for": f"early stopping of fold {i + 1}; best epoch {r.best_epoch}; its model scores "
+                             f"{test_name} accuracy {(r.metrics or {}).get('accuracy', float('nan')):.4f}"}
                 for i, r in enumerate(results)]
         write_run_report(
             run_dir / "report.html", title=f"pixlearn train classify: {k}-fold cross-validation of {cfg.model.name}",
