@@ -1,6 +1,6 @@
 """pixlearn's default classification recipe vs a plain PyTorch loop on CIFAR-10 (JPEG copies), CPU.
 
-Usage: python benchmarks/bench_classify_cifar.py [DATA] [--epochs 10] [--workers 0] [--threads N] [--json PATH]
+Usage: python benchmarks/bench_classify_cifar.py [DATA] [--epochs 8] [--workers 0] [--threads N] [--json PATH]
 
 DATA defaults to ../shared/datasets/cifar10 next to the repository (train/<class>/*.jpg: 5,000 images,
 val/<class>/*.jpg: 1,000). The benchmark sees DATA's val/ as the test split (a folder view with
@@ -110,7 +110,7 @@ def pixlearn_run(view: Path, out: Path, *, epochs: int, workers: int, seed: int)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "datasets" / "cifar10"))
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads for both (default: torch's)")

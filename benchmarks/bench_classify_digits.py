@@ -1,6 +1,6 @@
 """Deep classifier vs the classic baseline on the built-in ``digits`` sample (CPU).
 
-Usage: python benchmarks/bench_classify_digits.py [--epochs 30] [--img-size 16] [--seed 0] [--json PATH]
+Usage: python benchmarks/bench_classify_digits.py [--epochs 15] [--img-size 16] [--seed 0] [--threads N] [--json PATH]
 
 The 1,797 8x8 scikit-learn digits are written with pixlearn.data.samples.write_sample and split once
 with pixlearn.data.splits.stratified_split (70 / 15 / 15, seed 0) into train/ val/ test/ folders.
@@ -59,15 +59,20 @@ def make_split_folder(root: Path, seed: int) -> tuple[Path, Path, dict[str, int]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--img-size", type=int, default=16)
     parser.add_argument("--model", default="pixlearn_smallcnn")
     parser.add_argument("--classic-img-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from pixlearn.classic import train_classic
     from pixlearn.train import train_classifier
 
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         split, classic_view, counts = make_split_folder(root, args.seed)
-        print(f"digits split (stratified_split 70/15/15, seed {args.seed}): {counts}", file=sys.stderr)
+        print(f"digits split (stratified_split 70/15/15, seed {args.seed}): {counts}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
         t0 = time.perf_counter()
         res = train_classifier(
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CNN vs HOG+SVM test accuracy: {deep['test_accuracy']:.4f} vs {peer['test_accuracy']:.4f} "
           f"(ratio {deep['test_accuracy'] / peer['test_accuracy']:.3f}); target >= 0.985: {'met' if target else 'NOT met'}")
     print(f"same split for both: train {counts['train']} (CNN also early-stops on val {counts['val']}), test {counts['test']}; "
-          f"CPU threads: {__import__('torch').get_num_threads()}")
+          f"torch threads: {torch.get_num_threads()}; load average at the end {os.getloadavg()[0]:.2f}")
     if args.json:
         from pixlearn import __version__
 

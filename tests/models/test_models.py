@@ -135,6 +135,15 @@ def test_mismatched_weights_say_why(tmp_path):
         create_model("pixlearn_smallcnn_tiny", num_classes=3, weights=tmp_path / "linear.safetensors")
 
 
+def test_strict_loading_needs_exactly_the_models_tensors(tmp_path):
+    m = create_model("pixlearn_smallcnn_tiny", num_classes=3)
+    state = {k: v for k, v in m.state_dict().items() if not k.startswith("fc.")}
+    save_weights(state, tmp_path / "headless.safetensors")
+    assert load_weights(m, tmp_path / "headless.safetensors").missing == ["fc.bias", "fc.weight"]
+    with pytest.raises(ConfigError, match="exactly this model's tensors"):
+        load_weights(m, tmp_path / "headless.safetensors", strict=True)
+
+
 def test_first_conv_adapts_to_other_input_channels(tmp_path):
     src = create_model("pixlearn_smallcnn_tiny", num_classes=3)
     save_weights(src, tmp_path / "rgb.safetensors")

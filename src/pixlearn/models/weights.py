@@ -171,6 +171,7 @@ def load_weights(
     *,
     head: tuple[str, ...] = (),
     first_conv: str | None = None,
+    strict: bool = False,
 ) -> LoadReport:
     """Load weights into ``model`` from a file or a state dict, adapting what can be adapted.
 
@@ -188,6 +189,8 @@ def load_weights(
         Module names of the classifier (e.g. ``("fc",)``).
     first_conv : str, optional
         Module name of the first convolution.
+    strict : bool, default False
+        Require every tensor of the model, and only those, in the file (rebuilding a saved model).
 
     Returns
     -------
@@ -243,6 +246,12 @@ def load_weights(
     except RuntimeError as exc:  # pragma: no cover - shapes were checked above
         raise ShapeError(f"{where}: {exc}") from None
     report.loaded = len(to_load)
+    if strict and (report.missing or report.unexpected or report.skipped_head or report.adapted):
+        problems = report.missing[:3] + report.unexpected[:3] + report.skipped_head[:3]
+        raise ConfigError(
+            f"{where}: does not hold exactly this model's tensors (missing {len(report.missing)}, unexpected "
+            f"{len(report.unexpected)}, e.g. {', '.join(problems)}); the file and the model description disagree"
+        )
     backbone_missing = [k for k in report.missing if not in_head(k) and not k.endswith("num_batches_tracked")]
     if backbone_missing and len(backbone_missing) > len(to_load):
         raise ConfigError(

@@ -177,7 +177,7 @@ def load_classifier(run: str | os.PathLike[str], *, device: str | torch.device |
     if card.get("format") != MODEL_FORMAT or card.get("task") != "classify":
         raise ConfigError(f"{path}: model description has format {card.get('format')!r}, expected {MODEL_FORMAT!r}")
     model = build_from_spec(card["model"])
-    load_weights(model, weights, head=())  # every tensor must fit: the file was written for this spec
+    load_weights(model, weights, strict=True)  # every tensor must fit: the file was written for this spec
     classes = [str(c) for c in card["classes"]]
     if card["model"]["num_classes"] != len(classes):
         raise ConfigError(f"{path}: the model has {card['model']['num_classes']} outputs but lists {len(classes)} classes")
