@@ -549,7 +549,7 @@ def _check_array(image: object, fmt: str) -> np.ndarray:
     return image
 
 
-def encode_image(image: np.ndarray, format: str = "png", *, quality: int = 95, png_compression: int = 1) -> bytes:
+def encode_image(image: np.ndarray, format: str = "png", *, quality: int = 95, png_compression: int | None = None) -> bytes:
     """Encode an (H, W[, C]) RGB(A) or grey array to PNG/JPEG/WebP/TIFF/BMP bytes.
 
     Examples
@@ -562,7 +562,7 @@ def encode_image(image: np.ndarray, format: str = "png", *, quality: int = 95, p
     fmt = {"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt)
     if not 1 <= int(quality) <= 100:
         raise ConfigError(f"quality must be in 1..100, got {quality}")
-    if not 0 <= int(png_compression) <= 9:
+    if png_compression is not None and not 0 <= int(png_compression) <= 9:
         raise ConfigError(f"png_compression must be in 0..9, got {png_compression}")
     image = _check_array(image, fmt)
     cv2 = _cv2()
@@ -574,7 +574,9 @@ def encode_image(image: np.ndarray, format: str = "png", *, quality: int = 95, p
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     elif fmt == "webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
-    elif fmt == "png":
+    elif fmt == "png" and png_compression is not None:
+        # no parameter keeps OpenCV's own fast default (level 1 with a filter strategy that is 2-3x
+        # faster than an explicit level 1 on both photos and edge maps)
         params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
     ok, buf = cv2.imencode(_ENCODE_EXT[fmt], image, params)
     if not ok:
@@ -587,7 +589,7 @@ def write_image(
     image: np.ndarray,
     *,
     quality: int = 95,
-    png_compression: int = 1,
+    png_compression: int | None = None,
 ) -> Path:
     """Write an image atomically; the format comes from the extension.
 
@@ -600,8 +602,9 @@ def write_image(
         uint8 RGB(A)/grey; PNG and TIFF also take uint16.
     quality : int, default 95
         JPEG/WebP quality, 1..100.
-    png_compression : int, default 1
-        zlib level 0..9 for PNG (1 is fast, 9 is small).
+    png_compression : int, optional
+        zlib level 0..9 for PNG (1 is fast, 9 is small). None (the default) uses OpenCV's
+        fast default, which is quicker than an explicit 1 at a similar size.
 
     Returns
     -------
