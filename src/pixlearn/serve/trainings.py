@@ -15,11 +15,11 @@ router = APIRouter()
 class JobManager:
     """Queue and run training jobs in separate processes (stub until the manager lands)."""
 
-    def __init__(self, engine: Any, storage: Path, registry: Any, settings: Any) -> None:
-        self.engine = engine
-        self.storage = Path(storage)
-        self.registry = registry
+    def __init__(self, settings: Any, engine: Any, registry: Any) -> None:
         self.settings = settings
+        self.engine = engine
+        self.registry = registry
+        self.storage = Path(settings.storage)
 
     def start(self) -> None:
         """Start dispatching queued jobs (no-op for now)."""
