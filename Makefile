@@ -14,7 +14,7 @@ endif
 PIP := $(PY) -m pip --disable-pip-version-check -q
 WORKERS ?= 2
 
-.PHONY: install run test bench clean
+.PHONY: install browser run test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/pixlearn demo --out runs/demo
 
-test: $(STAMP)
+browser:
+	@bash scripts/install-browser.sh
+
+test: $(STAMP) browser
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $(WORKERS) -q
 
