@@ -1,0 +1,143 @@
+"""The FastAPI application: ``create_app(settings)`` wires storage, database, registry, jobs, routes and limits.
+
+Nothing happens at import. The lifespan (start-up) creates the storage folder and the database
+tables, registers the ``--model`` run folders, loads every registered model once (so the first
+request does not pay for it), starts the training job manager and, with ``demo``, trains the
+sample model in the background.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from pixlearn import __version__
+from pixlearn.serve.auth import ApiKeyMiddleware
+from pixlearn.serve.db import make_engine, metadata
+from pixlearn.serve.errors import ApiError, install_error_handlers
+from pixlearn.serve.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware, TimeoutMiddleware
+from pixlearn.serve.registry import ModelRegistry
+from pixlearn.serve.settings import ServeSettings
+
+__all__ = ["create_app", "STATIC_DIR"]
+
+log = logging.getLogger("pixlearn.serve")
+
+#: The web page's files (index.html, app.js, style.css), served at ``/`` and ``/static``.
+STATIC_DIR = Path(__file__).with_name("static")
+
+_DESCRIPTION = """\
+Analyse images (dominant colours, quality, labels from your classifiers), run pixlearn's classical ops
+and recipes, classify images with registered models, train classifiers from an uploaded zip, and serve
+them over the Open Inference Protocol v2.
+
+With API keys configured, send `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+Every error is JSON `{"error": "..."}`.
+"""
+
+
+def _startup(app: FastAPI, settings: ServeSettings) -> None:
+    from pixlearn.serve import trainings  # its tables attach to `metadata`
+
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    metadata.create_all(engine)
+    registry = ModelRegistry(engine, settings.storage)
+    for run_dir in settings.models:
+        record = registry.register_run(run_dir, source="cli")
+        log.info("registered model %s from %s", record["name"], run_dir)
+    for name in registry.names():
+        try:
+            registry.load(name)
+        except Exception as exc:  # a stale entry must not stop the service; requests for it answer 503
+            log.warning("model %s is registered but cannot be loaded: %s", name, exc)
+    app.state.engine = engine
+    app.state.registry = registry
+    app.state.jobs = trainings.JobManager(settings, engine, registry)
+    app.state.jobs.start()
+    app.state.demo = None
+    if settings.demo:
+        from pixlearn.serve.demo import DemoTrainer
+
+        app.state.demo = DemoTrainer(settings, registry)
+        app.state.demo.start()
+
+
+def _shutdown(app: FastAPI) -> None:
+    demo = getattr(app.state, "demo", None)
+    if demo is not None:
+        demo.stop()
+    jobs = getattr(app.state, "jobs", None)
+    if jobs is not None:
+        jobs.shutdown()
+    engine = getattr(app.state, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServeSettings = app.state.settings
+    app.state.ready = False
+    try:
+        _startup(app, settings)
+        app.state.ready = True
+        yield
+    finally:
+        app.state.ready = False
+        _shutdown(app)
+
+
+def create_app(settings: ServeSettings | None = None) -> FastAPI:
+    """The pixlearn service as an ASGI app (run it with uvicorn, or ``pixlearn serve``).
+
+    Parameters
+    ----------
+    settings : ServeSettings, optional
+        Default: ``ServeSettings()`` (environment variables, then defaults).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> app = create_app(ServeSettings(storage=tempfile.mkdtemp()))
+    >>> "/v1/analyze" in {r.path for r in app.routes}
+    True
+    """
+    from pixlearn.serve import oip, routes_analyze, routes_classify, routes_models, routes_ops, trainings
+
+    settings = settings or ServeSettings()
+    app = FastAPI(title="pixlearn", version=__version__, description=_DESCRIPTION, lifespan=_lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.ready = False
+    install_error_handlers(app)
+
+    app.include_router(routes_models.router)
+    app.include_router(routes_analyze.router)
+    app.include_router(routes_ops.router)
+    app.include_router(routes_classify.router)
+    app.include_router(trainings.router)
+    app.include_router(oip.router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        page = STATIC_DIR / "index.html"
+        if not page.is_file():
+            raise ApiError("the web page is not installed (static/index.html is missing); the REST API is at /docs",
+                           status=404)
+        return FileResponse(page, media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    # Added innermost first: a request meets auth, then the body limit, the concurrency limit, the timeout.
+    app.add_middleware(TimeoutMiddleware, timeout_s=settings.timeout_s)
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrency)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    return app

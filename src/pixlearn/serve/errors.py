@@ -1,0 +1,137 @@
+"""Every error the service answers is JSON ``{"error": "<sentence naming the input and the fix>"}``.
+
+:class:`ApiError` carries its own status (and optional extra keys such as ``reasons``);
+pixlearn's typed errors map to the 4xx that fits them; FastAPI's ``HTTPException`` and request
+validation errors are reshaped to the same body. Only a bug in the service gives a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pixlearn._core.errors import (
+    ConfigError,
+    ImageDecodeError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    PixlearnError,
+    ShapeError,
+    UnknownNameError,
+    UnsupportedFormatError,
+)
+
+__all__ = ["ApiError", "ModelNotFound", "ModelUnavailable", "status_for", "error_response", "install_error_handlers"]
+
+log = logging.getLogger("pixlearn.serve")
+
+
+class ApiError(PixlearnError):
+    """An error with an HTTP status; ``extra`` keys are added to the JSON body (e.g. ``reasons``)."""
+
+    def __init__(self, message: str, *, status: int = 400, extra: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.extra = dict(extra or {})
+        self.headers = headers
+
+
+class ModelNotFound(UnknownNameError):
+    """No registered model has this name (404)."""
+
+
+class ModelUnavailable(PixlearnError):
+    """A registered model cannot be loaded (its files are gone or damaged): 503."""
+
+
+# Most specific first: the first matching class decides.
+_STATUS: list[tuple[type[BaseException], int]] = [
+    (ModelNotFound, 404),
+    (ModelUnavailable, 503),
+    (ImageNotFoundError, 404),
+    (ImageTooLargeError, 413),
+    (UnsupportedFormatError, 415),
+    (ImageDecodeError, 400),
+    (UnknownNameError, 404),
+    (ShapeError, 422),
+    (ConfigError, 400),
+    (PixlearnError, 400),
+]
+
+
+def status_for(exc: BaseException) -> int:
+    """The HTTP status of a pixlearn error.
+
+    Examples
+    --------
+    >>> status_for(ImageTooLargeError("x")), status_for(ApiError("y", status=429))
+    (413, 429)
+    """
+    if isinstance(exc, ApiError):
+        return exc.status
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_response(status: int, message: str, *, extra: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, **(extra or {})}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
+        where = ".".join(loc) or "request"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "missing":
+            msg = "is required"
+        parts.append(f"{where} {msg}" if msg == "is required" else f"{where}: {msg}")
+    return "invalid request: " + "; ".join(parts) + " (see /docs for the expected fields)"
+
+
+async def _pixlearn_handler(_request: Request, exc: Exception) -> JSONResponse:
+    status = status_for(exc)
+    extra = exc.extra if isinstance(exc, ApiError) else None
+    headers = exc.headers if isinstance(exc, ApiError) else None
+    return error_response(status, str(exc) or type(exc).__name__, extra=extra, headers=headers)
+
+
+async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no such route {_request.method} {_request.url.path}; see /docs for the API"
+    elif exc.status_code == 405 and detail == "Method Not Allowed":
+        detail = f"{_request.method} is not allowed on {_request.url.path}; see /docs for the API"
+    if isinstance(detail, dict) and "error" in detail:
+        return JSONResponse(detail, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    message = detail if isinstance(detail, str) else str(detail)
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, _validation_message(exc))
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"internal error ({type(exc).__name__}) while handling {request.url.path}; "
+                               "the server log has the traceback")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that shape every error as ``{"error": ...}``."""
+    app.add_exception_handler(PixlearnError, _pixlearn_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

@@ -1,0 +1,265 @@
+"""The model registry: which trained classifiers the service offers, stored in the ``models`` table.
+
+A model is a classification run folder written by :func:`pixlearn.train.train_classifier` (its
+``weights/model.json``, ``weights/best.safetensors`` and ``metrics.json``). Registering reads only
+those small JSON files; :meth:`ModelRegistry.load` rebuilds the network once and caches it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import JSON, Boolean, Column, Engine, String, Table, Text, delete, insert, select, update
+
+from pixlearn._core.errors import ConfigError
+from pixlearn._core.names import closest
+from pixlearn.serve.db import metadata
+from pixlearn.serve.errors import ModelNotFound, ModelUnavailable
+
+__all__ = ["ModelRegistry", "models_table", "safe_name"]
+
+models_table = Table(
+    "models",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("task", String(32), nullable=False),
+    Column("classes", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("run_dir", Text, nullable=False),
+    Column("architecture", String(128), nullable=False),
+    Column("input_shape", JSON, nullable=False),
+    Column("owned", Boolean, nullable=False, default=False),
+)
+
+#: The metrics.json keys copied into a model record (the summary; the run folder has the rest).
+_SUMMARY_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy",
+                 "roc_auc_macro", "best_epoch", "epochs_run", "stopped_early", "fit_seconds")
+
+
+def safe_name(name: str) -> str:
+    """A model name usable in a URL path: letters, digits, ``.``, ``_``, ``-`` (at most 100).
+
+    Examples
+    --------
+    >>> safe_name("my cats/dogs v2")
+    'my-cats-dogs-v2'
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.")[:100]
+    return cleaned or "model"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_card(run_dir: Path) -> dict[str, Any]:
+    card_path = run_dir / "weights" / "model.json"
+    if not card_path.is_file():
+        if not run_dir.exists():
+            raise ConfigError(f"{run_dir}: no such run folder; pass a folder written by `pixlearn train classify`")
+        cfg = run_dir / "config.yaml"
+        if cfg.is_file() and "method: classic" in cfg.read_text(encoding="utf-8", errors="replace"):
+            raise ConfigError(f"{run_dir}: is a classic (HOG/SVM) run; the service serves deep classifiers only for now "
+                              "(train one with `pixlearn train classify`)")
+        raise ConfigError(f"{run_dir}: not a classification run folder (no weights/model.json); "
+                          "pass the folder `pixlearn train classify` wrote")
+    if not (run_dir / "weights" / "best.safetensors").is_file():
+        raise ConfigError(f"{run_dir}: has no weights/best.safetensors; the run did not finish an epoch")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{card_path}: unreadable model description ({exc})") from None
+    if card.get("task") != "classify" or not isinstance(card.get("model"), dict):
+        raise ConfigError(f"{card_path}: describes task {card.get('task')!r}; the service registers classifiers")
+    return card
+
+
+def _read_metrics(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metrics.json"
+    try:
+        full = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: full[k] for k in _SUMMARY_KEYS if k in full}
+
+
+class ModelRegistry:
+    """Registered models (rows of the ``models`` table) and a thread-safe cache of loaded classifiers.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The service database (``metadata.create_all(engine)`` must have run).
+    storage : path
+        The service's data folder; run folders under it that the service trained are deleted with
+        their model, run folders elsewhere never are.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pixlearn.serve.db import make_engine, metadata
+    >>> eng = make_engine("sqlite://"); metadata.create_all(eng)
+    >>> reg = ModelRegistry(eng, tempfile.mkdtemp())
+    >>> reg.list()
+    []
+    >>> reg.get("cats")
+    Traceback (most recent call last):
+    ...
+    pixlearn.serve.errors.ModelNotFound: no model named 'cats'; no model is registered yet: train one (POST /v1/trainings) or start the server with --model RUN_DIR
+    """
+
+    def __init__(self, engine: Engine, storage: str | Path) -> None:
+        self.engine = engine
+        self.storage = Path(storage)
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+        self._loading: dict[str, threading.Lock] = {}
+
+    # ------------------------------------------------------------ records
+    def register_run(self, run_dir: str | Path, *, name: str | None = None,
+                     source: Literal["cli", "training"] = "cli") -> dict[str, Any]:
+        """Register a classification run folder and return its record.
+
+        ``name`` defaults to the folder's name; a taken name gets ``-2``, ``-3``... The same run
+        folder registered again (e.g. ``--model`` at every start) refreshes its record instead.
+        Models with ``source="training"`` whose folder lies under the storage folder are owned by
+        the service: :meth:`delete` removes their files.
+        """
+        if source not in ("cli", "training"):
+            raise ConfigError(f"source must be 'cli' or 'training', got {source!r}")
+        run_dir = Path(run_dir).expanduser().resolve()
+        card = _read_card(run_dir)
+        spec = card["model"]
+        shape = list(spec.get("preprocess", {}).get("input_size") or [spec.get("in_chans", 3), 224, 224])
+        fields = {
+            "task": "classify",
+            "classes": [str(c) for c in card.get("classes", [])],
+            "metrics": _read_metrics(run_dir),
+            "source": source,
+            "run_dir": str(run_dir),
+            "architecture": str(spec.get("name", "unknown")),
+            "input_shape": [int(v) for v in shape],
+            "owned": source == "training" and run_dir.is_relative_to(self.storage.resolve()),
+        }
+        with self._lock, self.engine.begin() as conn:
+            existing = conn.execute(select(models_table.c.name).where(models_table.c.run_dir == str(run_dir))).first()
+            if existing is not None:
+                conn.execute(update(models_table).where(models_table.c.name == existing.name).values(**fields))
+                self._cache.pop(existing.name, None)
+                final = existing.name
+            else:
+                taken = set(conn.execute(select(models_table.c.name)).scalars())
+                final = base = safe_name(name or run_dir.name)
+                n = 2
+                while final in taken:
+                    final = f"{base}-{n}"
+                    n += 1
+                conn.execute(insert(models_table).values(name=final, created=_now(), **fields))
+        return self.get(final)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every record, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(models_table).order_by(models_table.c.created, models_table.c.name)).mappings().all()
+        return [self._record(r) for r in rows]
+
+    def names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(models_table.c.name).order_by(models_table.c.created, models_table.c.name)).scalars())
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The record of ``name``; :class:`ModelNotFound` (404) names the closest models."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(models_table).where(models_table.c.name == name)).mappings().first()
+        if row is None:
+            self._not_found(name)
+        return self._record(row)
+
+    def delete(self, name: str) -> None:
+        """Remove ``name`` from the registry (and its run folder when the service trained it)."""
+        record = self.get(name)
+        with self._lock, self.engine.begin() as conn:
+            row = conn.execute(select(models_table.c.owned).where(models_table.c.name == name)).first()
+            conn.execute(delete(models_table).where(models_table.c.name == name))
+            self._cache.pop(name, None)
+        if row is not None and row.owned:
+            run_dir = Path(record["run_dir"])
+            if run_dir.is_relative_to(self.storage.resolve()):
+                shutil.rmtree(run_dir, ignore_errors=True)
+
+    def input_shape(self, name: str) -> tuple[int, int, int]:
+        """The model's input ``(C, H, W)``."""
+        c, h, w = self.get(name)["input_shape"]
+        return int(c), int(h), int(w)
+
+    # ------------------------------------------------------------ loading
+    def load(self, name: str) -> Any:
+        """The :class:`~pixlearn.tasks.classify_predict.Classifier` of ``name``, built once and cached."""
+        with self._lock:
+            clf = self._cache.get(name)
+            if clf is not None:
+                return clf
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:
+            with self._lock:
+                clf = self._cache.get(name)
+            if clf is not None:
+                return clf
+            record = self.get(name)
+            from pixlearn.tasks.classify_predict import load_classifier
+
+            try:
+                clf = load_classifier(record["run_dir"], device="cpu")
+            except ConfigError as exc:
+                raise ModelUnavailable(f"model {name!r} cannot be loaded: {exc}; delete it (DELETE /v1/models/{name}) "
+                                       "or restore its run folder") from None
+            except Exception as exc:  # a damaged weights file may raise anything
+                raise ModelUnavailable(f"model {name!r} cannot be loaded ({type(exc).__name__}: {exc}); delete it "
+                                       f"(DELETE /v1/models/{name}) or restore its run folder") from None
+            with self._lock:
+                if self.get_or_none(name) is not None:
+                    self._cache[name] = clf
+            return clf
+
+    def get_or_none(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.get(name)
+        except ModelNotFound:
+            return None
+
+    def loaded(self, name: str) -> bool:
+        """Whether ``name`` is in the cache (ready to answer at once)."""
+        with self._lock:
+            return name in self._cache
+
+    # ------------------------------------------------------------ helpers
+    @staticmethod
+    def _record(row: Any) -> dict[str, Any]:
+        return {
+            "name": row["name"],
+            "task": row["task"],
+            "classes": list(row["classes"]),
+            "metrics": dict(row["metrics"] or {}),
+            "created": row["created"],
+            "source": row["source"],
+            "run_dir": row["run_dir"],
+            "architecture": row["architecture"],
+            "input_shape": list(row["input_shape"]),
+        }
+
+    def _not_found(self, name: str) -> None:
+        names = self.names()
+        if not names:
+            raise ModelNotFound(f"no model named {name!r}; no model is registered yet: train one (POST /v1/trainings) "
+                                "or start the server with --model RUN_DIR")
+        hint = closest(str(name), names)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ModelNotFound(f"no model named {name!r}{suggestion} Registered: {', '.join(repr(n) for n in names)}")

@@ -1,0 +1,5 @@
+"""Work in progress."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

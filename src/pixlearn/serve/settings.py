@@ -1,0 +1,87 @@
+"""The service's settings: one typed model, filled from CLI flags, environment variables and defaults.
+
+Environment variables (read when a field is not given explicitly):
+
+- ``PIXLEARN_STORAGE``: the data folder (default ``./pixlearn-data``).
+- ``PIXLEARN_DB``: a SQLAlchemy URL (default ``sqlite:///<storage>/pixlearn.db``).
+- ``PIXLEARN_API_KEYS`` (comma-separated) or ``PIXLEARN_API_KEY``: the accepted API keys; none means no auth.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ServeSettings", "env_api_keys"]
+
+
+def env_api_keys() -> list[str]:
+    """API keys from ``PIXLEARN_API_KEYS`` (comma-separated) and ``PIXLEARN_API_KEY``."""
+    raw = os.environ.get("PIXLEARN_API_KEYS", "")
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    single = os.environ.get("PIXLEARN_API_KEY", "").strip()
+    if single and single not in keys:
+        keys.append(single)
+    return keys
+
+
+def _env_storage() -> Path:
+    return Path(os.environ.get("PIXLEARN_STORAGE") or "./pixlearn-data")
+
+
+class ServeSettings(BaseModel):
+    """Everything ``pixlearn serve`` can be told; unknown fields are rejected.
+
+    Examples
+    --------
+    >>> s = ServeSettings(storage="/tmp/px", api_keys=["k1"])
+    >>> s.database_url, s.max_body_bytes, s.auth_enabled
+    ('sqlite:////tmp/px/pixlearn.db', 52428800, True)
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    storage: Path = Field(default_factory=_env_storage)
+    db: str | None = Field(default_factory=lambda: os.environ.get("PIXLEARN_DB") or None)
+    api_keys: list[str] = Field(default_factory=env_api_keys)
+    max_body_mb: float = Field(50, gt=0)
+    timeout_s: float = Field(60, gt=0)
+    max_concurrency: int = Field(4, ge=1)
+    max_archive_images: int = Field(256, ge=1)
+    allowed_roots: list[Path] = Field(default_factory=list)
+    models: list[Path] = Field(default_factory=list)
+    training_workers: int = Field(1, ge=0)
+    max_archive_mb: float = Field(512, gt=0)
+    max_archive_ratio: float = Field(200, gt=1)
+    min_images_per_class: int = Field(2, ge=1)
+    #: Largest decoded image accepted (pixels, checked from the header before decoding).
+    max_pixels: int = Field(50_000_000, ge=1)
+    #: Train a small digits classifier in the background at start-up when it is not registered yet.
+    demo: bool = False
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strip_keys(cls, keys: list[str]) -> list[str]:
+        return [k.strip() for k in keys if k and k.strip()]
+
+    @property
+    def database_url(self) -> str:
+        """``db``, or a SQLite file in the storage folder."""
+        return self.db or f"sqlite:///{self.storage}/pixlearn.db"
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    @property
+    def models_dir(self) -> Path:
+        """Where models trained by the service keep their run folders."""
+        return self.storage / "models"
