@@ -1,0 +1,359 @@
+"""The web page in headless Chromium against a real ``pixlearn`` server process on loopback.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``, ``/usr/bin/chromedriver``; other
+paths through ``PIXLEARN_CHROMIUM`` / ``PIXLEARN_CHROMEDRIVER``). Every wait is an explicit WebDriverWait on
+the page's state; nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = os.environ.get("PIXLEARN_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("PIXLEARN_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+    reason=f"headless browser tests need {CHROMIUM} and {CHROMEDRIVER}: "
+    "install Debian's packages with `apt-get install chromium chromium-driver`",
+)
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+RED, BLUE = (230, 20, 20), (20, 20, 230)
+
+
+# --------------------------------------------------------------------------- helpers
+def _png(image: np.ndarray) -> bytes:
+    from pixlearn.io.image import encode_image
+
+    return encode_image(image, "png")
+
+
+def _two_colour_image() -> np.ndarray:
+    """48x32: left half pure red, right half pure blue."""
+    img = np.zeros((32, 48, 3), np.uint8)
+    img[:, :24] = (255, 0, 0)
+    img[:, 24:] = (0, 0, 255)
+    return img
+
+
+def _tinted(colour: tuple[int, int, int], rng: np.random.Generator, size: int = 16) -> np.ndarray:
+    noise = rng.integers(-25, 26, size=(size, size, 3))
+    return np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+
+
+def _dataset_zip(path: Path, *, per_class: int = 8) -> Path:
+    """A zip with a folder per class: ``red/`` and ``blue/``, ``per_class`` 16x16 PNGs each."""
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, colour in (("red", RED), ("blue", BLUE)):
+            for i in range(per_class):
+                zf.writestr(f"{name}/{name}_{i}.png", _png(_tinted(colour, rng)))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server:
+    """``uvicorn pixlearn.serve.app:create_app --factory`` in its own process with a fresh storage folder."""
+
+    def __init__(self, storage: Path, *, env: dict[str, str] | None = None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = storage / "server.log"
+        full_env = {**os.environ, "PIXLEARN_STORAGE": str(storage), "PIXLEARN_API_KEYS": "", "PIXLEARN_API_KEY": ""}
+        full_env.update(env or {})
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "pixlearn.serve.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=storage,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + "/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)  # server start-up, not a browser wait
+        raise RuntimeError(f"the server did not answer /v1/health within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_bytes()[-n:].decode(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    srv = _Server(tmp_path_factory.mktemp("web-storage"))
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1000", "--disable-extensions", "--no-first-run",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver, timeout: float = 20.0) -> WebDriverWait:
+    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+
+
+def _open(driver, url: str) -> None:
+    driver.get(url)
+    _wait(driver).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+
+
+def _wait_ops(driver, server: _Server) -> None:
+    try:
+        _wait(driver, 30).until(EC.presence_of_element_located((By.ID, "op-canny")))
+    except TimeoutException:
+        pytest.fail("the operations list did not load\n" + _fail_context(driver, server))
+
+
+def _console_errors(driver) -> list[str]:
+    try:
+        return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    except Exception:  # noqa: BLE001 - not every driver keeps logs
+        return []
+
+
+def _fail_context(driver, server: _Server) -> str:
+    banner = driver.execute_script("return document.querySelector('#error-text').textContent")
+    return f"page error banner: {banner!r}\nconsole: {_console_errors(driver)}\nserver log:\n{server.log_tail()}"
+
+
+# --------------------------------------------------------------------------- tests
+def test_page_is_served_offline_with_its_assets(server: _Server, browser) -> None:
+    _open(browser, server.url + "/")
+    assert browser.title == "pixlearn"
+    # Every resource the page loaded came from this server: nothing from a CDN or font service.
+    urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert urls, "the page loaded no assets"
+    assert all(u.startswith(server.url) or u.startswith(("data:", "blob:")) for u in urls), urls
+    # Three tabs, the Analyze view active, operations listed from GET /v1/ops.
+    assert browser.find_element(By.ID, "tab-analyze").get_attribute("aria-selected") == "true"
+    _wait_ops(browser, server)
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".op-check")) >= 10
+    # Keyboard: ArrowRight on the active tab moves to the next view.
+    browser.find_element(By.ID, "tab-analyze").send_keys("\ue014")  # Keys.ARROW_RIGHT
+    _wait(browser).until(lambda d: d.find_element(By.ID, "view-models").is_displayed())
+    assert browser.switch_to.active_element.get_attribute("id") == "tab-models"
+    assert _console_errors(browser) == []
+
+
+def test_analyze_shows_colours_quality_and_an_op_beside_the_original(server: _Server, browser, tmp_path: Path) -> None:
+    image_path = tmp_path / "halves.png"
+    image_path.write_bytes(_png(_two_colour_image()))
+    _open(browser, server.url + "/#analyze")
+    _wait_ops(browser, server)
+    browser.find_element(By.ID, "file-input").send_keys(str(image_path))
+    _wait(browser).until(EC.element_to_be_clickable((By.ID, "analyze-btn")))
+    assert browser.find_element(By.ID, "op-canny").is_selected()
+    browser.find_element(By.ID, "analyze-btn").click()
+
+    try:
+        _wait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#colors .swatch"))
+        _wait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, '.op-result[data-op="canny"]:not([data-state="running"])'))
+    except TimeoutException:
+        pytest.fail("no colours / op result appeared\n" + _fail_context(browser, server))
+
+    # Colours: the two halves, each about half of the picture, with hex, name and a percentage.
+    swatches = browser.find_elements(By.CSS_SELECTOR, "#colors .swatch")
+    found = {}
+    for sw in swatches:
+        hex_ = sw.find_element(By.CSS_SELECTOR, ".swatch-hex").text.lower()
+        assert re.fullmatch(r"#[0-9a-f]{6}", hex_)
+        assert sw.find_element(By.CSS_SELECTOR, ".swatch-name").text.strip()
+        found[hex_] = float(sw.find_element(By.CSS_SELECTOR, ".swatch-pct").text.rstrip("%"))
+    assert found.get("#ff0000") == pytest.approx(50, abs=1), found
+    assert found.get("#0000ff") == pytest.approx(50, abs=1), found
+    chip = swatches[0].find_element(By.CSS_SELECTOR, ".swatch-chip").value_of_css_property("background-color")
+    assert chip in {"rgba(255, 0, 0, 1)", "rgba(0, 0, 255, 1)", "rgb(255, 0, 0)", "rgb(0, 0, 255)"}
+
+    # Quality: numbers in the table; brightness of pure red/blue halves is well inside (0, 1).
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#quality tr[data-key="brightness"]'))
+    brightness = float(browser.find_element(By.CSS_SELECTOR, '#quality tr[data-key="brightness"] .quality-value').text)
+    assert 0.0 < brightness < 1.0
+    width = browser.find_element(By.CSS_SELECTOR, '#quality tr[data-key="width"] .quality-value').text
+    assert width == "48"
+
+    # The canny result is a real decoded PNG the size of the original, shown beside it.
+    card = browser.find_element(By.CSS_SELECTOR, '.op-result[data-op="canny"]')
+    assert card.get_attribute("data-state") == "done", card.text + "\n" + _fail_context(browser, server)
+    result = card.find_element(By.CSS_SELECTOR, "img.op-image")
+    _wait(browser).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", result))
+    size = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", result)
+    assert size == [48, 32]
+    assert len(card.find_elements(By.CSS_SELECTOR, "img")) == 2  # original + result
+    assert browser.find_element(By.ID, "error").is_displayed() is False
+
+
+def test_an_api_error_is_shown_not_swallowed(server: _Server, browser, tmp_path: Path) -> None:
+    bogus = tmp_path / "not-an-image.png"
+    bogus.write_bytes(b"this is plain text, not a PNG")
+    _open(browser, server.url + "/#analyze")
+    _wait_ops(browser, server)
+    browser.find_element(By.ID, "op-canny").click()  # features only: the banner carries the analyze error
+    browser.find_element(By.ID, "file-input").send_keys(str(bogus))
+    _wait(browser).until(EC.element_to_be_clickable((By.ID, "analyze-btn"))).click()
+    banner = _wait(browser).until(EC.visibility_of_element_located((By.ID, "error")))
+    text = banner.text
+    assert text.startswith("Analyze:"), text
+    assert "not-an-image.png" in text or "image" in text.lower(), text
+    assert "500" not in text
+    assert browser.find_elements(By.CSS_SELECTOR, "#colors .swatch") == []
+
+
+def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Server, browser, tmp_path: Path) -> None:
+    archive = _dataset_zip(tmp_path / "colours.zip")
+    probe = tmp_path / "probe.png"
+    probe.write_bytes(_png(_tinted(RED, np.random.default_rng(1))))
+
+    _open(browser, server.url + "/")
+    browser.find_element(By.ID, "tab-train").click()
+    _wait(browser).until(lambda d: d.find_element(By.ID, "view-train").is_displayed())
+    browser.find_element(By.ID, "train-file").send_keys(str(archive))
+    for field, value in (("train-name", "web-colours"), ("train-epochs", "2"), ("train-img-size", "16"),
+                         ("train-batch", "8")):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    browser.find_element(By.ID, "train-btn").click()
+
+    status = browser.find_element(By.ID, "train-status")
+    try:
+        _wait(browser, 20).until(lambda d: status.text in {"queued", "running", "succeeded"})
+        _wait(browser, 150).until(lambda d: status.text in {"succeeded", "failed", "cancelled"})
+    except TimeoutException:
+        pytest.fail(f"training did not finish; status {status.text!r}, job error "
+                    f"{browser.find_element(By.ID, 'train-error').text!r}\n" + _fail_context(browser, server))
+    assert status.text == "succeeded", browser.find_element(By.ID, "train-error").text
+
+    # The finished job: full progress bar, one point per epoch for each curve, a metrics row per epoch.
+    assert float(browser.find_element(By.ID, "train-progress").get_attribute("value")) == pytest.approx(1.0)
+    chart = browser.find_element(By.ID, "train-chart")
+    assert chart.get_attribute("data-points") == "2"
+    assert len(chart.find_elements(By.CSS_SELECTOR, ".line-train-loss circle")) == 2
+    assert len(chart.find_elements(By.CSS_SELECTOR, ".line-val-acc circle")) == 2
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#train-metrics tbody tr")) == 2
+    assert not browser.find_element(By.ID, "train-cancel").is_displayed()
+
+    # Try it: classify an image with the new model.
+    try_section = _wait(browser).until(EC.visibility_of_element_located((By.ID, "try-section")))
+    model = browser.find_element(By.ID, "try-model").text
+    assert model.startswith("web-colours"), model
+    assert try_section.get_attribute("data-model") == model
+    browser.find_element(By.ID, "try-file").send_keys(str(probe))
+    _wait(browser).until(EC.element_to_be_clickable((By.ID, "try-btn"))).click()
+    try:
+        _wait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#try-results .score-row, #try-results .inline-error"))
+    except TimeoutException:
+        pytest.fail("no classification appeared\n" + _fail_context(browser, server))
+    assert not browser.find_elements(By.CSS_SELECTOR, "#try-results .inline-error"), browser.find_element(By.ID, "try-results").text
+    rows = browser.find_elements(By.CSS_SELECTOR, "#try-results .score-row")
+    scores = {r.get_attribute("data-label"): float(r.find_element(By.CSS_SELECTOR, ".score-value").text.rstrip("%")) for r in rows}
+    assert set(scores) == {"red", "blue"}
+    assert sum(scores.values()) == pytest.approx(100, abs=0.3)  # softmax over both classes, shown in percent
+
+    # The Models view lists it with its classes; delete it through the confirmation dialog.
+    browser.find_element(By.ID, "tab-models").click()
+    row_sel = f'#models-table tr[data-model="{model}"]'
+    row = _wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, row_sel)))
+    assert "training" in row.text and "blue" in row.text and "red" in row.text
+    row.find_element(By.CSS_SELECTOR, "button.btn.model-details-btn").click()
+    details = _wait(browser).until(EC.visibility_of_element_located((By.ID, "model-details")))
+    assert browser.find_element(By.ID, "model-details-title").text == model
+    assert {c.text for c in details.find_elements(By.CSS_SELECTOR, ".chip")} == {"red", "blue"}
+    row.find_element(By.CSS_SELECTOR, ".model-delete-btn").click()
+    _wait(browser).until(EC.visibility_of_element_located((By.ID, "confirm-dialog")))
+    browser.find_element(By.ID, "confirm-ok").click()
+    _wait(browser).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, row_sel)))
+    assert browser.find_element(By.ID, "models-empty").is_displayed()
+    assert not browser.find_element(By.ID, "error").is_displayed(), _fail_context(browser, server)
+
+
+@pytest.fixture
+def keyed_server(tmp_path: Path) -> Iterator[_Server]:
+    srv = _Server(tmp_path, env={"PIXLEARN_API_KEYS": "s3cret-key"})
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_api_key_prompt_then_stored_key_is_sent(keyed_server: _Server, browser) -> None:
+    _open(browser, keyed_server.url + "/")
+    browser.execute_script("localStorage.removeItem('pixlearn.apiKey')")
+    _open(browser, keyed_server.url + "/")
+    prompt = _wait(browser).until(EC.visibility_of_element_located((By.ID, "auth-prompt")))
+    assert "API key" in prompt.text
+    assert not browser.find_elements(By.ID, "op-canny")  # /v1/ops refused without a key
+    key = browser.find_element(By.ID, "api-key")
+    key.send_keys("s3cret-key")
+    browser.find_element(By.ID, "api-key-save").click()
+    _wait(browser).until(EC.presence_of_element_located((By.ID, "op-canny")))
+    assert not browser.find_element(By.ID, "auth-prompt").is_displayed()
+    assert browser.execute_script("return localStorage.getItem('pixlearn.apiKey')") == "s3cret-key"
+    # A reload keeps the key: the page works straight away.
+    _open(browser, keyed_server.url + "/")
+    _wait(browser).until(EC.presence_of_element_located((By.ID, "op-canny")))
+    assert not browser.find_element(By.ID, "auth-prompt").is_displayed()
+    browser.execute_script("localStorage.removeItem('pixlearn.apiKey')")
+
