@@ -389,16 +389,19 @@ def _bytes_elements(tensor: dict[str, Any], raw: bytes | None, max_batch: int) -
     return items
 
 
-def _decode_images(items: Sequence[bytes], max_pixels: int | None) -> list[np.ndarray]:
+def _image_batch(items: Sequence[bytes], clf: Any, max_pixels: int | None) -> Any:
+    """Decode and preprocess the encoded images one at a time (one full-size image in memory at once)."""
+    import torch
+
     from pixlearn.io import read_image
 
-    images = []
+    rows = []
     for i, data in enumerate(items):
         try:
-            images.append(read_image(data, max_pixels=max_pixels))
+            rows.append(clf.to_tensor([read_image(data, max_pixels=max_pixels)]))
         except PixlearnError as exc:
             raise OIPError(status_for(exc), f"input {IMAGE_INPUT!r} element {i}: {exc}") from None
-    return images
+    return torch.cat(rows)
 
 
 def _input_batch(request: dict[str, Any], binary: bytes, clf: Any, shape: tuple[int, int, int], limits: _Limits) -> Any:
@@ -421,7 +424,7 @@ def _input_batch(request: dict[str, Any], binary: bytes, clf: Any, shape: tuple[
     if name == TENSOR_INPUT:
         return torch.from_numpy(_fp32_tensor(tensor, raw, shape, limits.max_batch))
     if name == IMAGE_INPUT:
-        return clf.to_tensor(_decode_images(_bytes_elements(tensor, raw, limits.max_batch), limits.max_pixels))
+        return _image_batch(_bytes_elements(tensor, raw, limits.max_batch), clf, limits.max_pixels)
     hint = closest(str(name), [TENSOR_INPUT, IMAGE_INPUT])
     near = f"; did you mean {hint[0]!r}?" if hint else ""
     raise OIPError(400, f"unknown input {name!r}{near} The model takes {TENSOR_INPUT!r} (FP32) or {IMAGE_INPUT!r} (BYTES)")
