@@ -51,6 +51,9 @@ def _register() -> None:
 
     _predict.register(app)
     _evaluate.register(app)
+    from pixlearn.cli import serve as _serve
+
+    _serve.register(app)
 
 
 _register()

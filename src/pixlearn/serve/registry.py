@@ -22,7 +22,7 @@ from pixlearn._core.names import closest
 from pixlearn.serve.db import metadata
 from pixlearn.serve.errors import ModelNotFound, ModelUnavailable
 
-__all__ = ["ModelRegistry", "models_table", "safe_name"]
+__all__ = ["ModelRegistry", "models_table", "read_run_card", "safe_name"]
 
 models_table = Table(
     "models",
@@ -60,7 +60,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_card(run_dir: Path) -> dict[str, Any]:
+def read_run_card(run_dir: Path) -> dict[str, Any]:
+    """``weights/model.json`` of a classification run folder; ConfigError says what the folder is instead."""
     card_path = run_dir / "weights" / "model.json"
     if not card_path.is_file():
         if not run_dir.exists():
@@ -136,7 +137,7 @@ class ModelRegistry:
         if source not in ("cli", "training"):
             raise ConfigError(f"source must be 'cli' or 'training', got {source!r}")
         run_dir = Path(run_dir).expanduser().resolve()
-        card = _read_card(run_dir)
+        card = read_run_card(run_dir)
         spec = card["model"]
         shape = list(spec.get("preprocess", {}).get("input_size") or [spec.get("in_chans", 3), 224, 224])
         fields = {
@@ -261,5 +262,5 @@ class ModelRegistry:
             raise ModelNotFound(f"no model named {name!r}; no model is registered yet: train one (POST /v1/trainings) "
                                 "or start the server with --model RUN_DIR")
         hint = closest(str(name), names)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ModelNotFound(f"no model named {name!r}{suggestion} Registered: {', '.join(repr(n) for n in names)}")
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ";"
+        raise ModelNotFound(f"no model named {name!r}{suggestion} registered: {', '.join(repr(n) for n in names)}")

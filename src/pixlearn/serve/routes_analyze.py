@@ -1,5 +1,221 @@
-"""Work in progress."""
+"""``POST /v1/analyze``: dominant colours, quality scores and labels from the registered classifiers, in one call.
 
-from fastapi import APIRouter
+The image comes as a multipart upload (field ``file``, or ``image``), as JSON (``{"image": {"b64": ...}}``
+or ``{"image": {"path": ...}}`` under an allowed root), or as the raw body (``Content-Type: image/...``).
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
+
+from pixlearn._core.errors import UnknownNameError
+from pixlearn._core.names import check_name
+from pixlearn.serve.deps import run_blocking
+from pixlearn.serve.errors import ApiError
+from pixlearn.serve.inputs import decode_b64, decode_bytes, read_allowed_path
+from pixlearn.serve.registry import ModelRegistry
+from pixlearn.serve.settings import ServeSettings
+
+__all__ = ["router", "FEATURES", "parse_features", "parse_names"]
+
+router = APIRouter(tags=["analyze"])
+
+#: Every feature /v1/analyze knows; model-backed ones (objects, faces, text) join as those capabilities land.
+FEATURES = ("colors", "quality", "labels")
+
+_OPENAPI = {
+    "parameters": [
+        {"name": "features", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "Comma list of colors, quality, labels (default: colors,quality, plus labels when a model "
+                        "is registered)."},
+        {"name": "n_colors", "in": "query", "required": False, "schema": {"type": "integer", "default": 5}},
+        {"name": "models", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "Models for labels (comma list or repeated; default: all registered)."},
+        {"name": "top_k", "in": "query", "required": False, "schema": {"type": "integer", "default": 5}},
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"},
+                               "features": {"type": "string"}, "n_colors": {"type": "integer"},
+                               "models": {"type": "string"}, "top_k": {"type": "integer"}}}},
+            "application/json": {"schema": {
+                "type": "object", "required": ["image"],
+                "properties": {
+                    "image": {"type": "object", "properties": {"b64": {"type": "string"}, "path": {"type": "string"}}},
+                    "features": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "models": {"type": "array", "items": {"type": "string"}},
+                    "n_colors": {"type": "integer"}, "top_k": {"type": "integer"}}},
+                "example": {"image": {"b64": "<base64 of the file>"}, "features": "colors,quality"}},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+}
+
+
+def parse_names(value: Any) -> list[str]:
+    """A comma list, a list of comma lists, or None -> a flat list of stripped names.
+
+    Examples
+    --------
+    >>> parse_names(["colors, quality", "labels"]), parse_names(None)
+    (['colors', 'quality', 'labels'], [])
+    """
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ApiError(f"expected names as text, got {item!r}", status=400)
+        out.extend(p.strip() for p in item.split(",") if p.strip())
+    return out
+
+
+def parse_features(value: Any, *, have_models: bool) -> list[str]:
+    """Validated features in the order of :data:`FEATURES`; unknown -> 400 listing the valid ones."""
+    names = parse_names(value)
+    if not names:
+        return [f for f in FEATURES if f != "labels" or have_models]
+    for n in names:
+        try:
+            check_name(n, FEATURES, what="feature")
+        except UnknownNameError as exc:
+            raise ApiError(str(exc), status=400) from None
+    return [f for f in FEATURES if f in names]
+
+
+def _int(value: Any, *, name: str, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+        if isinstance(value, float) and value != n:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ApiError(f"{name}={value!r} is not an integer; use {low}..{high}", status=400) from None
+    if not low <= n <= high:
+        raise ApiError(f"{name}={n} is out of range; use {low}..{high}", status=400)
+    return n
+
+
+async def _read_request(request: Request) -> tuple[dict[str, Any], Any]:
+    """(parameters, image source) from a multipart, JSON or raw-image request; query parameters are the fallback."""
+    query = request.query_params
+    params: dict[str, Any] = {"features": query.getlist("features") or None, "n_colors": query.get("n_colors"),
+                              "models": query.getlist("models") or query.getlist("model") or None,
+                              "top_k": query.get("top_k")}
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.form()
+        upload = form.get("file") or form.get("image")
+        for key in ("features", "n_colors", "top_k"):
+            if form.get(key) is not None:
+                params[key] = form.getlist(key) if key == "features" else form.get(key)
+        if form.getlist("models") or form.getlist("model"):
+            params["models"] = form.getlist("models") or form.getlist("model")
+        if not isinstance(upload, UploadFile):
+            raise ApiError("no image: send the file in the multipart field 'file' (curl -F file=@photo.jpg)", status=400)
+        return params, ("bytes", await upload.read(), upload.filename or "file")
+    if ctype == "application/json" or ctype.endswith("+json"):
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(f"the JSON body is not valid JSON ({exc}); send {{\"image\": {{\"b64\": \"...\"}}}}",
+                           status=400) from None
+        if not isinstance(body, dict):
+            raise ApiError("the JSON body must be an object like {\"image\": {\"b64\": \"...\"}, \"features\": "
+                           "\"colors,quality\"}", status=400)
+        for key in ("features", "n_colors", "models", "top_k"):
+            if body.get(key) is not None:
+                params[key] = body[key]
+        image = body.get("image", body.get("image_base64"))
+        if isinstance(image, str):
+            return params, ("b64", image, "image.b64")
+        if isinstance(image, dict) and isinstance(image.get("b64"), str):
+            return params, ("b64", image["b64"], "image.b64")
+        if isinstance(image, dict) and isinstance(image.get("path"), str):
+            return params, ("path", image["path"], image["path"])
+        raise ApiError("the JSON body has no image: send {\"image\": {\"b64\": \"<base64>\"}} or "
+                       "{\"image\": {\"path\": \"<file under an allowed root>\"}}", status=400)
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return params, ("bytes", await request.body(), "body")
+    raise ApiError(f"unsupported Content-Type {ctype or '(none)'!r}; send multipart/form-data with a 'file' field, "
+                   "JSON with image.b64, or the image bytes with Content-Type: image/jpeg", status=415)
+
+
+def analyze_image(image, *, features: list[str], n_colors: int, models: list[str], top_k: int,
+                  registry: ModelRegistry) -> dict[str, Any]:
+    """The analysis of one decoded RGB image (runs in a worker thread)."""
+    from pixlearn.ops.color import dominant_colors, quality
+
+    out: dict[str, Any] = {"image": {"width": int(image.shape[1]), "height": int(image.shape[0])}}
+    timings: dict[str, float] = {}
+    if "colors" in features:
+        t = time.perf_counter()
+        out["colors"] = dominant_colors(image, k=n_colors)
+        timings["colors"] = (time.perf_counter() - t) * 1e3
+    if "quality" in features:
+        t = time.perf_counter()
+        out["quality"] = quality(image)
+        timings["quality"] = (time.perf_counter() - t) * 1e3
+    if "labels" in features:
+        out["labels"] = {}
+        for name in models:
+            t = time.perf_counter()
+            clf = registry.load(name)
+            out["labels"][name] = clf.predict([image], top_k=top_k)[0]["top_k"]
+            timings[f"labels.{name}"] = (time.perf_counter() - t) * 1e3
+    out["timings_ms"] = {k: round(v, 2) for k, v in timings.items()}
+    return out
+
+
+@router.post("/v1/analyze", summary="Dominant colours, quality scores and labels of one image", openapi_extra=_OPENAPI)
+async def analyze(request: Request) -> dict[str, Any]:
+    """Analyse an image; ``features`` picks what to compute (unknown feature: 400 listing the valid ones).
+
+    Response: ``{"image": {"width", "height"}, "colors": [{"rgb", "hex", "name", "fraction"}], "quality":
+    {"brightness", "contrast", "sharpness", "noise_sigma", "width", "height"}, "labels": {"<model>": [{"label",
+    "score"}]}, "timings_ms": {...}}`` (only the features asked for).
+    """
+    t0 = time.perf_counter()
+    settings: ServeSettings = request.app.state.settings
+    registry: ModelRegistry = request.app.state.registry
+    params, (kind, payload, name) = await _read_request(request)
+    registered = await run_blocking(registry.names)
+    features = parse_features(params["features"], have_models=bool(registered))
+    n_colors = _int(params["n_colors"], name="n_colors", low=1, high=64, default=5)
+    top_k = _int(params["top_k"], name="top_k", low=1, high=1000, default=5)
+    models: list[str] = []
+    if "labels" in features:
+        models = parse_names(params["models"]) or registered
+        if not models:
+            raise ApiError("feature 'labels' needs a registered model and none is; train one (POST /v1/trainings) or "
+                           "start the server with --model RUN_DIR", status=400)
+        for m in models:
+            await run_blocking(registry.get, m)  # 404 naming the closest model, before any decoding
+
+    def work() -> dict[str, Any]:
+        t = time.perf_counter()
+        if kind == "bytes":
+            image = decode_bytes(payload, name=name, max_pixels=settings.max_pixels)
+        elif kind == "b64":
+            image = decode_b64(payload, name=name, max_pixels=settings.max_pixels)
+        else:
+            image = read_allowed_path(payload, settings.allowed_roots, max_pixels=settings.max_pixels)
+        decode_ms = (time.perf_counter() - t) * 1e3
+        result = analyze_image(image, features=features, n_colors=n_colors, models=models, top_k=top_k,
+                               registry=registry)
+        result["timings_ms"] = {"decode": round(decode_ms, 2), **result["timings_ms"]}
+        return result
+
+    result = await run_blocking(work)
+    result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)
+    return result

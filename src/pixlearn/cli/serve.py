@@ -1,0 +1,86 @@
+"""``pixlearn serve``: the REST API and the web page on uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+__all__ = ["serve", "register"]
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes the service to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).", min=0, max=65535)] = 8000,
+    storage: Annotated[Optional[Path], typer.Option("--storage", help="Data folder: database, uploads, trained models (env PIXLEARN_STORAGE; default ./pixlearn-data).", show_default=False)] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/pixlearn (env PIXLEARN_DB; default SQLite in the storage folder).", show_default=False)] = None,
+    api_key: Annotated[Optional[list[str]], typer.Option("--api-key", help="Accept this API key (repeat for several) (env PIXLEARN_API_KEYS, comma-separated). None: no auth.", show_default=False)] = None,
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Register this run folder (pixlearn train classify) at start-up; repeatable.", show_default=False)] = None,
+    allow_root: Annotated[Optional[list[Path]], typer.Option("--allow-root", help="Folder whose images /v1/analyze may read by path; repeatable. None: path inputs are refused.", show_default=False)] = None,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body (413 above).", min=0.001)] = 50,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may run (504 after).", min=0.001)] = 60,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once (429 above; health routes are exempt).", min=1)] = 4,
+    training_workers: Annotated[int, typer.Option("--training-workers", help="Training jobs run at once (each in its own process).", min=0)] = 1,
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Train a small digits classifier in the background at start-up (when it is not registered yet), so the page has a model to try.")] = False,
+    open_browser: Annotated[bool, typer.Option("--open-browser/--no-open-browser", help="Open the page in a web browser once the server listens.")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve the REST API (/docs), the Open Inference Protocol v2 (/v2) and the web page (/).
+
+    Examples: `pixlearn serve --demo`, `pixlearn serve --model runs/classify/pets --api-key $KEY`.
+    """
+    import uvicorn
+
+    from pixlearn.serve.app import create_app
+    from pixlearn.serve.registry import read_run_card
+    from pixlearn.serve.settings import ServeSettings, env_api_keys
+
+    fields: dict = {"host": host, "port": port, "max_body_mb": max_body_mb, "timeout_s": timeout,
+                    "max_concurrency": concurrency, "training_workers": training_workers, "demo": demo,
+                    "api_keys": list(api_key or []) + [k for k in env_api_keys() if k not in (api_key or [])],
+                    "models": [p.expanduser().resolve() for p in (model or [])],
+                    "allowed_roots": [p.expanduser().resolve() for p in (allow_root or [])]}
+    if storage is not None:
+        fields["storage"] = storage.expanduser().resolve()
+    if db is not None:
+        fields["db"] = db
+    settings = ServeSettings(**fields)
+    settings.storage = settings.storage.expanduser().resolve()
+    for run in settings.models:  # fail before listening, with the reason
+        read_run_card(run)
+    for root in settings.allowed_roots:
+        if not root.is_dir():
+            raise typer.BadParameter(f"{root} is not a folder", param_hint="--allow-root")
+    if settings.port == 0:
+        settings.port = _free_port(settings.host)
+    if settings.host not in _LOOPBACK and not settings.api_keys:
+        sys.stderr.write(f"warning: listening on {settings.host} without an API key: anyone who can reach this "
+                         "machine can use the service; add --api-key KEY\n")
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '') else shown}:{settings.port}/"
+    sys.stderr.write(f"pixlearn serve: {url}  (API docs: {url}docs; storage: {settings.storage}; "
+                     f"database: {settings.database_url}{'; auth: API key' if settings.api_keys else ''})\n")
+    sys.stderr.flush()
+    if open_browser:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.5, webbrowser.open, args=(url,)).start()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+                timeout_graceful_shutdown=5)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
