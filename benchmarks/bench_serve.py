@@ -1,6 +1,6 @@
 """`POST /v1/analyze?features=colors,quality` over HTTP against the same functions called in-process.
 
-Usage: python benchmarks/bench_serve.py [--seconds 30] [--clients 8] [--warmup 3]
+Usage: python benchmarks/bench_serve.py [--seconds 30] [--clients 8] [--warmup 3] [--core-threads N]
 
 Both sides work on the same 8 real-photo JPEGs (640x480 crops of scikit-image's sample photos,
 quality 90), cycled:
@@ -13,7 +13,9 @@ quality 90), cycled:
 A request counts when it started before the deadline. Latency percentiles are per request (p50, p99);
 throughput is completed requests / wall seconds; an error is any non-200 answer or exception (must be
 0). Ratio = service throughput / in-process throughput (how much of the in-process rate the HTTP
-service keeps). The machine's load (1-min load average, and the busy fraction of all cores from
+service keeps). As a reference the in-process side also runs with one thread per core
+(`--core-threads`, default the CPU count; 0 skips it): more threads than cores can be slower in-process,
+where nothing limits how many images are worked on at once. The machine's load (1-min load average, and the busy fraction of all cores from
 /proc/stat, which includes other users' work) is recorded per phase because both sides share its cores.
 Results go to benchmarks/results/serve.json.
 """
@@ -159,9 +161,10 @@ def service_call(base: str):
 def start_server(storage: Path, port: int, clients: int) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("pixlearn")
     cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--storage", str(storage),
-           "--max-concurrency", str(max(clients, 4))]
+           "--concurrency", str(max(clients, 4)), "--log-level", "warning"]
     env = {k: v for k, v in os.environ.items() if k not in ("PIXLEARN_API_KEYS", "PIXLEARN_API_KEY")}
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=storage)
+    with open(storage / "serve.log", "wb") as err:  # a file, not a pipe: the server can never block on it
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=storage)
 
 
 def wait_ready(proc: subprocess.Popen, base: str, timeout: float = 120) -> None:
@@ -170,7 +173,8 @@ def wait_ready(proc: subprocess.Popen, base: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"pixlearn serve exited: {proc.communicate()[1].decode(errors='replace')[-3000:]}")
+            log = Path(proc.args[proc.args.index("--storage") + 1]) / "serve.log"
+            raise SystemExit(f"pixlearn serve exited: {log.read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(f"{base}/v2/health/ready", timeout=2).status_code == 200:
                 return
@@ -198,6 +202,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--core-threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
@@ -225,6 +230,10 @@ def main() -> None:
         drive(in_process_call, images, clients=args.clients, seconds=args.warmup)
         with Load() as local_load:
             local = drive(in_process_call, images, clients=args.clients, seconds=args.seconds)
+        per_core = None
+        if args.core_threads and args.core_threads != args.clients:
+            with Load() as core_load:
+                per_core = drive(in_process_call, images, clients=args.core_threads, seconds=args.seconds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -234,6 +243,9 @@ def main() -> None:
         {"case": f"in-process: {args.clients} threads", **local,
          "cpu_busy": local_load.busy_fraction, "loadavg_1m": local_load.loadavg_1m},
     ]
+    if per_core is not None:
+        rows.append({"case": f"in-process: {args.core_threads} threads (reference)", **per_core,
+                     "cpu_busy": core_load.busy_fraction, "loadavg_1m": core_load.loadavg_1m})
     ratio = round(service["throughput_rps"] / local["throughput_rps"], 3) if local["throughput_rps"] else float("nan")
     result = {
         "benchmark": "POST /v1/analyze?features=colors,quality vs read_image + dominant_colors + quality in-process",
@@ -245,12 +257,19 @@ def main() -> None:
         "rows": rows,
         "ratio_service_vs_in_process_throughput": ratio,
     }
+    if per_core is not None:
+        result[f"ratio_service_vs_in_process_{args.core_threads}_threads"] = round(
+            service["throughput_rps"] / per_core["throughput_rps"], 3) if per_core["throughput_rps"] else float("nan")
     print_table([{k: r[k] for k in ("case", "requests", "errors", "throughput_rps", "p50_ms", "p99_ms",
                                     "cpu_busy", "loadavg_1m")} for r in rows])
-    print(f"ratio (service / in-process throughput): {ratio}   same answer: {agree}   cpus: {os.cpu_count()}")
+    print(f"ratio (service / in-process throughput, {args.clients} each): {ratio}   same answer: {agree}   "
+          f"cpus: {os.cpu_count()}")
+    if per_core is not None:
+        key = f"ratio_service_vs_in_process_{args.core_threads}_threads"
+        print(f"ratio (service / in-process with {args.core_threads} threads): {result[key]}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    if service["errors"] or local["errors"]:
+    if service["errors"] or local["errors"] or (per_core or {}).get("errors"):
         raise SystemExit(f"errors: service {service['first_error']!r}, in-process {local['first_error']!r}")
 
 

@@ -216,18 +216,10 @@ def test_unknown_model_or_version_is_404(client) -> None:
 
 
 # ---------------------------------------------------------------- tritonclient.http against uvicorn
-_SERVE = (
-    "import sys, uvicorn\n"
-    "from pixlearn.serve.app import create_app\n"
-    "from pixlearn.serve.settings import ServeSettings\n"
-    "app = create_app(ServeSettings(storage=sys.argv[1], models=[sys.argv[2]], api_keys=[]))\n"
-    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[3]), log_level='warning')\n"
-)
-
-
 @pytest.fixture(scope="module")
 def triton(run_dir, storage):
-    """The official Triton HTTP client, unmodified, against the service in its own uvicorn process on loopback."""
+    """The official Triton HTTP client, unmodified, against a real `pixlearn serve` process on loopback."""
+    import os
     import socket
     import subprocess
     import sys
@@ -238,8 +230,12 @@ def triton(run_dir, storage):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE, str(storage / "live"), str(run_dir), str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if k not in ("PIXLEARN_API_KEYS", "PIXLEARN_API_KEY")}
+    cmd = [sys.executable, "-m", "pixlearn.cli", "serve", "--port", str(port), "--storage", str(storage / "live"),
+           "--model", str(run_dir), "--log-level", "warning"]
+    log = storage / "live.log"
+    with open(log, "wb") as err:  # a file, not a pipe: a chatty server can never block on it
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
     c = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 90
@@ -251,7 +247,8 @@ def triton(run_dir, storage):
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                pytest.fail(f"the service did not start: {proc.communicate()[1].decode(errors='replace')[-2000:]}")
+                proc.wait()
+                pytest.fail(f"the service did not start: {log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
         yield c
     finally:

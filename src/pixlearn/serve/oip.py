@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from pixlearn._core.errors import PixlearnError
 from pixlearn._core.names import closest
+from pixlearn.serve.deps import run_blocking
 from pixlearn.serve.errors import status_for
 
 __all__ = [
@@ -533,9 +533,9 @@ def _infer(registry: Any, name: str, version: str | None, body: bytes, header_le
 
 
 async def _guard(call: Any, *args: Any) -> Response:
-    """Run a blocking handler in the thread pool; protocol errors become ``{"error": ...}``."""
+    """Run a blocking handler in a worker thread; protocol errors become ``{"error": ...}``."""
     try:
-        return await run_in_threadpool(call, *args)
+        return await run_blocking(call, *args)
     except OIPError as exc:
         return _error(exc.status, exc.message)
     except PixlearnError as exc:
