@@ -1,4 +1,4 @@
-# pixlearn: `make run` starts the main job, `make test` runs the whole test suite.
+# pixlearn: `make run` starts the main job (the service and its web page), `make test` runs the whole test suite.
 # Both create .venv when it is missing and install what they need; a second run skips the install.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# the service + web page on http://127.0.0.1:8000 (HOST/PORT to change); data under runs/serve
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: $(STAMP)
-	$(VENV)/bin/pixlearn demo --out runs/demo
+	$(VENV)/bin/pixlearn serve --demo --host $(HOST) --port $(PORT) --storage runs/serve
 
 browser:
 	@bash scripts/install-browser.sh
