@@ -1,28 +1,665 @@
-"""Training jobs of the service: ``/v1/trainings`` (work in progress; the full manager follows)."""
+"""Training jobs of the service: ``/v1/trainings`` and the :class:`JobManager` that runs them.
+
+A job starts as an uploaded zip. :func:`~pixlearn.serve.archive.extract_archive` checks it and
+extracts it into the job's folder ``<storage>/trainings/<id>/data`` (or refuses it with every
+reason: 400). The job is then ``queued`` in the ``trainings`` table; a background thread runs at
+most ``settings.training_workers`` jobs at a time, each in its own process
+(``python -m pixlearn.serve.train_worker <job folder>``, in a new session so that a cancel can
+signal its whole process group). The worker trains with :func:`pixlearn.train.train_classifier`
+into ``<storage>/models/<name>-<id>`` and writes ``progress.json``; on success the manager
+registers the run as a model (``source="training"``), usable at once.
+
+Statuses: ``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | ``cancelled``. After a
+restart, queued jobs run; a job still marked running is adopted when its worker process is alive,
+resumed from its run's ``checkpoints/last.ckpt`` when it is not, and marked failed with the reason
+when it never reached a checkpoint -- never left running forever.
+
+Folder of a job (``<storage>/trainings/<id>/``)::
+
+    data/          the extracted archive (the dataset the worker trains on)
+    job.json       what the worker is asked to do (data, run folder, options, resume)
+    progress.json  written atomically by the worker: epoch, batch fraction, latest metrics
+    result.json    the worker's outcome: {"status": "succeeded"} or {"status": "failed", "error"}
+    worker.log     the worker's stdout and stderr
+"""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from sqlalchemy import JSON, Column, Engine, Integer, String, Table, Text, delete, insert, select, update
 
-__all__ = ["JobManager", "router"]
+from pixlearn._core.errors import ConfigError, PixlearnError, UnknownNameError
+from pixlearn.serve.archive import ArchiveError, ArchiveLimits, extract_archive
+from pixlearn.serve.db import metadata
+from pixlearn.serve.errors import ApiError
+from pixlearn.serve.registry import safe_name
 
-router = APIRouter()
+__all__ = ["JobManager", "JobNotFound", "router", "trainings_table", "STATUSES", "DEFAULT_OPTIONS"]
+
+log = logging.getLogger("pixlearn.serve.trainings")
+
+#: Every status a job can have; the last three are final.
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+_FINAL = ("succeeded", "failed", "cancelled")
+
+#: Training options a job accepts, with their defaults.
+DEFAULT_OPTIONS: dict[str, Any] = {"architecture": "pixlearn_smallcnn_tiny", "epochs": 5, "img_size": 32, "batch": 32, "lr": None}
+
+#: Why a job that was running when the server stopped could not continue.
+NO_CHECKPOINT = "the server stopped while this job was running, before its first checkpoint; submit it again"
+
+trainings_table = Table(
+    "trainings",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("options", JSON, nullable=False),
+    Column("dataset", JSON, nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("started", String(40)),
+    Column("finished", String(40)),
+    Column("error", Text),
+    Column("model", String(128)),
+    Column("pid", Integer),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("resume", Integer, nullable=False, default=0),
+    Column("job_dir", Text, nullable=False),
+    Column("run_dir", Text, nullable=False),
+    Column("history", JSON),
+    Column("final", JSON),
+)
+
+
+class JobNotFound(UnknownNameError):
+    """No training job has this id (404)."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _number(text: str) -> Any:
+    if text in ("", None):
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.csv`` (one per finished epoch), numbers parsed; ``[]`` when there is none yet.
+
+    Examples
+    --------
+    >>> read_history(Path("/no/such/run"))
+    []
+    """
+    try:
+        text = (Path(run_dir) / "metrics.csv").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [{k: _number(v) for k, v in row.items() if k} for row in csv.DictReader(text.splitlines())]
+
+
+_FINAL_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "best_epoch", "epochs_run", "stopped_early")
+
+
+def _final_metrics(run_dir: Path) -> dict[str, Any] | None:
+    data = _read_json(Path(run_dir) / "metrics.json")
+    return {k: data[k] for k in _FINAL_KEYS if k in data} if data else None
+
+
+def _tail(path: Path, n_bytes: int = 4096) -> str:
+    """The last non-empty line of a log file (what a failed worker said last)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - n_bytes))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _alive(pid: int | None, job_dir: Path) -> bool:
+    """Whether ``pid`` is a live (not zombie) worker process of this job."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    proc = Path("/proc") / str(pid)
+    if not proc.exists():
+        return sys.platform != "linux"
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes().split(b"\x00")
+    except (OSError, IndexError):
+        return False
+    if state in ("Z", "X"):
+        return False
+    args = [a.decode(errors="replace") for a in cmdline]
+    return "pixlearn.serve.train_worker" in args and str(job_dir) in args
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+class _Worker:
+    """A running worker: our child (``popen``) or one adopted after a restart (``pid`` only)."""
+
+    def __init__(self, job_id: str, job_dir: Path, *, popen: subprocess.Popen[bytes] | None = None, pid: int | None = None,
+                 log_file: IO[bytes] | None = None) -> None:
+        self.job_id, self.job_dir, self.popen, self.log_file = job_id, job_dir, popen, log_file
+        self.pid = popen.pid if popen is not None else int(pid or 0)
+
+    def returncode(self) -> int | None:
+        """None while running; the exit code (negative: killed by that signal) once it ended (-1000: unknown)."""
+        if self.popen is not None:
+            return self.popen.poll()
+        return None if _alive(self.pid, self.job_dir) else -1000
+
+    def stop(self, *, grace_s: float) -> None:
+        """SIGTERM the worker's process group, SIGKILL it after ``grace_s``, and reap it."""
+        _signal_group(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while self.returncode() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.returncode() is None:
+            _signal_group(self.pid, signal.SIGKILL)
+            if self.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(timeout=10)
+        _signal_group(self.pid, signal.SIGKILL)  # stray children of the group (loader workers)
+        self.close()
+
+    def close(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
 
 
 class JobManager:
-    """Queue and run training jobs in separate processes (stub until the manager lands)."""
+    """Queue, run, watch, cancel and recover training jobs; one row per job in the ``trainings`` table.
 
-    def __init__(self, settings: Any, engine: Any, registry: Any) -> None:
+    Parameters
+    ----------
+    settings : ServeSettings
+        ``storage``, ``training_workers`` (jobs at a time; 0 queues without running) and the archive
+        caps ``max_archive_mb``, ``max_archive_ratio``, ``min_images_per_class``.
+    engine : sqlalchemy.Engine
+        The service database.
+    registry : ModelRegistry
+        Where a succeeded job registers its model.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pixlearn.serve.db import make_engine
+    >>> from pixlearn.serve.registry import ModelRegistry
+    >>> from pixlearn.serve.settings import ServeSettings
+    >>> settings = ServeSettings(storage=tempfile.mkdtemp())
+    >>> engine = make_engine("sqlite://"); metadata.create_all(engine)
+    >>> jobs = JobManager(settings, engine, ModelRegistry(engine, settings.storage))
+    >>> jobs.start(); jobs.list(); jobs.shutdown()
+    []
+    """
+
+    #: Seconds between two looks at the running workers.
+    poll_s = 0.25
+    #: Seconds a worker gets to end after SIGTERM before SIGKILL.
+    grace_s = 5.0
+
+    def __init__(self, settings: Any, engine: Engine, registry: Any) -> None:
         self.settings = settings
         self.engine = engine
         self.registry = registry
         self.storage = Path(settings.storage)
+        self.jobs_dir = self.storage / "trainings"
+        self.models_dir = Path(getattr(settings, "models_dir", self.storage / "models"))
+        self.max_workers = int(getattr(settings, "training_workers", 1))
+        self.limits = ArchiveLimits.from_settings(settings)
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._workers: dict[str, _Worker] = {}
+        self._thread: threading.Thread | None = None
 
+    # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Start dispatching queued jobs (no-op for now)."""
+        """Recover the jobs a previous server left running, then start dispatching queued jobs."""
+        metadata.create_all(self.engine, tables=[trainings_table])
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="pixlearn-trainings", daemon=True)
+        self._thread.start()
 
-    def shutdown(self) -> None:
-        """Stop dispatching (no-op for now)."""
+    def shutdown(self, *, stop_jobs: bool = True) -> None:
+        """Stop dispatching. With ``stop_jobs`` (the default) running workers are stopped too; their jobs stay
+        ``running`` and resume from their last checkpoint at the next :meth:`start`. Without it they keep
+        training and the next :meth:`start` adopts them."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for w in workers:
+            if stop_jobs:
+                w.stop(grace_s=self.grace_s)
+            else:
+                w.close()
+
+    # ------------------------------------------------------------ public API
+    def submit(self, archive: str | os.PathLike[str] | IO[bytes], *, filename: str | None = None, name: str | None = None,
+               **options: Any) -> dict[str, Any]:
+        """Check and extract ``archive`` into a new job folder and queue the job.
+
+        Parameters
+        ----------
+        archive : path or binary file object
+            A zip of labelled images.
+        filename : str, optional
+            The upload's file name (the default model name, and how errors name the archive).
+        name : str, optional
+            The model name to register on success (made unique by the registry).
+        **options
+            ``architecture``, ``epochs``, ``img_size``, ``batch``, ``lr`` (see :data:`DEFAULT_OPTIONS`).
+
+        Returns
+        -------
+        dict
+            The job (status ``queued``).
+
+        Raises
+        ------
+        ArchiveError
+            The archive was refused (``reasons`` lists why); nothing is left behind.
+        ConfigError
+            An invalid option (the message names it and the valid range or names).
+        """
+        opts = self._check_options(options)
+        label = filename or (Path(archive).name if isinstance(archive, (str, os.PathLike)) else "archive.zip")
+        model_name = safe_name(name or Path(label).stem or "model")
+        job_id = uuid.uuid4().hex
+        job_dir = self.jobs_dir / job_id
+        run_dir = self.models_dir / f"{model_name}-{job_id[:8]}"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        job_dir.mkdir()
+        try:
+            dataset = extract_archive(archive, job_dir / "data", limits=self.limits, name=label)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        row = {
+            "id": job_id, "name": model_name, "status": "queued", "options": opts,
+            "dataset": {**dataset.to_dict(), "root": str(dataset.root), "archive": label},
+            "created": _now(), "attempts": 0, "resume": 0, "job_dir": str(job_dir), "run_dir": str(run_dir),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(trainings_table).values(**row))
+        log.info("training job %s queued (%s, %d images)", job_id, label, dataset.images)
+        self._wake.set()
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The job ``job_id`` with live progress and metrics; :class:`JobNotFound` when there is none."""
+        return self._job(self._row(job_id))
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every job, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(trainings_table).order_by(trainings_table.c.created.desc(),
+                                                                 trainings_table.c.id)).mappings().all()
+        return [self._job(r) for r in rows]
+
+    def cancel(self, job_id: str) -> dict[str, Any] | None:
+        """Cancel a queued or running job (its worker's process group gets SIGTERM, then SIGKILL) and return it.
+
+        A job that has already ended is deleted instead (its folder too; a registered model stays):
+        returns None.
+        """
+        row = self._row(job_id)
+        if row["status"] in _FINAL:
+            self._delete(row)
+            return None
+        with self._lock:
+            if not self._set(job_id, {"status": "cancelled", "finished": _now(), "error": None},
+                             where=("queued", "running")):
+                return self.get(job_id)  # it ended meanwhile
+            worker = self._workers.pop(job_id, None)
+        if worker is None and row["pid"] and _alive(row["pid"], Path(row["job_dir"])):
+            worker = _Worker(job_id, Path(row["job_dir"]), pid=row["pid"])
+        if worker is not None:
+            worker.stop(grace_s=self.grace_s)
+        self._store_history(job_id)
+        self._wake.set()
+        log.info("training job %s cancelled", job_id)
+        return self.get(job_id)
+
+    def log_text(self, job_id: str, *, max_bytes: int = 65536) -> str:
+        """The end of the job's worker log."""
+        path = Path(self._row(job_id)["job_dir"]) / "worker.log"
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - max_bytes))
+                return fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    # ------------------------------------------------------------ options
+    @staticmethod
+    def _check_options(options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULT_OPTIONS)}")
+        opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
+        from pixlearn.train.config import ClassifyConfig
+
+        ClassifyConfig.from_overrides(model=opts["architecture"], epochs=opts["epochs"], img_size=opts["img_size"],
+                                      batch=opts["batch"], lr=opts["lr"])
+        from pixlearn.models.registry import check_model_name
+
+        try:
+            check_model_name(str(opts["architecture"]))
+        except UnknownNameError as exc:
+            raise ConfigError(f"architecture: {exc}") from None
+        return opts
+
+    # ------------------------------------------------------------ rows and job dicts
+    def _row(self, job_id: str) -> Any:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(trainings_table).where(trainings_table.c.id == str(job_id))).mappings().first()
+        if row is None:
+            raise JobNotFound(f"no training job {job_id!r}; list the jobs with GET /v1/trainings")
+        return row
+
+    def _set(self, job_id: str, values: dict[str, Any], *, where: tuple[str, ...] | None = None) -> bool:
+        stmt = update(trainings_table).where(trainings_table.c.id == job_id)
+        if where is not None:
+            stmt = stmt.where(trainings_table.c.status.in_(where))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt.values(**values)).rowcount > 0
+
+    def _job(self, row: Any) -> dict[str, Any]:
+        opts = dict(row["options"])
+        epochs = int(opts.get("epochs") or 0)
+        status = row["status"]
+        job_dir, run_dir = Path(row["job_dir"]), Path(row["run_dir"])
+        history = row["history"] if row["history"] is not None else read_history(run_dir)
+        progress_file = _read_json(job_dir / "progress.json") or {} if status != "queued" else {}
+        done = len(history)
+        epoch = max(done, int(progress_file.get("epoch") or 0)) if status == "running" else done
+        if status == "succeeded":
+            progress = 1.0
+        elif status == "queued" or not epochs:
+            progress = 0.0
+        else:
+            frac = float(progress_file.get("fraction") or 0.0)
+            progress = min(max(frac, done / epochs), 0.99 if status == "running" else 1.0)
+        return {
+            "id": row["id"],
+            "name": row["name"],
+            "status": status,
+            "progress": round(progress, 4),
+            "epoch": epoch,
+            "epochs": epochs,
+            "metrics": history,
+            "latest": progress_file.get("latest") if status == "running" else None,
+            "stage": progress_file.get("stage") if status == "running" else None,
+            "error": row["error"],
+            "model": row["model"],
+            "created": row["created"],
+            "started": row["started"],
+            "finished": row["finished"],
+            "options": opts,
+            "dataset": {k: v for k, v in dict(row["dataset"]).items() if k != "root"},
+            "final": row["final"],
+            "resumed": max(int(row["attempts"] or 0) - 1, 0),
+        }
+
+    def _store_history(self, job_id: str) -> None:
+        row = self._row(job_id)
+        run_dir = Path(row["run_dir"])
+        self._set(job_id, {"history": read_history(run_dir), "final": _final_metrics(run_dir)})
+
+    def _delete(self, row: Any) -> None:
+        with self._lock:
+            with self.engine.begin() as conn:
+                conn.execute(delete(trainings_table).where(trainings_table.c.id == row["id"]))
+        shutil.rmtree(row["job_dir"], ignore_errors=True)
+        run_dir = Path(row["run_dir"])
+        registered = row["model"] is not None and self.registry.get_or_none(row["model"]) is not None
+        if not registered and run_dir.resolve().is_relative_to(self.models_dir.resolve()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ recovery after a restart
+    def _recover(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(trainings_table).where(trainings_table.c.status == "running")).mappings().all()
+        for row in rows:
+            job_id, job_dir, run_dir = row["id"], Path(row["job_dir"]), Path(row["run_dir"])
+            if _alive(row["pid"], job_dir):
+                log.info("training job %s: its worker (pid %s) is still running; watching it again", job_id, row["pid"])
+                with self._lock:
+                    self._workers[job_id] = _Worker(job_id, job_dir, pid=row["pid"])
+            elif (run_dir / "metrics.json").is_file() and (run_dir / "weights" / "model.json").is_file():
+                self._finish(job_id, returncode=0)  # it finished; only the bookkeeping was missed
+            elif (run_dir / "checkpoints" / "last.ckpt").is_file():
+                log.info("training job %s: resuming from %s", job_id, run_dir / "checkpoints" / "last.ckpt")
+                self._set(job_id, {"status": "queued", "resume": 1, "pid": None}, where=("running",))
+            else:
+                self._set(job_id, {"status": "failed", "error": NO_CHECKPOINT, "finished": _now(), "pid": None},
+                          where=("running",))
+                self._store_history(job_id)
+
+    # ------------------------------------------------------------ the dispatcher thread
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._reap()
+                if not self._stop.is_set():
+                    self._dispatch()
+            except Exception:  # the loop must survive anything (a full disk, a locked database...)
+                log.exception("training dispatcher error")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def _reap(self) -> None:
+        with self._lock:
+            ended = [(w, rc) for w in list(self._workers.values()) if (rc := w.returncode()) is not None]
+            for w, _ in ended:
+                self._workers.pop(w.job_id, None)
+        for w, rc in ended:
+            w.close()
+            self._finish(w.job_id, returncode=rc)
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                if len(self._workers) >= self.max_workers:
+                    return
+                with self.engine.connect() as conn:
+                    row = conn.execute(
+                        select(trainings_table).where(trainings_table.c.status == "queued")
+                        .order_by(trainings_table.c.resume.desc(), trainings_table.c.created, trainings_table.c.id).limit(1)
+                    ).mappings().first()
+                if row is None:
+                    return
+                self._launch(row)
+
+    def _launch(self, row: Any) -> None:
+        job_id, job_dir, run_dir = row["id"], Path(row["job_dir"]), Path(row["run_dir"])
+        resume = bool(row["resume"]) and (run_dir / "checkpoints" / "last.ckpt").is_file()
+        spec = {"id": job_id, "data": row["dataset"]["root"], "run_dir": str(run_dir), "options": dict(row["options"]),
+                "resume": resume}
+        from pixlearn.train.runs import write_json
+
+        (job_dir / "result.json").unlink(missing_ok=True)
+        write_json(job_dir / "job.json", spec)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - closed when the worker ends
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "pixlearn.serve.train_worker", str(job_dir)],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(job_dir),
+                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        except OSError as exc:
+            log_file.close()
+            self._set(job_id, {"status": "failed", "error": f"the training process could not start ({exc})",
+                               "finished": _now()}, where=("queued",))
+            return
+        values = {"status": "running", "pid": popen.pid, "attempts": int(row["attempts"] or 0) + 1, "resume": 0}
+        if not row["started"]:
+            values["started"] = _now()
+        if not self._set(job_id, values, where=("queued",)):  # cancelled in between
+            _Worker(job_id, job_dir, popen=popen, log_file=log_file).stop(grace_s=self.grace_s)
+            return
+        self._workers[job_id] = _Worker(job_id, job_dir, popen=popen, log_file=log_file)
+        log.info("training job %s %s (pid %d)", job_id, "resumed" if resume else "started", popen.pid)
+
+    def _finish(self, job_id: str, *, returncode: int) -> None:
+        row = self._row(job_id)
+        if row["status"] != "running":
+            return  # cancelled meanwhile
+        job_dir, run_dir = Path(row["job_dir"]), Path(row["run_dir"])
+        result = _read_json(job_dir / "result.json") or {}
+        values: dict[str, Any] = {"finished": _now(), "pid": None, "history": read_history(run_dir),
+                                  "final": _final_metrics(run_dir)}
+        succeeded = result.get("status") == "succeeded" or (
+            returncode in (0, -1000) and not result and (run_dir / "metrics.json").is_file()
+        )
+        if succeeded:
+            try:
+                record = self.registry.register_run(run_dir, name=row["name"], source="training")
+            except PixlearnError as exc:
+                values.update(status="failed", error=f"the model could not be registered: {exc}")
+            else:
+                values.update(status="succeeded", model=record["name"], error=None)
+        else:
+            values.update(status="failed", error=self._failure(result, job_dir, returncode, row))
+        if self._set(job_id, values, where=("running",)):
+            log.info("training job %s %s%s", job_id, values["status"], f": {values.get('error')}" if values.get("error") else "")
+
+    @staticmethod
+    def _failure(result: dict[str, Any], job_dir: Path, returncode: int, row: Any) -> str:
+        error = str(result.get("error") or "")
+        if not error:
+            last = _tail(job_dir / "worker.log")
+            if returncode < 0 and returncode != -1000:
+                name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
+                error = f"the training process was killed ({name})" + (f"; its last output: {last}" if last else "")
+            else:
+                error = last or f"the training process ended with exit code {returncode} and no message"
+        root = str(dict(row["dataset"]).get("root", ""))
+        return error.replace(root, "the uploaded data") if root else error
+
+
+# ---------------------------------------------------------------- routes
+router = APIRouter(tags=["trainings"])
+
+
+def _jobs(request: Request) -> JobManager:
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ApiError("training jobs are not available: the server has not finished starting", status=503)
+    return jobs
+
+
+@router.post("/v1/trainings", status_code=202, summary="Train a classifier from a zip of labelled images")
+def create_training(
+    request: Request,
+    archive: UploadFile = File(..., description="A zip: one folder of images per class (optionally under train/ val/), "
+                                                  "or a CSV path,label with its images."),
+    name: str | None = Form(None, description="Model name to register (default: from the file name)."),
+    architecture: str = Form(DEFAULT_OPTIONS["architecture"], description="pixlearn_smallcnn_tiny, pixlearn_smallcnn, "
+                                                                          "resnet18, ... (any pixlearn model name)."),
+    epochs: int = Form(DEFAULT_OPTIONS["epochs"], ge=1, le=1000),
+    img_size: int = Form(DEFAULT_OPTIONS["img_size"], ge=8, le=1024),
+    batch: int = Form(DEFAULT_OPTIONS["batch"], ge=1, le=4096),
+    lr: float | None = Form(None, gt=0),
+) -> dict[str, Any]:
+    """Check the archive (400 with ``reasons`` when refused), extract it and queue the job: 202 with the job.
+
+    Then poll ``GET /v1/trainings/{id}``: ``status``, ``progress`` (0..1), ``epoch``/``epochs``,
+    ``metrics`` (one row per finished epoch: train_loss, val_loss, val_accuracy, ...) and, once
+    succeeded, ``model`` (the registered model's name, usable at once in /v1/classify).
+    """
+    jobs = _jobs(request)
+    try:
+        return jobs.submit(archive.file, filename=archive.filename or "archive.zip", name=name or None,
+                           architecture=architecture, epochs=epochs, img_size=img_size, batch=batch, lr=lr)
+    except ArchiveError as exc:
+        raise ApiError(f"{exc.archive}: the archive was refused: " + "; ".join(exc.reasons), status=400,
+                       extra={"reasons": exc.reasons}) from None
+
+
+@router.get("/v1/trainings", summary="List training jobs, newest first")
+def list_trainings(request: Request) -> dict[str, Any]:
+    """``{"trainings": [job, ...]}``."""
+    return {"trainings": _jobs(request).list()}
+
+
+@router.get("/v1/trainings/{job_id}", summary="Status, progress and live metrics of a training job")
+def get_training(job_id: str, request: Request) -> dict[str, Any]:
+    """The job: ``{"id", "name", "status", "progress", "epoch", "epochs", "metrics", "error", "model", "created",
+    "started", "finished", "options", ...}``."""
+    return _jobs(request).get(job_id)
+
+
+@router.get("/v1/trainings/{job_id}/log", summary="The end of a training job's worker log", response_class=Response)
+def get_training_log(job_id: str, request: Request) -> Response:
+    """Plain text: the last 64 KiB the training process wrote."""
+    return Response(_jobs(request).log_text(job_id), media_type="text/plain; charset=utf-8")
+
+
+@router.delete("/v1/trainings/{job_id}", summary="Cancel a training job, or delete a finished one",
+               responses={200: {"description": "The cancelled job"}, 204: {"description": "A finished job was deleted"}})
+def delete_training(job_id: str, request: Request) -> Any:
+    """A queued or running job is cancelled: 200 with the job (status ``cancelled``). A finished job is removed
+    from the list with its folder (its registered model stays): 204."""
+    job = _jobs(request).cancel(job_id)
+    if job is None:
+        return Response(status_code=204)
+    return job
