@@ -1,4 +1,4 @@
-"""Open Inference Protocol v2: in-process JSON round trips and the official Triton HTTP client against uvicorn."""
+"""Open Inference Protocol v2: in-process JSON round trips and the official Triton HTTP api against uvicorn."""
 
 from __future__ import annotations
 
@@ -12,56 +12,33 @@ import pytest
 
 from pixlearn.io import encode_image, read_image
 
-MODEL = "colors"
+MODEL = "colours"  # the name of the conftest's trained_run folder
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory):
-    """A tiny 3-class smallcnn run (16 px, 1 epoch) trained on noisy colour squares."""
-    import torch
-
-    from pixlearn.io import write_image
-    from pixlearn.train import train_classifier
-
-    root = tmp_path_factory.mktemp("oip_run")
-    rng = np.random.default_rng(0)
-    for name, rgb in {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}.items():
-        for i in range(6):
-            write_image(root / "data" / name / f"{i}.png", np.clip(rng.normal(rgb, 30, (20, 20, 3)), 0, 255).astype(np.uint8))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train_classifier(root / "data", model="pixlearn_smallcnn_tiny", epochs=1, img_size=16, batch=8, workers=0,
-                         out=root / MODEL, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return root / MODEL
-
-
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("oip_storage")
 
 
 @pytest.fixture(scope="module")
-def client(run_dir, storage):
+def api(trained_run, storage):
     """The whole service app in-process, started (lifespan) with the run registered as --model."""
     from fastapi.testclient import TestClient
 
     from pixlearn.serve.app import create_app
     from pixlearn.serve.settings import ServeSettings
 
-    app = create_app(ServeSettings(storage=storage / "inproc", models=[run_dir], api_keys=[]))
+    app = create_app(ServeSettings(storage=storage / "inproc", db=None, models=[trained_run], api_keys=[]))
     with TestClient(app) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def clf(run_dir):
+def clf(trained_run):
     from pixlearn.tasks.classify_predict import load_classifier
 
-    return load_classifier(run_dir)
+    return load_classifier(trained_run)
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +51,28 @@ def _expected(clf, images: list[np.ndarray]) -> np.ndarray:
     return clf.predict_proba(clf.to_tensor(images)).numpy()
 
 
-def _infer(client, body: Any, model: str = MODEL, **kw):
-    return client.post(f"/v2/models/{model}/infer", content=json.dumps(body), headers={"Content-Type": "application/json"}, **kw)
+def _infer(api, body: Any, model: str = MODEL, **kw):
+    return api.post(f"/v2/models/{model}/infer", content=json.dumps(body), headers={"Content-Type": "application/json"}, **kw)
 
 
 # ---------------------------------------------------------------- in-process (TestClient)
-def test_server_metadata_health_and_model_metadata(client, clf) -> None:
+def test_server_metadata_health_and_model_metadata(api, clf) -> None:
     import pixlearn
 
-    meta = client.get("/v2").json()
+    meta = api.get("/v2").json()
     assert meta["name"] == "pixlearn" and meta["version"] == pixlearn.__version__
     assert set(meta["extensions"]) == {"binary_tensor_data", "classification"}
-    assert client.get("/v2/health/live").status_code == 200
-    assert client.get("/v2/health/ready").status_code == 200
-    model = client.get(f"/v2/models/{MODEL}").json()
+    assert api.get("/v2/health/live").status_code == 200
+    assert api.get("/v2/health/ready").status_code == 200
+    model = api.get(f"/v2/models/{MODEL}").json()
     assert model["name"] == MODEL and model["versions"] == ["1"] and model["platform"] == "pixlearn"
     assert model["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 16, 16]},
                                {"name": "image", "datatype": "BYTES", "shape": [-1]}]
     assert model["outputs"][0] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}
     assert model["parameters"]["classes"] == clf.classes
     assert model["parameters"]["preprocess"]["mean"] == list(clf.preprocess.mean)
-    assert client.get(f"/v2/models/{MODEL}/versions/1").json() == model
-    assert client.get(f"/v2/models/{MODEL}/ready").json() == {"name": MODEL, "ready": True}
+    assert api.get(f"/v2/models/{MODEL}/versions/1").json() == model
+    assert api.get(f"/v2/models/{MODEL}/ready").json() == {"name": MODEL, "ready": True}
 
 
 def test_ready_is_503_until_started_and_keys_guard_all_but_health(storage) -> None:
@@ -104,7 +81,7 @@ def test_ready_is_503_until_started_and_keys_guard_all_but_health(storage) -> No
     from pixlearn.serve.app import create_app
     from pixlearn.serve.settings import ServeSettings
 
-    app = create_app(ServeSettings(storage=storage / "keys", api_keys=["k1"]))
+    app = create_app(ServeSettings(storage=storage / "keys", db=None, api_keys=["k1"]))
     c = TestClient(app)  # not entered: the lifespan (start-up) has not run
     assert c.get("/v2/health/live").status_code == 200
     r = c.get("/v2/health/ready")
@@ -115,11 +92,11 @@ def test_ready_is_503_until_started_and_keys_guard_all_but_health(storage) -> No
         assert c.get("/v2", headers={"X-API-Key": "k1"}).json()["name"] == "pixlearn"
 
 
-def test_fp32_json_round_trip_matches_predict_proba(client, clf, images) -> None:
+def test_fp32_json_round_trip_matches_predict_proba(api, clf, images) -> None:
     x = clf.to_tensor(images).numpy()
     body = {"id": "req-7", "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}],
             "outputs": [{"name": "probabilities"}]}
-    r = _infer(client, body)
+    r = _infer(api, body)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["id"] == "req-7" and out["model_name"] == MODEL
@@ -129,15 +106,15 @@ def test_fp32_json_round_trip_matches_predict_proba(client, clf, images) -> None
     np.testing.assert_allclose(np.array(probs["data"]).reshape(2, 3), _expected(clf, images), rtol=1e-5, atol=1e-6)
     # nested (unflattened) data is the same tensor
     body["inputs"][0]["data"] = x.tolist()
-    nested = _infer(client, body).json()["outputs"][0]["data"]
+    nested = _infer(api, body).json()["outputs"][0]["data"]
     np.testing.assert_allclose(nested, probs["data"], rtol=1e-6)
 
 
-def test_image_bytes_json_base64_and_labels(client, clf, images) -> None:
+def test_image_bytes_json_base64_and_labels(api, clf, images) -> None:
     pngs = [encode_image(img, "png") for img in images]
     body = {"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
                         "data": [base64.b64encode(pngs[0]).decode(), "data:image/png;base64," + base64.b64encode(pngs[1]).decode()]}]}
-    r = _infer(client, body)
+    r = _infer(api, body)
     assert r.status_code == 200, r.text
     outs = {o["name"]: o for o in r.json()["outputs"]}
     assert "id" not in r.json()
@@ -147,11 +124,11 @@ def test_image_bytes_json_base64_and_labels(client, clf, images) -> None:
                               "data": [clf.classes[i] for i in expected.argmax(1)]}
 
 
-def test_classification_extension(client, clf, images) -> None:
+def test_classification_extension(api, clf, images) -> None:
     png = base64.b64encode(encode_image(images[0], "png")).decode()
     body = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [png]}],
             "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}]}
-    out = _infer(client, body).json()["outputs"][0]
+    out = _infer(api, body).json()["outputs"][0]
     p = _expected(clf, [images[0]])[0]
     order = np.argsort(-p)[:2]
     assert out["datatype"] == "BYTES" and out["shape"] == [1, 2]
@@ -159,13 +136,13 @@ def test_classification_extension(client, clf, images) -> None:
     assert float(out["data"][0].split(":")[0]) == pytest.approx(p[order[0]], abs=1e-6)
 
 
-def test_binary_request_and_response_in_process(client, clf, images) -> None:
+def test_binary_request_and_response_in_process(api, clf, images) -> None:
     """The binary tensor data extension, byte by byte: FP32 input in, FP32 + BYTES outputs back."""
     x = clf.to_tensor(images).numpy().astype("<f4")
     head = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
                                    "parameters": {"binary_data_size": x.nbytes}}],
                        "parameters": {"binary_data_output": True}}).encode()
-    r = client.post(f"/v2/models/{MODEL}/infer", content=head + x.tobytes(),
+    r = api.post(f"/v2/models/{MODEL}/infer", content=head + x.tobytes(),
                     headers={"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"})
     assert r.status_code == 200, r.text
     n = int(r.headers["Inference-Header-Content-Length"])
@@ -198,67 +175,39 @@ def test_binary_request_and_response_in_process(client, clf, images) -> None:
         ([1, 2], 400, "JSON object"),
     ],
 )
-def test_bad_requests_are_4xx_with_a_reason(client, body, status, needle) -> None:
-    r = _infer(client, body)
+def test_bad_requests_are_4xx_with_a_reason(api, body, status, needle) -> None:
+    r = _infer(api, body)
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]
 
 
-def test_unknown_model_or_version_is_404(client) -> None:
+def test_unknown_model_or_version_is_404(api) -> None:
     body = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}
-    for r in (_infer(client, body, model="colours"), client.get("/v2/models/colours"), client.get("/v2/models/colours/ready")):
+    for r in (_infer(api, body, model="colors"), api.get("/v2/models/colors"), api.get("/v2/models/colors/ready")):
         assert r.status_code == 404
-        assert "did you mean 'colors'" in r.json()["error"]
-    r = client.post(f"/v2/models/{MODEL}/versions/2/infer", json=body)
+        assert "did you mean 'colours'" in r.json()["error"]
+    r = api.post(f"/v2/models/{MODEL}/versions/2/infer", json=body)
     assert r.status_code == 404 and "only version is '1'" in r.json()["error"]
-    r = client.post(f"/v2/models/{MODEL}/infer", content=b"{not json")
+    r = api.post(f"/v2/models/{MODEL}/infer", content=b"{not json")
     assert r.status_code == 400 and "not a valid JSON" in r.json()["error"]
 
 
-# ---------------------------------------------------------------- tritonclient.http against uvicorn
+# ---------------------------------------------------------------- tritonclient.http against pixlearn serve
 @pytest.fixture(scope="module")
-def triton(run_dir, storage):
-    """The official Triton HTTP client, unmodified, against a real `pixlearn serve` process on loopback."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
+def triton(trained_run, storage):
+    """The official Triton HTTP api, unmodified, against a real `pixlearn serve --model RUN` process on loopback."""
     import tritonclient.http as httpclient
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k not in ("PIXLEARN_API_KEYS", "PIXLEARN_API_KEY")}
-    cmd = [sys.executable, "-m", "pixlearn.cli", "serve", "--port", str(port), "--storage", str(storage / "live"),
-           "--model", str(run_dir), "--log-level", "warning"]
-    log = storage / "live.log"
-    with open(log, "wb") as err:  # a file, not a pipe: a chatty server can never block on it
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-    c = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
+    from .conftest import ServerProcess
+
+    server = ServerProcess(storage / "live", ("--model", str(trained_run)))
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if c.is_server_ready():
-                    break
-            except Exception:  # not listening yet
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                pytest.fail(f"the service did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
+        server.wait_ready()
+        c = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
         yield c
-    finally:
         c.close()
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    finally:
+        server.stop()
 
 
 def test_tritonclient_health_and_metadata(triton) -> None:
@@ -292,7 +241,7 @@ def test_tritonclient_image_bytes_infer(triton, clf, images) -> None:
     encoded = [encode_image(images[0], "png"), encode_image(images[1], "jpeg", quality=90)]
     inp = httpclient.InferInput("image", [2], "BYTES")
     inp.set_data_from_numpy(np.array(encoded, dtype=np.object_))  # binary_data=True: raw bytes after the JSON
-    outputs = [httpclient.InferRequestedOutput("probabilities"), httpclient.InferRequestedOutput("labels"),]
+    outputs = [httpclient.InferRequestedOutput("probabilities"), httpclient.InferRequestedOutput("labels")]
     res = triton.infer(MODEL, [inp], outputs=outputs)
     expected = _expected(clf, [read_image(b) for b in encoded])
     np.testing.assert_allclose(res.as_numpy("probabilities"), expected, rtol=1e-5, atol=1e-6)
