@@ -7,19 +7,19 @@ the page's state; nothing sleeps for a fixed time.
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = os.environ.get("PIXLEARN_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PIXLEARN_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -30,11 +30,6 @@ pytestmark = pytest.mark.skipif(
     "install Debian's packages with `apt-get install chromium chromium-driver`",
 )
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 
@@ -69,65 +64,22 @@ def _dataset_zip(path: Path, *, per_class: int = 8) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class _Live:
+    """A running ``pixlearn serve`` (from the ``live_server`` / ``start_server`` fixtures): its URL and log."""
+
+    def __init__(self, url: str, start_server) -> None:
+        self.url = url
+        procs = [p for p in getattr(start_server, "servers", []) if getattr(p, "url", None) == url]
+        self._proc = procs[-1] if procs else None
+
+    def log_tail(self) -> str:
+        return self._proc.log() if self._proc is not None else "(server log not available)"
 
 
-class _Server:
-    """``uvicorn pixlearn.serve.app:create_app --factory`` in its own process with a fresh storage folder."""
-
-    def __init__(self, storage: Path, *, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = storage / "server.log"
-        full_env = {**os.environ, "PIXLEARN_STORAGE": str(storage), "PIXLEARN_API_KEYS": "", "PIXLEARN_API_KEY": ""}
-        full_env.update(env or {})
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "pixlearn.serve.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=storage,
-        )
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/v1/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)  # server start-up, not a browser wait
-        raise RuntimeError(f"the server did not answer /v1/health within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, n: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_bytes()[-n:].decode(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
-    srv = _Server(tmp_path_factory.mktemp("web-storage"))
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+@pytest.fixture
+def server(live_server: str, start_server) -> _Live:
+    """The backend's ``live_server``: a real ``pixlearn serve`` process on loopback, no models, no keys."""
+    return _Live(live_server, start_server)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +101,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
         driver.quit()
 
 
-def _wait(driver, timeout: float = 20.0) -> WebDriverWait:
+def _wait(driver, timeout: float = 30.0) -> WebDriverWait:
     return WebDriverWait(driver, timeout, poll_frequency=0.1)
 
 
@@ -158,7 +110,7 @@ def _open(driver, url: str) -> None:
     _wait(driver).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
 
 
-def _wait_ops(driver, server: _Server) -> None:
+def _wait_ops(driver, server: _Live) -> None:
     try:
         _wait(driver, 30).until(EC.presence_of_element_located((By.ID, "op-canny")))
     except TimeoutException:
@@ -172,13 +124,13 @@ def _console_errors(driver) -> list[str]:
         return []
 
 
-def _fail_context(driver, server: _Server) -> str:
+def _fail_context(driver, server: _Live) -> str:
     banner = driver.execute_script("return document.querySelector('#error-text').textContent")
     return f"page error banner: {banner!r}\nconsole: {_console_errors(driver)}\nserver log:\n{server.log_tail()}"
 
 
 # --------------------------------------------------------------------------- tests
-def test_page_is_served_offline_with_its_assets(server: _Server, browser) -> None:
+def test_page_is_served_offline_with_its_assets(server: _Live, browser) -> None:
     _open(browser, server.url + "/")
     assert browser.title == "pixlearn"
     # Every resource the page loaded came from this server: nothing from a CDN or font service.
@@ -196,7 +148,7 @@ def test_page_is_served_offline_with_its_assets(server: _Server, browser) -> Non
     assert _console_errors(browser) == []
 
 
-def test_analyze_shows_colours_quality_and_an_op_beside_the_original(server: _Server, browser, tmp_path: Path) -> None:
+def test_analyze_shows_colours_quality_and_an_op_beside_the_original(server: _Live, browser, tmp_path: Path) -> None:
     image_path = tmp_path / "halves.png"
     image_path.write_bytes(_png(_two_colour_image()))
     _open(browser, server.url + "/#analyze")
@@ -207,8 +159,8 @@ def test_analyze_shows_colours_quality_and_an_op_beside_the_original(server: _Se
     browser.find_element(By.ID, "analyze-btn").click()
 
     try:
-        _wait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#colors .swatch"))
-        _wait(browser, 30).until(
+        _wait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#colors .swatch"))
+        _wait(browser, 60).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, '.op-result[data-op="canny"]:not([data-state="running"])'))
     except TimeoutException:
         pytest.fail("no colours / op result appeared\n" + _fail_context(browser, server))
@@ -244,7 +196,7 @@ def test_analyze_shows_colours_quality_and_an_op_beside_the_original(server: _Se
     assert browser.find_element(By.ID, "error").is_displayed() is False
 
 
-def test_an_api_error_is_shown_not_swallowed(server: _Server, browser, tmp_path: Path) -> None:
+def test_an_api_error_is_shown_not_swallowed(server: _Live, browser, tmp_path: Path) -> None:
     bogus = tmp_path / "not-an-image.png"
     bogus.write_bytes(b"this is plain text, not a PNG")
     _open(browser, server.url + "/#analyze")
@@ -260,7 +212,8 @@ def test_an_api_error_is_shown_not_swallowed(server: _Server, browser, tmp_path:
     assert browser.find_elements(By.CSS_SELECTOR, "#colors .swatch") == []
 
 
-def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Server, browser, tmp_path: Path) -> None:
+@pytest.mark.slow  # a real training process (torch + Lightning start-up, 2 epochs): ~30-50 s on a busy 2-core box
+def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Live, browser, tmp_path: Path) -> None:
     archive = _dataset_zip(tmp_path / "colours.zip")
     probe = tmp_path / "probe.png"
     probe.write_bytes(_png(_tinted(RED, np.random.default_rng(1))))
@@ -279,7 +232,7 @@ def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Serv
     status = browser.find_element(By.ID, "train-status")
     try:
         _wait(browser, 20).until(lambda d: status.text in {"queued", "running", "succeeded"})
-        _wait(browser, 150).until(lambda d: status.text in {"succeeded", "failed", "cancelled"})
+        _wait(browser, 300).until(lambda d: status.text in {"succeeded", "failed", "cancelled"})
     except TimeoutException:
         pytest.fail(f"training did not finish; status {status.text!r}, job error "
                     f"{browser.find_element(By.ID, 'train-error').text!r}\n" + _fail_context(browser, server))
@@ -302,7 +255,7 @@ def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Serv
     browser.find_element(By.ID, "try-file").send_keys(str(probe))
     _wait(browser).until(EC.element_to_be_clickable((By.ID, "try-btn"))).click()
     try:
-        _wait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#try-results .score-row, #try-results .inline-error"))
+        _wait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#try-results .score-row, #try-results .inline-error"))
     except TimeoutException:
         pytest.fail("no classification appeared\n" + _fail_context(browser, server))
     assert not browser.find_elements(By.CSS_SELECTOR, "#try-results .inline-error"), browser.find_element(By.ID, "try-results").text
@@ -329,16 +282,11 @@ def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Serv
 
 
 @pytest.fixture
-def keyed_server(tmp_path: Path) -> Iterator[_Server]:
-    srv = _Server(tmp_path, env={"PIXLEARN_API_KEYS": "s3cret-key"})
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+def keyed_server(start_server) -> _Live:
+    return _Live(start_server("--api-key", "s3cret-key"), start_server)
 
 
-def test_api_key_prompt_then_stored_key_is_sent(keyed_server: _Server, browser) -> None:
+def test_api_key_prompt_then_stored_key_is_sent(keyed_server: _Live, browser) -> None:
     _open(browser, keyed_server.url + "/")
     browser.execute_script("localStorage.removeItem('pixlearn.apiKey')")
     _open(browser, keyed_server.url + "/")

@@ -387,10 +387,11 @@
     for (const id of ["#colors-card", "#quality-card", "#labels-card", "#op-results-card"]) $(id).hidden = true;
   }
 
-  function renderColors(colors) {
-    const list = $("#colors");
-    list.replaceChildren(
-      ...colors.map((c) => {
+  function swatchList(colors) {
+    return el(
+      "ul",
+      { class: "swatches" },
+      colors.map((c) => {
         const frac = Number(c.fraction) || 0;
         return el(
           "li",
@@ -407,6 +408,10 @@
         );
       })
     );
+  }
+
+  function renderColors(colors) {
+    $("#colors").replaceChildren(...swatchList(colors).children);
     $("#colors-card").hidden = false;
   }
 
@@ -464,6 +469,16 @@
     return card;
   }
 
+  /** JSON results of an op: colours as swatches, flat objects as a table, anything else as JSON text. */
+  function renderData(res) {
+    const isScalar = (v) => v === null || ["number", "string", "boolean"].includes(typeof v);
+    if (Array.isArray(res) && res.length && res.every((c) => c && typeof c.hex === "string")) return swatchList(res);
+    if (res && typeof res === "object" && !Array.isArray(res) && Object.values(res).every(isScalar)) {
+      return el("div", { class: "op-data" }, kvTable(res));
+    }
+    return el("pre", { class: "json", text: typeof res === "string" ? res : JSON.stringify(res, null, 2) });
+  }
+
   function opOptions(name) {
     const q = {};
     for (const input of $$(`.op-option-input[data-op="${CSS.escape(name)}"]`)) {
@@ -487,7 +502,7 @@
         analyze.resultUrls.push(url);
         out.replaceChildren(el("img", { src: url, alt: `Result of ${name}`, class: "op-image" }), el("span", { class: "small muted", text: name }));
       } else {
-        out.replaceChildren(el("pre", { class: "json", text: JSON.stringify(res, null, 2) }));
+        out.replaceChildren(renderData(res));
       }
       card.dataset.state = "done";
       state.textContent = `${ms} ms`;
@@ -566,17 +581,19 @@
   }
 
   // ------------------------------------------------------------ models
+  const NOT_SCORES = new Set(["n", "best_epoch", "epochs_run", "epochs", "support"]);
   function metricSummary(metrics) {
     if (!metrics || typeof metrics !== "object") return "—";
-    const prefer = ["accuracy", "test_accuracy", "val_accuracy", "top1", "f1_macro", "macro_f1", "val_loss"];
-    const keys = Object.keys(metrics).filter((k) => typeof metrics[k] === "number");
-    keys.sort((a, b) => {
-      const ia = prefer.indexOf(a) < 0 ? 99 : prefer.indexOf(a);
-      const ib = prefer.indexOf(b) < 0 ? 99 : prefer.indexOf(b);
-      return ia - ib || a.localeCompare(b);
-    });
-    const shown = keys.slice(0, 3).map((k) => `${k} ${fmt(metrics[k], 3)}`);
-    return shown.length ? shown.join(" · ") : "—";
+    const prefer = ["accuracy", "balanced_accuracy", "macro_f1", "test_accuracy", "val_accuracy", "top1", "val_loss"];
+    const rank = (k) => (prefer.indexOf(k) < 0 ? 99 : prefer.indexOf(k));
+    const keys = Object.keys(metrics).filter(
+      (k) => typeof metrics[k] === "number" && !NOT_SCORES.has(k) && !k.endsWith("_seconds")
+    );
+    keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    const shown = keys.slice(0, 3).map((k) => `${k.replace(/_/g, " ")} ${fmt(metrics[k], 3)}`);
+    if (!shown.length) return "—";
+    const where = typeof metrics.split === "string" ? `${metrics.split}${typeof metrics.n === "number" ? ` (n=${metrics.n})` : ""}: ` : "";
+    return where + shown.join(" · ");
   }
 
   async function loadModels() {
@@ -620,7 +637,7 @@
         "tbody",
         {},
         Object.entries(obj).map(([k, v]) =>
-          el("tr", {}, el("th", { scope: "row", text: k }), el("td", { class: "num", text: v !== null && typeof v === "object" ? JSON.stringify(v) : fmt(v) }))
+          el("tr", { dataset: { key: k } }, el("th", { scope: "row", text: k.replace(/_/g, " ") }), el("td", { class: "num", text: v !== null && typeof v === "object" ? JSON.stringify(v) : fmt(v) }))
         )
       )
     );
@@ -768,11 +785,9 @@
     drawChart(metrics, epochs);
     renderMetricsTable(metrics);
     if (job.status === "succeeded" && job.model) showTry(job.model);
+    updateTrainingRow(job);
     if (job.status !== train.lastStatus) {
-      if (train.lastStatus !== null && TERMINAL.has(job.status)) {
-        loadTrainings();
-        refreshLabelsHint();
-      }
+      if (train.lastStatus !== null && TERMINAL.has(job.status)) refreshLabelsHint();
       train.lastStatus = job.status;
     }
   }
@@ -886,10 +901,32 @@
     }
   }
 
+  function trainingCells(j) {
+    return [
+      el("td", {}, el("span", { class: "status", dataset: { status: j.status }, text: j.status })),
+      el("td", { class: "num", text: `${Math.round(100 * (Number(j.progress) || 0))}%` }),
+    ];
+  }
+
+  /** Keep the watched job's row in the Trainings table in step with what the poll sees. */
+  function updateTrainingRow(job) {
+    const row = $(`#trainings-table tr[data-job="${CSS.escape(String(job.id))}"]`);
+    if (!row) {
+      if (!$("#view-train").hidden && job.status !== train.lastStatus) loadTrainings();
+      return;
+    }
+    const [statusCell, progressCell] = trainingCells(job);
+    row.children[1].replaceWith(statusCell);
+    row.children[2].replaceWith(progressCell);
+  }
+
   async function loadTrainings() {
     try {
       const data = await api("/v1/trainings");
       const jobs = (data && data.trainings) || [];
+      // After a reload, pick up the newest job that is still queued or running.
+      const live = jobs.find((j) => !TERMINAL.has(j.status));
+      if (!train.jobId && live) watchJob(live);
       $("#trainings-empty").hidden = jobs.length > 0;
       $("#trainings-table").hidden = jobs.length === 0;
       $("#trainings-table tbody").replaceChildren(
@@ -898,8 +935,7 @@
             "tr",
             { dataset: { job: j.id } },
             el("th", { scope: "row", text: j.name || j.id }),
-            el("td", {}, el("span", { class: "status", dataset: { status: j.status }, text: j.status })),
-            el("td", { class: "num", text: `${Math.round(100 * (Number(j.progress) || 0))}%` }),
+            trainingCells(j),
             el("td", { class: "small", text: fmtDate(j.created) }),
             el("td", { class: "row-actions" }, el("button", { type: "button", class: "btn btn-small", text: "Show", "aria-label": `Show training ${j.name || j.id}`, onclick: () => watchJob(j) }))
           )
