@@ -230,7 +230,7 @@ def test_tritonclient_fp32_infer(triton, clf, images, binary_data) -> None:
     assert res.get_response()["id"] == "abc"
     np.testing.assert_allclose(res.as_numpy("probabilities"), _expected(clf, images), rtol=1e-5, atol=1e-6)
     json_out = [httpclient.InferRequestedOutput("probabilities", binary_data=False)]
-    res = triton.infer(MODEL, [inp], outputs=json_out, model_version="1")
+    res = triton.infer(MODEL, [inp], outputs=json_out, model_version="1", request_compression_algorithm="gzip")
     assert res.get_output("labels") is None
     np.testing.assert_allclose(res.as_numpy("probabilities"), _expected(clf, images), rtol=1e-5, atol=1e-6)
 
