@@ -139,7 +139,7 @@ def _classifier(registry: Any, name: str, record: dict[str, Any]) -> tuple[Any, 
             f"model {name!r} ({arch or 'a classic model'}) takes no tensor input; "
             "classify images with it through POST /v1/classify instead",
         )
-    shape = tuple(int(v) for v in registry.input_shape(name))
+    shape = tuple(int(v) for v in (record.get("input_shape") or registry.input_shape(name)))
     if len(shape) != 3:
         raise OIPError(400, f"model {name!r} has no (C, H, W) input shape; classify images with it through POST /v1/classify")
     return clf, shape  # type: ignore[return-value]
