@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pixlearn.serve.app import create_app
-from pixlearn.serve.trainings import NO_CHECKPOINT, _alive
+from pixlearn.serve.trainings import NO_CHECKPOINT, NO_EVALUATION, _alive
 from pixlearn.serve.train_worker import HOLD_ENV
 from tests.serve.conftest import colour_image, png_bytes
 
@@ -61,7 +61,8 @@ def wait_for(client: TestClient, job_id: str, until: Callable[[dict[str, Any]], 
     raise AssertionError(f"job never became {what}: {job}\nworker log:\n{log[-3000:]}")
 
 
-def _pid(settings, job_id: str) -> int:
+def _row(settings, job_id: str) -> Any:
+    """The job's row in the service database (pid and run folder are not part of the API)."""
     from sqlalchemy import select
 
     from pixlearn.serve.db import make_engine
@@ -70,9 +71,13 @@ def _pid(settings, job_id: str) -> int:
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(trainings_table.c.pid).where(trainings_table.c.id == job_id)).scalar_one())
+            return conn.execute(select(trainings_table).where(trainings_table.c.id == job_id)).mappings().one()
     finally:
         engine.dispose()
+
+
+def _pid(settings, job_id: str) -> int:
+    return int(_row(settings, job_id)["pid"])
 
 
 def _gone(pid: int, job_dir: Path, timeout: float = 10.0) -> bool:
@@ -206,7 +211,8 @@ def test_cancel_a_running_job(client, settings, monkeypatch: pytest.MonkeyPatch)
     assert client.delete(f"/v1/trainings/{job['id']}").status_code == 204
 
 
-def test_restart_before_the_first_checkpoint_marks_the_job_failed(settings) -> None:
+@pytest.mark.parametrize("left_behind", ["nothing", "checkpoint while evaluating"])
+def test_restart_marks_a_job_it_cannot_resume_failed_with_the_reason(settings, left_behind: str) -> None:
     with TestClient(create_app(settings)) as client:
         job = submit(client, tiny_zip(n=4)).json()
         wait_for(client, job["id"], lambda j: j["status"] == "running", "running")
@@ -215,9 +221,16 @@ def test_restart_before_the_first_checkpoint_marks_the_job_failed(settings) -> N
         os.killpg(pid, signal.SIGKILL)  # ...and its worker with it, long before an epoch ends
         assert _gone(pid, settings.storage / "trainings" / job["id"])
     assert not list((settings.storage / "models").rglob("last.ckpt"))
+    expected = NO_CHECKPOINT
+    if left_behind != "nothing":  # what a worker killed during its final evaluation leaves: every epoch checkpointed
+        run_dir = Path(_row(settings, job["id"])["run_dir"])
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+        (settings.storage / "trainings" / job["id"] / "progress.json").write_text('{"stage": "evaluating"}')
+        expected = NO_EVALUATION
     with TestClient(create_app(settings)) as client:
         job = client.get(f"/v1/trainings/{job['id']}").json()
-        assert (job["status"], job["error"], job["model"]) == ("failed", NO_CHECKPOINT, None)
+        assert (job["status"], job["error"], job["model"]) == ("failed", expected, None)
         assert job["finished"]
 
 

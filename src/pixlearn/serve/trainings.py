@@ -63,6 +63,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {"architecture": "pixlearn_smallcnn_tiny", "ep
 
 #: Why a job that was running when the server stopped could not continue.
 NO_CHECKPOINT = "the server stopped while this job was running, before its first checkpoint; submit it again"
+NO_EVALUATION = ("the server stopped while this job was scoring its trained model (every epoch had run), so there is "
+                 "no final evaluation to resume from; submit it again")
 
 trainings_table = Table(
     "trainings",
@@ -92,7 +94,7 @@ class JobNotFound(UnknownNameError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -427,7 +429,7 @@ class JobManager:
         status = row["status"]
         job_dir, run_dir = Path(row["job_dir"]), Path(row["run_dir"])
         history = row["history"] if row["history"] is not None else read_history(run_dir)
-        progress_file = _read_json(job_dir / "progress.json") or {} if status != "queued" else {}
+        progress_file = (_read_json(job_dir / "progress.json") or {}) if status != "queued" else {}
         done = len(history)
         epoch = max(done, int(progress_file.get("epoch") or 0)) if status == "running" else done
         if status == "succeeded":
@@ -485,6 +487,11 @@ class JobManager:
                     self._workers[job_id] = _Worker(job_id, job_dir, pid=row["pid"])
             elif (run_dir / "metrics.json").is_file() and (run_dir / "weights" / "model.json").is_file():
                 self._finish(job_id, returncode=0)  # it finished; only the bookkeeping was missed
+            elif ((_read_json(job_dir / "progress.json") or {}).get("stage") in ("evaluating", "done")
+                  and (run_dir / "checkpoints" / "last.ckpt").is_file()):
+                self._set(job_id, {"status": "failed", "error": NO_EVALUATION, "finished": _now(), "pid": None},
+                          where=("running",))
+                self._store_history(job_id)
             elif (run_dir / "checkpoints" / "last.ckpt").is_file():
                 log.info("training job %s: resuming from %s", job_id, run_dir / "checkpoints" / "last.ckpt")
                 self._set(job_id, {"status": "queued", "resume": 1, "pid": None}, where=("running",))
@@ -560,6 +567,10 @@ class JobManager:
         log.info("training job %s %s (pid %d)", job_id, "resumed" if resume else "started", popen.pid)
 
     def _finish(self, job_id: str, *, returncode: int) -> None:
+        with self._lock:  # a cancel waits until the outcome is recorded
+            self._finish_locked(job_id, returncode=returncode)
+
+    def _finish_locked(self, job_id: str, *, returncode: int) -> None:
         row = self._row(job_id)
         if row["status"] != "running":
             return  # cancelled meanwhile
@@ -590,6 +601,8 @@ class JobManager:
             if returncode < 0 and returncode != -1000:
                 name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
                 error = f"the training process was killed ({name})" + (f"; its last output: {last}" if last else "")
+            elif returncode == -1000:  # an adopted worker: its exit code is unknown
+                error = "the training process ended without a result" + (f"; its last output: {last}" if last else "")
             else:
                 error = last or f"the training process ended with exit code {returncode} and no message"
         root = str(dict(row["dataset"]).get("root", ""))
