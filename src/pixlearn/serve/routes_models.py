@@ -17,10 +17,18 @@ router = APIRouter(tags=["models"])
 
 @router.get("/v1/health", summary="Liveness and version (no key needed)")
 def health(request: Request) -> dict[str, Any]:
-    """``{"status": "ok", "version", "ready", "models"}``; ``ready`` is false until start-up has finished."""
-    registry = getattr(request.app.state, "registry", None)
-    return {"status": "ok", "version": __version__, "ready": bool(getattr(request.app.state, "ready", False)),
-            "models": len(registry.names()) if registry is not None else 0}
+    """``{"status": "ok", "version", "ready", "models"}``; ``ready`` is false until start-up has finished.
+
+    With ``--demo``, ``demo`` tells how the demo model is doing: training, ready or failed.
+    """
+    state = request.app.state
+    registry = getattr(state, "registry", None)
+    out: dict[str, Any] = {"status": "ok", "version": __version__, "ready": bool(getattr(state, "ready", False)),
+                           "models": len(registry.names()) if registry is not None else 0}
+    demo = getattr(state, "demo", None)
+    if demo is not None:
+        out["demo"] = {"status": demo.status, "error": demo.error}
+    return out
 
 
 @router.get("/v1/models", summary="List the registered models")

@@ -1,0 +1,56 @@
+"""Against a real ``pixlearn serve`` (uvicorn) process on loopback: HTTP end to end, keys, limits, shutdown."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+
+from tests.serve.conftest import colour_image, png_bytes
+
+KEY = "live-test-key-0123456789"
+
+
+def test_real_server_analyzes_classifies_and_enforces_keys_and_limits(start_server, trained_run) -> None:
+    url = start_server("--model", str(trained_run), "--api-key", KEY, "--max-body-mb", "0.05", "--no-demo")
+    key = {"X-API-Key": KEY}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        health = http.get("/v1/health").json()
+        assert health["status"] == "ok" and health["models"] == 1
+        assert http.get("/").status_code == 200 and "<html" in http.get("/").text.lower()
+        assert http.get("/v1/models").status_code == 401
+
+        img = colour_image("red", np.random.default_rng(9))
+        r = http.post("/v1/analyze", params={"features": "colors,quality,labels"},
+                      files={"file": ("red.png", png_bytes(img), "image/png")}, headers=key)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["image"] == {"width": 20, "height": 20} and body["colors"][0]["rgb"][0] > 150
+        assert [e["label"] for e in body["labels"]["colours"]][:1] in (["red"], ["green"], ["blue"])
+
+        r = http.post("/v1/classify", files=[("files", ("a.png", png_bytes(img))), ("files", ("b.txt", b"text"))],
+                      headers={"Authorization": f"Bearer {KEY}"})
+        assert r.status_code == 200 and "error" in r.json()["results"][1]
+
+        r = http.post("/v1/ops/canny", files={"file": ("a.png", png_bytes(img))}, headers=key)
+        assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
+
+        big = png_bytes(np.random.default_rng(0).integers(0, 255, (160, 160, 3), dtype=np.uint8))  # ~77 kB
+        r = http.post("/v1/analyze", files={"file": ("big.png", big)}, headers=key)
+        assert r.status_code == 413 and "--max-body-mb" in r.json()["error"]
+
+        def chunks():  # no Content-Length: the limit is enforced while the body streams in
+            for _ in range(20):
+                yield b"\0" * 8192
+
+        r = http.post("/v1/analyze", content=chunks(), headers={**key, "Content-Type": "image/png"})
+        assert r.status_code == 413 and "larger than the limit" in r.json()["error"]
+
+        r = http.post("/v1/analyze", files={"file": ("x.jpg", b"")}, headers=key)
+        assert r.status_code == 400 and "empty input" in r.json()["error"]
+
+    server = start_server.servers[-1]
+    # SIGTERM: uvicorn shuts down gracefully, then re-raises the signal (exit status -15 on recent versions)
+    assert server.stop() in (0, -15), server.log()
+    storage = server.storage
+    assert (storage / "pixlearn.db").is_file()
+    assert not (storage / "pixlearn.db-wal").exists(), "the lifespan shutdown did not close the database"
