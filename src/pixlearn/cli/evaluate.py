@@ -16,8 +16,8 @@ _HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_a
 
 
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="A classification run folder.", show_default=False)],
-    data: Annotated[Path, typer.Option("--data", help="Labelled dataset to score on (classes matched by name).", show_default=False)],
+    run: Annotated[Optional[Path], typer.Argument(help="A run folder (classification or restoration); leave out with --method.", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Labelled dataset to score on (classes matched by name); restoration: clean images or degraded/ + clean/ pairs.", show_default=False)] = None,
     split: Annotated[str, typer.Option("--split", help="auto, test, val, train, holdout (the run's own held-out part) or all.")] = "auto",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write metrics.json, plots/ and report.html here.", show_default=False)] = None,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output: table, json (every metric) or csv.")] = OutputFormat.table,
@@ -25,12 +25,26 @@ def evaluate(
     workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes.", min=0)] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr.", show_default=False)] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", help="Restoration: score a classical method (nl_means, bilateral, tv, wavelet, median, bicubic, clahe, equalize; repeatable), alone or beside RUN.", show_default=False)] = None,
+    sigma: Annotated[Optional[str], typer.Option("--sigma", help="Restoration: degrade the clean images with gaussian noise of this sigma (grey levels).", show_default=False)] = None,
+    degrade: Annotated[Optional[str], typer.Option("--degrade", help="Restoration: degradation pipeline, e.g. 'blur:sigma=1.5+jpeg:quality=30' (default: the run's own).", show_default=False)] = None,
+    scale: Annotated[Optional[int], typer.Option("--scale", help="Restoration: super-resolution factor (bicubic downscaling).", min=2, show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Restoration: seed of the degradation.")] = 0,
 ) -> None:
     """Score RUN's model on DIR: accuracy, F1, ROC AUC... naming the split the numbers come from.
 
     With --split auto: DIR's test split if it has one; the run's own held-out images when DIR is
-    the data it was trained on; otherwise every image of DIR.
+    the data it was trained on; otherwise every image of DIR. A restoration run (or --method) is
+    scored by MSE, PSNR and SSIM on seeded degradations of DIR's clean images.
     """
+    if data is None:
+        raise typer.BadParameter("give the dataset to score on", param_hint="--data")
+    if _is_restoration(run, method):
+        _evaluate_restore(run, data, methods=method or [], sigma=sigma, degrade=degrade, scale=scale, split=split, seed=seed,
+                          out=out, device=device, progress=progress, format=format)
+        return
+    if run is None:
+        raise typer.BadParameter("give a run folder (or --method for a classical baseline)", param_hint="RUN")
     from pixlearn.eval.classify_eval import evaluate_run
 
     result = evaluate_run(run, data, split=split, out=out, batch_size=batch, workers=workers, device=device, progress=progress)
@@ -42,6 +56,28 @@ def evaluate(
     sys.stderr.write(f"scored on: {result['source']}" + (f"; {result['skipped']} unreadable image(s) left out" if result.get("skipped") else "") + "\n")
     if out is not None:
         sys.stderr.write(f"report: {Path(out) / 'report.html'}\n")
+
+
+def _is_restoration(run: Optional[Path], method: Optional[list[str]]) -> bool:
+    from pixlearn.eval.restoration import CLASSICAL_METHODS
+    from pixlearn.tasks.restore_predict import is_restore_run
+
+    if run is not None:
+        return is_restore_run(run)
+    return bool(method) and all(m in CLASSICAL_METHODS for m in method or [])
+
+
+def _evaluate_restore(run: Optional[Path], data: Path, *, methods: list[str], format: OutputFormat, out: Optional[Path], **kw: Any) -> None:
+    from pixlearn.eval.restoration_eval import evaluate_restore_folder
+
+    result = evaluate_restore_folder(data, run=run, methods=methods, out=out, **kw)
+    if format is OutputFormat.json:
+        emit(result, format)
+    else:
+        rows = [{"method": m, f"psnr ({result['split']}, n={s['n']})": round(s["psnr"], 3), "ssim": round(s["ssim"], 4),
+                 "mse": s["mse"], "seconds": round(s["seconds"], 2)} for m, s in sorted(result["methods"].items(), key=lambda kv: -kv[1]["psnr"])]
+        emit(rows, format)
+    sys.stderr.write(f"scored on: {result['source']}; degradation: {result['degradation']} (seed {result['seed']})\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -47,11 +47,18 @@ def predict(
     workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes.", min=0)] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Runs that output images (restore): the output file for one image, else a folder.", show_default=False)] = None,
 ) -> None:
     """Predict the class of every image; one row each, unreadable files reported in their row.
 
+    A restoration run writes the restored images to --out instead (one row per image).
     Exits 1 when some file could not be read (the other rows are still printed).
     """
+    from pixlearn.tasks.restore_predict import is_restore_run
+
+    if is_restore_run(run):
+        _predict_restore(run, images, out=out, device=device, progress=progress, format=format)
+        return
     if _is_classic(run):
         from pixlearn.classic import predict_classic
 
@@ -72,6 +79,22 @@ def predict(
     bad = sum(1 for r in rows if r.get("error"))
     if bad:
         sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be read; see the error column\n")
+        raise typer.Exit(1)
+
+
+def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], device: str, progress: Optional[bool], format: OutputFormat) -> None:
+    """A restoration run: write each restored image under --out, print one row per image."""
+    from pixlearn.tasks.restore_predict import restore_files
+
+    if out is None:
+        raise typer.BadParameter("a restoration run writes images: give -o out.png for one image, or -o DIR", param_hint="--out")
+    rows = restore_files(run, images, out=out, device=device, progress=progress)
+    if not rows:
+        raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
+    emit(rows, format)
+    bad = sum(1 for r in rows if r.get("error"))
+    if bad:
+        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be restored; see the error column\n")
         raise typer.Exit(1)
 
 

@@ -68,4 +68,7 @@ def register(app: typer.Typer) -> None:
     from pixlearn.cli import train_classify as _classify
 
     _classify.register(train_app)
+    from pixlearn.cli import train_restore as _restore
+
+    _restore.register(train_app)
     app.add_typer(train_app, name="train")

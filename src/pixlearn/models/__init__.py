@@ -34,6 +34,10 @@ _LAZY = {
     "backbone_norm_eval": "freeze",
     "head_names": "freeze",
     "SmallCNN": "smallcnn",
+    "create_restorer": "restoration",
+    "build_restorer": "restoration",
+    "list_restorers": "restoration",
+    "RestorerSpec": "restoration",
 }
 
 __all__ = sorted(_LAZY)

@@ -146,6 +146,7 @@ def tiled_apply(
     batch: int = 4,
     multiple: int = 1,
     window: Literal["hann", "linear", "none"] = "hann",
+    scale: int = 1,
 ) -> torch.Tensor:
     """Apply ``fn`` to ``x`` tile by tile and blend the overlapping outputs.
 
@@ -169,10 +170,13 @@ def tiled_apply(
         are shrunk to it and small images padded up to it.
     window : {"hann", "linear", "none"}, default "hann"
         Blend weights over the overlaps; "none" averages them.
+    scale : int, default 1
+        ``fn`` makes each tile this many times larger (super-resolution): a (th, tw) tile gives a
+        (scale*th, scale*tw) output, blended at the output resolution.
 
     Returns
     -------
-    Tensor of shape (N, K, H, W), float32 on ``x``'s device
+    Tensor of shape (N, K, scale*H, scale*W), float32 on ``x``'s device
 
     Raises
     ------
@@ -199,6 +203,8 @@ def tiled_apply(
         raise ConfigError(f"multiple must be a positive integer, got {multiple!r}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ConfigError(f"scale must be a positive integer, got {scale!r}")
     if window not in ("hann", "linear", "none"):
         raise ConfigError(f"window must be hann, linear or none, got {window!r}")
     if th % multiple or tw % multiple:
@@ -224,26 +230,27 @@ def tiled_apply(
     positions = [(b, y, x0) for b in range(n) for y in ys for x0 in xs]
     windows: dict[tuple[bool, bool, bool, bool], torch.Tensor] = {}
     out: torch.Tensor | None = None
-    weight = torch.zeros((1, 1, ph, pw), dtype=torch.float32, device=x.device)
+    s = scale
+    weight = torch.zeros((1, 1, ph * s, pw * s), dtype=torch.float32, device=x.device)
     for i in range(0, len(positions), batch):
         chunk = positions[i:i + batch]
         tiles = torch.stack([xp[b, :, y:y + th, x0:x0 + tw] for b, y, x0 in chunk])
         pred = fn(tiles)
-        if not isinstance(pred, torch.Tensor) or pred.ndim != 4 or pred.shape[0] != len(chunk) or tuple(pred.shape[-2:]) != (th, tw):
+        if not isinstance(pred, torch.Tensor) or pred.ndim != 4 or pred.shape[0] != len(chunk) or tuple(pred.shape[-2:]) != (th * s, tw * s):
             raise ShapeError(
-                f"the tiled function must return (B, K, {th}, {tw}) for a (B, C, {th}, {tw}) batch, got "
-                f"{tuple(getattr(pred, 'shape', ()))}; it has to keep each tile's height and width"
+                f"the tiled function must return (B, K, {th * s}, {tw * s}) for a (B, C, {th}, {tw}) batch (scale {s}), got "
+                f"{tuple(getattr(pred, 'shape', ()))}; it has to keep each tile's height and width (times scale)"
             )
         pred = pred.float()
         if out is None:
-            out = torch.zeros((n, pred.shape[1], ph, pw), dtype=torch.float32, device=x.device)
+            out = torch.zeros((n, pred.shape[1], ph * s, pw * s), dtype=torch.float32, device=x.device)
         for k, (b, y, x0) in enumerate(chunk):
             edges = (y == 0, y + th == ph, x0 == 0, x0 + tw == pw)
             win = windows.get(edges)
             if win is None:
-                win = windows[edges] = blend_window((th, tw), (oh, ow), edges=edges, kind=window).to(x.device)
-            out[b, :, y:y + th, x0:x0 + tw] += pred[k] * win
+                win = windows[edges] = blend_window((th * s, tw * s), (oh * s, ow * s), edges=edges, kind=window).to(x.device)
+            out[b, :, y * s:(y + th) * s, x0 * s:(x0 + tw) * s] += pred[k] * win
             if b == 0:  # the weight sum is the same for every image of the batch
-                weight[0, 0, y:y + th, x0:x0 + tw] += win
+                weight[0, 0, y * s:(y + th) * s, x0 * s:(x0 + tw) * s] += win
     assert out is not None
-    return (out / weight)[:, :, :h, :w]
+    return (out / weight)[:, :, :h * s, :w * s]

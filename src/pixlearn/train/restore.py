@@ -1,0 +1,474 @@
+"""Train an image restorer (denoising, super-resolution, enhancement) and write its run folder.
+
+:func:`train_restorer` is the Python face of ``pixlearn train restore``. It trains on random
+patches of clean images degraded on the fly (or of degraded/clean pairs) with the shared engine
+(:class:`~pixlearn.train.engine.EngineModule`), then scores the best epoch's model on whole
+held-out images -- tile by tile, as a user would apply it -- beside the degraded input and the
+classical methods. A run writes ``runs/restore/<name>/``::
+
+    config.yaml               the resolved configuration
+    manifest.json             versions, seed, data fingerprint and splits, git commit, device, timings
+    metrics.csv               one row per epoch: train/val loss, val PSNR / SSIM / MSE of the model
+                              and of the degraded input (fixed centre crops), lr, timings
+    metrics.json              final scores on whole test (else val) images: the model, the input and
+                              every classical method, each with PSNR, SSIM, MSE and seconds
+    weights/best.safetensors  the best epoch's weights (by val PSNR)
+    weights/model.json        the restorer's spec, task, grey/colour, scale and degradation
+    checkpoints/last.ckpt     the full training state at the last epoch end
+    plots/crops.png           side-by-side crops: degraded | classical | model | clean
+    plots/curves.png          training curves
+    report.html               all of it in one page
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixlearn._core.errors import ConfigError
+from pixlearn.train.restore_config import RestoreConfig, load_restore_config
+from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, write_json
+
+__all__ = ["RestoreResult", "train_restorer", "RESTORE_COLUMNS"]
+
+log = logging.getLogger("pixlearn.train")
+
+#: Columns of a restoration run's ``metrics.csv``.
+RESTORE_COLUMNS = (
+    "epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "val_mse", "val_input_psnr", "val_input_ssim",
+    "lr", "epoch_seconds", "train_seconds", "train_patches_per_second",
+)
+
+
+@dataclass
+class RestoreResult:
+    """What a restoration run produced: its folder, resolved config, ``metrics.json`` and ``metrics.csv`` rows."""
+
+    run_dir: Path
+    config: RestoreConfig
+    metrics: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    stopped_early: bool = False
+
+
+# ---------------------------------------------------------------- config
+def _base(config: RestoreConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> RestoreConfig:
+    if config is None:
+        return RestoreConfig()
+    if isinstance(config, RestoreConfig):
+        return config
+    if isinstance(config, Mapping):
+        return RestoreConfig.from_dict(config)
+    return load_restore_config(config)
+
+
+def _resolve(cfg: RestoreConfig) -> RestoreConfig:
+    import torch
+
+    d = cfg.to_dict()
+    o, t = d["optim"], d["train"]
+    if o["lr"] is None:
+        o["lr"] = 1e-3 if o["optimizer"] == "adamw" else 0.01
+    if o["weight_decay"] is None:
+        o["weight_decay"] = 0.0
+    if t["loss"] is None:
+        t["loss"] = "l2" if d["data"]["task"] == "denoise" else "l1"
+    acc = t["accelerator"]
+    if acc == "auto":
+        acc = "gpu" if torch.cuda.is_available() else "cpu"
+    t["accelerator"] = acc
+    if t["precision"] == "auto":
+        t["precision"] = "bf16" if acc in ("gpu", "cuda") and torch.cuda.is_bf16_supported() else "32"
+    return RestoreConfig.from_dict(d)
+
+
+def _pipeline(cfg: RestoreConfig) -> Any:
+    """The degradation of clean images (the task's preset, or ``data.degrade``)."""
+    from pixlearn.models.restoration import is_upsampler
+    from pixlearn.tasks.degrade import Pipeline, preset
+
+    dc = cfg.data
+    up = is_upsampler(cfg.model.name)
+    if dc.degrade is not None:
+        if dc.sigma is not None:
+            raise ConfigError("give either --degrade or --sigma: --sigma only sets the default degradation of the task")
+        p = Pipeline.parse(dc.degrade, clip=dc.clip)
+    elif dc.task == "super-resolution":
+        p = preset("super-resolution", scale=dc.scale, restore_size=not up)
+        p = Pipeline(p.steps, clip=dc.clip)
+    else:
+        p = preset(dc.task, sigma=dc.sigma, noise=dc.noise)
+        p = Pipeline(p.steps, clip=dc.clip)
+    return p
+
+
+def _check_scale(cfg: RestoreConfig, scale: int) -> None:
+    from pixlearn.models.restoration import is_upsampler
+
+    up = is_upsampler(cfg.model.name)
+    if up and scale < 2:
+        raise ConfigError(
+            f"{cfg.model.name} upsamples, but the degradation keeps the size (scale 1); use --task super-resolution "
+            "(or a degradation with downscale), or a same-size model (dncnn, unet)"
+        )
+    if not up and scale > 1:
+        raise ConfigError(
+            f"{cfg.model.name} keeps the image size but the inputs are {scale}x smaller; use --model espcn or edsr "
+            "(or downscale:restore_size=true for a same-size model)"
+        )
+
+
+# ---------------------------------------------------------------- loaders
+@dataclass
+class _Loaders:
+    train_ds: Any
+    val_ds: Any
+    batch_size: int
+    workers: int
+    seed: int
+    pin_memory: bool = False
+
+    def _loader(self, dataset: Any, sampler: Any, *, drop_last: bool) -> Any:
+        from torch.utils.data import DataLoader
+
+        from pixlearn.data.loader import seed_worker
+        from pixlearn.tasks.restore_data import collate_pairs
+
+        extra: dict[str, Any] = {}
+        if self.workers > 0:
+            extra = {"persistent_workers": True, "worker_init_fn": seed_worker, "multiprocessing_context": "forkserver"}
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.workers, collate_fn=collate_pairs,
+                          drop_last=drop_last, pin_memory=self.pin_memory, **extra)
+
+    def train(self, world: int, rank: int) -> Any:
+        from pixlearn.train.sampling import EpochSampler
+
+        sampler = EpochSampler(len(self.train_ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank)
+        return self._loader(self.train_ds, sampler, drop_last=len(sampler) > self.batch_size)
+
+    def val(self, world: int, rank: int) -> Any:
+        return self._loader(self.val_ds, list(range(rank, len(self.val_ds), world)), drop_last=False)
+
+
+# ---------------------------------------------------------------- callbacks
+def _metrics_callback(path: Path, n_train: int) -> Any:
+    import csv
+    import io
+
+    from pixlearn.train.callbacks import EpochMetrics, _value
+
+    class RestoreEpochMetrics(EpochMetrics):
+        """:class:`EpochMetrics` with the restoration columns."""
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_train_epoch_end(trainer, pl_module)
+            row = self.rows[-1]
+            m = trainer.callback_metrics
+            for key in ("val_psnr", "val_ssim", "val_mse", "val_input_psnr", "val_input_ssim"):
+                row[key] = _value(m, key)
+            row["train_patches_per_second"] = row.pop("train_images_per_second", None)
+            if trainer.is_global_zero:
+                self.write()
+
+        def write(self) -> None:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=list(RESTORE_COLUMNS), lineterminator="\n", extrasaction="ignore")
+            w.writeheader()
+            for r in self.rows:
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in RESTORE_COLUMNS})
+            atomic_write_text(self.path, buf.getvalue())
+
+    return RestoreEpochMetrics(path, n_train=n_train)
+
+
+class _SaveBest:
+    """Writes ``weights/best.safetensors`` and ``weights/model.json`` (a class, so that it pickles)."""
+
+    def __init__(self, run_dir: Path, *, restore_task: str, mode: str, degradation: dict[str, Any] | None) -> None:
+        self.run_dir, self.restore_task, self.mode, self.degradation = Path(run_dir), restore_task, mode, degradation
+
+    def __call__(self, model: Any) -> None:
+        from pixlearn.models import save_weights
+        from pixlearn.tasks.restore_predict import model_card
+
+        card = model_card(model, restore_task=self.restore_task, mode=self.mode, degradation=self.degradation)
+        save_weights(model, self.run_dir / "weights" / "best.safetensors", metadata={"pixlearn": json.dumps(card)})
+        write_json(self.run_dir / "weights" / "model.json", card)
+
+
+# ---------------------------------------------------------------- evaluation
+def _read_images(sources: Sequence[Any], mode: str, *, degraded: bool) -> list[Any]:
+    from pixlearn.tasks.restore_data import load_clean
+
+    return [load_clean(s.degraded if degraded else s.clean, mode) for s in sources]  # type: ignore[arg-type]
+
+
+def _final_evaluation(
+    cfg: RestoreConfig, data: Any, pipeline: Any, run_dir: Path, result: RestoreResult, manifest: dict[str, Any], *, fit_seconds: float,
+    progress: bool,
+) -> dict[str, Any]:
+    from pixlearn.eval.classify_report import write_run_report
+    from pixlearn.eval.restoration import CLASSICAL, evaluate_restoration, method_table, plot_restore_curves, save_crops
+    from pixlearn.tasks.restore_predict import load_restorer
+
+    t0 = time.perf_counter()
+    split = "test" if data.test else "val"
+    sources = data.test or data.val
+    if not sources:
+        raise ConfigError("no val or test images to score the model on; keep val_fraction above 0 or add a val/ folder")
+    if cfg.train.eval_max_images:
+        sources = sources[: cfg.train.eval_max_images]
+    restorer = load_restorer(run_dir, device="auto" if cfg.train.accelerator in ("gpu", "cuda") else "cpu",
+                             tile=cfg.train.tile, overlap=cfg.train.overlap)
+    methods = cfg.train.eval_methods if cfg.train.eval_methods is not None else list(CLASSICAL[cfg.data.task])
+    sigma = None  # the noise level the classical denoisers are tuned to (else estimated per image)
+    if cfg.data.task == "denoise" and not data.paired and cfg.data.degrade is None and cfg.data.noise == "gaussian":
+        sigma = cfg.data.sigma if isinstance(cfg.data.sigma, float) else (25.0 if cfg.data.sigma is None else None)
+    sr = max(data.scale, pipeline.scale if pipeline is not None else 1)
+    names = [s.clean.name for s in sources]
+    ev = evaluate_restoration(
+        _read_images(sources, data.mode, degraded=False), restorer=restorer,
+        pipeline=None if data.paired else pipeline,
+        degraded=_read_images(sources, data.mode, degraded=True) if data.paired else None,
+        methods=methods, sigma=sigma, names=names, seed=cfg.train.seed + 1, crop_border=sr if sr > 1 else 0, progress=progress,
+    )
+    crops = save_crops(run_dir / "plots" / "crops.png", ev.examples, columns=[m for m in methods if m != "bicubic"] + ["model"],
+                       rows=ev.rows, title=f"{split} images: degraded | classical | model | clean (PSNR of each crop's whole image)")
+    curves = plot_restore_curves(result.history, run_dir / "plots" / "curves.png")
+    eval_seconds = time.perf_counter() - t0
+    summary = ev.summary
+    model_s = summary["model"]
+    base_name = "bicubic" if sr > 1 else "input"
+    classical = {m: summary[m] for m in methods if m in summary and m != base_name}
+    best_classical = max(classical, key=lambda m: classical[m]["psnr"]) if classical else None
+    note = ("scored on the test split: never used for training or choosing the epoch" if split == "test" else
+            "scored on the val split, whose centre crops chose the best epoch (a mild selection; add a test/ folder or "
+            "test_fraction for an untouched score)")
+    metrics: dict[str, Any] = {
+        "task": "restore",
+        "restore_task": cfg.data.task,
+        "split": split,
+        "n": model_s["n"],
+        "psnr": model_s["psnr"],
+        "ssim": model_s["ssim"],
+        "mse": model_s["mse"],
+        "input": {"method": base_name, **{k: summary[base_name][k] for k in ("psnr", "ssim", "mse")}},
+        "gain_db": model_s["psnr"] - summary[base_name]["psnr"],
+        "best_classical": None if best_classical is None else {"method": best_classical, **{k: classical[best_classical][k] for k in ("psnr", "ssim", "mse")}},
+        "methods": summary,
+        "per_image": ev.rows,
+        "units": "psnr in dB, mse on images scaled to [0, 1]; means over whole images" + (f", border of {sr} px cropped" if sr > 1 else ""),
+        "degradation": "paired folders" if data.paired else pipeline.to_string(),
+        "mode": data.mode,
+        "scale": sr,
+        "note": note,
+        "fit_seconds": round(fit_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "val_crops_best_psnr": max((r["val_psnr"] for r in result.history if r.get("val_psnr") is not None), default=None),
+        "splits": {
+            "train": {"images": len(data.train), "source": data.sources.get("train", ""), "used_for": "training patches"},
+            "val": {"images": len(data.val), "source": data.sources.get("val", ""), "used_for": "centre crops scored each epoch to choose the best epoch"},
+            "test": {"images": len(data.test), "source": data.sources.get("test", ""), "used_for": "the final scores only" if data.test else "nothing (no test split)"},
+        },
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    table = method_table(summary)
+    details = {
+        "restoration task": cfg.data.task,
+        "model": f"{cfg.model.name} {restorer.model.pixlearn_spec.kwargs}",
+        "degradation": metrics["degradation"],
+        "grey / colour": "grey (L)" if data.mode == "L" else "colour (RGB)",
+        "patches": f"{cfg.data.patch} px, {cfg.data.patches_per_image} per image per epoch, batch {cfg.data.batch_size}",
+        "loss": cfg.train.loss,
+        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}" + (" (stopped early)" if result.stopped_early else ""),
+        "best epoch": result.best_epoch,
+        "fit seconds": round(fit_seconds, 1),
+        **{f"{r['method']} ({split}, n={r['n']})": f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, {r['seconds']:.1f} s" for r in table},
+        "data": str(Path(data.root).resolve()),
+        "run folder": str(run_dir.resolve()),
+    }
+    write_run_report(
+        run_dir / "report.html", title=f"pixlearn train restore: {cfg.model.name} ({cfg.data.task}) on {Path(data.root).name}",
+        scores=[], splits=[{"split": k, **v} for k, v in metrics["splits"].items()], details=details,
+        plots=[(crops, f"{split} images, centre crops"), (curves, "training curves (val: fixed centre crops)")], notes=[note],
+    )
+    manifest.setdefault("timings", {})["eval_seconds"] = round(eval_seconds, 3)
+    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch)
+    write_json(run_dir / "manifest.json", manifest)
+    return metrics
+
+
+# ---------------------------------------------------------------- public entry point
+def train_restorer(
+    data: str | os.PathLike[str] | None = None,
+    *,
+    task: str | None = None,
+    model: str | None = None,
+    noise: str | None = None,
+    sigma: float | tuple[float, float] | str | None = None,
+    scale: int | None = None,
+    degrade: str | Sequence[Any] | None = None,
+    patch: int | None = None,
+    epochs: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    out: str | os.PathLike[str] | None = None,
+    config: RestoreConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+    **overrides: Any,
+) -> RestoreResult:
+    """Train a restorer on a folder of clean images (or degraded/clean pairs) and write its run folder.
+
+    Parameters
+    ----------
+    data : path
+        Clean images (optionally under ``train/ val/ test/``), or ``degraded/`` + ``clean/`` pairs.
+    task : {"denoise", "super-resolution", "enhance"}, default "denoise"
+        Picks the default degradation (gaussian noise; bicubic downscaling by ``scale``; low light)
+        and the classical baselines.
+    model : {"dncnn", "unet", "espcn", "edsr"}, default "dncnn"
+        Super-resolution needs ``espcn``/``edsr``, or a same-size model fed bicubic-upscaled images.
+    noise : {"gaussian", "poisson", "salt_pepper"}, default "gaussian"
+    sigma : float or (low, high), default 25
+        Gaussian noise in grey levels, or a range drawn per patch (a blind denoiser).
+    scale : int, default 2
+        Super-resolution factor.
+    degrade : str or list, optional
+        A custom degradation pipeline (:meth:`~pixlearn.tasks.degrade.Pipeline.parse`).
+    patch : int, default 48
+        Side of the clean training patches.
+    epochs, batch, lr
+        Training length, patches per batch, peak learning rate (default 1e-3, AdamW).
+    out : path, optional
+        Run folder (default ``runs/restore/<model>-<task>``, numbered when taken).
+    config : RestoreConfig, mapping or YAML path, optional
+        Base configuration; keyword arguments override it.
+    progress : bool, optional
+        Progress bars on stderr (default: when it is a terminal).
+    **overrides
+        Any other flat option: ``depth``, ``width``, ``patches_per_image``, ``val_fraction``,
+        ``loss``, ``max_minutes``, ``clip``, ``mode``, ``seed``, ``schedule``, ... (see
+        :data:`~pixlearn.train.restore_config.RESTORE_FLAT_KEYS`).
+
+    Returns
+    -------
+    RestoreResult
+
+    Examples
+    --------
+    >>> result = train_restorer("photos/", sigma=25, epochs=20, depth=17)  # doctest: +SKIP
+    >>> result.metrics["psnr"], result.metrics["best_classical"]  # doctest: +SKIP
+    """
+    import lightning.pytorch as L
+    import torch
+
+    from pixlearn.models import create_restorer
+    from pixlearn.tasks.restore import RestoreTask
+    from pixlearn.tasks.restore_data import FixedPatchDataset, PatchDataset, plan_restore_data
+    from pixlearn.train.callbacks import AtomicCheckpointIO, BestWeights, LastCheckpoint, ResumableEarlyStopping, StderrProgressBar
+    from pixlearn.train.classify import _quiet_lightning
+    from pixlearn.train.engine import EngineModule, EngineOptions
+
+    flat = dict(overrides)
+    flat.update(data=data, task=task, model=model, noise=noise, sigma=sigma, scale=scale, degrade=degrade, patch=patch,
+                epochs=epochs, batch=batch, lr=lr)
+    cfg = _resolve(RestoreConfig.from_overrides(_base(config), **flat))
+    if not cfg.data.path:
+        raise ConfigError("no data: give a folder of clean images (or degraded/ + clean/ pairs) with --data")
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    dc, t = cfg.data, cfg.train
+    plan = plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=t.seed)
+    pipeline = None if plan.paired else _pipeline(cfg)
+    sr = plan.scale if plan.paired else pipeline.scale
+    _check_scale(cfg, sr)
+    if dc.patch < sr * 4:
+        raise ConfigError(f"patch {dc.patch} is too small for scale {sr}; use at least {sr * 4}")
+    torch.manual_seed(t.seed)
+    net = create_restorer(cfg.model.name, in_chans=1 if plan.mode == "L" else 3, scale=sr, **cfg.model.options())
+    rtask = RestoreTask(net, loss=t.loss)  # type: ignore[arg-type]
+    train_ds = PatchDataset(plan.train, mode=plan.mode, patch=dc.patch, patches_per_image=dc.patches_per_image, pipeline=pipeline,
+                            scale=sr, augment=dc.augment, cache_mb=dc.cache_mb)
+    val_ds = FixedPatchDataset(plan.val, mode=plan.mode, crop=dc.val_crop, pipeline=pipeline, scale=sr, seed=t.seed) if plan.val else None
+    loaders = _Loaders(train_ds, val_ds, dc.batch_size, dc.workers, t.seed, pin_memory=t.accelerator in ("gpu", "cuda"))
+
+    run_dir = Path(out) if out is not None else default_run_dir("restore", f"{cfg.model.name}-{dc.task}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    manifest = base_manifest(seed=t.seed)
+    manifest.update(
+        status="running", task="restore", restore_task=dc.task, run_dir=str(run_dir.resolve()),
+        device={"accelerator": t.accelerator, "devices": t.devices, "precision": t.precision, "cpu_threads": torch.get_num_threads(),
+                **({"gpu": torch.cuda.get_device_name(0)} if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available() else {})},
+        data={"root": str(Path(plan.root).resolve()), "format": plan.format, "mode": plan.mode, "fingerprint": plan.fingerprint,
+              "splits": {k: [str(s.clean) for s in getattr(plan, k)] for k in ("train", "val", "test")}, "sources": plan.sources,
+              "degradation": None if pipeline is None else pipeline.to_dict(), "scale": sr},
+        model=net.pixlearn_spec.to_dict(), patches_per_epoch=len(train_ds),
+    )
+    write_json(run_dir / "manifest.json", manifest)
+
+    has_val = val_ds is not None
+    mode_max = t.monitor != "val_loss"
+    options = EngineOptions(
+        optimizer=cfg.optim.optimizer, lr=float(cfg.optim.lr), momentum=cfg.optim.momentum, nesterov=cfg.optim.nesterov,
+        weight_decay=float(cfg.optim.weight_decay), l1=cfg.optim.l1, schedule=cfg.schedule.name, warmup_epochs=cfg.schedule.warmup_epochs,
+        min_lr_ratio=cfg.schedule.min_lr_ratio, step_epochs=cfg.schedule.step_epochs, gamma=cfg.schedule.gamma,
+        plateau_patience=cfg.schedule.plateau_patience, pct_start=cfg.schedule.pct_start, seed=t.seed,
+        monitor=t.monitor, monitor_mode="max" if mode_max else "min", has_val=has_val,
+        checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
+    )
+    module = EngineModule(rtask, options, loaders=loaders)
+    metrics_cb = _metrics_callback(run_dir / "metrics.csv", len(train_ds))
+    card_degradation = None if pipeline is None else pipeline.to_dict()
+    best_cb = BestWeights(_SaveBest(run_dir, restore_task=dc.task, mode=plan.mode, degradation=card_degradation),
+                          monitor=t.monitor, mode=options.monitor_mode, has_val=has_val)
+    cbs: list[Any] = [metrics_cb, best_cb]
+    early = None
+    if has_val and t.patience > 0:
+        early = ResumableEarlyStopping(monitor=t.monitor, mode=options.monitor_mode, patience=t.patience, min_delta=t.min_delta, check_finite=True)
+        cbs.append(early)
+    if show:
+        cbs.append(StderrProgressBar())
+    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
+    cbs.extend(callbacks)
+    precision = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}[t.precision]
+    with _quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, precision=precision, deterministic=t.deterministic,
+            gradient_clip_val=cfg.optim.grad_clip, logger=False, enable_checkpointing=True, enable_model_summary=False,
+            enable_progress_bar=show, num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(run_dir),
+            plugins=[AtomicCheckpointIO()], log_every_n_steps=50, callbacks=cbs,
+            max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+        )
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    t0 = time.perf_counter()
+    try:
+        with _quiet_lightning():
+            trainer.fit(module, weights_only=True)
+    except BaseException as exc:
+        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
+        write_json(run_dir / "manifest.json", manifest)
+        raise
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+    fit_seconds = time.perf_counter() - t0
+    stopped = bool(early is not None and early.stopped_epoch > 0) or len(metrics_cb.rows) < t.epochs
+    result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
+                           epochs_run=len(metrics_cb.rows), stopped_early=stopped)
+    manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds, 3)
+    if not trainer.is_global_zero:
+        return result
+    result.metrics = _final_evaluation(cfg, plan, pipeline, run_dir, result, manifest, fit_seconds=fit_seconds, progress=show)
+    return result
