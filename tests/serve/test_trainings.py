@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pixlearn.serve.app import create_app
-from pixlearn.serve.trainings import NO_CHECKPOINT, NO_EVALUATION, _alive
+from pixlearn.serve.trainings import NO_CHECKPOINT, NO_EVALUATION, JobManager, _alive
 from pixlearn.serve.train_worker import HOLD_ENV
 from tests.serve.conftest import colour_image, png_bytes
 
@@ -200,9 +200,11 @@ def test_cancel_a_running_job(client, settings, monkeypatch: pytest.MonkeyPatch)
     pid = _pid(settings, job["id"])
     assert _alive(pid, settings.storage / "trainings" / job["id"])
 
+    t0 = time.monotonic()
     r = client.delete(f"/v1/trainings/{job['id']}")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "cancelled" and r.json()["finished"]
+    assert time.monotonic() - t0 < JobManager.grace_s, "SIGTERM should end the worker without waiting for SIGKILL"
     assert _gone(pid, settings.storage / "trainings" / job["id"]), "the worker survived the cancel"
     time.sleep(0.6)  # the dispatcher must not turn it into failed or succeeded
     after = client.get(f"/v1/trainings/{job['id']}").json()

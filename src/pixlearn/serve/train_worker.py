@@ -10,7 +10,7 @@ It trains with :func:`pixlearn.train.train_classifier` (``resume=run_dir`` conti
 ``checkpoints/last.ckpt``), writes ``JOB_DIR/progress.json`` atomically as it goes (epoch, batch
 fraction, latest metrics) and ends by writing ``JOB_DIR/result.json``: ``{"status": "succeeded"}``,
 or ``{"status": "failed", "error": "<readable message>"}`` with exit code 1 (the message is also
-its last line on stderr).
+its last line on stderr). SIGTERM ends it at once (exit code 143).
 
 ``PIXLEARN_TRAIN_HOLD_AFTER_EPOCH=N`` (a debugging aid for restart and cancel drills) makes the
 worker wait, once N epochs are done and checkpointed, until it is signalled.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -176,9 +177,16 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
             "accuracy": metrics.get("accuracy"), "split": metrics.get("split")}
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    os._exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m pixlearn.serve.train_worker JOB_DIR``; exit code 0 on success, 1 on failure."""
     args = sys.argv[1:] if argv is None else argv
+    # A cancel is SIGTERM to the process group: end at once (Lightning would only note it and stop at a later
+    # batch; every file is written atomically, so nothing is left half-written).
+    signal.signal(signal.SIGTERM, _terminate)
     if len(args) != 1:
         print("usage: python -m pixlearn.serve.train_worker JOB_DIR", file=sys.stderr)
         return 2
