@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from sqlalchemy import JSON, Boolean, Column, Engine, String, Table, Text, delete, insert, select, update
 
 from pixlearn._core.errors import ConfigError
@@ -219,6 +220,8 @@ class ModelRegistry:
 
             try:
                 clf = load_classifier(record["run_dir"], device="cpu")
+                _, h, w = record["input_shape"]
+                clf.predict([np.zeros((h, w, 3), np.uint8)])  # warm-up: the first request pays no lazy imports
             except ConfigError as exc:
                 raise ModelUnavailable(f"model {name!r} cannot be loaded: {exc}; delete it (DELETE /v1/models/{name}) "
                                        "or restore its run folder") from None
