@@ -555,6 +555,10 @@ def build_from_spec(spec: ModelSpec | Mapping[str, Any]) -> Any:
     """
     if not isinstance(spec, ModelSpec):
         spec = ModelSpec.from_dict(spec)
+    if spec.source == "smp":  # segmentation networks: pixlearn.models.segmentation
+        from pixlearn.models.segmentation import build_segmentation_model
+
+        return build_segmentation_model(spec)
     name = check_model_name(spec.name)
     source = _source(name)
     if source != spec.source:

@@ -101,8 +101,9 @@ class EpochMetrics(L.Callback):
     The rows travel in checkpoints, so a resumed run's CSV holds exactly the epochs it resumed from.
     """
 
-    def __init__(self, path: Path, *, n_train: int, freeze_epochs: int = 0) -> None:
+    def __init__(self, path: Path, *, n_train: int, freeze_epochs: int = 0, columns: tuple[str, ...] = METRIC_COLUMNS) -> None:
         self.path = Path(path)
+        self.columns = tuple(columns)  # every "val_*" column is read from the logged metrics
         self.n_train = int(n_train)
         self.freeze_epochs = int(freeze_epochs)
         self.rows: list[dict[str, Any]] = []
@@ -127,9 +128,7 @@ class EpochMetrics(L.Callback):
         row = {
             "epoch": epoch,
             "train_loss": _value(m, "train_loss"),
-            "val_loss": _value(m, "val_loss"),
-            "val_accuracy": _value(m, "val_accuracy"),
-            "val_macro_f1": _value(m, "val_macro_f1"),
+            **{key: _value(m, key) for key in self.columns if key.startswith("val_")},
             "lr": lr,
             "backbone_lr": blr,
             "backbone_frozen": epoch <= self.freeze_epochs,
@@ -143,10 +142,10 @@ class EpochMetrics(L.Callback):
 
     def write(self) -> None:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(METRIC_COLUMNS), lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=list(self.columns), lineterminator="\n")
         writer.writeheader()
         for r in self.rows:
-            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in METRIC_COLUMNS})
+            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in self.columns})
         atomic_write_text(self.path, buf.getvalue())
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,361 @@
+"""A trained segmenter rebuilt from its run folder alone; masks for images of any size; mask overlays.
+
+A segmentation run's ``weights/model.json`` holds the network's spec (``source: smp``), the class
+names, whether the network is binary, and how to tile large images (the training size and the
+overlap); ``weights/best.safetensors`` the tensors (with the same description in its header).
+Images larger than the training size are segmented tile by tile with blended overlaps
+(:func:`~pixlearn.tasks.tiling.tiled_apply`), so any size works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixlearn._core.errors import ConfigError, ShapeError
+
+__all__ = [
+    "MODEL_FORMAT",
+    "PALETTE",
+    "Segmenter",
+    "load_segmenter",
+    "segment_model_card",
+    "overlay_mask",
+    "predict_segment_files",
+    "is_segment_run",
+]
+
+#: The ``format`` tag of a segmentation run's ``weights/model.json``.
+MODEL_FORMAT = "pixlearn.segmenter/1"
+
+#: Overlay colours of classes 1, 2, ... (class 0, the background, is left untinted).
+PALETTE = np.array(
+    [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+     (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)],
+    np.uint8,
+)
+
+
+def segment_model_card(
+    model: Any, classes: Sequence[str], *, binary: bool, tile: tuple[int, int], overlap: float, multiple: int,
+    ignore_index: int | None = 255,
+) -> dict[str, Any]:
+    """What ``weights/model.json`` of a segmentation run holds."""
+    from pixlearn.models import model_spec
+
+    return {
+        "format": MODEL_FORMAT,
+        "task": "segment",
+        "classes": [str(c) for c in classes],
+        "binary": bool(binary),
+        "ignore_index": ignore_index,
+        "inference": {"tile": [int(tile[0]), int(tile[1])], "overlap": float(overlap), "multiple": int(multiple)},
+        "model": model_spec(model).to_dict(),
+    }
+
+
+def overlay_mask(image: np.ndarray, mask: np.ndarray, *, alpha: float = 0.45, outline: bool = True, ignore_index: int | None = 255) -> np.ndarray:
+    """Tint each class of a mask in a fixed colour (class ``k`` always gets ``PALETTE[k - 1]``) over an image.
+
+    Class 0 (background) and ``ignore_index`` stay untinted; outlines mark the class borders in
+    the class colour. Colours do not depend on which classes an image contains, so overlays of a
+    prediction and of its truth compare side by side.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W) or (H, W, 3), uint8
+    mask : ndarray of shape (H, W), integer class ids
+    alpha : float, default 0.45
+        Opacity of the tint in [0, 1].
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), uint8
+
+    Examples
+    --------
+    >>> img = np.full((2, 3, 3), 100, np.uint8)
+    >>> out = overlay_mask(img, np.array([[0, 1, 2], [0, 1, 2]]), alpha=1.0, outline=False)
+    >>> out[0].tolist()
+    [[100, 100, 100], [230, 25, 75], [60, 180, 75]]
+    """
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim not in (2, 3):
+        raise ShapeError(f"image must be uint8 (H, W) or (H, W, 3), got {img.dtype} {img.shape}")
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+    m = np.asarray(mask)
+    if m.shape != rgb.shape[:2]:
+        raise ShapeError(f"mask must have the image's shape {rgb.shape[:2]}, got {m.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
+    m = m.astype(np.int64)
+    tinted = (m > 0) & ((m != ignore_index) if ignore_index is not None else True)
+    colours = PALETTE[(np.clip(m, 1, None) - 1) % len(PALETTE)]
+    out = rgb.astype(np.float32)
+    out[tinted] = (1 - alpha) * out[tinted] + alpha * colours[tinted]
+    if outline:
+        edge = np.zeros(m.shape, bool)
+        edge[:-1] |= m[:-1] != m[1:]
+        edge[1:] |= m[1:] != m[:-1]
+        edge[:, :-1] |= m[:, :-1] != m[:, 1:]
+        edge[:, 1:] |= m[:, 1:] != m[:, :-1]
+        edge &= tinted
+        out[edge] = colours[edge]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Segmenter:
+    """A segmentation network in eval mode with its classes, preprocessing and tiling.
+
+    ``predict`` takes uint8 (H, W, 3) RGB (or (H, W) grey) arrays of any size, like every pixlearn
+    API, and returns (H, W) class-id masks.
+    """
+
+    model: torch.nn.Module
+    classes: list[str]
+    binary: bool
+    tile: tuple[int, int]
+    overlap: float = 0.25
+    multiple: int = 32
+    run_dir: Path | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    batch: int = 4
+
+    def __post_init__(self) -> None:
+        from pixlearn.models import get_preprocess
+
+        self.preprocess = get_preprocess(self.model)
+        self.model.eval().to(self.device)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """A uint8 image -> the network's normalised (1, C, H, W) float input (no resizing)."""
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise ShapeError(f"images must be uint8 (H, W, 3) or (H, W) arrays, got {arr.dtype} {arr.shape}")
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if arr.shape[2] == 4:
+            arr = arr[..., :3]
+        chans = self.preprocess.input_size[0]
+        if arr.shape[2] != chans:
+            arr = np.repeat(arr[..., :1], chans, axis=2) if arr.shape[2] == 1 else arr.mean(axis=2, keepdims=True).round().astype(np.uint8)
+        x = torch.from_numpy(np.array(arr, dtype=np.float32)).permute(2, 0, 1).div_(255)
+        mean = torch.tensor(self.preprocess.mean).view(-1, 1, 1)
+        std = torch.tensor(self.preprocess.std).view(-1, 1, 1)
+        return ((x - mean) / std).unsqueeze(0)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K, H, W) logits of a normalised (N, C, H, W) batch of any size (tiled beyond the training size)."""
+        from pixlearn.tasks.tiling import tiled_apply
+
+        return tiled_apply(self.model, x.to(self.device), tile=self.tile, overlap=self.overlap, batch=self.batch, multiple=self.multiple).cpu()
+
+    def predict_proba(self, image: np.ndarray) -> np.ndarray:
+        """(num_classes, H, W) float32 class probabilities of one image."""
+        z = self.logits(self.to_tensor(image))[0]
+        if self.binary:
+            p = torch.sigmoid(z[0])
+            return torch.stack([1 - p, p]).numpy()
+        return torch.softmax(z, dim=0).numpy()
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """The (H, W) uint8 class-id mask of one image (any size).
+
+        Examples
+        --------
+        >>> from pixlearn.models import create_segmentation_model
+        >>> net = create_segmentation_model("unet", encoder="tu-resnet18", num_classes=1, img_size=32)
+        >>> seg = Segmenter(net, ["background", "cell"], binary=True, tile=(32, 32))
+        >>> mask = seg.predict(np.zeros((40, 70, 3), np.uint8))
+        >>> mask.shape, mask.dtype.name, set(np.unique(mask).tolist()) <= {0, 1}
+        ((40, 70), 'uint8', True)
+        """
+        z = self.logits(self.to_tensor(image))
+        from pixlearn.tasks.segment import logits_to_mask
+
+        return logits_to_mask(z, binary=self.binary)[0].numpy().astype(np.uint8)
+
+
+def is_segment_run(run: str | os.PathLike[str]) -> bool:
+    """Whether ``run`` is a segmentation run folder (its ``weights/model.json`` says task: segment)."""
+    path = Path(run)
+    card = (path / "weights" / "model.json") if (path / "weights").is_dir() else path / "model.json"
+    if not card.is_file():
+        return False
+    try:
+        return json.loads(card.read_text(encoding="utf-8")).get("task") == "segment"
+    except (OSError, ValueError):
+        return False
+
+
+def _card_and_weights(path: Path) -> tuple[dict[str, Any], Path]:
+    if path.is_file():
+        from pixlearn.models import read_weights_metadata
+
+        meta = read_weights_metadata(path)
+        if "pixlearn" not in meta:
+            raise ConfigError(f"{path}: this weights file carries no pixlearn model description; pass its run folder")
+        return json.loads(meta["pixlearn"]), path
+    wdir = path / "weights" if (path / "weights").is_dir() else path
+    card_path, weights = wdir / "model.json", wdir / "best.safetensors"
+    if not path.exists():
+        raise ConfigError(f"{path}: no such run folder")
+    if not card_path.is_file():
+        raise ConfigError(f"{path}: not a segmentation run folder (no weights/model.json); pass the folder pixlearn train segment wrote")
+    if not weights.is_file():
+        raise ConfigError(f"{path}: has no weights/best.safetensors; the run did not finish an epoch")
+    try:
+        return json.loads(card_path.read_text(encoding="utf-8")), weights
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{card_path}: unreadable model description ({exc})") from None
+
+
+def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", overlap: float | None = None) -> Segmenter:
+    """Rebuild a trained segmenter from its run folder (or its ``best.safetensors``) alone.
+
+    Parameters
+    ----------
+    run : path
+        ``runs/segment/<name>``, its ``weights/`` folder, or a ``best.safetensors`` written by pixlearn.
+    device : str, default "cpu"
+        ``"auto"`` picks a GPU when there is one.
+    overlap : float, optional
+        Tile overlap for large images (default: the run's).
+
+    Raises
+    ------
+    ConfigError
+        Not a segmentation run (the message says what is wrong).
+    """
+    from pixlearn.models import build_from_spec, load_weights
+    from pixlearn.tasks.classify_predict import resolve_device
+
+    path = Path(run)
+    card, weights = _card_and_weights(path)
+    if card.get("format") != MODEL_FORMAT or card.get("task") != "segment":
+        raise ConfigError(
+            f"{path}: model description has format {card.get('format')!r} (task {card.get('task')!r}), expected {MODEL_FORMAT!r}; "
+            "is this a segmentation run?"
+        )
+    model = build_from_spec(card["model"])
+    load_weights(model, weights, strict=True)
+    classes = [str(c) for c in card["classes"]]
+    inf = card.get("inference") or {}
+    tile = tuple(int(v) for v in inf.get("tile") or model.pixlearn_spec.preprocess.img_size)
+    return Segmenter(
+        model, classes, binary=bool(card.get("binary")), tile=(tile[0], tile[1]),
+        overlap=float(inf.get("overlap", 0.25) if overlap is None else overlap), multiple=int(inf.get("multiple", 32)),
+        run_dir=path if path.is_dir() else None, device=resolve_device(device),
+    )
+
+
+def _progress(enabled: bool | None, total: int, description: str) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(file=sys.stderr)
+    show = console.is_terminal if enabled is None else bool(enabled)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, disable=not show, transient=True)
+    return bar, bar.add_task(description, total=total)
+
+
+def iter_predictions(seg: Segmenter, paths: Sequence[Path], *, progress: bool | None = None) -> Iterator[tuple[Path, np.ndarray | None, np.ndarray | None, str | None]]:
+    """``(path, image, mask, error)`` for each file; an unreadable file has ``None`` arrays and its error."""
+    from pixlearn._core.errors import PixlearnError
+    from pixlearn.io import read_image
+
+    bar, task = _progress(progress, len(paths), "segmenting")
+    with bar:
+        for p in paths:
+            try:
+                image = read_image(p)
+            except (PixlearnError, OSError) as exc:
+                yield p, None, None, f"{type(exc).__name__}: {exc}"
+            else:
+                yield p, image, seg.predict(image), None
+            bar.advance(task)
+
+
+def _class_fractions(mask: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    counts = np.bincount(mask.ravel(), minlength=len(classes))
+    return {str(classes[k]): round(float(counts[k]) / mask.size, 6) for k in range(len(classes)) if counts[k]}
+
+
+def predict_segment_files(
+    run: Segmenter | str | os.PathLike[str],
+    images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    overlay: bool = False,
+    device: str | None = "cpu",
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Segment image files, folders (recursively) and globs with a run folder's network.
+
+    Parameters
+    ----------
+    out : path, optional
+        Write ``<stem>.png`` masks here (pixel value = class id; a single input may name a
+        ``.png`` file instead of a folder). Without it nothing is written.
+    overlay : bool, default False
+        Also write ``<stem>_overlay.png``: the image with the predicted classes tinted.
+
+    Returns
+    -------
+    list of dict
+        One row per file: ``{"path", "width", "height", "mask", "overlay", "classes", "error"}`` --
+        ``classes`` maps each predicted class to its share of the pixels; an unreadable file has
+        its reason in ``error`` and never stops the batch.
+
+    Examples
+    --------
+    >>> from pixlearn.models import create_segmentation_model
+    >>> seg = Segmenter(create_segmentation_model("unet", num_classes=1, img_size=32), ["bg", "fg"], binary=True, tile=(32, 32))
+    >>> [(r["mask"], r["error"][:18]) for r in predict_segment_files(seg, ["missing.png"])]
+    [(None, 'ImageNotFoundError')]
+    """
+    from pixlearn.io import expand_sources, write_image
+
+    seg = run if isinstance(run, Segmenter) else load_segmenter(run, device=device)
+    paths = [Path(p) for p, _ in expand_sources(images)]
+    target = Path(out) if out is not None else None
+    single_file = target is not None and target.suffix.lower() == ".png" and len(paths) == 1
+    if target is not None and target.suffix.lower() == ".png" and len(paths) > 1:
+        raise ConfigError(f"--out {target} names one file but there are {len(paths)} images; give a folder")
+    used: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for p, image, mask, error in iter_predictions(seg, paths, progress=progress):
+        row: dict[str, Any] = {"path": str(p), "width": None, "height": None, "mask": None, "overlay": None, "classes": {}, "error": error}
+        if mask is not None and image is not None:
+            row.update(height=int(mask.shape[0]), width=int(mask.shape[1]), classes=_class_fractions(mask, seg.classes))
+            if target is not None:
+                if single_file:
+                    mask_path = target
+                else:
+                    stem = p.stem
+                    k = 2
+                    while stem in used:  # two inputs with one name (from different folders)
+                        stem = f"{p.stem}-{k}"
+                        k += 1
+                    used.add(stem)
+                    mask_path = target / f"{stem}.png"
+                row["mask"] = str(write_image(mask_path, mask))
+                if overlay:
+                    row["overlay"] = str(write_image(mask_path.with_name(mask_path.stem + "_overlay.png"), overlay_mask(image, mask)))
+        rows.append(row)
+    return rows

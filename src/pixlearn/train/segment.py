@@ -1,0 +1,454 @@
+"""Train a semantic segmentation network on a mask dataset and write its run folder.
+
+:func:`train_segmenter` is the Python face of ``pixlearn train segment``. It runs on the same engine
+as classification (:class:`~pixlearn.train.engine.EngineModule` with a
+:class:`~pixlearn.tasks.segment.SegmentTask`), with the same callbacks, checkpoints and run folder
+``runs/segment/<name>/``::
+
+    config.yaml               the resolved configuration (rerun it with --config)
+    manifest.json             versions, seed, data fingerprint and the files of each held-out split, device, timings
+    metrics.csv               one row per epoch: train/val loss, val mean IoU, Dice, pixel accuracy, lr, times
+    metrics.json              final scores of the kept weights on the test (else val) split: mean IoU,
+                              Dice, pixel accuracy, per-class IoU/Dice, confusion matrix; "split" names it
+    weights/best.safetensors  the kept weights (best epoch by the monitored val metric, or the last)
+    weights/model.json        the network spec, classes, binary flag and tiling that rebuild the segmenter
+    checkpoints/last.ckpt     the full training state at the last epoch end
+    plots/overlays.png        image / true mask / predicted mask for a few held-out images
+    plots/curves.png          losses and val scores per epoch
+    report.html               all of the above in one page, every number named by its split
+
+Training sees random crops of ``img_size`` (flipped); validation and the final scores use whole
+images, segmented tile by tile with blended overlaps when they are larger than the crops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pixlearn._core.errors import ConfigError
+from pixlearn.train.classify import TrainResult
+from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
+from pixlearn.train.segment_config import SegmentConfig, load_segment_config
+
+__all__ = ["train_segmenter", "SEGMENT_COLUMNS"]
+
+log = logging.getLogger("pixlearn.train")
+
+#: Columns of a segmentation run's ``metrics.csv``.
+SEGMENT_COLUMNS = (
+    "epoch", "train_loss", "val_loss", "val_miou", "val_dice", "val_pixel_accuracy", "lr", "backbone_lr",
+    "backbone_frozen", "epoch_seconds", "train_seconds", "train_images_per_second",
+)
+
+
+def _base(config: SegmentConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> SegmentConfig:
+    if config is None:
+        return SegmentConfig()
+    if isinstance(config, SegmentConfig):
+        return config
+    if isinstance(config, Mapping):
+        return SegmentConfig.from_dict(config)
+    return load_segment_config(config)
+
+
+def _resolve(cfg: SegmentConfig) -> SegmentConfig:
+    from pixlearn.train.classify import _resolve_hardware
+
+    d = cfg.to_dict()
+    o, m = d["optim"], d["model"]
+    batch = d["data"]["batch_size"]
+    if o["lr"] is None:
+        o["lr"] = 0.01 * batch / 8 if o["optimizer"] == "sgd" else 1e-3 * math.sqrt(batch / 8)
+    if o["weight_decay"] is None:
+        o["weight_decay"] = 1e-4
+    if m["backbone_lr_mult"] is None:
+        m["backbone_lr_mult"] = 0.1 if (m["encoder_weights"] or m["weights"]) else 1.0
+    d["train"].update(_resolve_hardware(cfg))  # type: ignore[arg-type]  # the same train fields as classification's
+    return SegmentConfig.from_dict(d)
+
+
+class _Loaders:
+    """Training crops (shuffled, seeded) and whole validation images."""
+
+    def __init__(self, train_ds: Any, val_ds: Any, *, batch_size: int, val_batch_size: int, workers: int, seed: int, pin_memory: bool) -> None:
+        self.train_ds, self.val_ds = train_ds, val_ds
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size
+        self.workers, self.seed, self.pin_memory = workers, seed, pin_memory
+        self.train_loader: Any = None
+
+    def _loader(self, dataset: Any, sampler: Any, *, batch_size: int, drop_last: bool) -> Any:
+        import functools
+
+        from pixlearn.data.loader import SkippingLoader, collate_skip_none, seed_worker
+
+        extra: dict[str, Any] = {}
+        if self.workers > 0:
+            extra = {"persistent_workers": True, "worker_init_fn": seed_worker, "multiprocessing_context": "forkserver"}
+        return SkippingLoader(
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.workers,
+            collate_fn=functools.partial(collate_skip_none, mean=dataset.mean, std=dataset.std),
+            drop_last=drop_last, pin_memory=self.pin_memory, **extra,
+        )
+
+    def train(self, world: int, rank: int) -> Any:
+        from pixlearn.train.sampling import EpochSampler
+
+        sampler = EpochSampler(len(self.train_ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank)
+        self.train_loader = self._loader(self.train_ds, sampler, batch_size=self.batch_size, drop_last=len(sampler) > self.batch_size)
+        return self.train_loader
+
+    def val(self, world: int, rank: int) -> Any:
+        from pixlearn.train.classify import _Shard
+
+        return self._loader(self.val_ds, _Shard(len(self.val_ds), world, rank), batch_size=self.val_batch_size, drop_last=False)
+
+
+class _SaveBest:
+    """Writes ``weights/best.safetensors`` and ``weights/model.json`` (a class, so that it pickles)."""
+
+    def __init__(self, run_dir: Path, card: dict[str, Any]) -> None:
+        self.run_dir, self.card = Path(run_dir), card
+
+    def __call__(self, model: Any) -> None:
+        from pixlearn.models import save_weights
+
+        save_weights(model, self.run_dir / "weights" / "best.safetensors", metadata={"pixlearn": json.dumps(self.card)})
+        write_json(self.run_dir / "weights" / "model.json", self.card)
+
+
+def _time_budget_callback(minutes: float) -> Any:
+    import lightning.pytorch as L
+
+    class TimeBudget(L.Callback):
+        """Stops training at an epoch end when another epoch would not fit in the budget (validation included)."""
+
+        def __init__(self) -> None:
+            self.limit = minutes * 60.0
+            self.t0 = 0.0
+            self.epochs = 0
+            self.stopped = False
+
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            self.epochs += 1
+            spent = time.perf_counter() - self.t0
+            if spent + spent / self.epochs > self.limit:
+                trainer.should_stop = True
+                self.stopped = True
+
+    return TimeBudget()
+
+
+@dataclass
+class _Prepared:
+    cfg: SegmentConfig
+    index: Any
+    splits: Any
+    model: Any
+    task: Any
+    loaders: _Loaders
+    classes: list[str]
+    card: dict[str, Any]
+
+
+def _classes(index: Any, wanted: Sequence[str] | int | None) -> list[str]:
+    names = [str(c) for c in index.classes]
+    if wanted is None:
+        return names
+    if isinstance(wanted, int) and not isinstance(wanted, bool):
+        if wanted < len(names):
+            raise ConfigError(f"classes={wanted} but the masks hold class ids up to {len(names) - 1} ({names})")
+        return names + [str(k) for k in range(len(names), wanted)]
+    wanted = [str(c) for c in wanted]
+    if len(wanted) < len(names):
+        raise ConfigError(f"{len(wanted)} class names given but the masks hold {len(names)} classes ({names})")
+    return wanted
+
+
+def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) -> _Prepared:
+    import torch
+
+    from pixlearn.models import create_segmentation_model, segmentation_divisor
+    from pixlearn.tasks.segment import SegmentTask
+    from pixlearn.tasks.segment_data import make_segment_dataset
+    from pixlearn.tasks.segment_predict import segment_model_card
+
+    torch.manual_seed(cfg.train.seed)
+    m, d = cfg.model, cfg.data
+    binary = (len(classes) == 2) if m.binary is None else bool(m.binary)
+    if binary and len(classes) != 2:
+        raise ConfigError(f"binary=True needs masks with 2 classes, these have {len(classes)} ({classes})")
+    model = create_segmentation_model(
+        m.arch, encoder=m.encoder, num_classes=1 if binary else len(classes), img_size=d.img_size, encoder_depth=m.encoder_depth,
+        decoder_channels=m.decoder_channels, encoder_weights=m.encoder_weights, weights=m.weights,
+    )
+    multiple = segmentation_divisor(model)
+    pre = model.pixlearn_spec.preprocess
+    tile = pre.img_size
+    task = SegmentTask(model, num_classes=len(classes), loss=cfg.train.loss, ignore_index=d.ignore_index, class_weights=d.class_weights,
+                       tile=tile, overlap=cfg.train.overlap, multiple=multiple)
+    train_ds = make_segment_dataset(index, list(splits.train) * d.crops_per_image, mean=pre.mean, std=pre.std, crop=tile, augment=d.augment)
+    val_ds = make_segment_dataset(index, splits.val, mean=pre.mean, std=pre.std) if splits.val else None
+    loaders = _Loaders(train_ds, val_ds, batch_size=d.batch_size, val_batch_size=d.val_batch_size, workers=d.workers, seed=cfg.train.seed,
+                       pin_memory=cfg.train.accelerator in ("gpu", "cuda"))
+    card = segment_model_card(model, classes, binary=binary, tile=tile, overlap=cfg.train.overlap, multiple=multiple, ignore_index=d.ignore_index)
+    return _Prepared(cfg, index, splits, model, task, loaders, classes, card)
+
+
+def _split_rows(prep: _Prepared) -> list[dict[str, Any]]:
+    s, keep = prep.splits, prep.cfg.train.keep
+    chose = "early stopping and choosing the best epoch (its scores are optimistic)" if keep == "best" else "early stopping only (the last epoch is kept)"
+    return [
+        {"split": "train", "images": len(s.train), "source": s.sources.get("train", ""), "used_for": f"fitting the weights (random {prep.cfg.data.img_size}-px crops)"},
+        {"split": "val", "images": len(s.val), "source": s.sources.get("val", ""), "used_for": chose if s.val else "nothing (no validation)"},
+        {"split": s.test_name, "images": len(s.test), "source": s.sources.get(s.test_name, ""),
+         "used_for": "the final scores only: never for training or model selection" if s.test else "nothing (no test split)"},
+    ]
+
+
+def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manifest: dict[str, Any], *, fit_seconds: float, progress: bool) -> dict[str, Any]:
+    from pixlearn.eval.segmentation_eval import evaluate_split, plot_overlays, plot_segment_curves, write_segment_report
+    from pixlearn.tasks.segment_predict import load_segmenter
+
+    cfg, s = prep.cfg, prep.splits
+    t0 = time.perf_counter()
+    seg = load_segmenter(run_dir, device="auto" if cfg.train.accelerator in ("gpu", "cuda") else "cpu")  # rebuilt from the folder alone
+    evaluations = []
+    if s.test:
+        evaluations.append(evaluate_split(seg, prep.index, s.test, split=s.test_name, source=s.sources.get(s.test_name, ""), progress=progress))
+    if s.val:
+        val = evaluate_split(seg, prep.index, s.val, split="val", source=s.sources.get("val", ""), progress=progress)
+        val.metrics["note"] = ("chose the best epoch: optimistic" if cfg.train.keep == "best" else
+                               "the last epoch's weights (not chosen on val); val decided only early stopping")
+        evaluations.append(val)
+    if not evaluations:
+        raise ConfigError("no val or test images to score the network on; keep val_fraction or test_fraction above 0")
+    head = evaluations[0]
+    notes = []
+    if not s.test:
+        notes.append("This run has no test split: the headline scores are on the val split"
+                     + (", which chose the best epoch, so they are optimistic." if cfg.train.keep == "best" else
+                        " (the last epoch's weights were kept, so val did not select them; it did decide early stopping)."))
+    metrics: dict[str, Any] = {"task": "segment", **{k: v for k, v in head.metrics.items() if k != "note"}}
+    metrics.update(
+        fit_seconds=round(fit_seconds, 3), best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
+        monitor=cfg.train.monitor, keep=cfg.train.keep, binary=prep.card["binary"],
+        splits={r["split"]: {"images": r["images"], "source": r["source"], "used_for": r["used_for"]} for r in _split_rows(prep)},
+    )
+    for ev in evaluations[1:]:
+        metrics[ev.split] = dict(ev.metrics)
+    plots = []
+    ex = head.examples or (evaluations[-1].examples if evaluations else [])
+    if ex:
+        plots.append((plot_overlays(ex, run_dir / "plots" / "overlays.png", classes=prep.classes, split=head.split),
+                      f"{head.split} images: true (middle) and predicted (right) masks over the image"))
+    if result.history:
+        plots.append((plot_segment_curves(result.history, run_dir / "plots" / "curves.png", title=f"{cfg.model.arch} on {cfg.model.encoder}"),
+                      "losses (train crops / whole val images) and val scores per epoch"))
+    m = cfg.model
+    details = {
+        "network": f"{m.arch} on {m.encoder} ({'binary, 1 sigmoid output' if prep.card['binary'] else f'{len(prep.classes)} softmax outputs'})",
+        "initialisation": (f"encoder weights {m.encoder_weights}" if m.encoder_weights else f"weights {m.weights}" if m.weights else "random (from scratch)"),
+        "classes": ", ".join(prep.classes),
+        "loss": cfg.train.loss,
+        "training crops": f"{cfg.data.img_size} px, augment {cfg.data.augment}, {cfg.data.crops_per_image} per image per epoch",
+        "inference": f"whole images; tiles of {prep.card['inference']['tile']} px with {cfg.train.overlap:.0%} overlap beyond that",
+        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}" + (" (stopped early)" if result.stopped_early else ""),
+        "kept weights": f"epoch {result.best_epoch} (" + (f"best {cfg.train.monitor} on val)" if cfg.train.keep == "best" and s.val else "last epoch)"),
+        "optimizer": f"{cfg.optim.optimizer}, lr {cfg.optim.lr:.3g}, weight decay {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name}",
+        "device": f"{cfg.train.accelerator} x {cfg.train.devices}, precision {cfg.train.precision}",
+        "fit seconds": round(fit_seconds, 1),
+        "data": str(Path(prep.index.root).resolve()),
+        "run folder": str(run_dir.resolve()),
+    }
+    write_segment_report(run_dir / "report.html", title=f"pixlearn train segment: {m.arch} ({m.encoder}) on {Path(prep.index.root).name}",
+                         scores=[ev.metrics for ev in evaluations], splits=_split_rows(prep), details=details, plots=plots, notes=notes)
+    write_json(run_dir / "metrics.json", metrics)
+    manifest.setdefault("timings", {})["eval_seconds"] = round(time.perf_counter() - t0, 3)
+    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early)
+    errors = {ev.split: ev.errors for ev in evaluations if ev.errors}
+    if errors:
+        manifest["skipped_in_evaluation"] = errors
+    write_json(run_dir / "manifest.json", manifest)
+    return metrics
+
+
+def _fit(prep: _Prepared, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], manifest: dict[str, Any], rank_zero: bool) -> TrainResult:
+    import lightning.pytorch as L
+    import torch
+
+    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping, StderrProgressBar
+    from pixlearn.train.classify import _engine_options, _show_progress, _trainer_kwargs
+    from pixlearn.train.engine import EngineModule
+
+    cfg = prep.cfg
+    has_val = bool(prep.splits.val)
+    options = _engine_options(cfg, has_val=has_val, run_dir=run_dir)  # type: ignore[arg-type]  # the same optim/schedule/train fields
+    module = EngineModule(prep.task, options, loaders=prep.loaders)
+    show = _show_progress(progress)
+    metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.loaders.train_ds), freeze_epochs=cfg.model.freeze_epochs, columns=SEGMENT_COLUMNS)
+    best_cb = BestWeights(_SaveBest(run_dir, prep.card), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val and cfg.train.keep == "best")
+    cbs: list[Any] = [metrics_cb, best_cb]
+    early = None
+    if has_val and cfg.train.patience > 0:
+        early = ResumableEarlyStopping(monitor=options.monitor, mode=options.monitor_mode, patience=cfg.train.patience,
+                                       min_delta=cfg.train.min_delta, check_finite=True)
+        cbs.append(early)
+    budget = _time_budget_callback(cfg.train.max_minutes) if cfg.train.max_minutes else None
+    if budget is not None:
+        cbs.append(budget)
+    if show:
+        cbs.append(StderrProgressBar())
+    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
+    cbs.extend(callbacks)
+    kw = _trainer_kwargs(cfg, run_dir, progress=show)  # type: ignore[arg-type]
+    kw["callbacks"] = cbs
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    trainer = L.Trainer(**kw)
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(module, weights_only=True)
+    except BaseException as exc:
+        if rank_zero:
+            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
+            write_json(run_dir / "manifest.json", manifest)
+        raise
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+    fit_seconds = time.perf_counter() - t0
+    stopped = bool(early is not None and early.stopped_epoch > 0) or bool(budget is not None and budget.stopped)
+    result = TrainResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows),  # type: ignore[arg-type]
+                         best_epoch=best_cb.best_epoch, epochs_run=len(metrics_cb.rows), stopped_early=stopped)
+    manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds, 3)
+    if budget is not None and budget.stopped:
+        manifest["stopped_by_time_budget"] = {"max_minutes": cfg.train.max_minutes, "epochs": result.epochs_run}
+    skipped = prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else []
+    if skipped:
+        manifest["skipped_last_epoch"] = [{"path": s.path, "error": s.error} for s in skipped]
+    if not trainer.is_global_zero or not rank_zero:
+        return result
+    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds, progress=show)
+    return result
+
+
+def train_segmenter(
+    data: str | os.PathLike[str] | Any = None,
+    *,
+    config: SegmentConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    classes: Sequence[str] | int | None = None,
+    set: Sequence[str] = (),
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+    **options: Any,
+) -> TrainResult:
+    """Train a segmentation network (U-Net, U-Net++, FPN, DeepLabV3+) on a mask dataset and write its run folder.
+
+    Parameters
+    ----------
+    data : path or DatasetIndex, optional
+        A mask dataset: ``images/`` + ``masks/`` (pixel value = class id, 255 = ignore; 0/255
+        binary masks are read as background/foreground), optionally under ``train/ val/ test/``
+        (the ISBI layout ``train/image/`` + ``train/label/`` too). A
+        :class:`~pixlearn.data.index.DatasetIndex` whose records carry ``split`` names fixes the
+        split. Required unless the config names it.
+    config : SegmentConfig, mapping or YAML path, optional
+        The starting configuration; ``options`` override it.
+    out : path, optional
+        The run folder; default ``runs/segment/<arch>`` (``-2``, ``-3``... when taken).
+    classes : sequence of str or int, optional
+        Class names (in class-id order) instead of the dataset's, or the number of classes when
+        some class id appears in no mask.
+    set : sequence of str
+        ``section.key=value`` assignments for any config field (values parsed as YAML).
+    progress : bool, optional
+        Progress bars on stderr (default: when stderr is a terminal).
+    callbacks : sequence of lightning.pytorch.Callback
+    **options
+        Flat config fields: ``model`` / ``arch`` (unet, unetplusplus, fpn, deeplabv3plus),
+        ``encoder`` (``tu-<timm name>`` or an smp encoder), ``loss`` (``ce``, ``dice``,
+        ``focal``, sums such as ``ce+dice``), ``epochs``, ``img_size`` (training crop), ``batch``,
+        ``lr``, ``augment``, ``val_fraction``, ``test_fraction``, ``keep`` (best / last),
+        ``patience``, ``max_minutes``, ``encoder_weights``, ``weights``, ``binary``, ``seed``,
+        ``workers``, ``crops_per_image``... (see :data:`~pixlearn.train.segment_config.SEGMENT_FLAT_KEYS`).
+
+    Returns
+    -------
+    TrainResult
+        ``metrics`` is ``metrics.json``'s content.
+
+    Raises
+    ------
+    ConfigError
+        Invalid options, or data that cannot train a segmenter.
+    UnknownNameError
+        Unknown architecture, encoder, loss or option (with the closest matches).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pixlearn.data.samples import write_sample
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = write_sample("shapes", root / "data", n=8, task="segment", size=32)
+    >>> res = train_segmenter(root / "data", model="unet", encoder="tu-resnet18", epochs=1, img_size=32, batch=4,
+    ...                       out=root / "run", progress=False)
+    >>> res.metrics["split"], sorted(p.name for p in (root / "run" / "weights").iterdir())
+    ('val', ['best.safetensors', 'model.json'])
+    """
+    from pixlearn.data.index import DatasetIndex
+    from pixlearn.tasks.segment_data import plan_segment_splits, read_segment_dataset
+
+    rank_zero = env_rank() == 0
+    if isinstance(options.get("data"), (str, os.PathLike)) and data is None:
+        data = options.pop("data")
+    index = data if isinstance(data, DatasetIndex) else None
+    path = str(Path(index.root).resolve()) if index is not None else data
+    cfg = SegmentConfig.from_overrides(_base(config), data=path, **options)
+    if set:
+        cfg = cfg.with_set(set)
+    if cfg.data.path is None and index is None:
+        raise ConfigError("no data: pass --data DIR (a mask dataset: images/ + masks/ with matching names)")
+    if index is None:
+        cfg = SegmentConfig.from_overrides(cfg, data=str(Path(cfg.data.path).resolve()))
+        index = read_segment_dataset(cfg.data.path)
+    else:
+        index = read_segment_dataset(index)
+    names = _classes(index, classes)
+    cfg = _resolve(cfg)
+    run_dir = Path(out) if out is not None else default_run_dir("segment", cfg.model.arch)
+    if rank_zero and run_dir.exists() and (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: already holds a run; choose another --out")
+    splits = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
+    prep = _prepare(cfg, index, splits, names)
+    manifest = base_manifest(seed=cfg.train.seed)
+    manifest.update(
+        status="running", task="segment", run_dir=str(run_dir.resolve()),
+        device=_device_info(cfg),
+        data={"root": str(Path(index.root).resolve()), "format": index.format, "fingerprint": index.fingerprint(), "classes": names,
+              "splits": splits.to_dict()},
+        model=prep.model.pixlearn_spec.to_dict(),
+    )
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        write_json(run_dir / "manifest.json", manifest)
+    from pixlearn.train.classify import _quiet_lightning
+
+    with _quiet_lightning():
+        return _fit(prep, run_dir, progress=progress, callbacks=callbacks, manifest=manifest, rank_zero=rank_zero)
+
+
+def _device_info(cfg: SegmentConfig) -> dict[str, Any]:
+    from pixlearn.train.classify import _device_info as classify_device_info
+
+    return classify_device_info(cfg)  # type: ignore[arg-type]  # reads the same train fields
