@@ -55,7 +55,7 @@ def test_files_and_zip_match_the_classifier(app_client, trained_run, images) -> 
 
 def test_threshold_top_k_and_model_as_query(app_client, images) -> None:
     files = [("files", ("red.png", png_bytes(images["red.png"])))]
-    r = app_client.post("/v1/classify?model=colours&top_k=1", files=files)
+    r = app_client.post("/v1/classify?model=colours&top_k=1", files=[("images", files[0][1])])  # alias of files
     rows = r.json()["results"][0]["models"]["colours"]
     assert r.status_code == 200 and len(rows) == 1
     r = app_client.post("/v1/classify", files=files, data={"threshold": "0.34", "model": "colours"})

@@ -61,6 +61,7 @@ def _number(value: Any, *, name: str, kind: type, low: float, high: float, defau
 async def classify(
     request: Request,
     files: Annotated[list[UploadFile] | None, File(description="One or more images.")] = None,
+    images: Annotated[list[UploadFile] | None, File(description="Alias of `files`.")] = None,
     archive: Annotated[UploadFile | None, File(description="A zip of images (at most max_archive_images).")] = None,
     model: Annotated[list[str] | None, Form(description="Model names (repeat the field, or a comma list); "
                                                         "default: every registered model.")] = None,
@@ -86,7 +87,7 @@ async def classify(
     names = names or registered
     for name in names:
         await run_blocking(registry.get, name)  # 404 with the closest names, before reading any image
-    uploads = [f for f in (files or []) if f is not None]
+    uploads = [f for f in [*(files or []), *(images or [])] if f is not None]
     if not uploads and archive is None:
         raise ApiError("no images: send them in the multipart field 'files' (repeat it) and/or a zip in 'archive'",
                        status=400)
