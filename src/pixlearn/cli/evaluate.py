@@ -39,6 +39,11 @@ def evaluate(
     """
     if data is None:
         raise typer.BadParameter("give the dataset to score on", param_hint="--data")
+    from pixlearn.cli.segment import evaluate_segment, is_segment_eval
+
+    if is_segment_eval(run, method):  # a segmentation run, or --method otsu|adaptive_threshold|kmeans|watershed
+        evaluate_segment(run, data, methods=method or [], split=split, seed=seed, out=out, device=device, progress=progress, format=format)
+        return
     if _is_restoration(run, method):
         _evaluate_restore(run, data, methods=method or [], sigma=sigma, degrade=degrade, scale=scale, split=split, seed=seed,
                           out=out, device=device, progress=progress, format=format)

@@ -48,12 +48,20 @@ def predict(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Runs that output images (restore): the output file for one image, else a folder.", show_default=False)] = None,
+    overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Segmentation runs: also write <name>_overlay.png beside each mask.")] = False,
 ) -> None:
     """Predict the class of every image; one row each, unreadable files reported in their row.
 
     A restoration run writes the restored images to --out instead (one row per image).
     Exits 1 when some file could not be read (the other rows are still printed).
     """
+    from pixlearn.tasks.segment_predict import is_segment_run
+
+    if is_segment_run(run):  # masks (class ids) as PNG files under --out
+        from pixlearn.cli.segment import predict_segment
+
+        predict_segment(run, images, out=out, overlay=overlay, device=device, progress=progress, format=format)
+        return
     from pixlearn.tasks.restore_predict import is_restore_run
 
     if is_restore_run(run):

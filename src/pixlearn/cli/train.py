@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
     from pixlearn.cli import train_classify as _classify
 
     _classify.register(train_app)
+    from pixlearn.cli import train_segment as _segment
+
+    _segment.register(train_app)
     from pixlearn.cli import train_restore as _restore
 
     _restore.register(train_app)
