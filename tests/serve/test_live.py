@@ -54,3 +54,14 @@ def test_real_server_analyzes_classifies_and_enforces_keys_and_limits(start_serv
     storage = server.storage
     assert (storage / "pixlearn.db").is_file()
     assert not (storage / "pixlearn.db-wal").exists(), "the lifespan shutdown did not close the database"
+
+
+def test_cli_refuses_a_bad_model_folder_before_listening(tmp_path, capsys) -> None:
+    from pixlearn.cli import main
+
+    (tmp_path / "empty").mkdir()
+    code = main(["serve", "--storage", str(tmp_path / "s"), "--model", str(tmp_path / "empty"), "--port", "0"])
+    assert code == 1
+    assert "not a classification run folder" in capsys.readouterr().err
+    code = main(["serve", "--storage", str(tmp_path / "s"), "--allow-root", str(tmp_path / "nope"), "--port", "0"])
+    assert code == 2 and "--allow-root" in capsys.readouterr().err

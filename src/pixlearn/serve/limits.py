@@ -17,8 +17,6 @@ import json
 import anyio
 from starlette.exceptions import HTTPException
 
-from pixlearn.serve.auth import is_exempt
-
 __all__ = ["BodyTooLarge", "BodyLimitMiddleware", "ConcurrencyLimitMiddleware", "TimeoutMiddleware", "BYPASS_PATHS"]
 
 #: Paths that bypass the concurrency and time limits (cheap, and must answer while the service is busy).
