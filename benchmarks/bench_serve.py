@@ -15,8 +15,10 @@ throughput is completed requests / wall seconds; an error is any non-200 answer 
 0). Ratio = service throughput / in-process throughput (how much of the in-process rate the HTTP
 service keeps). As a reference the in-process side also runs with one thread per core
 (`--core-threads`, default the CPU count; 0 skips it): more threads than cores can be slower in-process,
-where nothing limits how many images are worked on at once. The machine's load (1-min load average, and the busy fraction of all cores from
-/proc/stat, which includes other users' work) is recorded per phase because both sides share its cores.
+where nothing limits how many images are worked on at once. The machine's load is recorded per phase
+because both sides share its cores with whatever else runs: the busy share of all cores (/proc/stat),
+the share this benchmark used (its own process plus the server's), the rest (other work), and the
+1-min load average (which counts this benchmark's own runnable threads too).
 Results go to benchmarks/results/serve.json.
 """
 
@@ -65,17 +67,38 @@ def cpu_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
+def proc_jiffies(pid: int | str) -> float:
+    """CPU time (user + system, all threads) a process has used, in the jiffies of /proc/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return float(fields[11]) + float(fields[12])  # utime, stime
+
+
 class Load:
-    """Machine load over a phase: 1-min load average at the end and the busy fraction of all cores."""
+    """Machine load over a phase: the share of all cores that was busy, the share this benchmark used
+    (its own process and the server's), so the rest is other work on the machine, and the 1-min load
+    average at the end (it counts this benchmark's runnable threads too)."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = ("self", *pids)
 
     def __enter__(self) -> Load:
         self.start = cpu_busy()
+        self.own_start = sum(proc_jiffies(p) for p in self.pids)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         busy, total = cpu_busy()
-        self.busy_fraction = round((busy - self.start[0]) / max(total - self.start[1], 1e-9), 3)
+        own = sum(proc_jiffies(p) for p in self.pids) - self.own_start
+        span = max(total - self.start[1], 1e-9)
+        self.busy_fraction = round((busy - self.start[0]) / span, 3)
+        self.own_fraction = round(own / span, 3)
+        self.others_fraction = round(max(self.busy_fraction - self.own_fraction, 0.0), 3)
         self.loadavg_1m = round(os.getloadavg()[0], 2)
+
+    def row(self) -> dict[str, Any]:
+        return {"cpu_busy": self.busy_fraction, "cpu_ours": self.own_fraction, "cpu_others": self.others_fraction,
+                "loadavg_1m": self.loadavg_1m}
 
 
 def drive(call, images: list[bytes], *, clients: int, seconds: float) -> dict[str, Any]:
@@ -219,7 +242,7 @@ def main() -> None:
             agree = same_answer(base, images[0])
             call = service_call(base)
             drive(call, images, clients=args.clients, seconds=args.warmup)
-            with Load() as service_load:
+            with Load(proc.pid) as service_load:
                 service = drive(call, images, clients=args.clients, seconds=args.seconds)
         finally:
             proc.terminate()
@@ -238,14 +261,11 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = [
-        {"case": f"service: pixlearn serve, {args.clients} HTTP clients", **service,
-         "cpu_busy": service_load.busy_fraction, "loadavg_1m": service_load.loadavg_1m},
-        {"case": f"in-process: {args.clients} threads", **local,
-         "cpu_busy": local_load.busy_fraction, "loadavg_1m": local_load.loadavg_1m},
+        {"case": f"service: pixlearn serve, {args.clients} HTTP clients", **service, **service_load.row()},
+        {"case": f"in-process: {args.clients} threads", **local, **local_load.row()},
     ]
     if per_core is not None:
-        rows.append({"case": f"in-process: {args.core_threads} threads (reference)", **per_core,
-                     "cpu_busy": core_load.busy_fraction, "loadavg_1m": core_load.loadavg_1m})
+        rows.append({"case": f"in-process: {args.core_threads} threads (reference)", **per_core, **core_load.row()})
     ratio = round(service["throughput_rps"] / local["throughput_rps"], 3) if local["throughput_rps"] else float("nan")
     result = {
         "benchmark": "POST /v1/analyze?features=colors,quality vs read_image + dominant_colors + quality in-process",
@@ -261,7 +281,7 @@ def main() -> None:
         result[f"ratio_service_vs_in_process_{args.core_threads}_threads"] = round(
             service["throughput_rps"] / per_core["throughput_rps"], 3) if per_core["throughput_rps"] else float("nan")
     print_table([{k: r[k] for k in ("case", "requests", "errors", "throughput_rps", "p50_ms", "p99_ms",
-                                    "cpu_busy", "loadavg_1m")} for r in rows])
+                                    "cpu_busy", "cpu_ours", "cpu_others", "loadavg_1m")} for r in rows])
     print(f"ratio (service / in-process throughput, {args.clients} each): {ratio}   same answer: {agree}   "
           f"cpus: {os.cpu_count()}")
     if per_core is not None:
