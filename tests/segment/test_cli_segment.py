@@ -12,15 +12,21 @@ from pixlearn.io import read_image, write_image
 from .conftest import TINY
 
 
-def test_train_segment_cli(binary_data, tmp_path, capsys):
-    code = main(["train", "segment", "--data", str(binary_data), "--arch", "unet", "--encoder", TINY["encoder"], "--set", TINY["set"][0],
-                 "--epochs", "1", "--img-size", "32", "--batch", "4", "--loss", "ce+dice", "-o", str(tmp_path / "run"),
+def test_train_segment_cli_on_binary_masks(binary_data, tmp_path, capsys):
+    """0/255 masks: a one-output (sigmoid) network, focal + Dice loss, the last epoch's weights kept."""
+    from pixlearn.tasks.segment_predict import load_segmenter
+
+    code = main(["train", "segment", "--data", str(binary_data), "--arch", "unet", "--encoder", TINY["encoder"], "--set", TINY["set"][0], "--epochs", "1",
+                 "--img-size", "32", "--batch", "4", "--loss", "focal+dice", "--keep", "last", "-o", str(tmp_path / "run"),
                  "--no-progress", "--format", "json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     metrics = json.loads(captured.out)
-    assert metrics["task"] == "segment" and metrics["binary"] is True and "mean_iou" in metrics
+    assert metrics["task"] == "segment" and metrics["binary"] is True and metrics["keep"] == "last"
+    assert metrics["foreground_iou"] is not None and set(metrics["per_class"]) == {"background", "foreground"}
     assert "run folder:" in captured.err and (tmp_path / "run" / "report.html").is_file()
+    seg = load_segmenter(tmp_path / "run")
+    assert seg.binary and seg.model.pixlearn_spec.num_classes == 1 and seg.model.pixlearn_spec.name == "unet"
 
 
 def test_train_segment_cli_reports_bad_names(binary_data, tmp_path, capsys):

@@ -78,17 +78,6 @@ def test_overlay_colours_are_fixed_per_class():
     assert a[0, 1].tolist() == b[0, 1].tolist() != [0, 0, 0] and b[0, 0].tolist() == [0, 0, 0]
 
 
-def test_binary_masks_train_a_one_output_network(binary_data, tmp_path):
-    from pixlearn.train.segment import train_segmenter
-
-    res = train_segmenter(binary_data, model="fpn", encoder=TINY["encoder"], epochs=1, img_size=32, batch=4, keep="last",
-                          loss="focal+dice", out=tmp_path / "fpn", progress=False)
-    assert res.metrics["binary"] is True and res.metrics["keep"] == "last"
-    assert res.metrics["foreground_iou"] is not None
-    seg = load_segmenter(tmp_path / "fpn")
-    assert seg.binary and seg.classes == ["background", "foreground"] and seg.model.pixlearn_spec.num_classes == 1
-
-
 def test_bad_options_fail_before_training(shapes_data, tmp_path):
     from pixlearn.train.segment import train_segmenter
 

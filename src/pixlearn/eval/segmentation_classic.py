@@ -3,7 +3,8 @@
 A classical method gives each pixel a *category* (dark / bright side of a threshold, a k-means
 cluster ranked by brightness, inside / outside a watershed region) that means nothing about the
 dataset's classes. :func:`fit_classic_segmenter` learns the meaning on the **training** images:
-each category is assigned the true class it covers most often there, and where a method has
+the category -> class map with the best training mean IoU (a majority vote would maximise pixel
+accuracy, and on imbalanced data give every category the largest class), and where a method has
 options (window size, polarity, marker distance), the variant with the best training mean IoU is
 kept. The fitted segmenter is then scored on the **val** (or test) images it never saw, under the
 same metrics as a network (:mod:`pixlearn.eval.segmentation`). The split plan is a trained
@@ -23,7 +24,7 @@ import numpy as np
 
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.names import check_name
-from pixlearn.eval.segmentation import IGNORE_INDEX, SegmentationScorer
+from pixlearn.eval.segmentation import IGNORE_INDEX, SegmentationScorer, scores_from_confusion
 
 __all__ = ["CLASSIC_SEGMENTERS", "ClassicSegmenter", "fit_classic_segmenter", "evaluate_classic_segmentation"]
 
@@ -123,6 +124,44 @@ def _load(index: Any, i: int) -> tuple[np.ndarray, np.ndarray]:
     return sample.image, np.asarray(sample.mask).astype(np.int64)
 
 
+def _mean_iou(table: np.ndarray, mapping: Sequence[int]) -> float:
+    """Mean IoU of a category -> class map, from the (categories, classes) pixel counts alone."""
+    c = table.shape[1]
+    cm = np.zeros((c, c), np.int64)  # rows true, columns predicted
+    for cat, k in enumerate(mapping):
+        cm[:, k] += table[cat]
+    m = scores_from_confusion(cm)["mean_iou"]
+    return -1.0 if m is None else float(m)
+
+
+def _best_mapping(table: np.ndarray, *, limit: int = 4096) -> tuple[list[int], float | None]:
+    """The category -> class map with the best training mean IoU (every map when there are at most ``limit``).
+
+    A majority vote per category maximises pixel accuracy instead, and on imbalanced data maps every
+    category to the largest class; searching the maps avoids that. With too many maps to try, each
+    category starts from its majority class and is then improved one category at a time.
+    """
+    import itertools
+
+    n_cat, c = table.shape
+    majority = [int(np.argmax(row)) if row.sum() else 0 for row in table]
+    if c**n_cat <= limit:
+        best = max(itertools.product(range(c), repeat=n_cat), key=lambda m: _mean_iou(table, m))
+        mapping = [int(k) for k in best]
+    else:
+        mapping = majority
+        improved = True
+        while improved:
+            improved = False
+            for cat in range(n_cat):
+                for k in range(c):
+                    trial = mapping[:cat] + [k] + mapping[cat + 1:]
+                    if _mean_iou(table, trial) > _mean_iou(table, mapping) + 1e-12:
+                        mapping, improved = trial, True
+    score = _mean_iou(table, mapping)
+    return mapping, None if score < 0 else score
+
+
 def fit_classic_segmenter(
     method: str,
     images: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -161,17 +200,11 @@ def fit_classic_segmenter(
     tried = []
     for params in spec.variants(num_classes):
         table = np.zeros((n_cat, num_classes), np.int64)
-        cats = []
         for image, mask in images:
             c = spec.fn(image, **params)
             keep = mask != ignore_index if ignore_index is not None else np.ones(mask.shape, bool)
             table += np.bincount(c[keep] * num_classes + mask[keep], minlength=n_cat * num_classes).reshape(n_cat, num_classes)
-            cats.append(c)
-        mapping = [int(np.argmax(row)) if row.sum() else 0 for row in table]
-        scorer = SegmentationScorer(num_classes=num_classes, ignore_index=ignore_index)
-        for c, (_, mask) in zip(cats, images):
-            scorer.update(np.asarray(mapping)[c], mask)
-        miou = scorer.scores()["mean_iou"]
+        mapping, miou = _best_mapping(table)
         tried.append({"params": params, "train_mean_iou": miou})
         if best is None or (miou or 0.0) > (best.train_mean_iou or 0.0):
             best = ClassicSegmenter(method, dict(params), mapping, num_classes, train_mean_iou=miou)

@@ -313,6 +313,7 @@ def _fit(prep: _Prepared, run_dir: Path, *, progress: bool | None, callbacks: Se
     cbs.extend(callbacks)
     kw = _trainer_kwargs(cfg, run_dir, progress=show)  # type: ignore[arg-type]
     kw["callbacks"] = cbs
+    kw["check_val_every_n_epoch"] = cfg.train.val_every
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     trainer = L.Trainer(**kw)
     t0 = time.perf_counter()

@@ -87,6 +87,7 @@ class SegmentTrainConfig(_Section):
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
     max_minutes: float | None = Field(None, gt=0.0, description="Stop after this much training time (the epoch under way finishes).")
     overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Tile overlap (fraction of the crop) for images larger than the crop.")
+    val_every: int = Field(1, ge=1, description="Validate every this many epochs (whole images are costly; the final scores are always measured).")
     deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
     precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU.")
     channels_last: bool | None = Field(None, description="channels_last memory format; default on for GPU, off on CPU.")
