@@ -14,7 +14,7 @@ endif
 PIP := $(PY) -m pip --disable-pip-version-check -q
 WORKERS ?= 2
 
-.PHONY: install browser run test bench clean
+.PHONY: install system-deps run test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,10 @@ PORT ?= 8000
 run: $(STAMP)
 	$(VENV)/bin/pixlearn serve --demo --host $(HOST) --port $(PORT) --storage runs/serve
 
-browser:
-	@bash scripts/install-browser.sh
+system-deps:
+	@bash scripts/install-system-deps.sh
 
-test: $(STAMP) browser
+test: $(STAMP) system-deps
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $(WORKERS) -q
 
