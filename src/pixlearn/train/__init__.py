@@ -24,6 +24,8 @@ _LAZY = {
     "EngineOptions": "engine",
     "TrainingDivergedError": "engine",
     "EpochSampler": "sampling",
+    "train_segmenter": "segment",
+    "SegmentConfig": "segment_config",
 }
 
 __all__ = sorted(_LAZY)
