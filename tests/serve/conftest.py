@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.serve.pg import postgres_db, postgres_url  # noqa: F401 - fixtures for the --db postgresql tests
+
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
 
 

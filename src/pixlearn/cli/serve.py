@@ -44,6 +44,7 @@ def serve(
     import uvicorn
 
     from pixlearn.serve.app import create_app
+    from pixlearn.serve.db import check_database, safe_url
     from pixlearn.serve.registry import read_run_card
     from pixlearn.serve.settings import ServeSettings, env_api_keys
 
@@ -63,6 +64,7 @@ def serve(
     for root in settings.allowed_roots:
         if not root.is_dir():
             raise typer.BadParameter(f"{root} is not a folder", param_hint="--allow-root")
+    check_database(settings.database_url)
     if settings.port == 0:
         settings.port = _free_port(settings.host)
     if settings.host not in _LOOPBACK and not settings.api_keys:
@@ -71,7 +73,7 @@ def serve(
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '') else shown}:{settings.port}/"
     sys.stderr.write(f"pixlearn serve: {url}  (API docs: {url}docs; storage: {settings.storage}; "
-                     f"database: {settings.database_url}{'; auth: API key' if settings.api_keys else ''})\n")
+                     f"database: {safe_url(settings.database_url)}{'; auth: API key' if settings.api_keys else ''})\n")
     sys.stderr.flush()
     if open_browser:
         import threading

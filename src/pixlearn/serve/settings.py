@@ -3,7 +3,8 @@
 Environment variables (read when a field is not given explicitly):
 
 - ``PIXLEARN_STORAGE``: the data folder (default ``./pixlearn-data``).
-- ``PIXLEARN_DB``: a SQLAlchemy URL (default ``sqlite:///<storage>/pixlearn.db``).
+- ``PIXLEARN_DB``: a SQLAlchemy URL (default ``sqlite:///<storage>/pixlearn.db``), e.g.
+  ``postgresql+psycopg://user:password@host/pixlearn``.
 - ``PIXLEARN_API_KEYS`` (comma-separated) or ``PIXLEARN_API_KEY``: the accepted API keys; none means no auth.
 """
 
