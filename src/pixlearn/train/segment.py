@@ -401,8 +401,8 @@ def train_segmenter(
     >>> from pixlearn.data.samples import write_sample
     >>> root = Path(tempfile.mkdtemp())
     >>> _ = write_sample("shapes", root / "data", n=8, task="segment", size=32)
-    >>> res = train_segmenter(root / "data", model="unet", encoder="tu-resnet18", epochs=1, img_size=32, batch=4,
-    ...                       out=root / "run", progress=False)
+    >>> res = train_segmenter(root / "data", model="unet", encoder="tu-test_efficientnet", epochs=1, img_size=32, batch=4,
+    ...                       out=root / "run", progress=False)  # timm's tiny test network: a quick example
     >>> res.metrics["split"], sorted(p.name for p in (root / "run" / "weights").iterdir())
     ('val', ['best.safetensors', 'model.json'])
     """
