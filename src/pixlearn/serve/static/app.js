@@ -289,13 +289,17 @@
   }
 
   const DEFAULT_OPS = new Set(["canny"]);
+  let opsRequest = 0;
   async function loadOps() {
     const box = $("#ops-list");
+    const mine = ++opsRequest; // a late answer to an older request (e.g. a 401 before the key was saved) is dropped
     try {
       const data = await api("/v1/ops");
+      if (mine !== opsRequest) return;
       analyze.ops = (data && data.ops) || [];
       renderOps();
     } catch (err) {
+      if (mine !== opsRequest) return;
       box.replaceChildren(el("span", { class: "inline-error", text: `Could not list operations: ${err.message}` }));
       showError(err, "Listing operations");
     }
