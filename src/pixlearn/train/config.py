@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -31,12 +31,14 @@ from pixlearn._core.names import closest
 
 __all__ = [
     "ClassifyConfig",
+    "RunConfig",
     "DataConfig",
     "ModelConfig",
     "OptimConfig",
     "ScheduleConfig",
     "TrainConfig",
     "FLAT_KEYS",
+    "flat_keys",
     "load_config",
     "save_config",
 ]
@@ -147,113 +149,110 @@ _ALIASES = {
 }
 
 
-def _flat_keys() -> dict[str, tuple[str, str]]:
+def flat_keys(sections: Mapping[str, type[BaseModel]], aliases: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Flat option names -> (section, field) for a run config's sections (every field but name/path, plus aliases)."""
     out: dict[str, tuple[str, str]] = {}
-    for section, cls in _SECTIONS.items():
+    for section, cls in sections.items():
         for field in cls.model_fields:
             if field in ("name", "path"):
                 continue
             if field in out:  # pragma: no cover - guarded by a test
                 raise RuntimeError(f"config field {field!r} is in two sections")
             out[field] = (section, field)
-    out.update(_ALIASES)
+    out.update(aliases)
     return out
 
 
 #: Flat names (CLI flags, keyword arguments) -> (section, field).
-FLAT_KEYS: dict[str, tuple[str, str]] = _flat_keys()
+FLAT_KEYS: dict[str, tuple[str, str]] = flat_keys(_SECTIONS, _ALIASES)
 
 
-def _all_paths() -> list[str]:
-    return [f"{s}.{f}" for s, cls in _SECTIONS.items() for f in cls.model_fields]
-
-
-def _format_validation(exc: ValidationError, *, where: str) -> ConfigError:
+def _format_validation(exc: ValidationError, *, sections: Mapping[str, type[BaseModel]], what: str, where: str) -> ConfigError:
+    paths = [f"{s}.{f}" for s, cls in sections.items() for f in cls.model_fields]
     problems: list[str] = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             key = str(err["loc"][-1])
-            paths = _all_paths()
             hits = [p for p in paths if p.split(".")[1] == key]
             if not hits:
-                names = closest(key, [p.split(".")[1] for p in paths] + list(_SECTIONS), n=1)
-                hits = [p for p in paths if names and p.split(".")[1] == names[0]] or [n for n in names if n in _SECTIONS]
-            hint = f"; did you mean '{hits[0]}'?" if hits else f"; known sections: {', '.join(_SECTIONS)}"
+                names = closest(key, [p.split(".")[1] for p in paths] + list(sections), n=1)
+                hits = [p for p in paths if names and p.split(".")[1] == names[0]] or [n for n in names if n in sections]
+            hint = f"; did you mean '{hits[0]}'?" if hits else f"; known sections: {', '.join(sections)}"
             problems.append(f"unknown key '{loc}'{hint}")
         else:
             got = err.get("input")
             shown = "" if isinstance(got, Mapping) else f" (got {got!r})"
             problems.append(f"{loc}: {err['msg']}{shown}")
-    return ConfigError(f"invalid training config{where}: " + "; ".join(problems))
+    return ConfigError(f"invalid {what} config{where}: " + "; ".join(problems))
 
 
-class ClassifyConfig(_Section):
-    """The whole configuration of a classification run.
+class RunConfig(_Section):
+    """What every task's run configuration shares: validation, flat overrides, ``--set``, YAML.
 
-    Build it with :meth:`from_dict`, :meth:`from_overrides` or :func:`load_config`; every
-    constructor validates and turns problems into one :class:`~pixlearn.ConfigError`.
+    A subclass declares its sections as fields and sets ``SECTIONS`` (name -> section model),
+    ``FLAT`` (flat option name -> (section, field)), ``WHAT`` (the word used in messages) and
+    ``TASK`` (the ``task`` tag its YAML carries).
     """
 
-    task: Literal["classify"] = "classify"
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    SECTIONS: ClassVar[dict[str, type[BaseModel]]] = {}
+    FLAT: ClassVar[dict[str, tuple[str, str]]] = {}
+    WHAT: ClassVar[str] = "training"
+    TASK: ClassVar[str] = ""
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "") -> ClassifyConfig:
-        data = dict(data or {})
+    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "") -> Self:
+        """Validate a nested mapping; every problem goes into one :class:`~pixlearn.ConfigError`."""
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(dict(data or {}))
         except ValidationError as exc:
-            raise _format_validation(exc, where=where) from None
+            raise _format_validation(exc, sections=cls.SECTIONS, what=cls.WHAT, where=where) from None
 
     @classmethod
-    def from_overrides(cls, base: ClassifyConfig | Mapping[str, Any] | None = None, **overrides: Any) -> ClassifyConfig:
+    def from_overrides(cls, base: RunConfig | Mapping[str, Any] | None = None, **overrides: Any) -> Self:
         """``base`` (default: the defaults) with flat overrides applied; ``None`` values are ignored."""
-        cfg = base.to_dict() if isinstance(base, ClassifyConfig) else dict(base or {})
+        cfg = base.to_dict() if isinstance(base, RunConfig) else dict(base or {})
         cfg = {k: dict(v) if isinstance(v, Mapping) else v for k, v in cfg.items()}
         for key, value in overrides.items():
             if value is None:
                 continue
-            if key not in FLAT_KEYS:
-                hint = closest(key, FLAT_KEYS, n=1)
+            if key not in cls.FLAT:
+                hint = closest(key, cls.FLAT, n=1)
                 raise UnknownNameError(
-                    f"unknown training option {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                    + f" Options: {', '.join(sorted(FLAT_KEYS))}"
+                    f"unknown {cls.WHAT} option {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                    + f" Options: {', '.join(sorted(cls.FLAT))}"
                 )
-            section, field = FLAT_KEYS[key]
+            section, field = cls.FLAT[key]
             cfg.setdefault(section, {})[field] = os.fspath(value) if isinstance(value, os.PathLike) else value
         return cls.from_dict(cfg)
 
-    def with_set(self, assignments: Iterable[str]) -> ClassifyConfig:
+    def with_set(self, assignments: Iterable[str]) -> Self:
         """Apply ``section.key=value`` strings (values parsed as YAML), e.g. ``train.label_smoothing=0``."""
         import yaml
 
         cfg = self.to_dict()
+        sections = type(self).SECTIONS
         for text in assignments:
             key, sep, raw = str(text).partition("=")
             key = key.strip()
             if not sep:
                 raise ConfigError(f"--set needs KEY=VALUE, got {text!r}")
             if "." not in key:
-                if key not in FLAT_KEYS:
-                    hint = closest(key, FLAT_KEYS, n=1)
+                if key not in self.FLAT:
+                    hint = closest(key, self.FLAT, n=1)
                     raise UnknownNameError(f"unknown config key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
-                section, field = FLAT_KEYS[key]
+                section, field = self.FLAT[key]
             else:
                 section, _, field = key.partition(".")
-            if section not in _SECTIONS:
-                hint = closest(section, _SECTIONS, n=1)
-                raise UnknownNameError(f"unknown config section {section!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + f" Sections: {', '.join(_SECTIONS)}")
+            if section not in sections:
+                hint = closest(section, sections, n=1)
+                raise UnknownNameError(f"unknown config section {section!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + f" Sections: {', '.join(sections)}")
             try:
                 value = yaml.safe_load(raw) if raw.strip() else None
             except yaml.YAMLError as exc:
                 raise ConfigError(f"--set {key}: cannot parse {raw!r} ({exc})") from None
             cfg[section][field] = value
-        return ClassifyConfig.from_dict(cfg, where=" (--set)")
+        return type(self).from_dict(cfg, where=" (--set)")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -263,29 +262,57 @@ class ClassifyConfig(_Section):
 
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Read and validate a YAML config (any subset of the sections; the rest keeps its defaults).
+
+        Raises
+        ------
+        ConfigError
+            Missing file, invalid YAML, another task's config, unknown keys (with suggestions) or
+            invalid values.
+        """
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the YAML config ({exc})") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: a config must be a mapping with sections {', '.join(cls.SECTIONS)}; got {type(data).__name__}")
+        if cls.TASK and data.get("task", cls.TASK) != cls.TASK:
+            raise ConfigError(f"{path}: is a {data.get('task')!r} config; this run needs task: {cls.TASK}")
+        return cls.from_dict(data, where=f" in {path}")
+
+
+class ClassifyConfig(RunConfig):
+    """The whole configuration of a classification run.
+
+    Build it with :meth:`from_dict`, :meth:`from_overrides` or :func:`load_config`; every
+    constructor validates and turns problems into one :class:`~pixlearn.ConfigError`.
+    """
+
+    SECTIONS: ClassVar[dict[str, type[BaseModel]]] = _SECTIONS
+    FLAT: ClassVar[dict[str, tuple[str, str]]] = FLAT_KEYS
+    WHAT: ClassVar[str] = "training"
+    TASK: ClassVar[str] = "classify"
+
+    task: Literal["classify"] = "classify"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
 
 def load_config(path: str | os.PathLike[str]) -> ClassifyConfig:
-    """Read and validate a YAML config (any subset of the sections; the rest keeps its defaults).
-
-    Raises
-    ------
-    ConfigError
-        Missing file, invalid YAML, unknown keys (with suggestions) or invalid values.
-    """
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the YAML config ({exc})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: a config must be a mapping with sections {', '.join(_SECTIONS)}; got {type(data).__name__}")
-    return ClassifyConfig.from_dict(data, where=f" in {path}")
+    """Read and validate a YAML classification config (see :meth:`RunConfig.load`)."""
+    return ClassifyConfig.load(path)
 
 
 def save_config(config: ClassifyConfig, path: str | os.PathLike[str]) -> Path:

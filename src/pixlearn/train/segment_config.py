@@ -20,21 +20,13 @@ pixlearn._core.errors.UnknownNameError: unknown segmentation option 'encodr'; di
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from pixlearn._core.errors import ConfigError, UnknownNameError
-from pixlearn._core.names import closest
-from pixlearn.train.config import OptimConfig, ScheduleConfig
+from pixlearn.train.config import OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = ["SegmentConfig", "SegmentDataConfig", "SegmentModelConfig", "SegmentTrainConfig", "SEGMENT_FLAT_KEYS", "load_segment_config"]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class SegmentDataConfig(_Section):
@@ -113,40 +105,17 @@ _ALIASES = {
 }
 
 
-def _flat_keys() -> dict[str, tuple[str, str]]:
-    out: dict[str, tuple[str, str]] = {}
-    for section, cls in _SECTIONS.items():
-        for name in cls.model_fields:
-            if name in ("name", "path"):
-                continue
-            if name in out:  # pragma: no cover - a programming error
-                raise RuntimeError(f"config field {name!r} is in two sections")
-            out[name] = (section, name)
-    out.update(_ALIASES)
-    return out
-
-
 #: Flat names (CLI flags, keyword arguments) -> (section, field).
-SEGMENT_FLAT_KEYS: dict[str, tuple[str, str]] = _flat_keys()
+SEGMENT_FLAT_KEYS: dict[str, tuple[str, str]] = flat_keys(_SECTIONS, _ALIASES)
 
 
-def _format(exc: ValidationError, *, where: str) -> ConfigError:
-    paths = [f"{s}.{f}" for s, cls in _SECTIONS.items() for f in cls.model_fields]
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            key = str(err["loc"][-1])
-            hits = [p for p in paths if p.split(".")[1] == key] or closest(loc, paths, n=1)
-            problems.append(f"unknown key '{loc}'" + (f"; did you mean '{hits[0]}'?" if hits else f"; sections: {', '.join(_SECTIONS)}"))
-        else:
-            got = err.get("input")
-            problems.append(f"{loc}: {err['msg']}" + ("" if isinstance(got, Mapping) else f" (got {got!r})"))
-    return ConfigError(f"invalid segmentation config{where}: " + "; ".join(problems))
-
-
-class SegmentConfig(_Section):
+class SegmentConfig(RunConfig):
     """The whole configuration of a segmentation run (build it with :meth:`from_dict` / :meth:`from_overrides`)."""
+
+    SECTIONS: ClassVar[dict[str, type[BaseModel]]] = _SECTIONS
+    FLAT: ClassVar[dict[str, tuple[str, str]]] = SEGMENT_FLAT_KEYS
+    WHAT: ClassVar[str] = "segmentation"
+    TASK: ClassVar[str] = "segment"
 
     task: Literal["segment"] = "segment"
     data: SegmentDataConfig = Field(default_factory=SegmentDataConfig)
@@ -155,81 +124,7 @@ class SegmentConfig(_Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: SegmentTrainConfig = Field(default_factory=SegmentTrainConfig)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "") -> SegmentConfig:
-        try:
-            return cls.model_validate(dict(data or {}))
-        except ValidationError as exc:
-            raise _format(exc, where=where) from None
-
-    @classmethod
-    def from_overrides(cls, base: SegmentConfig | Mapping[str, Any] | None = None, **overrides: Any) -> SegmentConfig:
-        """``base`` (default: the defaults) with flat overrides applied; ``None`` values are ignored."""
-        cfg = base.to_dict() if isinstance(base, SegmentConfig) else dict(base or {})
-        cfg = {k: dict(v) if isinstance(v, Mapping) else v for k, v in cfg.items()}
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key not in SEGMENT_FLAT_KEYS:
-                hint = closest(key, SEGMENT_FLAT_KEYS, n=1)
-                raise UnknownNameError(
-                    f"unknown segmentation option {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                    + f" Options: {', '.join(sorted(SEGMENT_FLAT_KEYS))}"
-                )
-            section, name = SEGMENT_FLAT_KEYS[key]
-            cfg.setdefault(section, {})[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
-        return cls.from_dict(cfg)
-
-    def with_set(self, assignments: Iterable[str]) -> SegmentConfig:
-        """Apply ``section.key=value`` strings (values parsed as YAML), e.g. ``train.loss=focal+dice``."""
-        import yaml
-
-        cfg = self.to_dict()
-        for text in assignments:
-            key, sep, raw = str(text).partition("=")
-            key = key.strip()
-            if not sep:
-                raise ConfigError(f"--set needs KEY=VALUE, got {text!r}")
-            if "." in key:
-                section, _, name = key.partition(".")
-            elif key in SEGMENT_FLAT_KEYS:
-                section, name = SEGMENT_FLAT_KEYS[key]
-            else:
-                hint = closest(key, SEGMENT_FLAT_KEYS, n=1)
-                raise UnknownNameError(f"unknown config key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
-            if section not in _SECTIONS:
-                hint = closest(section, _SECTIONS, n=1)
-                raise UnknownNameError(f"unknown config section {section!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + f" Sections: {', '.join(_SECTIONS)}")
-            try:
-                cfg[section][name] = yaml.safe_load(raw) if raw.strip() else None
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"--set {key}: cannot parse {raw!r} ({exc})") from None
-        return SegmentConfig.from_dict(cfg, where=" (--set)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
 
 def load_segment_config(path: str | os.PathLike[str]) -> SegmentConfig:
     """Read and validate a YAML segmentation config (any subset of the sections)."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the YAML config ({exc})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: a config must be a mapping with sections {', '.join(_SECTIONS)}; got {type(data).__name__}")
-    if data.get("task", "segment") != "segment":
-        raise ConfigError(f"{path}: is a {data.get('task')!r} config; pixlearn train segment needs task: segment")
-    return SegmentConfig.from_dict(data, where=f" in {path}")
+    return SegmentConfig.load(path)
