@@ -81,3 +81,15 @@ def test_mismatched_model_and_task_are_refused(grey_folder: Path, tmp_path: Path
         train_restorer(grey_folder, task="denoise", model="edsr", out=tmp_path / "b", **TINY)
     with pytest.raises(ConfigError, match="did you mean"):
         train_restorer(grey_folder, modle="dncnn", out=tmp_path / "c", **TINY)
+
+
+def test_a_time_budget_stops_training_and_anneals_by_the_clock(grey_folder: Path, tmp_path: Path) -> None:
+    import csv
+
+    from pixlearn.train.restore import train_restorer
+
+    res = train_restorer(grey_folder, depth=3, width=4, max_minutes=0.02, eval_methods=[], val_fraction=0.25,
+                         out=tmp_path / "timed", **{**TINY, "epochs": 500})
+    assert 1 <= res.epochs_run < 500 and not res.stopped_early  # stopped by the clock, not by early stopping
+    rows = list(csv.DictReader((res.run_dir / "metrics.csv").open()))
+    assert float(rows[-1]["lr"]) < 1e-3  # the cosine followed the clock down from the peak 1e-3

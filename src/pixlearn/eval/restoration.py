@@ -446,7 +446,7 @@ def save_crops(
         raise ConfigError("no examples to draw")
     cols = ["degraded"] + [c for c in columns if c in examples[0]["outputs"]] + ["clean"]
     score = {(r["image"], r["method"]): r["psnr"] for r in rows}
-    fig, axes = plt.subplots(len(examples), len(cols), figsize=(2.2 * len(cols), 2.4 * len(examples)), squeeze=False)
+    fig, axes = plt.subplots(len(examples), len(cols), figsize=(2.2 * len(cols), 2.7 * len(examples)), squeeze=False)
     for i, ex in enumerate(examples):
         for j, col in enumerate(cols):
             if col == "degraded":

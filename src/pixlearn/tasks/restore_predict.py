@@ -131,7 +131,7 @@ class Restorer:
             a = a[..., None]
         if a.ndim != 3 or a.shape[2] != self.channels:
             raise ShapeError(f"restore_float takes (H, W, {self.channels}) float images, got {a.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
+        x = torch.from_numpy(np.array(a.transpose(2, 0, 1), dtype=np.float32, copy=True))[None]
         return self.restore_tensor(x)[0].cpu().numpy().transpose(1, 2, 0)
 
     def restore(self, image: np.ndarray) -> np.ndarray:

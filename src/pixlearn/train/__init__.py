@@ -26,6 +26,9 @@ _LAZY = {
     "EpochSampler": "sampling",
     "train_segmenter": "segment",
     "SegmentConfig": "segment_config",
+    "train_restorer": "restore",
+    "RestoreResult": "restore",
+    "RestoreConfig": "restore_config",
 }
 
 __all__ = sorted(_LAZY)

@@ -190,6 +190,55 @@ def _metrics_callback(path: Path, n_train: int) -> Any:
     return RestoreEpochMetrics(path, n_train=n_train)
 
 
+def _time_budget_callback(minutes: float, *, warmup_epochs: float, min_lr_ratio: float, cosine: bool) -> Any:
+    """A callback that makes training fit ``minutes`` of wall time, whatever the machine's load.
+
+    The learning rate follows the clock -- a linear warmup over ``warmup_epochs`` epochs, then a
+    cosine from the peak down to ``min_lr_ratio`` of it at the end of the budget (constant when
+    ``cosine`` is off) -- and the run stops after the last epoch that fits in the time left
+    (judged by the previous epoch's length, validation included).
+    """
+    import math
+
+    import lightning.pytorch as L
+
+    budget = float(minutes) * 60.0
+
+    class TimeBudget(L.Callback):
+        def __init__(self) -> None:
+            self.t0 = 0.0
+            self.epoch_t0 = 0.0
+            self.warm_steps = 1
+
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            self.t0 = time.perf_counter()
+            per_epoch = trainer.num_training_batches if isinstance(trainer.num_training_batches, int) else 1
+            self.warm_steps = max(1, int(round(warmup_epochs * max(per_epoch, 1))))
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self.epoch_t0 = time.perf_counter()
+
+        def _set(self, trainer: Any) -> None:
+            frac = min((time.perf_counter() - self.t0) / budget, 1.0)
+            factor = min(1.0, (trainer.global_step + 1) / self.warm_steps)
+            if cosine:
+                factor *= min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * frac))
+            for opt in trainer.optimizers:
+                for g in opt.param_groups:
+                    g["lr"] = g["initial_lr"] * factor
+
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            self._set(trainer)  # the engine's constant schedule resets it after every step
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            self._set(trainer)  # so that metrics.csv shows the rate in use
+            now = time.perf_counter()
+            if now - self.t0 + (now - self.epoch_t0) > budget:
+                trainer.should_stop = True
+
+    return TimeBudget()
+
+
 class _SaveBest:
     """Writes ``weights/best.safetensors`` and ``weights/model.json`` (a class, so that it pickles)."""
 
@@ -425,16 +474,20 @@ def train_restorer(
         optimizer=cfg.optim.optimizer, lr=float(cfg.optim.lr), momentum=cfg.optim.momentum, nesterov=cfg.optim.nesterov,
         weight_decay=float(cfg.optim.weight_decay), l1=cfg.optim.l1, schedule=cfg.schedule.name, warmup_epochs=cfg.schedule.warmup_epochs,
         min_lr_ratio=cfg.schedule.min_lr_ratio, step_epochs=cfg.schedule.step_epochs, gamma=cfg.schedule.gamma,
-        plateau_patience=cfg.schedule.plateau_patience, pct_start=cfg.schedule.pct_start, seed=t.seed,
+        plateau_patience=cfg.schedule.plateau_patience, pct_start=cfg.schedule.pct_start, seed=t.seed, channels_last=t.channels_last,
         monitor=t.monitor, monitor_mode="max" if mode_max else "min", has_val=has_val,
         checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
     )
+    if t.max_minutes:  # the schedule follows the clock instead of the epoch count
+        budget_cb = _time_budget_callback(t.max_minutes, warmup_epochs=cfg.schedule.warmup_epochs, min_lr_ratio=cfg.schedule.min_lr_ratio,
+                                          cosine=cfg.schedule.name in ("cosine", "onecycle"))
+        options.schedule, options.warmup_epochs = "constant", 0.0
     module = EngineModule(rtask, options, loaders=loaders)
     metrics_cb = _metrics_callback(run_dir / "metrics.csv", len(train_ds))
     card_degradation = None if pipeline is None else pipeline.to_dict()
     best_cb = BestWeights(_SaveBest(run_dir, restore_task=dc.task, mode=plan.mode, degradation=card_degradation),
                           monitor=t.monitor, mode=options.monitor_mode, has_val=has_val)
-    cbs: list[Any] = [metrics_cb, best_cb]
+    cbs: list[Any] = ([budget_cb] if t.max_minutes else []) + [metrics_cb, best_cb]
     early = None
     if has_val and t.patience > 0:
         early = ResumableEarlyStopping(monitor=t.monitor, mode=options.monitor_mode, patience=t.patience, min_delta=t.min_delta, check_finite=True)
@@ -450,7 +503,7 @@ def train_restorer(
             gradient_clip_val=cfg.optim.grad_clip, logger=False, enable_checkpointing=True, enable_model_summary=False,
             enable_progress_bar=show, num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(run_dir),
             plugins=[AtomicCheckpointIO()], log_every_n_steps=50, callbacks=cbs,
-            max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+            max_time={"minutes": t.max_minutes * 1.25 + 1} if t.max_minutes else None,  # a hard stop behind the budget
         )
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     t0 = time.perf_counter()
@@ -464,7 +517,7 @@ def train_restorer(
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
     fit_seconds = time.perf_counter() - t0
-    stopped = bool(early is not None and early.stopped_epoch > 0) or len(metrics_cb.rows) < t.epochs
+    stopped = bool(early is not None and early.stopped_epoch > 0) or (len(metrics_cb.rows) < t.epochs and not t.max_minutes)
     result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
                            epochs_run=len(metrics_cb.rows), stopped_early=stopped)
     manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds, 3)

@@ -12,21 +12,17 @@ Examples
 >>> RestoreConfig.from_overrides(sigmaa=25)
 Traceback (most recent call last):
 ...
-pixlearn._core.errors.UnknownNameError: unknown training option 'sigmaa'; did you mean 'sigma'?
+pixlearn._core.errors.UnknownNameError: unknown restoration training option 'sigmaa'; did you mean 'sigma'? Options: ...
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from pixlearn._core.errors import ConfigError, UnknownNameError
-from pixlearn._core.names import closest
-from pixlearn.train.config import OptimConfig, ScheduleConfig, _Section
+from pixlearn.train.config import OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = [
     "RestoreConfig",
@@ -126,18 +122,19 @@ class RestoreTrainConfig(_Section):
     monitor: Literal["val_psnr", "val_ssim", "val_loss"] = Field("val_psnr", description="Metric choosing the best epoch (and early stopping).")
     patience: int = Field(0, ge=0, description="Early stopping: epochs without improvement (0: never stop early).")
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts.")
-    max_minutes: float | None = Field(None, gt=0.0, description="Stop training after this wall time (the best epoch so far is kept).")
+    max_minutes: float | None = Field(None, gt=0.0, description="Train for this wall time: the LR schedule follows the clock and the run stops after the last epoch that fits (epochs is then an upper bound).")
     deterministic: bool = Field(False, description="Deterministic algorithms.")
     precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU.")
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
     devices: int = Field(1, ge=1, description="Devices (processes).")
+    channels_last: bool = Field(True, description="channels_last memory format (measured faster for these conv stacks, CPU and GPU).")
     tile: int = Field(256, ge=16, description="Tile side for whole-image inference in the final evaluation.")
     overlap: int | None = Field(None, ge=0, description="Tile overlap in pixels (default: from the model's receptive field).")
     eval_methods: list[str] | None = Field(None, description="Classical methods scored beside the model (default: the task's).")
     eval_max_images: int | None = Field(None, ge=1, description="Score at most this many images in the final evaluation.")
 
 
-_SECTIONS: dict[str, type[_Section]] = {
+_SECTIONS: dict[str, type[BaseModel]] = {
     "data": RestoreDataConfig,
     "model": RestoreModelConfig,
     "optim": OptimConfig,
@@ -145,50 +142,19 @@ _SECTIONS: dict[str, type[_Section]] = {
     "train": RestoreTrainConfig,
 }
 
-_ALIASES = {
-    "data": ("data", "path"),
-    "model": ("model", "name"),
-    "schedule": ("schedule", "name"),
-    "batch": ("data", "batch_size"),
-}
-
-
-def _flat() -> dict[str, tuple[str, str]]:
-    out: dict[str, tuple[str, str]] = {}
-    for section, cls in _SECTIONS.items():
-        for name in cls.model_fields:
-            if name in ("name", "path"):
-                continue
-            if name in out:  # pragma: no cover - guarded by a test
-                raise RuntimeError(f"config field {name!r} is in two sections")
-            out[name] = (section, name)
-    out.update(_ALIASES)
-    return out
-
-
 #: Flat names (CLI flags, keyword arguments) -> (section, field).
-RESTORE_FLAT_KEYS: dict[str, tuple[str, str]] = _flat()
+RESTORE_FLAT_KEYS: dict[str, tuple[str, str]] = flat_keys(
+    _SECTIONS, {"data": ("data", "path"), "model": ("model", "name"), "schedule": ("schedule", "name"), "batch": ("data", "batch_size")},
+)
 
 
-def _problems(exc: ValidationError, where: str) -> ConfigError:
-    paths = [f"{s}.{f}" for s, cls in _SECTIONS.items() for f in cls.model_fields]
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            key = str(err["loc"][-1])
-            hits = [p for p in paths if p.split(".")[1] == key] or [
-                p for p in paths if p.split(".")[1] in closest(key, [q.split(".")[1] for q in paths], n=1)
-            ]
-            out.append(f"unknown key '{loc}'" + (f"; did you mean '{hits[0]}'?" if hits else f"; sections: {', '.join(_SECTIONS)}"))
-        else:
-            got = err.get("input")
-            out.append(f"{loc}: {err['msg']}" + ("" if isinstance(got, Mapping) else f" (got {got!r})"))
-    return ConfigError(f"invalid restoration config{where}: " + "; ".join(out))
+class RestoreConfig(RunConfig):
+    """The whole configuration of a restoration run (build it with :meth:`from_dict` / :meth:`from_overrides` / :meth:`load`)."""
 
-
-class RestoreConfig(_Section):
-    """The whole configuration of a restoration run (build it with :meth:`from_dict` / :meth:`from_overrides`)."""
+    SECTIONS: ClassVar[dict[str, type[BaseModel]]] = _SECTIONS
+    FLAT: ClassVar[dict[str, tuple[str, str]]] = RESTORE_FLAT_KEYS
+    WHAT: ClassVar[str] = "restoration training"
+    TASK: ClassVar[str] = "restore"
 
     task: Literal["restore"] = "restore"
     data: RestoreDataConfig = Field(default_factory=RestoreDataConfig)
@@ -197,51 +163,7 @@ class RestoreConfig(_Section):
     schedule: RestoreScheduleConfig = Field(default_factory=RestoreScheduleConfig)
     train: RestoreTrainConfig = Field(default_factory=RestoreTrainConfig)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, *, where: str = "") -> RestoreConfig:
-        try:
-            return cls.model_validate(dict(data or {}))
-        except ValidationError as exc:
-            raise _problems(exc, where) from None
-
-    @classmethod
-    def from_overrides(cls, base: RestoreConfig | Mapping[str, Any] | None = None, **overrides: Any) -> RestoreConfig:
-        """``base`` with flat overrides applied (``None`` values are ignored)."""
-        cfg = base.to_dict() if isinstance(base, RestoreConfig) else dict(base or {})
-        cfg = {k: dict(v) if isinstance(v, Mapping) else v for k, v in cfg.items()}
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key not in RESTORE_FLAT_KEYS:
-                hint = closest(key, RESTORE_FLAT_KEYS, n=1)
-                raise UnknownNameError(f"unknown training option {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                                       + ("" if hint else f" Options: {', '.join(sorted(RESTORE_FLAT_KEYS))}"))
-            section, name = RESTORE_FLAT_KEYS[key]
-            cfg.setdefault(section, {})[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
-        return cls.from_dict(cfg)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
 
 def load_restore_config(path: str | os.PathLike[str]) -> RestoreConfig:
     """Read and validate a YAML restoration config (any subset of the sections)."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the YAML config ({exc})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: a config must be a mapping with sections {', '.join(_SECTIONS)}")
-    return RestoreConfig.from_dict(data, where=f" in {path}")
+    return RestoreConfig.load(path)
