@@ -8,7 +8,7 @@ import torch
 from pixlearn import ConfigError, UnknownNameError
 from pixlearn.models import build_restorer, create_restorer, list_restorers
 
-SMALL = {"dncnn": {"depth": 3, "width": 4}, "unet": {"base": 4, "levels": 2}, "espcn": {"width": 4}, "edsr": {"width": 4, "blocks": 1}}
+SMALL = {"dncnn": {"depth": 3, "width": 4}, "unet": {"width": 4, "levels": 2}, "espcn": {"width": 4}, "edsr": {"width": 4, "blocks": 1}}
 
 
 @pytest.mark.parametrize("name", ["dncnn", "unet"])

@@ -50,7 +50,7 @@ def test_tiled_apply_scale_places_every_tile() -> None:
 
 @pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (5, 300)])
 def test_restore_any_size_and_layout(shape: tuple[int, ...]) -> None:
-    r = Restorer(create_restorer("unet", in_chans=1, base=4, levels=2), mode="L", tile=32)
+    r = Restorer(create_restorer("unet", in_chans=1, width=4, levels=2), mode="L", tile=32)
     img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     out = r.restore(img)
     assert out.dtype == np.uint8 and out.shape == shape

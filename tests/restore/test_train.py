@@ -93,3 +93,14 @@ def test_a_time_budget_stops_training_and_anneals_by_the_clock(grey_folder: Path
     assert 1 <= res.epochs_run < 500 and not res.stopped_early  # stopped by the clock, not by early stopping
     rows = list(csv.DictReader((res.run_dir / "metrics.csv").open()))
     assert float(rows[-1]["lr"]) < 1e-3  # the cosine followed the clock down from the peak 1e-3
+
+
+def test_enhance_with_the_unet_and_a_custom_degradation(grey_folder: Path, tmp_path: Path) -> None:
+    from pixlearn.train.restore import train_restorer
+
+    res = train_restorer(grey_folder, task="enhance", model="unet", width=4, levels=2, val_fraction=0.25, out=tmp_path / "en", **TINY)
+    assert res.metrics["degradation"].startswith("low_light") and {"clahe", "equalize", "nl_means", "model"} <= set(res.metrics["methods"])
+    res = train_restorer(grey_folder, task="enhance", model="unet", width=4, levels=1, degrade="blur:sigma=0.5..1.5+jpeg:quality=20..50",
+                         loss="charbonnier", eval_methods=["median"], val_fraction=0.25, out=tmp_path / "deblur", **TINY)
+    assert res.metrics["degradation"] == "blur:sigma=0.5..1.5+jpeg:quality=20.0..50.0"
+    assert set(res.metrics["methods"]) == {"model", "input", "median"}

@@ -32,7 +32,7 @@ def restore(
     patch: Annotated[Optional[int], typer.Option("--patch", help="Training patch side in pixels (default 48).", min=8, show_default=False)] = None,
     patches_per_image: Annotated[Optional[int], typer.Option("--patches-per-image", help="Random patches per image per epoch (default 16).", min=1, show_default=False)] = None,
     depth: Annotated[Optional[int], typer.Option("--depth", help="dncnn: layers (default 17).", min=2, show_default=False)] = None,
-    width: Annotated[Optional[int], typer.Option("--width", help="dncnn / espcn / edsr: channels (default 64).", min=2, show_default=False)] = None,
+    width: Annotated[Optional[int], typer.Option("--width", help="Channels: dncnn / espcn / edsr (default 64), unet first level (default 32).", min=2, show_default=False)] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Maximum epochs (default 20).", min=1, show_default=False)] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Patches per batch (default 32).", min=1, show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default 1e-3).", show_default=False)] = None,

@@ -139,7 +139,7 @@ class UNetRestorer(nn.Module):
     Parameters
     ----------
     in_chans : {1, 3}
-    base : int, default 32
+    width : int, default 32
         Channels of the first level, doubled at every level down.
     levels : int, default 3
         Down-sampling steps (2x2 max-pooling); inputs of any size are reflect-padded to a
@@ -148,15 +148,15 @@ class UNetRestorer(nn.Module):
 
     Examples
     --------
-    >>> m = UNetRestorer(3, base=4, levels=2).eval()
+    >>> m = UNetRestorer(3, width=4, levels=2).eval()
     >>> m(torch.zeros(1, 3, 13, 10)).shape
     torch.Size([1, 3, 13, 10])
     """
 
-    def __init__(self, in_chans: int = 3, *, base: int = 32, levels: int = 3, bn: bool = True) -> None:
+    def __init__(self, in_chans: int = 3, *, width: int = 32, levels: int = 3, bn: bool = True) -> None:
         super().__init__()
         self.in_chans = _check_chans(in_chans)
-        base = _check_positive(base, "base")
+        base = _check_positive(width, "width")
         self.levels = _check_positive(levels, "levels")
         widths = [base * 2**i for i in range(self.levels + 1)]
         self.down = nn.ModuleList([_double_conv(in_chans, widths[0], bn)])
@@ -370,7 +370,7 @@ def _dncnn(in_chans: int, *, scale: int, **kw: Any) -> nn.Module:
     return DnCNN(in_chans, **kw)
 
 
-@register_restorer("unet", upsampler=False, defaults={"base": 32, "levels": 3, "bn": True})
+@register_restorer("unet", upsampler=False, defaults={"width": 32, "levels": 3, "bn": True})
 def _unet(in_chans: int, *, scale: int, **kw: Any) -> nn.Module:
     """Small U-Net restorer predicting a residual (denoise, deblur, enhance)."""
     return UNetRestorer(in_chans, **kw)
@@ -428,7 +428,7 @@ def create_restorer(name: str, *, in_chans: int = 1, scale: int = 1, **options: 
     scale : int, default 1
         Upsampling factor: 2, 3 or 4 for ``espcn`` / ``edsr``; 1 for ``dncnn`` / ``unet``.
     **options
-        The model's own options (``depth``, ``width``, ``bn``, ``base``, ``levels``, ``blocks``,
+        The model's own options (``depth``, ``width``, ``bn``, ``levels``, ``blocks``,
         ``res_scale``, ``residual``); None keeps the default.
 
     Returns

@@ -87,9 +87,8 @@ class RestoreModelConfig(_Section):
 
     name: str = Field("dncnn", description="dncnn, unet (same size) or espcn, edsr (super-resolution).")
     depth: int | None = Field(None, ge=2, description="dncnn: convolution layers (default 17).")
-    width: int | None = Field(None, ge=2, description="dncnn, espcn, edsr: feature channels (default 64).")
+    width: int | None = Field(None, ge=2, description="Feature channels: dncnn, espcn, edsr (default 64); unet: of the first level (default 32).")
     bn: bool | None = Field(None, description="dncnn, unet: batch normalisation (default on).")
-    base: int | None = Field(None, ge=1, description="unet: channels of the first level (default 32).")
     levels: int | None = Field(None, ge=1, description="unet: down-sampling steps (default 3).")
     blocks: int | None = Field(None, ge=0, description="edsr: residual blocks (default 8).")
     res_scale: float | None = Field(None, gt=0.0, description="edsr: residual scaling (default 1.0).")
