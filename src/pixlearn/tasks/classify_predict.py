@@ -7,7 +7,6 @@ tensors (and the same description in its header, so the file alone is enough too
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ import torch
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn._core.types import Task
 from pixlearn.data.index import DatasetIndex, Record
+from pixlearn.tasks.run_card import read_model_card
 
 __all__ = [
     "MODEL_FORMAT",
@@ -120,38 +120,21 @@ class Classifier:
         }
 
 
+def _explain_missing(path: Path) -> None:
+    folds = sorted(p.name for p in path.glob("fold_*") if (p / "weights" / "model.json").is_file())
+    if folds:
+        raise ConfigError(
+            f"{path}: is a k-fold cross-validation run; its models are in the fold folders: "
+            f"{', '.join(str(path / f) for f in folds[:5])}. Pass one of them"
+        )
+    cfg = path / "config.yaml"
+    if cfg.is_file() and "method: classic" in cfg.read_text(encoding="utf-8", errors="replace"):
+        raise ConfigError(f"{path}: is a classic (HOG/SVM) run; load it with pixlearn.classic.load_classic (pixlearn predict RUN handles both kinds)")
+
+
 def _card_from(path: Path) -> tuple[dict[str, Any], Path]:
     """(model card, weights file) of a run folder, its weights/ folder or a .safetensors file."""
-    from pixlearn.models import read_weights_metadata
-
-    if path.is_file():
-        meta = read_weights_metadata(path)
-        if "pixlearn" not in meta:
-            raise ConfigError(f"{path}: this weights file carries no pixlearn model description; pass its run folder")
-        return json.loads(meta["pixlearn"]), path
-    wdir = path / "weights" if (path / "weights").is_dir() else path
-    card_path = wdir / "model.json"
-    weights = wdir / "best.safetensors"
-    if not card_path.is_file():
-        folds = sorted(p.name for p in path.glob("fold_*") if (p / "weights" / "model.json").is_file())
-        if folds:
-            raise ConfigError(
-                f"{path}: is a k-fold cross-validation run; its models are in the fold folders: "
-                f"{', '.join(str(path / f) for f in folds[:5])}. Pass one of them"
-            )
-        cfg = path / "config.yaml"
-        if cfg.is_file() and "method: classic" in cfg.read_text(encoding="utf-8", errors="replace"):
-            raise ConfigError(f"{path}: is a classic (HOG/SVM) run; load it with pixlearn.classic.load_classic (pixlearn predict RUN handles both kinds)")
-        if not path.exists():
-            raise ConfigError(f"{path}: no such run folder")
-        raise ConfigError(f"{path}: not a classification run folder (no weights/model.json); pass the folder pixlearn train classify wrote")
-    if not weights.is_file():
-        raise ConfigError(f"{path}: has no weights/best.safetensors; the run did not finish an epoch")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{card_path}: unreadable model description ({exc})") from None
-    return card, weights
+    return read_model_card(path, what="classification", command="pixlearn train classify", explain_missing=_explain_missing)
 
 
 def load_classifier(run: str | os.PathLike[str], *, device: str | torch.device | None = "cpu") -> Classifier:

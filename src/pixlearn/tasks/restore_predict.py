@@ -10,7 +10,6 @@ whose outputs are blended, so memory stays bounded whatever the image size.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ import torch
 
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
 from pixlearn.tasks.degrade import to_float, to_uint8
+from pixlearn.tasks.run_card import card_task, read_model_card
 
 __all__ = [
     "MODEL_FORMAT",
@@ -158,40 +158,11 @@ class Restorer:
 
 def is_restore_run(run: str | os.PathLike[str]) -> bool:
     """Whether ``run`` (a run folder, its weights/ folder or a weights file) holds a restoration model."""
-    path = Path(run)
-    card_path = path / "weights" / "model.json" if (path / "weights").is_dir() else path / "model.json"
-    try:
-        if card_path.is_file():
-            return json.loads(card_path.read_text(encoding="utf-8")).get("task") == "restore"
-        if path.is_file() and path.suffix == ".safetensors":
-            from pixlearn.models import read_weights_metadata
-
-            return json.loads(read_weights_metadata(path).get("pixlearn", "{}")).get("task") == "restore"
-    except (OSError, ValueError, PixlearnError):
-        return False
-    return False
+    return card_task(run) == "restore"
 
 
 def _card(path: Path) -> tuple[dict[str, Any], Path]:
-    from pixlearn.models import read_weights_metadata
-
-    if path.is_file():
-        meta = read_weights_metadata(path)
-        if "pixlearn" not in meta:
-            raise ConfigError(f"{path}: this weights file carries no pixlearn model description; pass its run folder")
-        return json.loads(meta["pixlearn"]), path
-    wdir = path / "weights" if (path / "weights").is_dir() else path
-    card_path, weights = wdir / "model.json", wdir / "best.safetensors"
-    if not path.exists():
-        raise ConfigError(f"{path}: no such run folder")
-    if not card_path.is_file():
-        raise ConfigError(f"{path}: not a restoration run folder (no weights/model.json); pass the folder pixlearn train restore wrote")
-    if not weights.is_file():
-        raise ConfigError(f"{path}: has no weights/best.safetensors; the run did not finish an epoch")
-    try:
-        return json.loads(card_path.read_text(encoding="utf-8")), weights
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{card_path}: unreadable model description ({exc})") from None
+    return read_model_card(path, what="restoration", command="pixlearn train restore")
 
 
 def load_restorer(

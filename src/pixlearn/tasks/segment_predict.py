@@ -9,7 +9,6 @@ Images larger than the training size are segmented tile by tile with blended ove
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from pixlearn._core.errors import ConfigError, ShapeError
+from pixlearn.tasks.run_card import card_task, read_model_card
 
 __all__ = [
     "MODEL_FORMAT",
@@ -192,36 +192,11 @@ class Segmenter:
 
 def is_segment_run(run: str | os.PathLike[str]) -> bool:
     """Whether ``run`` is a segmentation run folder (its ``weights/model.json`` says task: segment)."""
-    path = Path(run)
-    card = (path / "weights" / "model.json") if (path / "weights").is_dir() else path / "model.json"
-    if not card.is_file():
-        return False
-    try:
-        return json.loads(card.read_text(encoding="utf-8")).get("task") == "segment"
-    except (OSError, ValueError):
-        return False
+    return card_task(run) == "segment"
 
 
 def _card_and_weights(path: Path) -> tuple[dict[str, Any], Path]:
-    if path.is_file():
-        from pixlearn.models import read_weights_metadata
-
-        meta = read_weights_metadata(path)
-        if "pixlearn" not in meta:
-            raise ConfigError(f"{path}: this weights file carries no pixlearn model description; pass its run folder")
-        return json.loads(meta["pixlearn"]), path
-    wdir = path / "weights" if (path / "weights").is_dir() else path
-    card_path, weights = wdir / "model.json", wdir / "best.safetensors"
-    if not path.exists():
-        raise ConfigError(f"{path}: no such run folder")
-    if not card_path.is_file():
-        raise ConfigError(f"{path}: not a segmentation run folder (no weights/model.json); pass the folder pixlearn train segment wrote")
-    if not weights.is_file():
-        raise ConfigError(f"{path}: has no weights/best.safetensors; the run did not finish an epoch")
-    try:
-        return json.loads(card_path.read_text(encoding="utf-8")), weights
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{card_path}: unreadable model description ({exc})") from None
+    return read_model_card(path, what="segmentation", command="pixlearn train segment")
 
 
 def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", overlap: float | None = None) -> Segmenter:

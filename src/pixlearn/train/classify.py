@@ -83,16 +83,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------- config resolution
-def _base_config(config: ClassifyConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> ClassifyConfig:
-    if config is None:
-        return ClassifyConfig()
-    if isinstance(config, ClassifyConfig):
-        return config
-    if isinstance(config, Mapping):
-        return ClassifyConfig.from_dict(config)
-    return load_config(config)
-
-
 def _default_lr(optimizer: str, batch_size: int) -> float:
     if optimizer == "sgd":
         return 0.05 * batch_size / 64  # linear scaling
@@ -843,7 +833,7 @@ def train_classifier(
         return _resume(resume, extend=extend, overrides=overrides, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
     if extend is not None:
         raise ConfigError("--extend N continues a finished run: give the run folder with --resume RUN")
-    cfg = ClassifyConfig.from_overrides(_base_config(config), data=data, **options)
+    cfg = ClassifyConfig.from_overrides(ClassifyConfig.coerce(config), data=data, **options)
     if set:
         cfg = cfg.with_set(set)
     if cfg.data.path is None:

@@ -209,6 +209,17 @@ class RunConfig(_Section):
             raise _format_validation(exc, sections=cls.SECTIONS, what=cls.WHAT, where=where) from None
 
     @classmethod
+    def coerce(cls, config: RunConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> Self:
+        """A config from what a caller may pass: None (the defaults), a config, a mapping or a YAML path."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, Mapping):
+            return cls.from_dict(config)
+        return cls.load(config)
+
+    @classmethod
     def from_overrides(cls, base: RunConfig | Mapping[str, Any] | None = None, **overrides: Any) -> Self:
         """``base`` (default: the defaults) with flat overrides applied; ``None`` values are ignored."""
         cfg = base.to_dict() if isinstance(base, RunConfig) else dict(base or {})

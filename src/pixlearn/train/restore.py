@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.train.restore_config import RestoreConfig, load_restore_config
+from pixlearn.train.restore_config import RestoreConfig
 from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, write_json
 
 __all__ = ["RestoreResult", "train_restorer", "RESTORE_COLUMNS"]
@@ -61,16 +61,6 @@ class RestoreResult:
 
 
 # ---------------------------------------------------------------- config
-def _base(config: RestoreConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> RestoreConfig:
-    if config is None:
-        return RestoreConfig()
-    if isinstance(config, RestoreConfig):
-        return config
-    if isinstance(config, Mapping):
-        return RestoreConfig.from_dict(config)
-    return load_restore_config(config)
-
-
 def _resolve(cfg: RestoreConfig) -> RestoreConfig:
     import torch
 
@@ -434,7 +424,7 @@ def train_restorer(
     flat = dict(overrides)
     flat.update(data=data, task=task, model=model, noise=noise, sigma=sigma, scale=scale, degrade=degrade, patch=patch,
                 epochs=epochs, batch=batch, lr=lr)
-    cfg = _resolve(RestoreConfig.from_overrides(_base(config), **flat))
+    cfg = _resolve(RestoreConfig.from_overrides(RestoreConfig.coerce(config), **flat))
     if not cfg.data.path:
         raise ConfigError("no data: give a folder of clean images (or degraded/ + clean/ pairs) with --data")
     show = sys.stderr.isatty() if progress is None else bool(progress)

@@ -36,7 +36,7 @@ from typing import Any
 from pixlearn._core.errors import ConfigError
 from pixlearn.train.classify import TrainResult
 from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
-from pixlearn.train.segment_config import SegmentConfig, load_segment_config
+from pixlearn.train.segment_config import SegmentConfig
 
 __all__ = ["train_segmenter", "SEGMENT_COLUMNS"]
 
@@ -47,16 +47,6 @@ SEGMENT_COLUMNS = (
     "epoch", "train_loss", "val_loss", "val_miou", "val_dice", "val_pixel_accuracy", "lr", "backbone_lr",
     "backbone_frozen", "epoch_seconds", "train_seconds", "train_images_per_second",
 )
-
-
-def _base(config: SegmentConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> SegmentConfig:
-    if config is None:
-        return SegmentConfig()
-    if isinstance(config, SegmentConfig):
-        return config
-    if isinstance(config, Mapping):
-        return SegmentConfig.from_dict(config)
-    return load_segment_config(config)
 
 
 def _resolve(cfg: SegmentConfig) -> SegmentConfig:
@@ -414,7 +404,7 @@ def train_segmenter(
         data = options.pop("data")
     index = data if isinstance(data, DatasetIndex) else None
     path = str(Path(index.root).resolve()) if index is not None else data
-    cfg = SegmentConfig.from_overrides(_base(config), data=path, **options)
+    cfg = SegmentConfig.from_overrides(SegmentConfig.coerce(config), data=path, **options)
     if set:
         cfg = cfg.with_set(set)
     if cfg.data.path is None and index is None:
