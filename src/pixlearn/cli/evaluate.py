@@ -16,7 +16,7 @@ _HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_a
 
 
 def evaluate(
-    run: Annotated[Optional[Path], typer.Argument(help="A run folder (classification or restoration); leave out with --method.", show_default=False)] = None,
+    run: Annotated[Optional[Path], typer.Argument(help="A run folder (classification, segmentation or restoration); leave out with --method.", show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Labelled dataset to score on (classes matched by name); restoration: clean images or degraded/ + clean/ pairs.", show_default=False)] = None,
     split: Annotated[str, typer.Option("--split", help="auto, test, val, train, holdout (the run's own held-out part) or all.")] = "auto",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write metrics.json, plots/ and report.html here.", show_default=False)] = None,
@@ -25,17 +25,18 @@ def evaluate(
     workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes.", min=0)] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr.", show_default=False)] = None,
-    method: Annotated[Optional[list[str]], typer.Option("--method", help="Restoration: score a classical method (nl_means, bilateral, tv, wavelet, median, bicubic, clahe, equalize; repeatable), alone or beside RUN.", show_default=False)] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", help="Score a classical method under the same metrics, alone or beside RUN (repeatable): segmentation otsu, adaptive_threshold, kmeans, watershed; restoration nl_means, bilateral, tv, wavelet, median, bicubic, clahe, equalize.", show_default=False)] = None,
     sigma: Annotated[Optional[str], typer.Option("--sigma", help="Restoration: degrade the clean images with gaussian noise of this sigma (grey levels).", show_default=False)] = None,
     degrade: Annotated[Optional[str], typer.Option("--degrade", help="Restoration: degradation pipeline, e.g. 'blur:sigma=1.5+jpeg:quality=30' (default: the run's own).", show_default=False)] = None,
     scale: Annotated[Optional[int], typer.Option("--scale", help="Restoration: super-resolution factor (bicubic downscaling).", min=2, show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Restoration: seed of the degradation.")] = 0,
 ) -> None:
-    """Score RUN's model on DIR: accuracy, F1, ROC AUC... naming the split the numbers come from.
+    """Score RUN's model (or a classical --method) on DIR, naming the split the numbers come from.
 
+    Classification: accuracy, F1, ROC AUC...; segmentation: IoU per class, mean IoU, Dice, pixel
+    accuracy; restoration: MSE, PSNR and SSIM on seeded degradations of DIR's clean images.
     With --split auto: DIR's test split if it has one; the run's own held-out images when DIR is
-    the data it was trained on; otherwise every image of DIR. A restoration run (or --method) is
-    scored by MSE, PSNR and SSIM on seeded degradations of DIR's clean images.
+    the data it was trained on; otherwise every image of DIR.
     """
     if data is None:
         raise typer.BadParameter("give the dataset to score on", param_hint="--data")
