@@ -52,7 +52,7 @@ def test_raw_body_and_query_features(client, two_colours) -> None:
 def test_unknown_feature_is_400_listing_valid_ones(client, two_colours) -> None:
     r = client.post("/v1/analyze?features=colors,colr", files={"file": ("a.png", png_bytes(two_colours))})
     assert r.status_code == 400
-    msg = r.json()["error"]
+    msg = r.json()["error"]["message"]
     assert "'colr'" in msg and "did you mean 'colors'" in msg and "'quality'" in msg and "'labels'" in msg
 
 
@@ -60,23 +60,23 @@ def test_unknown_feature_is_400_listing_valid_ones(client, two_colours) -> None:
                                              ("n_colors=abc", "not an integer"), ("top_k=0", "top_k=0")])
 def test_bad_numbers_are_400(client, two_colours, query, fragment) -> None:
     r = client.post(f"/v1/analyze?{query}", files={"file": ("a.png", png_bytes(two_colours))})
-    assert r.status_code == 400 and fragment in r.json()["error"]
+    assert r.status_code == 400 and fragment in r.json()["error"]["message"]
 
 
 def test_labels_without_a_model_is_400_saying_how_to_get_one(client, two_colours) -> None:
     r = client.post("/v1/analyze?features=labels", files={"file": ("a.png", png_bytes(two_colours))})
-    assert r.status_code == 400 and "POST /v1/trainings" in r.json()["error"]
+    assert r.status_code == 400 and "POST /v1/trainings" in r.json()["error"]["message"]
 
 
 def test_missing_image_and_wrong_content_type(client) -> None:
     r = client.post("/v1/analyze", json={"features": "colors"})
-    assert r.status_code == 400 and "image" in r.json()["error"]
+    assert r.status_code == 400 and "image" in r.json()["error"]["message"]
     r = client.post("/v1/analyze", data={"features": "colors"})
-    assert r.status_code == 400 and "'file'" in r.json()["error"]
+    assert r.status_code == 400 and "'file'" in r.json()["error"]["message"]
     r = client.post("/v1/analyze", content=b"hello", headers={"Content-Type": "text/plain"})
-    assert r.status_code == 415 and "multipart/form-data" in r.json()["error"]
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["error"]["message"]
     r = client.post("/v1/analyze", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
 
 
 def test_path_inputs_only_under_allowed_roots(tmp_path, settings, two_colours) -> None:
@@ -91,7 +91,7 @@ def test_path_inputs_only_under_allowed_roots(tmp_path, settings, two_colours) -
     (root / "link.png").symlink_to(tmp_path / "secret.png")
     with TestClient(create_app(settings)) as c:  # no allowed roots: refused
         r = c.post("/v1/analyze", json={"image": {"path": str(root / "flag.png")}})
-        assert r.status_code == 403 and "--allow-root" in r.json()["error"]
+        assert r.status_code == 403 and "--allow-root" in r.json()["error"]["message"]
     with TestClient(create_app(settings.model_copy(update={"allowed_roots": [root]}))) as c:
         r = c.post("/v1/analyze", json={"image": {"path": str(root / "flag.png")}, "features": "colors"})
         assert r.status_code == 200 and r.json()["colors"][0]["name"] == "red"
@@ -99,9 +99,9 @@ def test_path_inputs_only_under_allowed_roots(tmp_path, settings, two_colours) -
         assert r.status_code == 200
         for escape in (str(tmp_path / "secret.png"), "../secret.png", str(root / "link.png")):
             r = c.post("/v1/analyze", json={"image": {"path": escape}})
-            assert r.status_code == 403 and "outside the allowed roots" in r.json()["error"], escape
+            assert r.status_code == 403 and "outside the allowed roots" in r.json()["error"]["message"], escape
         r = c.post("/v1/analyze", json={"image": {"path": "missing.png"}})
-        assert r.status_code == 404 and "no such file" in r.json()["error"]
+        assert r.status_code == 404 and "no such file" in r.json()["error"]["message"]
 
 
 def test_labels_come_from_the_registered_model(settings, trained_run) -> None:
@@ -121,4 +121,4 @@ def test_labels_come_from_the_registered_model(settings, trained_run) -> None:
         assert [e["score"] for e in labels["colours"]] == pytest.approx([e["score"] for e in expected], abs=1e-5)
         r = c.post("/v1/analyze", json={"image": {"b64": base64.b64encode(png_bytes(img)).decode()},
                                         "features": "labels", "models": ["colour"]})
-        assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]
+        assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]["message"]

@@ -62,7 +62,7 @@ def test_threshold_top_k_and_model_as_query(app_client, images) -> None:
     rows = r.json()["results"][0]["models"]["colours"]
     assert all(e["score"] >= 0.34 for e in rows) and len(rows) < 3  # 3 classes cannot all score over 1/3
     r = app_client.post("/v1/classify", files=files, data={"threshold": "1.5"})
-    assert r.status_code == 400 and "threshold" in r.json()["error"]
+    assert r.status_code == 400 and "threshold" in r.json()["error"]["message"]
 
 
 def test_a_bad_image_is_an_error_entry_not_a_failed_request(app_client, images) -> None:
@@ -79,12 +79,12 @@ def test_a_bad_image_is_an_error_entry_not_a_failed_request(app_client, images) 
 def test_zip_limits(app_client, images) -> None:
     many = {f"{i}.png": png_bytes(images["red.png"]) for i in range(6)}
     r = app_client.post("/v1/classify", files={"archive": ("many.zip", _zip(many))})
-    assert r.status_code == 413 and "holds 6 images, over the limit of 5" in r.json()["error"]
+    assert r.status_code == 413 and "holds 6 images, over the limit of 5" in r.json()["error"]["message"]
     r = app_client.post("/v1/classify", files={"archive": ("x.zip", b"PK but not really a zip")})
-    assert r.status_code == 400 and "not a zip archive" in r.json()["error"]
+    assert r.status_code == 400 and "not a zip archive" in r.json()["error"]["message"]
     bomb = _zip({"zeros.png": b"\0" * 2_000_000})
     r = app_client.post("/v1/classify", files={"archive": ("bomb.zip", bomb)})
-    assert r.status_code == 400 and "zip bomb" in r.json()["error"]
+    assert r.status_code == 400 and "zip bomb" in r.json()["error"]["message"]
     r = app_client.post("/v1/classify", files=[("files", (f"{i}.png", png_bytes(images["red.png"]))) for i in range(6)])
     assert r.status_code == 413
 
@@ -96,9 +96,9 @@ def test_model_and_input_errors(app_client, settings, images, tmp_path) -> None:
 
     files = [("files", ("red.png", png_bytes(images["red.png"])))]
     r = app_client.post("/v1/classify?model=colors", files=files)
-    assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]
+    assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]["message"]
     r = app_client.post("/v1/classify")
-    assert r.status_code == 400 and "'files'" in r.json()["error"]
+    assert r.status_code == 400 and "'files'" in r.json()["error"]["message"]
     with TestClient(create_app(settings.model_copy(update={"storage": tmp_path / "empty"}))) as client:
         r = client.post("/v1/classify", files=files)  # a server with no model
-        assert r.status_code == 400 and "no model is registered" in r.json()["error"]
+        assert r.status_code == 400 and "no model is registered" in r.json()["error"]["message"]

@@ -54,7 +54,7 @@ def test_analyze_refuses_with_the_reason(client, case) -> None:
     data, status, reason = HOSTILE[case]
     r = client.post("/v1/analyze", files={"file": ("x.jpg", data, "image/jpeg")})
     assert r.status_code == status, (case, r.text)
-    msg = r.json()["error"]
+    msg = r.json()["error"]["message"]
     assert reason in msg and msg.startswith("x.jpg"), msg
 
 
@@ -62,9 +62,9 @@ def test_analyze_refuses_with_the_reason(client, case) -> None:
 def test_ops_and_process_refuse_too(client, case) -> None:
     data, status, reason = HOSTILE[case]
     r = client.post("/v1/ops/canny", files={"file": ("x.jpg", data)})
-    assert r.status_code == status and reason in r.json()["error"]
+    assert r.status_code == status and reason in r.json()["error"]["message"]
     r = client.post("/v1/process", files={"file": ("x.jpg", data)}, data={"recipe": "edges"})
-    assert r.status_code == status and reason in r.json()["error"]
+    assert r.status_code == status and reason in r.json()["error"]["message"]
 
 
 def test_the_pixel_limit_follows_the_settings(settings) -> None:
@@ -75,11 +75,11 @@ def test_the_pixel_limit_follows_the_settings(settings) -> None:
     img = png_bytes(np.zeros((40, 40, 3), np.uint8))
     with TestClient(create_app(settings.model_copy(update={"max_pixels": 1000}))) as c:
         r = c.post("/v1/analyze", files={"file": ("big.png", img)})
-        assert r.status_code == 413 and "1,600 pixels exceeds the limit of 1,000" in r.json()["error"]
+        assert r.status_code == 413 and "1,600 pixels exceeds the limit of 1,000" in r.json()["error"]["message"]
 
 
 def test_bad_base64_is_400(client) -> None:
     r = client.post("/v1/analyze", json={"image": {"b64": "not base64 at all!!"}})
-    assert r.status_code == 400 and "not valid base64" in r.json()["error"]
+    assert r.status_code == 400 and "not valid base64" in r.json()["error"]["message"]
     r = client.post("/v1/analyze", json={"image": {"b64": ""}})
-    assert r.status_code == 400 and "empty input" in r.json()["error"]
+    assert r.status_code == 400 and "empty input" in r.json()["error"]["message"]

@@ -26,7 +26,8 @@ def test_list_show_delete_a_cli_model_keeps_its_folder(settings, trained_run) ->
         assert 0.0 <= record["metrics"]["accuracy"] <= 1.0 and record["metrics"]["split"] == "holdout"
         assert record["created"].endswith("+00:00")
         r = c.get("/v1/models/colour")
-        assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]
+        assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]["message"]
+        assert r.json()["error"]["code"] == "model_not_found"  # /v1 errors: {"error": {"code", "message"}}
         r = c.delete("/v1/models/colours")
         assert r.status_code == 204 and r.content == b""
         assert c.get("/v1/models").json() == {"models": []}
@@ -73,7 +74,7 @@ def test_a_model_whose_files_vanished_answers_503_and_can_be_deleted(settings, t
     shutil.rmtree(gone)
     with _app(settings) as c:
         r = c.post("/v1/classify", files={"files": ("a.png", png_bytes(np.zeros((8, 8, 3), np.uint8)))})
-        assert r.status_code == 503 and "DELETE /v1/models/gone" in r.json()["error"]
+        assert r.status_code == 503 and "DELETE /v1/models/gone" in r.json()["error"]["message"]
         assert c.delete("/v1/models/gone").status_code == 204
 
 
@@ -101,9 +102,10 @@ def test_health_docs_and_json_errors(client) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     r = client.get("/v1/nothing")
-    assert r.status_code == 404 and r.json()["error"].startswith("no such route GET /v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["message"].startswith("no such route GET /v1/nothing")
+    assert r.json()["error"]["code"] == "not_found"
     r = client.put("/v1/models")
-    assert r.status_code == 405 and "PUT is not allowed" in r.json()["error"]
+    assert r.status_code == 405 and "PUT is not allowed" in r.json()["error"]["message"]
 
 
 def test_settings_come_from_the_environment(monkeypatch, tmp_path) -> None:

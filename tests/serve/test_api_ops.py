@@ -65,7 +65,7 @@ def test_data_op_returns_json(client, photo, photo_png) -> None:
 
 def test_unknown_op_is_404_with_the_closest(client, photo_png) -> None:
     r = client.post("/v1/ops/cany", files={"file": ("p.png", photo_png)})
-    assert r.status_code == 404 and "did you mean 'canny'" in r.json()["error"]
+    assert r.status_code == 404 and "did you mean 'canny'" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("query, status, fragment", [
@@ -75,14 +75,14 @@ def test_unknown_op_is_404_with_the_closest(client, photo_png) -> None:
 ])
 def test_bad_options_are_400_before_reading_the_image(client, query, status, fragment) -> None:
     r = client.post(f"/v1/ops/gaussian?{query}", files={"file": ("p.png", b"not even an image")})
-    assert r.status_code == status and fragment in r.json()["error"]
+    assert r.status_code == status and fragment in r.json()["error"]["message"]
 
 
 def test_missing_file_and_oversized_outputs(client, photo_png) -> None:
     r = client.post("/v1/ops/canny")
-    assert r.status_code == 400 and "'file'" in r.json()["error"]
+    assert r.status_code == 400 and "'file'" in r.json()["error"]["message"]
     r = client.post("/v1/ops/resize?size=16000,16000", files={"file": ("p.png", photo_png)})
-    assert r.status_code == 413 and "16000x16000" in r.json()["error"]
+    assert r.status_code == 413 and "16000x16000" in r.json()["error"]["message"]
     r = client.post("/v1/ops/pad?top=9000&left=9000", files={"file": ("p.png", photo_png)})
     assert r.status_code == 413
 
@@ -115,4 +115,4 @@ def test_process_builtin_recipe_and_yaml(client, photo, photo_png) -> None:
 def test_bad_recipes_are_400(client, photo_png, recipe, fragment) -> None:
     r = client.post("/v1/process", files={"file": ("p.png", photo_png)}, data={"recipe": recipe})
     assert r.status_code == 400, r.text
-    assert fragment in r.json()["error"]
+    assert fragment in r.json()["error"]["message"]

@@ -36,17 +36,17 @@ def test_real_server_analyzes_classifies_and_enforces_keys_and_limits(start_serv
 
         big = png_bytes(np.random.default_rng(0).integers(0, 255, (160, 160, 3), dtype=np.uint8))  # ~77 kB
         r = http.post("/v1/analyze", files={"file": ("big.png", big)}, headers=key)
-        assert r.status_code == 413 and "--max-body-mb" in r.json()["error"]
+        assert r.status_code == 413 and "--max-body-mb" in r.json()["error"]["message"]
 
         def chunks():  # no Content-Length: the limit is enforced while the body streams in
             for _ in range(20):
                 yield b"\0" * 8192
 
         r = http.post("/v1/analyze", content=chunks(), headers={**key, "Content-Type": "image/png"})
-        assert r.status_code == 413 and "larger than the limit" in r.json()["error"]
+        assert r.status_code == 413 and "larger than the limit" in r.json()["error"]["message"]
 
         r = http.post("/v1/analyze", files={"file": ("x.jpg", b"")}, headers=key)
-        assert r.status_code == 400 and "empty input" in r.json()["error"]
+        assert r.status_code == 400 and "empty input" in r.json()["error"]["message"]
 
     server = start_server.servers[-1]
     # SIGTERM: uvicorn shuts down gracefully, then re-raises the signal (exit status -15 on recent versions)

@@ -80,7 +80,7 @@ def test_registry_register_list_get_delete_and_restart(settings, postgres_db, tr
         assert reg.register_run(trained_run)["name"] == "colours"  # the same folder again: an UPDATE, not a new row
         assert reg.register_run(copy)["name"] == "colours-2"
         r = c.get("/v1/models/colour")
-        assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]
+        assert r.status_code == 404 and "did you mean 'colours'" in r.json()["error"]["message"]
 
         rng = np.random.default_rng(3)
         r = c.post("/v1/classify", files=[("files", ("red.png", png_bytes(colour_image("red", rng)), "image/png"))],

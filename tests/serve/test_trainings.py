@@ -102,7 +102,7 @@ def test_hostile_archive_is_400_with_reasons_and_leaves_nothing(client, settings
     r = submit(client, buf.getvalue(), filename="evil.zip")
     assert r.status_code == 400, r.text
     body = r.json()
-    assert body["error"].startswith("evil.zip: the archive was refused: ")
+    assert body["error"]["code"] == "bad_request" and body["error"]["message"].startswith("evil.zip: the archive was refused: ")
     assert len(body["reasons"]) == 4
     assert [k for k in ("path traversal", "symbolic-link", "only one class", "too few images") if k in " ".join(body["reasons"])] == [
         "path traversal", "symbolic-link", "only one class", "too few images"]
@@ -117,18 +117,18 @@ def test_hostile_archive_is_400_with_reasons_and_leaves_nothing(client, settings
 def test_invalid_options_are_4xx_naming_the_field(client, settings) -> None:
     r = submit(client, tiny_zip(n=2), architecture="pixlearn_smalcnn_tiny")
     assert r.status_code == 400, r.text
-    assert "architecture" in r.json()["error"] and "did you mean 'pixlearn_smallcnn_tiny'" in r.json()["error"]
+    assert "architecture" in r.json()["error"]["message"] and "did you mean 'pixlearn_smallcnn_tiny'" in r.json()["error"]["message"]
     r = submit(client, tiny_zip(n=2), epochs=0)
-    assert r.status_code == 422 and "epochs" in r.json()["error"]
+    assert r.status_code == 422 and "epochs" in r.json()["error"]["message"]
     r = client.post("/v1/trainings", data={"epochs": "1"})
-    assert r.status_code == 422 and "archive is required" in r.json()["error"]
+    assert r.status_code == 422 and "archive is required" in r.json()["error"]["message"]
     assert not list((settings.storage / "trainings").iterdir())
 
 
 def test_unknown_job_is_404(client) -> None:
     for method in ("get", "delete"):
         r = getattr(client, method)("/v1/trainings/nope")
-        assert r.status_code == 404 and "no training job 'nope'" in r.json()["error"]
+        assert r.status_code == 404 and "no training job 'nope'" in r.json()["error"]["message"]
 
 
 # ---------------------------------------------------------------- jobs with a worker process

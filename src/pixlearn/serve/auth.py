@@ -10,6 +10,8 @@ import hmac
 import json
 from collections.abc import Iterable
 
+from pixlearn.serve.errors import error_body
+
 __all__ = ["EXEMPT_PATHS", "is_exempt", "ApiKeyMiddleware"]
 
 #: Paths answered without a key.
@@ -66,8 +68,9 @@ class ApiKeyMiddleware:
             return
         why = ("no key was sent; send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'" if not key else
                "the key sent is not one of the server's keys")
-        body = json.dumps({"error": f"missing or invalid API key for {scope['path']}: {why} "
-                                    "(the server's keys are set with --api-key or PIXLEARN_API_KEYS)"}).encode()
+        body = json.dumps(error_body(401, f"missing or invalid API key for {scope['path']}: {why} "
+                                          "(the server's keys are set with --api-key or PIXLEARN_API_KEYS)",
+                                     path=scope["path"])).encode()
         await send({"type": "http.response.start", "status": 401,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"www-authenticate", b'Bearer realm="pixlearn"')]})

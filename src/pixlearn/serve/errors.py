@@ -1,4 +1,8 @@
-"""Every error the service answers is JSON ``{"error": "<sentence naming the input and the fix>"}``.
+"""Every error the service answers is JSON ``{"error": {"code": ..., "message": ...}}``.
+
+The message is one sentence naming the input and the fix; the code is a stable machine-readable
+name (``image_decode_error``, ``not_found``, ``payload_too_large``...). The Open Inference Protocol
+routes (``/v2``) keep that protocol's own ``{"error": "<message>"}``.
 
 :class:`ApiError` carries its own status (and optional extra keys such as ``reasons``);
 pixlearn's typed errors map to the 4xx that fits them; FastAPI's ``HTTPException`` and request
@@ -8,6 +12,7 @@ validation errors are reshaped to the same body. Only a bug in the service gives
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,7 +31,8 @@ from pixlearn._core.errors import (
     UnsupportedFormatError,
 )
 
-__all__ = ["ApiError", "ModelNotFound", "ModelUnavailable", "status_for", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "ModelNotFound", "ModelUnavailable", "status_for", "error_body", "error_response",
+           "install_error_handlers"]
 
 log = logging.getLogger("pixlearn.serve")
 
@@ -81,9 +87,40 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
-def error_response(status: int, message: str, *, extra: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, **(extra or {})}, status_code=status, headers=headers)
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request", 429: "too_many_requests",
+          500: "internal_error", 503: "unavailable", 504: "timeout"}
+
+
+def error_code(exc: BaseException | None, status: int) -> str:
+    """A stable code: the pixlearn error's class in snake case, else the status's name.
+
+    >>> error_code(ImageDecodeError("x"), 400), error_code(None, 413)
+    ('image_decode_error', 'payload_too_large')
+    """
+    if isinstance(exc, PixlearnError) and not isinstance(exc, ApiError):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+    return _CODES.get(status, f"http_{status}")
+
+
+def error_body(status: int, message: str, *, path: str = "", code: str | None = None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON body of an error: ``{"error": {"code", "message"}}``, or ``{"error": message}`` under ``/v2``.
+
+    >>> error_body(404, "no such model 'x'", path="/v1/models/x")
+    {'error': {'code': 'not_found', 'message': "no such model 'x'"}}
+    >>> error_body(404, "no such model 'x'", path="/v2/models/x")
+    {'error': "no such model 'x'"}
+    """
+    if path.startswith("/v2"):
+        return {"error": message, **(extra or {})}
+    return {"error": {"code": code or _CODES.get(status, f"http_{status}"), "message": message}, **(extra or {})}
+
+
+def error_response(status: int, message: str, *, path: str = "", code: str | None = None,
+                   extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, path=path, code=code, extra=extra), status_code=status,
+                        headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -98,11 +135,12 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts) + " (see /docs for the expected fields)"
 
 
-async def _pixlearn_handler(_request: Request, exc: Exception) -> JSONResponse:
+async def _pixlearn_handler(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     extra = exc.extra if isinstance(exc, ApiError) else None
     headers = exc.headers if isinstance(exc, ApiError) else None
-    return error_response(status, str(exc) or type(exc).__name__, extra=extra, headers=headers)
+    return error_response(status, str(exc) or type(exc).__name__, path=request.url.path, code=error_code(exc, status),
+                          extra=extra, headers=headers)
 
 
 async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -115,22 +153,22 @@ async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(detail, dict) and "error" in detail:
         return JSONResponse(detail, status_code=exc.status_code, headers=getattr(exc, "headers", None))
     message = detail if isinstance(detail, str) else str(detail)
-    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+    return error_response(exc.status_code, message, path=_request.url.path, headers=getattr(exc, "headers", None))
 
 
-async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, _validation_message(exc))
+    return error_response(422, _validation_message(exc), path=request.url.path)
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, f"internal error ({type(exc).__name__}) while handling {request.url.path}; "
-                               "the server log has the traceback")
+                               "the server log has the traceback", path=request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers that shape every error as ``{"error": ...}``."""
+    """Register the handlers that shape every error as ``{"error": {"code", "message"}}`` (``/v2``: ``{"error": ...}``)."""
     app.add_exception_handler(PixlearnError, _pixlearn_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)

@@ -17,6 +17,8 @@ import json
 import anyio
 from starlette.exceptions import HTTPException
 
+from pixlearn.serve.errors import error_body
+
 __all__ = ["BodyTooLarge", "BodyLimitMiddleware", "ConcurrencyLimitMiddleware", "TimeoutMiddleware", "BYPASS_PATHS"]
 
 #: Paths that bypass the concurrency and time limits (cheap, and must answer while the service is busy).
@@ -27,8 +29,9 @@ def _bypass(path: str) -> bool:
     return path in BYPASS_PATHS or path == "/" or path.startswith("/static/")
 
 
-async def _send_json(send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"error": message}).encode()
+async def _send_json(send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None, *,
+                     path: str = "") -> None:
+    body = json.dumps(error_body(status, message, path=path)).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *(headers or [])]})
@@ -64,12 +67,12 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_json(send, 400, f"Content-Length {value!r} is not a number")
+                    await _send_json(send, 400, f"Content-Length {value!r} is not a number", path=scope["path"])
                     return
                 if declared > self.max_bytes:
                     await _send_json(send, 413, f"request body to {path} is {_mb(declared)}, over the limit of "
                                                 f"{_mb(self.max_bytes)}; send a smaller file or start the server "
-                                                "with a larger --max-body-mb")
+                                                "with a larger --max-body-mb", path=scope["path"])
                     return
         received = 0
         started = False
@@ -94,7 +97,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await _send_json(send, 413, str(exc.detail))
+            await _send_json(send, 413, str(exc.detail), path=scope["path"])
 
 
 class ConcurrencyLimitMiddleware:
@@ -114,7 +117,7 @@ class ConcurrencyLimitMiddleware:
             await _send_json(send, 429, f"the server is busy ({self.in_flight} requests in flight, the limit is "
                                         f"{self.limit}); retry after {self.retry_after.decode()} s "
                                         "(the limit is set with --concurrency)",
-                             headers=[(b"retry-after", self.retry_after)])
+                             headers=[(b"retry-after", self.retry_after)], path=scope["path"])
             return
         self.in_flight += 1  # one event loop: no lock needed between the check and the increment
         try:
@@ -147,4 +150,4 @@ class TimeoutMiddleware:
         if scope_cancel.cancelled_caught and not started:
             await _send_json(send, 504, f"{scope['method']} {scope['path']} took longer than the limit of "
                                         f"{self.timeout_s:g} s and was stopped; send a smaller input or start the "
-                                        "server with a larger --timeout")
+                                        "server with a larger --timeout", path=scope["path"])
