@@ -11,7 +11,7 @@ from typing import Any
 
 from pixlearn.eval.classification import _CSS, _fmt
 
-__all__ = ["write_run_report", "HEADLINE_METRICS"]
+__all__ = ["write_run_report", "report_head", "report_finish", "HEADLINE_METRICS"]
 
 #: Scalar metrics shown in the report's score table, in order.
 HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
@@ -79,23 +79,7 @@ def write_run_report(
     >>> "accuracy (test)" in p.read_text()
     True
     """
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{_esc(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>",
-        f"<h1>{_esc(title)}</h1>",
-    ]
-    for note in notes:
-        parts.append(f"<p class='note'>{_esc(note)}</p>")
-    if details:
-        parts.append(_table(["setting", "value"], [(str(k), v if isinstance(v, (int, float)) or v is None else str(v)) for k, v in details.items()]))
-    if splits:
-        parts.append("<h2>Where every number comes from</h2>")
-        parts.append(
-            _table(
-                ["split", "images", "source", "used for"],
-                [(str(s.get("split")), s.get("images"), str(s.get("source", "")), str(s.get("used_for", ""))) for s in splits],
-            )
-        )
+    parts = report_head(title, notes=notes, details=details, splits=splits)
     if scores:
         parts.append("<h2>Scores</h2><p>Each column is measured on the split named in its header.</p>")
         header = ["metric"] + [f"{s.get('split', '?')} ({_fmt(s.get('n'))} images)" for s in scores]
@@ -128,6 +112,35 @@ def write_run_report(
             per = ", ".join(_fmt(x) for x in v.get("per_fold", []))
             rows.append((str(name), f"{_fmt(v.get('mean'))} ± {_fmt(v.get('std'))}", per))
         parts.append(_table(["metric", "mean ± std", "per fold"], rows))
+    return report_finish(path, parts, plots)
+
+
+def report_head(
+    title: str, *, notes: Sequence[str] = (), details: Mapping[str, Any] | None = None,
+    splits: Sequence[Mapping[str, Any]] = (),
+) -> list[str]:
+    """The opening HTML parts every run report shares: title, notes, details and where every split came from."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{_esc(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+    ]
+    parts += [f"<p class='note'>{_esc(note)}</p>" for note in notes]
+    if details:
+        parts.append(_table(["setting", "value"], [(str(k), v if isinstance(v, (int, float)) or v is None else str(v)) for k, v in details.items()]))
+    if splits:
+        parts.append("<h2>Where every number comes from</h2>")
+        parts.append(
+            _table(
+                ["split", "images", "source", "used for"],
+                [(str(s.get("split")), s.get("images"), str(s.get("source", "")), str(s.get("used_for", ""))) for s in splits],
+            )
+        )
+    return parts
+
+
+def report_finish(path: str | os.PathLike[str], parts: list[str], plots: Sequence[tuple[str | os.PathLike[str], str]] = ()) -> Path:
+    """Embed ``plots`` (PNG files, inline), close the page and write it atomically to ``path``."""
     shown = [(Path(p), cap) for p, cap in plots if Path(p).is_file()]
     if shown:
         parts.append("<h2>Plots</h2><div class='plots'>")
