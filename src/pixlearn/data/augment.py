@@ -236,16 +236,16 @@ def load_augment_spec(path: str | os.PathLike[str]) -> list[Any]:
     ConfigError
         The file is missing, is not valid YAML, or holds no list of steps.
     """
-    import yaml
+    from pixlearn._core.safe_yaml import load_yaml_file
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
+    try:  # bounded size, depth and values, no anchors/aliases
+        data = load_yaml_file(path, max_bytes=256 * 1024, max_depth=16)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such augmentation file; give a preset ({', '.join(PRESETS)}) or a YAML file"
         ) from None
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read the augmentation YAML ({exc})") from None
     if isinstance(data, Mapping) and len(data) == 1 and next(iter(data)) in ("augment", "steps"):
         data = next(iter(data.values()))

@@ -33,6 +33,8 @@ _TOP_KEYS = ("name", "description", "steps", "output")
 _OUTPUT_KEYS = ("format", "quality")
 _OUTPUT_FORMATS = ("same", "png", "jpg", "jpeg", "webp", "tiff", "tif", "bmp")
 _BUILTIN_DIR = Path(__file__).with_name("recipes")
+#: Limits on recipe YAML (a recipe is a short list of steps; these are far above any real one).
+RECIPE_LIMITS = {"max_bytes": 256 * 1024, "max_depth": 16, "max_nodes": 20_000}
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,10 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "recipe") -> Recipe:
-        import yaml
+        """Parse recipe YAML within :data:`RECIPE_LIMITS` (no anchors/aliases, bounded size, depth and values)."""
+        from pixlearn._core.safe_yaml import load_yaml
 
-        try:
-            spec = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML ({exc})") from None
-        return cls.from_dict(spec, source=source)
+        return cls.from_dict(load_yaml(text, what=source, **RECIPE_LIMITS), source=source)
 
     @classmethod
     def load(cls, path_or_name: str | os.PathLike[str]) -> Recipe:
@@ -138,9 +137,11 @@ class Recipe:
                 raise ConfigError(f"{text}: no such recipe file; check the path, or use a built-in recipe: {', '.join(sorted(builtins))}")
             else:
                 check_name(text, list(builtins), what="built-in recipe (or recipe file)")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        from pixlearn._core.safe_yaml import read_text_limited
+
+        try:  # a regular file of at most RECIPE_LIMITS["max_bytes"] (never a FIFO or device)
+            text = read_text_limited(path, max_bytes=RECIPE_LIMITS["max_bytes"])
+        except OSError as exc:
             raise ConfigError(f"{path}: cannot read the recipe ({exc})") from None
         return cls.from_yaml(text, source=str(path))
 

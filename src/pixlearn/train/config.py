@@ -239,7 +239,7 @@ class RunConfig(_Section):
 
     def with_set(self, assignments: Iterable[str]) -> Self:
         """Apply ``section.key=value`` strings (values parsed as YAML), e.g. ``train.label_smoothing=0``."""
-        import yaml
+        from pixlearn._core.safe_yaml import load_yaml
 
         cfg = self.to_dict()
         sections = type(self).SECTIONS
@@ -258,10 +258,7 @@ class RunConfig(_Section):
             if section not in sections:
                 hint = closest(section, sections, n=1)
                 raise UnknownNameError(f"unknown config section {section!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + f" Sections: {', '.join(sections)}")
-            try:
-                value = yaml.safe_load(raw) if raw.strip() else None
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"--set {key}: cannot parse {raw!r} ({exc})") from None
+            value = load_yaml(raw, what=f"--set {key}", max_bytes=64 * 1024, max_depth=16) if raw.strip() else None
             cfg[section][field] = value
         return type(self).from_dict(cfg, where=" (--set)")
 
@@ -283,14 +280,14 @@ class RunConfig(_Section):
             Missing file, invalid YAML, another task's config, unknown keys (with suggestions) or
             invalid values.
         """
-        import yaml
+        from pixlearn._core.safe_yaml import load_yaml_file
 
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:  # bounded size, depth and values; anchors allowed, their expansion counted
+            data = load_yaml_file(path, max_bytes=1 << 20, max_depth=32, max_nodes=100_000, allow_aliases=True)
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
-        except (OSError, yaml.YAMLError) as exc:
+        except OSError as exc:
             raise ConfigError(f"{path}: cannot read the YAML config ({exc})") from None
         if data is None:
             data = {}

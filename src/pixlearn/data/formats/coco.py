@@ -90,6 +90,10 @@ def _load(path: Path) -> dict[str, Any]:
         raise AnnotationError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path}: cannot read ({exc})") from None
+    except RecursionError:
+        raise AnnotationError(f"{path}: nests too deeply to be a COCO file; it is not valid COCO JSON") from None
+    except ValueError as exc:  # e.g. an integer of 5,000 digits
+        raise AnnotationError(f"{path}: a value cannot be read ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise AnnotationError(f"{path}: not a COCO file: expected an object with an 'images' list")
     for key in ("annotations", "categories"):

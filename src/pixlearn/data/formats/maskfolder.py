@@ -91,12 +91,12 @@ def _load_class_map(root: Path) -> list[str] | None:
         p = root / name
         if not p.is_file():
             continue
-        import yaml
+        from pixlearn._core.safe_yaml import load_yaml_file
 
-        try:
-            data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise AnnotationError(f"{p}: not valid YAML ({exc})") from None
+        try:  # bounded size, depth and values, no anchors/aliases
+            data: Any = load_yaml_file(p, max_depth=16, error=AnnotationError)
+        except OSError as exc:
+            raise AnnotationError(f"{p}: cannot read ({exc})") from None
         if isinstance(data, dict) and "names" in data:
             data = data["names"]
         if isinstance(data, list):

@@ -44,15 +44,11 @@ NAME_FILES = ("classes.txt", "obj.names", "classes.names")
 
 
 def _yaml_load(path: Path) -> Any:
-    import yaml
+    from pixlearn._core.safe_yaml import load_yaml_file
 
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise AnnotationError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    try:  # bounded size, depth and values, no anchors/aliases: a dataset may come from an upload
+        return load_yaml_file(path, max_bytes=1 << 20, max_depth=32, max_nodes=200_000, error=AnnotationError)
+    except OSError as exc:
         raise AnnotationError(f"{path}: cannot read ({exc})") from None
 
 
