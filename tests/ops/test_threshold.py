@@ -119,10 +119,10 @@ def test_adaptive_threshold_copes_with_uneven_lighting() -> None:
 @pytest.mark.parametrize(
     ("name", "options", "match"),
     [
-        ("threshold", {"value": 300}, r"value must be in \[0, 255\]"),
-        ("threshold", {"value": -1}, r"value must be in \[0, 255\]"),
-        ("adaptive_threshold", {"ksize": 4}, "ksize must be an odd integer >= 3"),
-        ("adaptive_threshold", {"ksize": 1}, "ksize must be an odd integer >= 3"),
+        ("threshold", {"value": 300}, r"'value': 300 is out of range; expected int in \[0, 255\]"),
+        ("threshold", {"value": -1}, "'value': -1 is out of range"),
+        ("adaptive_threshold", {"ksize": 4}, "'ksize': 4 is not odd"),
+        ("adaptive_threshold", {"ksize": 1}, r"'ksize': 1 is out of range; expected int, odd in \[3, 255\]"),
         ("adaptive_threshold", {"method": "median"}, "method must be 'mean' or 'gaussian'"),
         ("multi_otsu", {"output": "colours"}, "output must be 'levels' or 'labels'"),
     ],

@@ -29,7 +29,10 @@ def test_ops_list_names_groups_and_options(client) -> None:
     ops = {o["name"]: o for o in r.json()["ops"]}
     assert set(ops) == {s.name for s in list_ops()}
     assert ops["canny"]["group"] == "edges" and ops["canny"]["returns"] == "mask"
-    assert ops["gaussian"]["options"]["sigma"] == {"type": "float", "default": 1.0}
+    assert ops["gaussian"]["options"]["sigma"] == {"type": "float", "default": 1.0, "range": "(0, 100]",
+                                                   "min": 0, "max": 100}
+    assert ops["gaussian"]["doc"] == "Gaussian blur with standard deviation sigma pixels (cv2.GaussianBlur)."
+    assert not any("``" in o["doc"] or ":func:" in o["doc"] for o in ops.values())  # plain text, no RST
     assert ops["clahe"]["options"]["tile"]["default"] == [8, 8]
     assert ops["dominant_colors"]["returns"] == "data" and ops["canny"]["doc"]
 

@@ -57,7 +57,7 @@ def op(
     options = spec.validate(_parse_extra(list(ctx.args)), where=f"op {name}")
     if spec.returns != "data" and out is None:
         raise ConfigError(f"op '{name}' returns an image; give the output file with -o OUT.png")
-    result = spec.func(read_image(image), **options)
+    result = spec(read_image(image), **options)  # checks the image-relative bounds (kernel sizes) first
     if spec.returns == "data":
         text = json.dumps(result, indent=2)
         if out is not None:
@@ -72,13 +72,29 @@ def op(
 
 
 def ops(
+    name: Annotated[Optional[str], typer.Argument(help="Show this op's options (type, default, range).", show_default=False)] = None,
     category: Annotated[Optional[str], typer.Option(help="Only this category.")] = None,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
 ) -> None:
-    """List every op with its category, what it returns and its options."""
+    """List every op with its category, what it returns and its options; 'pixlearn ops NAME' shows one op's
+    options with their types, defaults and documented ranges.
+    """
     from pixlearn._core.names import check_name
-    from pixlearn.ops import list_ops
+    from pixlearn.ops import get_op, list_ops
 
+    if name is not None:
+        spec = get_op(name)
+        if format is OutputFormat.json:  # typed values, as in 'pixlearn ops --format json'
+            emit({"op": spec.name, "category": spec.category, "returns": spec.returns, "summary": spec.summary,
+                  "options": spec.describe_options()}, format)
+            return
+        opts = [_option_row(o) for o in spec.describe_options()]
+        sys.stderr.write(f"{spec.name} ({spec.category}, returns {spec.returns}): {spec.summary}\n")
+        if not opts:
+            sys.stderr.write(f"op '{spec.name}' takes no options\n")
+            return
+        emit(opts, format, columns=["option", "type", "default", "range"])
+        return
     specs = list_ops()
     if category is not None:
         check_name(category, sorted({s.category for s in specs}), what="op category")
@@ -86,12 +102,22 @@ def ops(
     rows = []
     for s in specs:
         opts = s.describe_options()
-        if format is OutputFormat.table:
-            options: Any = " ".join(f"--{o['name'].replace('_', '-')}={o['default']}" for o in opts)
-        else:
-            options = opts
-        rows.append({"op": s.name, "category": s.category, "returns": s.returns, "summary": s.summary, "options": options})
-    emit(rows, format, columns=["op", "category", "returns", "summary"] + (["options"] if format is not OutputFormat.table else []))
+        options: Any = opts if format is OutputFormat.json else " ".join(
+            f"{o['option']}={o['default']}" for o in map(_option_row, opts))
+        rows.append({"op": s.name, "category": s.category, "returns": s.returns, "options": options, "summary": s.summary})
+    emit(rows, format, columns=["op", "category", "returns", "options", "summary"])
+    if format is OutputFormat.table:
+        sys.stderr.write(f"{len(rows)} ops; 'pixlearn ops NAME' shows an op's options with their types, defaults "
+                         "and ranges\n")
+
+
+def _option_row(o: dict[str, Any]) -> dict[str, Any]:
+    """One option as shown by 'pixlearn ops NAME': the --flag name, type, default (as typed on the CLI), range."""
+    default = o["default"]
+    if isinstance(default, (tuple, list)):
+        default = ",".join(str(v) for v in default)
+    return {"option": o["name"].replace("_", "-"), "type": o["type"],
+            "default": "" if default is None else str(default), "range": o["range"] or ""}
 
 
 def process(

@@ -9,13 +9,14 @@ integer and saturated to 0..255 — values are clipped, never rescaled behind yo
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image, check_range
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Range, register_op
 
 __all__ = [
     "brightness",
@@ -55,7 +56,7 @@ def _histogram(image: np.ndarray) -> np.ndarray:
 
 
 @register_op("brightness", category="adjust")
-def brightness(image: np.ndarray, *, factor: float = 1.0) -> np.ndarray:
+def brightness(image: np.ndarray, *, factor: Annotated[float, Range(0, 100)] = 1.0) -> np.ndarray:
     """Scale brightness: every channel value is multiplied by ``factor`` and clipped to 255.
 
     Same meaning as ``torchvision.transforms.functional.adjust_brightness`` and PIL's
@@ -66,7 +67,7 @@ def brightness(image: np.ndarray, *, factor: float = 1.0) -> np.ndarray:
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     factor : float, default 1.0
-        Multiplier, ``>= 0``.
+        Multiplier, in [0, 100].
 
     Returns
     -------
@@ -91,7 +92,7 @@ def brightness(image: np.ndarray, *, factor: float = 1.0) -> np.ndarray:
 
 
 @register_op("contrast", category="adjust")
-def contrast(image: np.ndarray, *, factor: float = 1.0) -> np.ndarray:
+def contrast(image: np.ndarray, *, factor: Annotated[float, Range(0, 100)] = 1.0) -> np.ndarray:
     """Scale contrast around the mean grey level: ``mean + factor * (image - mean)``, clipped.
 
     Same meaning as ``torchvision.transforms.functional.adjust_contrast`` and PIL's
@@ -104,7 +105,7 @@ def contrast(image: np.ndarray, *, factor: float = 1.0) -> np.ndarray:
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     factor : float, default 1.0
-        Contrast factor, ``>= 0``.
+        Contrast factor, in [0, 100].
 
     Returns
     -------
@@ -131,7 +132,7 @@ def contrast(image: np.ndarray, *, factor: float = 1.0) -> np.ndarray:
 
 
 @register_op("gamma", category="adjust")
-def gamma(image: np.ndarray, *, gamma: float = 1.0) -> np.ndarray:
+def gamma(image: np.ndarray, *, gamma: Annotated[float, Range(0, 100, low_open=True)] = 1.0) -> np.ndarray:
     """Gamma-correct intensities: ``255 * (image / 255) ** gamma``, rounded.
 
     ``gamma < 1`` brightens the dark tones, ``gamma > 1`` darkens them, ``1`` is the
@@ -143,7 +144,7 @@ def gamma(image: np.ndarray, *, gamma: float = 1.0) -> np.ndarray:
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     gamma : float, default 1.0
-        Exponent, ``> 0``.
+        Exponent, in (0, 100].
 
     Returns
     -------
@@ -168,7 +169,7 @@ def gamma(image: np.ndarray, *, gamma: float = 1.0) -> np.ndarray:
 
 
 @register_op("auto_contrast", category="adjust")
-def auto_contrast(image: np.ndarray, *, percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
+def auto_contrast(image: np.ndarray, *, percentiles: Annotated[tuple[float, float], Range(0, 100)] = (1.0, 99.0)) -> np.ndarray:
     """Stretch intensities so the given low/high percentiles map to 0 and 255 (clipped beyond).
 
     The percentiles are taken over all pixels and channels together (so colours keep
@@ -272,8 +273,8 @@ def equalize(image: np.ndarray, *, per_channel: bool = False) -> np.ndarray:
 def clahe(
     image: np.ndarray,
     *,
-    clip_limit: float = 2.0,
-    tile: tuple[int, int] = (8, 8),
+    clip_limit: Annotated[float, Range(0, 1000, low_open=True)] = 2.0,
+    tile: Annotated[tuple[int, int], Range(1, 256)] = (8, 8),
     per_channel: bool = False,
 ) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation (OpenCV ``createCLAHE``).
@@ -288,9 +289,9 @@ def clahe(
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     clip_limit : float, default 2.0
-        Histogram clip limit, ``> 0``; larger means stronger contrast (and noise).
+        Histogram clip limit, in (0, 1000]; larger means stronger contrast (and noise).
     tile : tuple of two ints, default (8, 8)
-        Number of tiles along (rows, columns), each ``>= 1`` — a grid size, not a
+        Number of tiles along (rows, columns), each in [1, 256] — a grid size, not a
         size in pixels (OpenCV's ``tileGridSize``, which is given as (columns, rows)).
     per_channel : bool, default False
         RGB only: equalise each channel on its own instead of the luma.

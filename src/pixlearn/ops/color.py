@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import warnings
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image, check_range
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Range, register_op
 
 __all__ = ["convert_color", "dominant_colors", "quality", "css_color_name"]
 
@@ -163,7 +163,11 @@ def css_color_name(rgb: tuple[int, int, int]) -> str:
 
 @register_op("dominant_colors", category="color", returns="data")
 def dominant_colors(
-    image: np.ndarray, *, k: int = 5, seed: int = 0, sample: int = 20000
+    image: np.ndarray,
+    *,
+    k: Annotated[int, Range(1, 64)] = 5,
+    seed: Annotated[int, Range(0, 2**31 - 1)] = 0,
+    sample: Annotated[int, Range(100, 10_000_000)] = 20000,
 ) -> list[dict[str, Any]]:
     """The ``k`` dominant colours (k-means on a seeded pixel sample), largest share first.
 

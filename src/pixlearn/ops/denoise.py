@@ -9,14 +9,14 @@ by reflection without repeating the edge pixel (OpenCV's ``BORDER_REFLECT_101``,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image, check_range
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Kernel, Range, register_op
 
 __all__ = ["gaussian", "median", "bilateral", "nl_means", "tv", "wavelet", "sharpen"]
 
@@ -50,7 +50,12 @@ def _unit_float_to_uint8(out: np.ndarray) -> np.ndarray:
 
 
 @register_op("gaussian", category="denoise")
-def gaussian(image: np.ndarray, *, sigma: float = 1.0, ksize: int = 0) -> np.ndarray:
+def gaussian(
+    image: np.ndarray,
+    *,
+    sigma: Annotated[float, Range(0, 100, low_open=True)] = 1.0,
+    ksize: Annotated[int, Kernel(1, 255, also=(0,))] = 0,
+) -> np.ndarray:
     """Gaussian blur with standard deviation ``sigma`` pixels (``cv2.GaussianBlur``).
 
     Parameters
@@ -58,9 +63,9 @@ def gaussian(image: np.ndarray, *, sigma: float = 1.0, ksize: int = 0) -> np.nda
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image; channels are blurred independently.
     sigma : float, default 1.0
-        Standard deviation of the kernel in pixels, ``> 0``, the same along rows and columns.
+        Standard deviation of the kernel in pixels, in (0, 100], the same along rows and columns.
     ksize : int, default 0
-        Kernel width in pixels, odd. 0 lets OpenCV derive it from ``sigma``: the odd
+        Kernel width in pixels, odd, in [1, 255] and at most ``2 * max(H, W) + 1``. 0 lets OpenCV derive it from ``sigma``: the odd
         number ``round(6 * sigma + 1) | 1`` (covering about +-3 sigma).
 
     Returns
@@ -88,7 +93,7 @@ def gaussian(image: np.ndarray, *, sigma: float = 1.0, ksize: int = 0) -> np.nda
 
 
 @register_op("median", category="denoise")
-def median(image: np.ndarray, *, ksize: int = 3) -> np.ndarray:
+def median(image: np.ndarray, *, ksize: Annotated[int, Kernel(3, 255)] = 3) -> np.ndarray:
     """Median filter over a ``ksize`` x ``ksize`` square (``cv2.medianBlur``); removes salt-and-pepper noise.
 
     Borders replicate the edge pixel (``aaa|abcd|ddd``), as OpenCV's median filter does.
@@ -98,7 +103,7 @@ def median(image: np.ndarray, *, ksize: int = 3) -> np.ndarray:
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image; channels are filtered independently.
     ksize : int, default 3
-        Window width in pixels, odd, ``>= 3``.
+        Window width in pixels, odd, in [3, 255] and at most ``2 * max(H, W) + 1`` (or 3).
 
     Returns
     -------
@@ -124,7 +129,11 @@ def median(image: np.ndarray, *, ksize: int = 3) -> np.ndarray:
 
 @register_op("bilateral", category="denoise")
 def bilateral(
-    image: np.ndarray, *, ksize: int = 9, sigma_color: float = 75.0, sigma_space: float = 75.0
+    image: np.ndarray,
+    *,
+    ksize: Annotated[int, Kernel(0, 63, odd=False)] = 9,
+    sigma_color: Annotated[float, Range(0, 1000, low_open=True)] = 75.0,
+    sigma_space: Annotated[float, Range(0, 100, low_open=True)] = 75.0,
 ) -> np.ndarray:
     """Edge-preserving bilateral filter (``cv2.bilateralFilter``).
 
@@ -137,11 +146,12 @@ def bilateral(
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     ksize : int, default 9
-        Diameter of the neighbourhood in pixels, ``>= 0``; 0 derives it from ``sigma_space``.
+        Diameter of the neighbourhood in pixels, in [0, 63] and at most ``2 * max(H, W) + 1`` (or 9);
+        0 derives it from ``sigma_space`` (``2 * round(1.5 * sigma_space) + 1``).
     sigma_color : float, default 75.0
-        Colour standard deviation in grey levels (0..255 scale), ``> 0``.
+        Colour standard deviation in grey levels (0..255 scale), in (0, 1000].
     sigma_space : float, default 75.0
-        Spatial standard deviation in pixels, ``> 0``.
+        Spatial standard deviation in pixels, in (0, 100].
 
     Returns
     -------
@@ -171,10 +181,10 @@ def bilateral(
 def nl_means(
     image: np.ndarray,
     *,
-    h: float = 10.0,
-    h_color: float = 10.0,
-    patch_size: int = 7,
-    search_size: int = 21,
+    h: Annotated[float, Range(0, 1000, low_open=True)] = 10.0,
+    h_color: Annotated[float, Range(0, 1000, low_open=True)] = 10.0,
+    patch_size: Annotated[int, Kernel(1, 31)] = 7,
+    search_size: Annotated[int, Kernel(1, 63)] = 21,
 ) -> np.ndarray:
     """Non-local means denoising (OpenCV ``fastNlMeansDenoising`` / ``fastNlMeansDenoisingColored``).
 
@@ -188,14 +198,14 @@ def nl_means(
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     h : float, default 10.0
-        Filter strength for the luminance, in grey levels, ``> 0``; about the noise
+        Filter strength for the luminance, in grey levels, in (0, 1000]; about the noise
         standard deviation. Larger removes more noise and more detail.
     h_color : float, default 10.0
-        Filter strength for the colour components (RGB only), ``> 0``.
+        Filter strength for the colour components (RGB only), in (0, 1000].
     patch_size : int, default 7
-        Width of the compared patches in pixels, odd, ``>= 1``.
+        Width of the compared patches in pixels, odd, in [1, 31].
     search_size : int, default 21
-        Width of the search window in pixels, odd, ``>= 1``; the time grows with its square.
+        Width of the search window in pixels, odd, in [1, 63]; the time grows with its square.
 
     Returns
     -------
@@ -227,7 +237,13 @@ def nl_means(
 
 
 @register_op("tv", category="denoise")
-def tv(image: np.ndarray, *, weight: float = 0.1, eps: float = 2e-4, max_iter: int = 200) -> np.ndarray:
+def tv(
+    image: np.ndarray,
+    *,
+    weight: Annotated[float, Range(0, 1000, low_open=True)] = 0.1,
+    eps: Annotated[float, Range(0, 1, low_open=True)] = 2e-4,
+    max_iter: Annotated[int, Range(1, 1000)] = 200,
+) -> np.ndarray:
     """Total-variation denoising (Chambolle; ``skimage.restoration.denoise_tv_chambolle``).
 
     Produces piecewise-flat ("cartoon") results that keep sharp edges. scikit-image works
@@ -239,12 +255,12 @@ def tv(image: np.ndarray, *, weight: float = 0.1, eps: float = 2e-4, max_iter: i
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     weight : float, default 0.1
-        Denoising strength relative to the [0, 1] intensity range, ``> 0``; larger
+        Denoising strength relative to the [0, 1] intensity range, in (0, 1000]; larger
         removes more noise and more detail.
     eps : float, default 2e-4
-        Stop when the relative change of the cost falls below this, ``> 0``.
+        Stop when the relative change of the cost falls below this, in (0, 1].
     max_iter : int, default 200
-        Maximum number of iterations, ``>= 1``.
+        Maximum number of iterations, in [1, 1000].
 
     Returns
     -------
@@ -282,11 +298,11 @@ _WaveletName = Literal["db1", "db2", "db4", "haar", "sym2", "sym4", "sym8", "coi
 def wavelet(
     image: np.ndarray,
     *,
-    noise_std: float | None = None,
+    noise_std: Annotated[float | None, Range(0, 255, low_open=True)] = None,
     wavelet: _WaveletName = "db1",
     mode: Literal["soft", "hard"] = "soft",
     method: Literal["bayes", "visu"] = "bayes",
-    levels: int | None = None,
+    levels: Annotated[int | None, Range(1, 16)] = None,
     ycbcr: bool = True,
 ) -> np.ndarray:
     """Wavelet-shrinkage denoising (``skimage.restoration.denoise_wavelet``; needs PyWavelets).
@@ -300,7 +316,7 @@ def wavelet(
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image.
     noise_std : float or None, default None
-        Noise standard deviation in grey levels (0..255 scale), ``> 0``; None estimates
+        Noise standard deviation in grey levels (0..255 scale), in (0, 255]; None estimates
         it from the finest wavelet coefficients.
     wavelet : str, default "db1"
         PyWavelets wavelet name.
@@ -310,7 +326,7 @@ def wavelet(
         Threshold rule: BayesShrink (one threshold per sub-band) or VisuShrink (one
         universal threshold; smoother).
     levels : int or None, default None
-        Number of decomposition levels, ``>= 1``; None uses 3 fewer than the maximum.
+        Number of decomposition levels, in [1, 16]; None uses 3 fewer than the maximum.
     ycbcr : bool, default True
         RGB only: denoise in YCbCr (usually better) instead of each RGB channel.
 
@@ -362,7 +378,12 @@ def wavelet(
 
 
 @register_op("sharpen", category="denoise")
-def sharpen(image: np.ndarray, *, sigma: float = 1.0, amount: float = 1.0) -> np.ndarray:
+def sharpen(
+    image: np.ndarray,
+    *,
+    sigma: Annotated[float, Range(0, 100, low_open=True)] = 1.0,
+    amount: Annotated[float, Range(0, 100)] = 1.0,
+) -> np.ndarray:
     """Sharpen by unsharp masking: ``image + amount * (image - gaussian(image, sigma))``, clipped.
 
     Computed as ``cv2.addWeighted(image, 1 + amount, blurred, -amount, 0)`` with
@@ -373,9 +394,9 @@ def sharpen(image: np.ndarray, *, sigma: float = 1.0, amount: float = 1.0) -> np
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image; channels are sharpened independently.
     sigma : float, default 1.0
-        Standard deviation of the blur in pixels, ``> 0``; the scale of the details enhanced.
+        Standard deviation of the blur in pixels, in (0, 100]; the scale of the details enhanced.
     amount : float, default 1.0
-        Strength, ``>= 0``; 0 returns the image unchanged.
+        Strength, in [0, 100]; 0 returns the image unchanged.
 
     Returns
     -------

@@ -13,13 +13,14 @@ to the image's own min..max unless you ask with ``stretch=True``.
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image, check_range
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Range, register_op
 
 __all__ = ["sobel", "scharr", "laplacian", "canny", "canny_thresholds"]
 
@@ -65,7 +66,11 @@ def _check_scale(scale: float | None, default: float) -> float:
 
 @register_op("sobel", category="edges")
 def sobel(
-    image: np.ndarray, *, ksize: int = 3, scale: float | None = None, stretch: bool = False
+    image: np.ndarray,
+    *,
+    ksize: Annotated[int, Range(1, 7, odd=True)] = 3,
+    scale: Annotated[float | None, Range(0, 1000, low_open=True)] = None,
+    stretch: bool = False,
 ) -> np.ndarray:
     """Sobel gradient magnitude ``sqrt(gx**2 + gy**2)`` as uint8, clipped at 255.
 
@@ -78,7 +83,7 @@ def sobel(
     ksize : {1, 3, 5, 7}, default 3
         Sobel aperture size.
     scale : float or None, default None
-        Multiplier on the raw OpenCV response, ``> 0``. None divides by the kernel's
+        Multiplier on the raw OpenCV response, in (0, 1000]. None divides by the kernel's
         positive weight sum (4 for ``ksize=3``), so a step of ``d`` levels gives ``d``.
     stretch : bool, default False
         Instead of ``scale``, stretch this image's min..max magnitude to 0..255.
@@ -111,7 +116,9 @@ def sobel(
 
 
 @register_op("scharr", category="edges")
-def scharr(image: np.ndarray, *, scale: float | None = None, stretch: bool = False) -> np.ndarray:
+def scharr(
+    image: np.ndarray, *, scale: Annotated[float | None, Range(0, 1000, low_open=True)] = None, stretch: bool = False
+) -> np.ndarray:
     """Scharr gradient magnitude ``sqrt(gx**2 + gy**2)`` as uint8, clipped at 255.
 
     The 3x3 Scharr kernel (``cv2.Scharr``) is more rotation-invariant than the 3x3 Sobel.
@@ -121,7 +128,7 @@ def scharr(image: np.ndarray, *, scale: float | None = None, stretch: bool = Fal
     image : ndarray of shape (H, W) or (H, W, 3), dtype uint8
         Grey or RGB image (converted to luma).
     scale : float or None, default None
-        Multiplier on the raw OpenCV response, ``> 0``. None divides by 16 (the kernel's
+        Multiplier on the raw OpenCV response, in (0, 1000]. None divides by 16 (the kernel's
         positive weight sum), so a step of ``d`` levels gives ``d``.
     stretch : bool, default False
         Instead of ``scale``, stretch this image's min..max magnitude to 0..255.
@@ -153,7 +160,11 @@ def scharr(image: np.ndarray, *, scale: float | None = None, stretch: bool = Fal
 
 @register_op("laplacian", category="edges")
 def laplacian(
-    image: np.ndarray, *, ksize: int = 1, scale: float | None = None, stretch: bool = False
+    image: np.ndarray,
+    *,
+    ksize: Annotated[int, Range(1, 7, odd=True)] = 1,
+    scale: Annotated[float | None, Range(0, 1000, low_open=True)] = None,
+    stretch: bool = False,
 ) -> np.ndarray:
     """Absolute Laplacian ``|d2/dx2 + d2/dy2|`` as uint8, clipped at 255 (``cv2.Laplacian``).
 
@@ -164,7 +175,7 @@ def laplacian(
     ksize : {1, 3, 5, 7}, default 1
         Aperture size; 1 is the 4-neighbour kernel ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]``.
     scale : float or None, default None
-        Multiplier on the raw OpenCV response, ``> 0``. None divides by the kernel's
+        Multiplier on the raw OpenCV response, in (0, 1000]. None divides by the kernel's
         positive weight sum (4 for ``ksize=1``, 8 for 3, 56 for 5, 600 for 7), so no
         response can exceed 255 and a single bright pixel of height ``d`` gives ``d``.
     stretch : bool, default False
@@ -255,10 +266,10 @@ def canny_thresholds(image: np.ndarray, *, spread: float = 0.33) -> tuple[int, i
 def canny(
     image: np.ndarray,
     *,
-    low: int | None = None,
-    high: int | None = None,
-    spread: float = 0.33,
-    ksize: int = 3,
+    low: Annotated[int | None, Range(0, 1_000_000)] = None,
+    high: Annotated[int | None, Range(0, 1_000_000)] = None,
+    spread: Annotated[float, Range(0, 1)] = 0.33,
+    ksize: Annotated[int, Range(3, 7, odd=True)] = 3,
     l2_gradient: bool = False,
 ) -> np.ndarray:
     """Canny edge map (``cv2.Canny``): thin edges as 255 on 0, thresholds automatic or given.
@@ -275,7 +286,7 @@ def canny(
         Grey or RGB image (converted to luma).
     low, high : int or None, default None
         Hysteresis thresholds on the gradient magnitude of the ``ksize`` Sobel kernel,
-        ``0 <= low <= high``. Give both or neither.
+        ``0 <= low <= high <= 1_000_000``. Give both or neither.
     spread : float, default 0.33
         Median-rule band width used when no thresholds are given, in [0, 1].
     ksize : {3, 5, 7}, default 3

@@ -10,14 +10,14 @@ on every channel wherever new pixels appear.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Range, register_op
 
 __all__ = ["resize", "crop", "pad", "rotate", "flip", "MAX_SIDE"]
 
@@ -80,10 +80,10 @@ def _size(size: tuple[int, int] | None) -> tuple[int, int]:
 def resize(
     image: np.ndarray,
     *,
-    size: tuple[int, int] | None = None,
+    size: Annotated[tuple[int, int] | None, Range(1, MAX_SIDE)] = None,
     mode: Literal["exact", "keep_aspect", "pad"] = "exact",
     interpolation: Interpolation = "auto",
-    fill: int = 0,
+    fill: Annotated[int, Range(0, 255)] = 0,
 ) -> np.ndarray:
     """Resize to ``size = (height, width)``: exactly, keeping the aspect ratio, or letterboxed.
 
@@ -157,10 +157,10 @@ def resize(
 def crop(
     image: np.ndarray,
     *,
-    top: int = 0,
-    left: int = 0,
-    height: int | None = None,
-    width: int | None = None,
+    top: Annotated[int, Range(0, 2**31 - 1)] = 0,
+    left: Annotated[int, Range(0, 2**31 - 1)] = 0,
+    height: Annotated[int | None, Range(1, 2**31 - 1)] = None,
+    width: Annotated[int | None, Range(1, 2**31 - 1)] = None,
 ) -> np.ndarray:
     """Crop the box of ``height`` x ``width`` pixels whose top-left corner is (``top``, ``left``).
 
@@ -214,12 +214,12 @@ def crop(
 def pad(
     image: np.ndarray,
     *,
-    top: int = 0,
-    bottom: int = 0,
-    left: int = 0,
-    right: int = 0,
+    top: Annotated[int, Range(0, MAX_SIDE)] = 0,
+    bottom: Annotated[int, Range(0, MAX_SIDE)] = 0,
+    left: Annotated[int, Range(0, MAX_SIDE)] = 0,
+    right: Annotated[int, Range(0, MAX_SIDE)] = 0,
     mode: Literal["constant", "reflect", "edge"] = "constant",
-    fill: int = 0,
+    fill: Annotated[int, Range(0, 255)] = 0,
 ) -> np.ndarray:
     """Pad each side by the given number of pixels, with a constant, a reflection or the edge.
 
@@ -227,7 +227,7 @@ def pad(
     ----------
     image : ndarray of shape (H, W) or (H, W, 3), uint8
     top, bottom, left, right : int, default 0
-        Pixels added on each side, >= 0; the output must stay within MAX_SIDE per side.
+        Pixels added on each side, in [0, MAX_SIDE]; the output must stay within MAX_SIDE per side.
     mode : {"constant", "reflect", "edge"}, default "constant"
         ``"constant"``: the grey level ``fill``. ``"reflect"``: mirror without repeating
         the edge pixel (``numpy.pad(mode="reflect")``, OpenCV's ``BORDER_REFLECT_101``).
@@ -277,10 +277,10 @@ def pad(
 def rotate(
     image: np.ndarray,
     *,
-    angle: float = 0.0,
+    angle: Annotated[float, Range(-360, 360)] = 0.0,
     expand: bool = False,
     interpolation: RotateInterpolation = "linear",
-    fill: int = 0,
+    fill: Annotated[int, Range(0, 255)] = 0,
 ) -> np.ndarray:
     """Rotate by ``angle`` degrees counter-clockwise about the image centre.
 
@@ -294,7 +294,7 @@ def rotate(
     ----------
     image : ndarray of shape (H, W) or (H, W, 3), uint8
     angle : float, default 0.0
-        Degrees, counter-clockwise; any finite value.
+        Degrees, counter-clockwise, in [-360, 360].
     expand : bool, default False
         False: keep the H x W canvas (corners are cut off). True: enlarge the canvas
         to hold the whole rotated image.

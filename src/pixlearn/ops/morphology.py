@@ -10,14 +10,14 @@ image never win: erosion treats them as 255, dilation as 0 (OpenCV's defaults).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Kernel, Range, register_op
 
 __all__ = ["erode", "dilate", "opening", "closing", "morph_gradient", "structuring_element"]
 
@@ -75,7 +75,7 @@ def structuring_element(ksize: int = 3, shape: Shape = "rect") -> np.ndarray:
 
 
 @register_op("erode", category="morphology", returns="image")
-def erode(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterations: int = 1) -> np.ndarray:
+def erode(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Erode: each pixel becomes the minimum over the structuring element (bright regions shrink).
 
     Parameters
@@ -83,12 +83,12 @@ def erode(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iteration
     image : ndarray of shape (H, W) or (H, W, 3), uint8
         A mask (0/255), a grey or an RGB image; channels are eroded independently.
     ksize : int, default 3
-        Side of the structuring element in pixels; odd, >= 1. A rect element of side
+        Side of the structuring element in pixels; odd, in [1, 255], at most ``2 * max(H, W) + 1`` (or 3). A rect element of side
         ``ksize`` shrinks a bright square by ``ksize // 2`` pixels per side per iteration.
     shape : {"rect", "ellipse", "cross"}, default "rect"
         Shape of the structuring element.
     iterations : int, default 1
-        How many times to erode; >= 1.
+        How many times to erode; in [1, 100].
 
     Returns
     -------
@@ -112,7 +112,7 @@ def erode(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iteration
 
 
 @register_op("dilate", category="morphology", returns="image")
-def dilate(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterations: int = 1) -> np.ndarray:
+def dilate(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Dilate: each pixel becomes the maximum over the structuring element (bright regions grow).
 
     Parameters
@@ -120,12 +120,12 @@ def dilate(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iteratio
     image : ndarray of shape (H, W) or (H, W, 3), uint8
         A mask (0/255), a grey or an RGB image; channels are dilated independently.
     ksize : int, default 3
-        Side of the structuring element in pixels; odd, >= 1. A rect element of side
+        Side of the structuring element in pixels; odd, in [1, 255], at most ``2 * max(H, W) + 1`` (or 3). A rect element of side
         ``ksize`` grows a bright square by ``ksize // 2`` pixels per side per iteration.
     shape : {"rect", "ellipse", "cross"}, default "rect"
         Shape of the structuring element.
     iterations : int, default 1
-        How many times to dilate; >= 1.
+        How many times to dilate; in [1, 100].
 
     Returns
     -------
@@ -149,7 +149,7 @@ def dilate(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iteratio
 
 
 @register_op("open", category="morphology", returns="image")
-def opening(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterations: int = 1) -> np.ndarray:
+def opening(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Open (erode, then dilate): remove bright specks smaller than the structuring element.
 
     Registered as the op ``"open"``; the Python name is ``opening`` so that it does not
@@ -161,11 +161,11 @@ def opening(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterati
     image : ndarray of shape (H, W) or (H, W, 3), uint8
         A mask (0/255), a grey or an RGB image; channels are processed independently.
     ksize : int, default 3
-        Side of the structuring element in pixels; odd, >= 1.
+        Side of the structuring element in pixels; odd, in [1, 255], at most ``2 * max(H, W) + 1`` (or 3).
     shape : {"rect", "ellipse", "cross"}, default "rect"
         Shape of the structuring element.
     iterations : int, default 1
-        Number of erosions, then of dilations; >= 1.
+        Number of erosions, then of dilations; in [1, 100].
 
     Returns
     -------
@@ -190,7 +190,7 @@ def opening(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterati
 
 
 @register_op("close", category="morphology", returns="image")
-def closing(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterations: int = 1) -> np.ndarray:
+def closing(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Close (dilate, then erode): fill dark holes and gaps smaller than the structuring element.
 
     Registered as the op ``"close"``; the Python name is ``closing``. With
@@ -201,11 +201,11 @@ def closing(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterati
     image : ndarray of shape (H, W) or (H, W, 3), uint8
         A mask (0/255), a grey or an RGB image; channels are processed independently.
     ksize : int, default 3
-        Side of the structuring element in pixels; odd, >= 1.
+        Side of the structuring element in pixels; odd, in [1, 255], at most ``2 * max(H, W) + 1`` (or 3).
     shape : {"rect", "ellipse", "cross"}, default "rect"
         Shape of the structuring element.
     iterations : int, default 1
-        Number of dilations, then of erosions; >= 1.
+        Number of dilations, then of erosions; in [1, 100].
 
     Returns
     -------
@@ -230,7 +230,7 @@ def closing(image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterati
 
 @register_op("morph_gradient", category="morphology", returns="image")
 def morph_gradient(
-    image: np.ndarray, *, ksize: int = 3, shape: Shape = "rect", iterations: int = 1
+    image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1
 ) -> np.ndarray:
     """Morphological gradient (dilation minus erosion): a band along every edge.
 
@@ -239,12 +239,12 @@ def morph_gradient(
     image : ndarray of shape (H, W) or (H, W, 3), uint8
         A mask (0/255), a grey or an RGB image; channels are processed independently.
     ksize : int, default 3
-        Side of the structuring element in pixels; odd, >= 1. On a mask the band is
+        Side of the structuring element in pixels; odd, in [1, 255], at most ``2 * max(H, W) + 1`` (or 3). On a mask the band is
         ``2 * (ksize // 2)`` pixels wide: ``ksize // 2`` inside the edge and as many outside.
     shape : {"rect", "ellipse", "cross"}, default "rect"
         Shape of the structuring element.
     iterations : int, default 1
-        Number of dilations and of erosions before the difference; >= 1.
+        Number of dilations and of erosions before the difference; in [1, 100].
 
     Returns
     -------

@@ -8,14 +8,14 @@ first use, so ``import pixlearn.ops`` stays fast).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image, check_range
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Range, register_op
 
 __all__ = ["kmeans", "kmeans_labels", "slic", "slic_labels", "watershed", "watershed_labels"]
 
@@ -106,7 +106,12 @@ def _kmeans(
 
 @register_op("kmeans", category="segment", returns="image")
 def kmeans(
-    image: np.ndarray, *, k: int = 8, seed: int = 0, max_iter: int = 20, attempts: int = 1
+    image: np.ndarray,
+    *,
+    k: Annotated[int, Range(1, 256)] = 8,
+    seed: Annotated[int, Range(0, 2**31 - 1)] = 0,
+    max_iter: Annotated[int, Range(1, 1000)] = 20,
+    attempts: Annotated[int, Range(1, 100)] = 1,
 ) -> np.ndarray:
     """Colour quantisation: paint every pixel with the centre colour of its k-means cluster.
 
@@ -225,7 +230,11 @@ def _fill_mean(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 @register_op("slic", category="segment", returns="image")
 def slic(
-    image: np.ndarray, *, n_segments: int = 100, compactness: float = 10.0, sigma: float = 1.0
+    image: np.ndarray,
+    *,
+    n_segments: Annotated[int, Range(1, 100_000)] = 100,
+    compactness: Annotated[float, Range(0, 1000, low_open=True)] = 10.0,
+    sigma: Annotated[float, Range(0, 100)] = 1.0,
 ) -> np.ndarray:
     """SLIC superpixels, each filled with its mean colour (a "mosaic" of the image).
 
@@ -338,9 +347,9 @@ def _watershed(image: np.ndarray, min_distance: int, invert: bool) -> np.ndarray
 def watershed(
     image: np.ndarray,
     *,
-    min_distance: int = 10,
+    min_distance: Annotated[int, Range(1, 10_000, image=True)] = 10,
     invert: bool = False,
-    color: tuple[int, int, int] = (255, 0, 0),
+    color: Annotated[tuple[int, int, int], Range(0, 255)] = (255, 0, 0),
 ) -> np.ndarray:
     """Watershed with automatic markers, drawn as region outlines over the image.
 
@@ -354,7 +363,8 @@ def watershed(
     image : ndarray of shape (H, W) or (H, W, 3), uint8
         RGB or grey; a 0/255 mask works too.
     min_distance : int, default 10
-        Smallest distance in pixels between two markers, in [1, 10000].
+        Smallest distance in pixels between two markers, in [1, 10000] and at most
+        ``2 * max(H, W) + 1`` (or 10).
     invert : bool, default False
         Segment the dark side of the Otsu threshold instead of the bright side.
     color : (int, int, int), default (255, 0, 0)

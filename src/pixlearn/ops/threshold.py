@@ -8,14 +8,14 @@ with 255 where the grey level is **above** the threshold (``invert=True`` swaps 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
 
 from pixlearn._core.checks import check_image, check_range
 from pixlearn._core.errors import ConfigError
-from pixlearn.ops._registry import register_op
+from pixlearn.ops._registry import Kernel, Range, register_op
 
 __all__ = [
     "threshold",
@@ -40,7 +40,7 @@ def _binary(invert: bool) -> int:
 
 
 @register_op("threshold", category="threshold", returns="mask")
-def threshold(image: np.ndarray, *, value: int = 127, invert: bool = False) -> np.ndarray:
+def threshold(image: np.ndarray, *, value: Annotated[int, Range(0, 255)] = 127, invert: bool = False) -> np.ndarray:
     """Fixed threshold: 255 where the grey level is above ``value``, else 0 (``cv2.threshold``).
 
     Parameters
@@ -184,7 +184,7 @@ def multi_otsu_thresholds(image: np.ndarray, *, classes: int = 3) -> list[int]:
 
 @register_op("multi_otsu", category="threshold")
 def multi_otsu(
-    image: np.ndarray, *, classes: int = 3, output: Literal["levels", "labels"] = "levels"
+    image: np.ndarray, *, classes: Annotated[int, Range(2, 5)] = 3, output: Literal["levels", "labels"] = "levels"
 ) -> np.ndarray:
     """Split the grey levels into ``classes`` classes by multi-level Otsu thresholds.
 
@@ -237,8 +237,8 @@ def adaptive_threshold(
     image: np.ndarray,
     *,
     method: Literal["mean", "gaussian"] = "gaussian",
-    ksize: int = 11,
-    offset: float = 2.0,
+    ksize: Annotated[int, Kernel(3, 255)] = 11,
+    offset: Annotated[float, Range(-255, 255)] = 2.0,
     invert: bool = False,
 ) -> np.ndarray:
     """Local threshold: 255 where a pixel is above its neighbourhood mean minus ``offset``.
@@ -254,9 +254,9 @@ def adaptive_threshold(
     method : {"mean", "gaussian"}, default "gaussian"
         How the neighbourhood mean is weighted.
     ksize : int, default 11
-        Window width in pixels, odd, ``>= 3``.
+        Window width in pixels, odd, in [3, 255] and at most ``2 * max(H, W) + 1`` (or 11).
     offset : float, default 2.0
-        Grey levels subtracted from the local mean (OpenCV's ``C``); may be negative.
+        Grey levels subtracted from the local mean (OpenCV's ``C``), in [-255, 255].
     invert : bool, default False
         Return 255 where the pixel is at or below the local threshold instead.
 
