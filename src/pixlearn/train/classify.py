@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
+from pixlearn.engine.resume import HARDWARE_KEYS  # re-exported: the options a resumed run may change
 from pixlearn.train.config import ClassifyConfig, load_config
 from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
 
@@ -44,8 +45,6 @@ __all__ = ["TrainResult", "train_classifier", "HARDWARE_KEYS"]
 
 log = logging.getLogger("pixlearn.train")
 
-#: Options a resumed run may change (they do not change the maths, only where and how fast it runs).
-HARDWARE_KEYS = ("workers", "devices", "accelerator", "strategy", "precision", "num_nodes", "data")
 
 _SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
 
@@ -65,6 +64,8 @@ class TrainResult:
         The rows of ``metrics.csv``.
     best_epoch, epochs_run : int
     stopped_early : bool
+    stop_reason : {"budget", "early_stopping", "last_epoch"}
+        Why training stopped (also in ``metrics.json`` and the report).
     lr_find : dict, optional
         ``{"suggestion", "lrs", "losses"}`` when the LR finder ran.
     folds : list of TrainResult
@@ -80,6 +81,7 @@ class TrainResult:
     stopped_early: bool = False
     lr_find: dict[str, Any] | None = None
     folds: list[TrainResult] = field(default_factory=list)
+    stop_reason: str = "last_epoch"
 
 
 # ---------------------------------------------------------------- config resolution
@@ -171,32 +173,10 @@ class _Loaders:
 
 
 # ---------------------------------------------------------------- quiet Lightning
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Lightning's info banners and advice warnings off while pixlearn drives it (restored afterwards)."""
-    from lightning.fabric.utilities.warnings import PossibleUserWarning
+def _quiet_lightning() -> Any:
+    from pixlearn.engine.fit import quiet_lightning
 
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PossibleUserWarning)
-            for msg in (
-                ".*does not have many workers.*",
-                ".*smaller than the logging interval.*",
-                ".*GPU available but not used.*",
-                ".*returned `None`.*",
-                ".*exists and is not empty.*",
-                ".*_pytree.*",
-                ".*LeafSpec.*",
-            ):
-                warnings.filterwarnings("ignore", message=msg)
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
+    return quiet_lightning()
 
 
 def _strategy(name: str, *, accelerator: str, find_unused: bool) -> Any:
@@ -281,10 +261,13 @@ def _record_pipeline_preprocess(model: Any) -> None:
 def _engine_options(cfg: ClassifyConfig, *, has_val: bool, run_dir: Path) -> Any:
     from pixlearn.train.engine import EngineOptions
 
+    from pixlearn.engine.budget import clock_schedule
+
     o, s, t, m = cfg.optim, cfg.schedule, cfg.train, cfg.model
+    clock = clock_schedule(s.name, getattr(t, "minutes", None))  # the budget callback drives the LR by the clock
     return EngineOptions(
         optimizer=o.optimizer, lr=float(o.lr), momentum=o.momentum, nesterov=o.nesterov, weight_decay=float(o.weight_decay),
-        l1=o.l1, schedule=s.name, warmup_epochs=s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
+        l1=o.l1, schedule="constant" if clock else s.name, warmup_epochs=0.0 if clock else s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
         gamma=s.gamma, plateau_patience=s.plateau_patience, pct_start=s.pct_start, freeze_epochs=m.freeze_epochs,
         backbone_lr_mult=float(m.backbone_lr_mult), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
         monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
@@ -309,7 +292,7 @@ def _trainer_kwargs(cfg: ClassifyConfig, run_dir: Path, *, progress: bool) -> di
         "logger": False,
         "enable_checkpointing": True,
         "enable_model_summary": False,
-        "enable_progress_bar": progress,
+        "enable_progress_bar": False,  # pixlearn.engine's TrainProgress shows progress
         "num_sanity_val_steps": 0,
         "use_distributed_sampler": False,
         "default_root_dir": str(run_dir),
@@ -319,9 +302,9 @@ def _trainer_kwargs(cfg: ClassifyConfig, run_dir: Path, *, progress: bool) -> di
 
 
 def _show_progress(progress: bool | None) -> bool:
-    import sys
+    from pixlearn.engine.progress import show_progress
 
-    return bool(sys.stderr.isatty()) if progress is None else bool(progress)
+    return show_progress(progress)
 
 
 def _device_info(cfg: ClassifyConfig) -> dict[str, Any]:
@@ -338,32 +321,12 @@ def _device_info(cfg: ClassifyConfig) -> dict[str, Any]:
 
 
 def _run_lr_finder(prep: _Prepared, cfg: ClassifyConfig, run_dir: Path, *, rank_zero: bool, progress: bool) -> dict[str, Any]:
-    import lightning.pytorch as L
-    from lightning.pytorch.tuner import Tuner
-
+    from pixlearn.engine.lr_finder import find_lr
     from pixlearn.train.engine import EngineModule
 
-    if cfg.train.devices * cfg.train.num_nodes > 1:
-        raise ConfigError("the LR finder runs on one device; run --find-lr without --devices/--num-nodes, then train with its --lr")
     module = EngineModule(prep.task, _engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)
-    kw = _trainer_kwargs(cfg, run_dir, progress=False)
-    kw.update(callbacks=[], enable_checkpointing=False, enable_progress_bar=False, plugins=[])
-    trainer = L.Trainer(**kw)
-    steps = max(len(prep.loaders.train_ds) // cfg.data.batch_size, 1)
-    num = int(min(100, max(50, 3 * steps)))
-    finder_log = logging.getLogger("lightning.pytorch.tuner.lr_finder")
-    level = finder_log.level
-    finder_log.setLevel(logging.CRITICAL)  # pixlearn reports a missing suggestion itself
-    try:
-        with contextlib.redirect_stderr(sys.stderr if progress else io.StringIO()):  # its tqdm bar writes to stderr
-            result = Tuner(trainer).lr_find(module, min_lr=1e-6, max_lr=1.0, num_training=num, update_attr=False, early_stop_threshold=4.0)
-    finally:
-        finder_log.setLevel(level)
-    if result is None:  # pragma: no cover - only when Lightning skips tuning
-        return {"suggestion": None, "lrs": [], "losses": []}
-    suggestion = result.suggestion()
-    out = {"suggestion": None if suggestion is None else float(suggestion), "lrs": [float(v) for v in result.results["lr"]],
-           "losses": [float(v) for v in result.results["loss"]], "num_training": num}
+    out = find_lr(module, _trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
+                  devices=cfg.train.devices * cfg.train.num_nodes, progress=progress)
     if rank_zero:
         from pixlearn.eval.classify_plots import plot_lr_find
 
@@ -399,14 +362,14 @@ def _fit(
 ) -> TrainResult:
     import lightning.pytorch as L
 
-    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping, StderrProgressBar
+    from pixlearn.engine.fit import engine_callbacks, run_fit
+    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
     from pixlearn.train.engine import EngineModule
 
     cfg = prep.cfg
     has_val = bool(prep.splits.val)
     options = _engine_options(cfg, has_val=has_val, run_dir=run_dir)
     module = EngineModule(prep.task, options, loaders=prep.loaders)
-    show = _show_progress(progress)
     metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.splits.train), freeze_epochs=cfg.model.freeze_epochs)
     best_cb = BestWeights(_SaveBest(run_dir, prep.classes), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val)
     cbs: list[Any] = [metrics_cb, best_cb]
@@ -417,39 +380,41 @@ def _fit(
             check_finite=True, reset_on_load=extend,
         )
         cbs.append(early)
-    if show:
-        cbs.append(StderrProgressBar())
+    eng = engine_callbacks(
+        minutes=cfg.train.minutes, schedule=cfg.schedule.name, warmup_epochs=cfg.schedule.warmup_epochs, min_lr_ratio=cfg.schedule.min_lr_ratio,
+        pct_start=cfg.schedule.pct_start, val_batches=math.ceil(len(prep.splits.val) / cfg.data.batch_size) if has_val else 0,
+        progress=progress, monitor=options.monitor if has_val else None,
+    )
+    cbs = eng.as_list() + cbs
     cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
     cbs.extend(callbacks)
-    kw = _trainer_kwargs(cfg, run_dir, progress=show)
+    kw = _trainer_kwargs(cfg, run_dir, progress=False)
     kw["callbacks"] = cbs
-    import torch
 
-    deterministic_before = torch.are_deterministic_algorithms_enabled()
-    trainer = L.Trainer(**kw)
-    t0 = time.perf_counter()
-    try:
-        trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    except BaseException as exc:
+    def failed(exc: BaseException) -> None:
         if rank_zero:
             manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
             write_json(run_dir / "manifest.json", manifest)
-        raise
-    finally:  # Lightning sets the process-wide flag; put it back for whatever runs next in this process
-        torch.use_deterministic_algorithms(deterministic_before)
-    fit_seconds = time.perf_counter() - t0
-    stopped = bool(early is not None and early.stopped_epoch > 0)
+
+    with _quiet_lightning():
+        trainer = L.Trainer(**kw)
+    outcome = run_fit(trainer, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    fit_seconds = outcome.fit_seconds
     result = TrainResult(
         run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
-        epochs_run=len(metrics_cb.rows), stopped_early=stopped,
+        epochs_run=len(metrics_cb.rows), stopped_early=outcome.stop_reason == "early_stopping", stop_reason=outcome.stop_reason,
     )
     manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds + manifest.get("timings", {}).get("fit_seconds_before", 0.0), 3)
+    manifest["stop_reason"] = outcome.stop_reason
+    if outcome.stopped_at:
+        manifest["stopped_at"] = outcome.stopped_at
     skipped = prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else []
     if skipped:
         manifest["skipped_last_epoch"] = [{"path": s.path, "error": s.error} for s in skipped]
     if not trainer.is_global_zero or not rank_zero:
         return result
-    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds)
+    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds,
+                                       progress=_show_progress(progress) and sys.stderr.isatty())  # scoring bars: terminals only
     return result
 
 
@@ -463,7 +428,10 @@ def _split_rows(prep: _Prepared) -> list[dict[str, Any]]:
     return rows
 
 
-def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manifest: dict[str, Any], *, fit_seconds: float) -> dict[str, Any]:
+def _final_evaluation(
+    prep: _Prepared, run_dir: Path, result: TrainResult, manifest: dict[str, Any], *, fit_seconds: float, progress: bool = False,
+) -> dict[str, Any]:
+    from pixlearn.engine.budget import describe_stop
     from pixlearn.eval.classify_eval import evaluate_split, write_evaluation
     from pixlearn.tasks.classify_predict import load_classifier
 
@@ -475,9 +443,11 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     evaluations = []
     notes = []
     if s.test:
-        evaluations.append(evaluate_split(clf, prep.index, s.test, split=s.test_name, source=s.sources.get(s.test_name, ""), batch_size=bs, workers=workers))
+        evaluations.append(evaluate_split(clf, prep.index, s.test, split=s.test_name, source=s.sources.get(s.test_name, ""), batch_size=bs,
+                                          workers=workers, progress=progress))
     if s.val:
-        val = evaluate_split(clf, prep.index, s.val, split="val", source=s.sources.get("val", ""), batch_size=bs, workers=workers)
+        val = evaluate_split(clf, prep.index, s.val, split="val", source=s.sources.get("val", ""), batch_size=bs, workers=workers,
+                             progress=progress)
         val.metrics["note"] = "used for early stopping and to choose the best epoch: optimistic"
         evaluations.append(val)
     if not s.test:
@@ -493,6 +463,7 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         best_epoch=result.best_epoch,
         epochs_run=result.epochs_run,
         stopped_early=result.stopped_early,
+        stop_reason=result.stop_reason,
         monitor=cfg.train.monitor,
         splits={r["split"]: {"images": r["images"], "source": r["source"], "used_for": r["used_for"]} for r in _split_rows(prep)},
     )
@@ -507,7 +478,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         "initialisation": "pretrained" if cfg.model.pretrained else (f"weights {cfg.model.weights}" if cfg.model.weights else "random (from scratch)"),
         "image size": cfg.data.img_size,
         "classes": len(prep.classes),
-        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}" + (" (stopped early)" if result.stopped_early else ""),
+        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}",
+        "stopped by": describe_stop(result.stop_reason, epochs_run=result.epochs_run, epochs=cfg.train.epochs, minutes=cfg.train.minutes),
         "best epoch": f"{result.best_epoch} (by {cfg.train.monitor} on val)" if s.val else f"{result.best_epoch} (last epoch; no val split)",
         "optimizer": f"{cfg.optim.optimizer}, lr {cfg.optim.lr:.3g}, weight decay {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name}",
         "device": f"{cfg.train.accelerator} x {cfg.train.devices}, precision {cfg.train.precision}",
@@ -521,7 +493,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     )
     write_json(run_dir / "metrics.json", metrics)
     manifest["timings"]["eval_seconds"] = round(eval_seconds, 3)
-    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early)
+    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+                    stop_reason=result.stop_reason)
     if any(ev.errors for ev in evaluations):
         manifest["skipped_in_evaluation"] = {ev.split: ev.errors for ev in evaluations if ev.errors}
     write_json(run_dir / "manifest.json", manifest)
@@ -687,38 +660,12 @@ def _resume(
     run: str | os.PathLike[str], *, extend: int | None, overrides: dict[str, Any], progress: bool | None,
     callbacks: Sequence[Any], rank_zero: bool,
 ) -> TrainResult:
-    import torch
-
+    from pixlearn.engine.resume import plan_resume
     from pixlearn.tasks.classify_data import read_classify_dataset
 
-    run_dir = Path(run)
-    cfg_path, ckpt = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
-    if not cfg_path.is_file():
-        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); --resume takes the folder a training run wrote")
-    cfg = load_config(cfg_path)
-    if cfg.train.folds > 1 and not cfg.train.fold:
-        raise ConfigError(f"{run_dir}: is a k-fold run; resume its folds one by one (--resume {run_dir}/fold_N)")
-    if not ckpt.is_file():
-        raise ConfigError(f"{run_dir}: has no checkpoints/last.ckpt (it stopped before finishing an epoch); start it again")
-    bad = sorted(set(overrides) - set(HARDWARE_KEYS))
-    if bad:
-        raise ConfigError(
-            f"a resumed run keeps its configuration; cannot change {', '.join(bad)} (only {', '.join(HARDWARE_KEYS)}). "
-            "Start a new run (perhaps --config RUN/config.yaml --weights RUN/weights/best.safetensors) to change them"
-        )
-    cfg = ClassifyConfig.from_overrides(cfg, **overrides)
-    cfg = _resolve(cfg, img_size=int(cfg.data.img_size or _default_img_size(cfg.model.name)))
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    done = int(state.get("epoch", -1)) + 1
-    es = next((v for k, v in (state.get("callbacks") or {}).items() if "EarlyStopping" in str(k)), {})
-    stopped = bool(es.get("stopped_epoch", 0))
-    if extend is not None:
-        if extend < 1:
-            raise ConfigError(f"--extend takes a positive number of epochs, got {extend}")
-        cfg = ClassifyConfig.from_overrides(cfg, epochs=done + extend)
-    elif done >= cfg.train.epochs or stopped:
-        why = "stopped early" if stopped else f"finished all {cfg.train.epochs} epochs"
-        raise ConfigError(f"{run_dir}: already {why} ({done} epochs); add --extend N to train N more epochs")
+    plan = plan_resume(run, load_config=load_config, with_overrides=ClassifyConfig.from_overrides, overrides=overrides, extend=extend)
+    run_dir, cfg_path, ckpt = plan.run_dir, plan.run_dir / "config.yaml", plan.checkpoint
+    cfg = _resolve(plan.config, img_size=int(plan.config.data.img_size or _default_img_size(plan.config.model.name)))
     if cfg.data.path is None:
         raise ConfigError(f"{cfg_path}: data.path is missing; pass --data")
     index = read_classify_dataset(cfg.data.path)
@@ -736,11 +683,10 @@ def _resume(
     if card.is_file():
         spec = json.loads(card.read_text(encoding="utf-8"))["model"]
     prep = _prepare(cfg, index, splits, spec=spec)
-    manifest.setdefault("resumed", []).append(
-        {"from_epoch": done, "extend": extend, "epochs": cfg.train.epochs, "at": base_manifest(seed=cfg.train.seed)["created"]}
-    )
-    manifest.setdefault("timings", {})["fit_seconds_before"] = manifest.get("timings", {}).get("fit_seconds", 0.0)
-    manifest.update(status="running", device=_device_info(cfg))
+    from pixlearn.engine.resume import note_resume
+
+    note_resume(manifest, plan, epochs=cfg.train.epochs, at=base_manifest(seed=cfg.train.seed)["created"])
+    manifest.update(device=_device_info(cfg))
     if rank_zero:
         atomic_write_text(cfg_path, cfg.to_yaml())
         write_json(manifest_path, manifest)
@@ -822,20 +768,20 @@ def train_classifier(
     rank_zero = env_rank() == 0
     if isinstance(options.get("data"), (str, os.PathLike)) and data is None:
         data = options.pop("data")
+    from pixlearn.engine.budget import epochs_for_budget
+    from pixlearn.engine.resume import check_new_run_options
+
+    check_new_run_options(resume=resume, extend=extend, options=options, config=config, set=set)
     if resume is not None:
         overrides = {k: v for k, v in options.items() if v is not None}
         if data is not None:
             overrides["data"] = data
-        if "epochs" in overrides:
-            raise ConfigError("--epochs cannot change a resumed run; use --extend N to train N more epochs")
-        if config is not None or set:
-            raise ConfigError("--config/--set cannot change a resumed run; start a new run to change its configuration")
         return _resume(resume, extend=extend, overrides=overrides, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
-    if extend is not None:
-        raise ConfigError("--extend N continues a finished run: give the run folder with --resume RUN")
     cfg = ClassifyConfig.from_overrides(ClassifyConfig.coerce(config), data=data, **options)
     if set:
         cfg = cfg.with_set(set)
+    cfg = ClassifyConfig.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=cfg.train.minutes, options=options,
+                                                                      config=config, set=set))
     if cfg.data.path is None:
         raise ConfigError("no data: pass --data DIR (a folder with one sub-folder of images per class)")
     from pixlearn.tasks.classify_data import read_classify_dataset

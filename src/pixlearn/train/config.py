@@ -106,10 +106,19 @@ class ScheduleConfig(_Section):
     pct_start: float = Field(0.25, gt=0.0, lt=1.0, description="onecycle: share of steps rising to the peak.")
 
 
+#: The one description of ``train.minutes`` (``--minutes``) in every task's config.
+MINUTES_HELP = (
+    "Wall-clock budget of the fit in minutes, checked after every step: training stops when one more step and the "
+    "validation at the stop would not fit; cosine / one-cycle schedules follow the clock. Without --epochs, epochs is "
+    "then only an upper bound of 10000."
+)
+
+
 class TrainConfig(_Section):
     """The loop: epochs, loss options, early stopping, hardware and reproducibility."""
 
     epochs: int = Field(30, ge=1, description="Maximum epochs.")
+    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
     seed: int = Field(0, ge=0, description="Seeds the split, the initialisation, the data order and augmentation.")
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     mixup_alpha: float = Field(0.0, ge=0.0, description="Mixup Beta(alpha, alpha); 0 turns it off.")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -58,6 +59,8 @@ class RestoreResult:
     best_epoch: int = 0
     epochs_run: int = 0
     stopped_early: bool = False
+    stop_reason: str = "last_epoch"
+    lr_find: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- config
@@ -180,55 +183,6 @@ def _metrics_callback(path: Path, n_train: int) -> Any:
     return RestoreEpochMetrics(path, n_train=n_train)
 
 
-def _time_budget_callback(minutes: float, *, warmup_epochs: float, min_lr_ratio: float, cosine: bool) -> Any:
-    """A callback that makes training fit ``minutes`` of wall time, whatever the machine's load.
-
-    The learning rate follows the clock -- a linear warmup over ``warmup_epochs`` epochs, then a
-    cosine from the peak down to ``min_lr_ratio`` of it at the end of the budget (constant when
-    ``cosine`` is off) -- and the run stops after the last epoch that fits in the time left
-    (judged by the previous epoch's length, validation included).
-    """
-    import math
-
-    import lightning.pytorch as L
-
-    budget = float(minutes) * 60.0
-
-    class TimeBudget(L.Callback):
-        def __init__(self) -> None:
-            self.t0 = 0.0
-            self.epoch_t0 = 0.0
-            self.warm_steps = 1
-
-        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            self.t0 = time.perf_counter()
-            per_epoch = trainer.num_training_batches if isinstance(trainer.num_training_batches, int) else 1
-            self.warm_steps = max(1, int(round(warmup_epochs * max(per_epoch, 1))))
-
-        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self.epoch_t0 = time.perf_counter()
-
-        def _set(self, trainer: Any) -> None:
-            frac = min((time.perf_counter() - self.t0) / budget, 1.0)
-            factor = min(1.0, (trainer.global_step + 1) / self.warm_steps)
-            if cosine:
-                factor *= min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * frac))
-            for opt in trainer.optimizers:
-                for g in opt.param_groups:
-                    g["lr"] = g["initial_lr"] * factor
-
-        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-            self._set(trainer)  # the engine's constant schedule resets it after every step
-
-        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            self._set(trainer)  # so that metrics.csv shows the rate in use
-            now = time.perf_counter()
-            if now - self.t0 + (now - self.epoch_t0) > budget:
-                trainer.should_stop = True
-
-    return TimeBudget()
-
-
 class _SaveBest:
     """Writes ``weights/best.safetensors`` and ``weights/model.json`` (a class, so that it pickles)."""
 
@@ -255,6 +209,7 @@ def _final_evaluation(
     cfg: RestoreConfig, data: Any, pipeline: Any, run_dir: Path, result: RestoreResult, manifest: dict[str, Any], *, fit_seconds: float,
     progress: bool,
 ) -> dict[str, Any]:
+    from pixlearn.engine.budget import describe_stop
     from pixlearn.eval.classify_report import write_run_report
     from pixlearn.eval.restoration import CLASSICAL, evaluate_restoration, method_table, plot_restore_curves, save_crops
     from pixlearn.tasks.restore_predict import load_restorer
@@ -315,6 +270,7 @@ def _final_evaluation(
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason,
         "val_crops_best_psnr": max((r["val_psnr"] for r in result.history if r.get("val_psnr") is not None), default=None),
         "splits": {
             "train": {"images": len(data.train), "source": data.sources.get("train", ""), "used_for": "training patches"},
@@ -331,7 +287,8 @@ def _final_evaluation(
         "grey / colour": "grey (L)" if data.mode == "L" else "colour (RGB)",
         "patches": f"{cfg.data.patch} px, {cfg.data.patches_per_image} per image per epoch, batch {cfg.data.batch_size}",
         "loss": cfg.train.loss,
-        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}" + (" (stopped early)" if result.stopped_early else ""),
+        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}",
+        "stopped by": describe_stop(result.stop_reason, epochs_run=result.epochs_run, epochs=cfg.train.epochs, minutes=cfg.train.minutes),
         "best epoch": result.best_epoch,
         "fit seconds": round(fit_seconds, 1),
         **{f"{r['method']} ({split}, n={r['n']})": f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, {r['seconds']:.1f} s" for r in table},
@@ -344,9 +301,196 @@ def _final_evaluation(
         plots=[(crops, f"{split} images, centre crops"), (curves, "training curves (val: fixed centre crops)")], notes=[note],
     )
     manifest.setdefault("timings", {})["eval_seconds"] = round(eval_seconds, 3)
-    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch)
+    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stop_reason=result.stop_reason)
     write_json(run_dir / "manifest.json", manifest)
     return metrics
+
+
+# ---------------------------------------------------------------- public entry point
+@dataclass
+class _Prepared:
+    cfg: RestoreConfig
+    plan: Any
+    pipeline: Any
+    scale: int
+    net: Any
+    task: Any
+    loaders: _Loaders
+
+
+def _prepare(cfg: RestoreConfig, plan: Any) -> _Prepared:
+    """Network, task and patch datasets for ``cfg`` (resolved) on the planned images (seeded: the same every time)."""
+    import torch
+
+    from pixlearn.models import create_restorer
+    from pixlearn.tasks.restore import RestoreTask
+    from pixlearn.tasks.restore_data import FixedPatchDataset, PatchDataset
+
+    dc, t = cfg.data, cfg.train
+    pipeline = None if plan.paired else _pipeline(cfg)
+    sr = plan.scale if plan.paired else pipeline.scale
+    _check_scale(cfg, sr)
+    if dc.patch < sr * 4:
+        raise ConfigError(f"patch {dc.patch} is too small for scale {sr}; use at least {sr * 4}")
+    torch.manual_seed(t.seed)
+    net = create_restorer(cfg.model.name, in_chans=1 if plan.mode == "L" else 3, scale=sr, **cfg.model.options())
+    rtask = RestoreTask(net, loss=t.loss)  # type: ignore[arg-type]
+    train_ds = PatchDataset(plan.train, mode=plan.mode, patch=dc.patch, patches_per_image=dc.patches_per_image, pipeline=pipeline,
+                            scale=sr, augment=dc.augment, cache_mb=dc.cache_mb)
+    val_ds = FixedPatchDataset(plan.val, mode=plan.mode, crop=dc.val_crop, pipeline=pipeline, scale=sr, seed=t.seed) if plan.val else None
+    loaders = _Loaders(train_ds, val_ds, dc.batch_size, dc.workers, t.seed, pin_memory=t.accelerator in ("gpu", "cuda"))
+    return _Prepared(cfg, plan, pipeline, sr, net, rtask, loaders)
+
+
+def _engine_options(cfg: RestoreConfig, run_dir: Path, *, has_val: bool) -> Any:
+    from pixlearn.engine.budget import clock_schedule
+    from pixlearn.train.engine import EngineOptions
+
+    t, sc = cfg.train, cfg.schedule
+    clock = clock_schedule(sc.name, t.minutes)  # the budget callback drives the LR by the clock
+    return EngineOptions(
+        optimizer=cfg.optim.optimizer, lr=float(cfg.optim.lr), momentum=cfg.optim.momentum, nesterov=cfg.optim.nesterov,
+        weight_decay=float(cfg.optim.weight_decay), l1=cfg.optim.l1, schedule="constant" if clock else sc.name,
+        warmup_epochs=0.0 if clock else sc.warmup_epochs, min_lr_ratio=sc.min_lr_ratio, step_epochs=sc.step_epochs, gamma=sc.gamma,
+        plateau_patience=sc.plateau_patience, pct_start=sc.pct_start, seed=t.seed, channels_last=t.channels_last,
+        monitor=t.monitor, monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
+        checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
+    )
+
+
+def _trainer_kwargs(cfg: RestoreConfig, run_dir: Path) -> dict[str, Any]:
+    from pixlearn.train.callbacks import AtomicCheckpointIO
+
+    t = cfg.train
+    return dict(
+        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, precision={"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}[t.precision],
+        deterministic=t.deterministic, gradient_clip_val=cfg.optim.grad_clip, logger=False, enable_checkpointing=True,
+        enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, use_distributed_sampler=False,
+        default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()], log_every_n_steps=50,
+    )
+
+
+def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None) -> _Prepared:
+    """Run the LR finder and return a fresh, identically seeded preparation that trains with its suggestion."""
+    from pixlearn.engine.lr_finder import find_lr
+    from pixlearn.engine.progress import show_progress
+    from pixlearn.eval.classify_plots import plot_lr_find
+    from pixlearn.train.engine import EngineModule
+
+    cfg = prep.cfg
+    module = EngineModule(prep.task, _engine_options(cfg, run_dir, has_val=prep.loaders.val_ds is not None), loaders=prep.loaders)
+    out = find_lr(module, _trainer_kwargs(cfg, run_dir), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
+                  devices=cfg.train.devices, progress=show_progress(progress))
+    plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
+    manifest["lr_find"] = {k: out[k] for k in ("suggestion", "num_training")}
+    if out["suggestion"]:
+        cfg = RestoreConfig.from_overrides(cfg, lr=out["suggestion"])
+    else:
+        log.warning("the LR finder gave no suggestion (too few steps before the loss diverged); keeping lr=%g", cfg.optim.lr)
+    return _prepare(cfg, prep.plan)
+
+
+def _fit(
+    prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None, callbacks: Sequence[Any],
+    ckpt_path: Path | None = None, extend: bool = False,
+) -> RestoreResult:
+    import lightning.pytorch as L
+
+    from pixlearn.engine.fit import engine_callbacks, quiet_lightning, run_fit
+    from pixlearn.engine.progress import show_progress
+    from pixlearn.train.callbacks import BestWeights, LastCheckpoint, ResumableEarlyStopping
+    from pixlearn.train.engine import EngineModule
+
+    cfg, plan, t, sc = prep.cfg, prep.plan, prep.cfg.train, prep.cfg.schedule
+    has_val = prep.loaders.val_ds is not None
+    options = _engine_options(cfg, run_dir, has_val=has_val)
+    module = EngineModule(prep.task, options, loaders=prep.loaders)
+    metrics_cb = _metrics_callback(run_dir / "metrics.csv", len(prep.loaders.train_ds))
+    card_degradation = None if prep.pipeline is None else prep.pipeline.to_dict()
+    best_cb = BestWeights(_SaveBest(run_dir, restore_task=cfg.data.task, mode=plan.mode, degradation=card_degradation),
+                          monitor=t.monitor, mode=options.monitor_mode, has_val=has_val)
+    cbs: list[Any] = [metrics_cb, best_cb]
+    early = None
+    if has_val and t.patience > 0:
+        early = ResumableEarlyStopping(monitor=t.monitor, mode=options.monitor_mode, patience=t.patience, min_delta=t.min_delta,
+                                       check_finite=True, reset_on_load=extend)
+        cbs.append(early)
+    eng = engine_callbacks(
+        minutes=t.minutes, schedule=sc.name, warmup_epochs=sc.warmup_epochs, min_lr_ratio=sc.min_lr_ratio, pct_start=sc.pct_start,
+        val_batches=math.ceil(len(prep.loaders.val_ds) / cfg.data.batch_size) if has_val else 0, progress=progress,
+        monitor=t.monitor if has_val else None,
+    )
+    cbs = eng.as_list() + cbs
+    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
+    cbs.extend(callbacks)
+    kw = _trainer_kwargs(cfg, run_dir)
+    kw["callbacks"] = cbs
+
+    def failed(exc: BaseException) -> None:
+        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
+        write_json(run_dir / "manifest.json", manifest)
+
+    with quiet_lightning():
+        trainer = L.Trainer(**kw)
+    outcome = run_fit(trainer, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
+                           epochs_run=len(metrics_cb.rows), stopped_early=outcome.stop_reason == "early_stopping",
+                           stop_reason=outcome.stop_reason)
+    manifest.setdefault("timings", {})["fit_seconds"] = round(outcome.fit_seconds + manifest.get("timings", {}).get("fit_seconds_before", 0.0), 3)
+    manifest["stop_reason"] = outcome.stop_reason
+    if outcome.stopped_at:
+        manifest["stopped_at"] = outcome.stopped_at
+    if not trainer.is_global_zero:
+        return result
+    show = show_progress(progress) and sys.stderr.isatty()  # scoring bars: terminals only
+    result.metrics = _final_evaluation(cfg, plan, prep.pipeline, run_dir, result, manifest, fit_seconds=outcome.fit_seconds, progress=show)
+    return result
+
+
+def _manifest(prep: _Prepared, run_dir: Path) -> dict[str, Any]:
+    import torch
+
+    cfg, plan, t = prep.cfg, prep.plan, prep.cfg.train
+    manifest = base_manifest(seed=t.seed)
+    manifest.update(
+        status="running", task="restore", restore_task=cfg.data.task, run_dir=str(run_dir.resolve()),
+        device={"accelerator": t.accelerator, "devices": t.devices, "precision": t.precision, "cpu_threads": torch.get_num_threads(),
+                **({"gpu": torch.cuda.get_device_name(0)} if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available() else {})},
+        data={"root": str(Path(plan.root).resolve()), "format": plan.format, "mode": plan.mode, "fingerprint": plan.fingerprint,
+              "splits": {k: [str(s.clean) for s in getattr(plan, k)] for k in ("train", "val", "test")}, "sources": plan.sources,
+              "degradation": None if prep.pipeline is None else prep.pipeline.to_dict(), "scale": prep.scale},
+        model=prep.net.pixlearn_spec.to_dict(), patches_per_epoch=len(prep.loaders.train_ds),
+    )
+    return manifest
+
+
+def _plan(cfg: RestoreConfig) -> Any:
+    from pixlearn.tasks.restore_data import plan_restore_data
+
+    dc = cfg.data
+    return plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=cfg.train.seed)
+
+
+def _resume(
+    run: str | os.PathLike[str], *, extend: int | None, overrides: Mapping[str, Any], progress: bool | None, callbacks: Sequence[Any],
+) -> RestoreResult:
+    from pixlearn.engine.resume import check_same_data, note_resume, plan_resume
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("data") is not None:
+        given["data"] = str(Path(given["data"]).resolve())
+    rp = plan_resume(run, load_config=RestoreConfig.load, with_overrides=RestoreConfig.from_overrides, overrides=given, extend=extend)
+    cfg = _resolve(rp.config)
+    if not cfg.data.path:
+        raise ConfigError(f"{rp.run_dir / 'config.yaml'}: data.path is missing; pass --data")
+    plan = _plan(cfg)
+    manifest = rp.manifest or base_manifest(seed=cfg.train.seed)
+    check_same_data(manifest, plan.fingerprint, data=cfg.data.path, run_dir=rp.run_dir)
+    prep = _prepare(cfg, plan)
+    note_resume(manifest, rp, epochs=cfg.train.epochs, at=base_manifest(seed=cfg.train.seed)["created"])
+    atomic_write_text(rp.run_dir / "config.yaml", cfg.to_yaml())
+    write_json(rp.run_dir / "manifest.json", manifest)
+    return _fit(prep, rp.run_dir, manifest, progress=progress, callbacks=callbacks, ckpt_path=rp.checkpoint, extend=extend is not None)
 
 
 # ---------------------------------------------------------------- public entry point
@@ -365,6 +509,9 @@ def train_restorer(
     lr: float | None = None,
     out: str | os.PathLike[str] | None = None,
     config: RestoreConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    extend: int | None = None,
+    set: Sequence[str] = (),
     progress: bool | None = None,
     callbacks: Sequence[Any] = (),
     **overrides: Any,
@@ -388,18 +535,25 @@ def train_restorer(
     degrade : str or list, optional
         A custom degradation pipeline (:meth:`~pixlearn.tasks.degrade.Pipeline.parse`).
     patch : int, default 48
-        Side of the clean training patches.
+        Side of the clean training patches (the CLI's ``--img-size``; ``img_size=`` works too).
     epochs, batch, lr
         Training length, patches per batch, peak learning rate (default 1e-3, AdamW).
     out : path, optional
         Run folder (default ``runs/restore/<model>-<task>``, numbered when taken).
     config : RestoreConfig, mapping or YAML path, optional
         Base configuration; keyword arguments override it.
+    resume : path, optional
+        Continue a run folder from its ``checkpoints/last.ckpt`` (only hardware options and
+        ``minutes`` may change); see :mod:`pixlearn.engine.resume`.
+    extend : int, optional
+        With ``resume``: train this many epochs more than the run has done.
+    set : sequence of str
+        ``section.key=value`` assignments for any config field (values parsed as YAML).
     progress : bool, optional
-        Progress bars on stderr (default: when it is a terminal).
+        Progress on stderr (default: when it is a terminal).
     **overrides
         Any other flat option: ``depth``, ``width``, ``patches_per_image``, ``val_fraction``,
-        ``loss``, ``max_minutes``, ``clip``, ``mode``, ``seed``, ``schedule``, ... (see
+        ``loss``, ``minutes``, ``find_lr``, ``clip``, ``mode``, ``seed``, ``schedule``, ... (see
         :data:`~pixlearn.train.restore_config.RESTORE_FLAT_KEYS`).
 
     Returns
@@ -411,107 +565,34 @@ def train_restorer(
     >>> result = train_restorer("photos/", sigma=25, epochs=20, depth=17)  # doctest: +SKIP
     >>> result.metrics["psnr"], result.metrics["best_classical"]  # doctest: +SKIP
     """
-    import lightning.pytorch as L
-    import torch
-
-    from pixlearn.models import create_restorer
-    from pixlearn.tasks.restore import RestoreTask
-    from pixlearn.tasks.restore_data import FixedPatchDataset, PatchDataset, plan_restore_data
-    from pixlearn.train.callbacks import AtomicCheckpointIO, BestWeights, LastCheckpoint, ResumableEarlyStopping, StderrProgressBar
-    from pixlearn.train.classify import _quiet_lightning
-    from pixlearn.train.engine import EngineModule, EngineOptions
+    from pixlearn.engine.budget import epochs_for_budget
+    from pixlearn.engine.resume import check_new_run_options
 
     flat = dict(overrides)
     flat.update(data=data, task=task, model=model, noise=noise, sigma=sigma, scale=scale, degrade=degrade, patch=patch,
                 epochs=epochs, batch=batch, lr=lr)
-    cfg = _resolve(RestoreConfig.from_overrides(RestoreConfig.coerce(config), **flat))
+    flat = {k: v for k, v in flat.items() if v is not None}
+    check_new_run_options(resume=resume, extend=extend, options=flat, config=config, set=set)
+    if resume is not None:
+        return _resume(resume, extend=extend, overrides=flat, progress=progress, callbacks=callbacks)
+    cfg = RestoreConfig.from_overrides(RestoreConfig.coerce(config), **flat)
+    if set:
+        cfg = cfg.with_set(set)
+    cfg = RestoreConfig.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=cfg.train.minutes, options=flat,
+                                                                    config=config, set=set))
+    cfg = _resolve(cfg)
     if not cfg.data.path:
         raise ConfigError("no data: give a folder of clean images (or degraded/ + clean/ pairs) with --data")
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    dc, t = cfg.data, cfg.train
-    plan = plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=t.seed)
-    pipeline = None if plan.paired else _pipeline(cfg)
-    sr = plan.scale if plan.paired else pipeline.scale
-    _check_scale(cfg, sr)
-    if dc.patch < sr * 4:
-        raise ConfigError(f"patch {dc.patch} is too small for scale {sr}; use at least {sr * 4}")
-    torch.manual_seed(t.seed)
-    net = create_restorer(cfg.model.name, in_chans=1 if plan.mode == "L" else 3, scale=sr, **cfg.model.options())
-    rtask = RestoreTask(net, loss=t.loss)  # type: ignore[arg-type]
-    train_ds = PatchDataset(plan.train, mode=plan.mode, patch=dc.patch, patches_per_image=dc.patches_per_image, pipeline=pipeline,
-                            scale=sr, augment=dc.augment, cache_mb=dc.cache_mb)
-    val_ds = FixedPatchDataset(plan.val, mode=plan.mode, crop=dc.val_crop, pipeline=pipeline, scale=sr, seed=t.seed) if plan.val else None
-    loaders = _Loaders(train_ds, val_ds, dc.batch_size, dc.workers, t.seed, pin_memory=t.accelerator in ("gpu", "cuda"))
-
-    run_dir = Path(out) if out is not None else default_run_dir("restore", f"{cfg.model.name}-{dc.task}")
+    cfg = RestoreConfig.from_overrides(cfg, data=str(Path(cfg.data.path).resolve()))
+    prep = _prepare(cfg, _plan(cfg))
+    run_dir = Path(out) if out is not None else default_run_dir("restore", f"{cfg.model.name}-{cfg.data.task}")
+    if run_dir.exists() and (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: already holds a run; choose another --out, or continue it with --resume {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest(prep, run_dir)
+    if cfg.train.find_lr:
+        prep = _find_lr(prep, run_dir, manifest, progress=progress)
+        cfg = prep.cfg
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    manifest = base_manifest(seed=t.seed)
-    manifest.update(
-        status="running", task="restore", restore_task=dc.task, run_dir=str(run_dir.resolve()),
-        device={"accelerator": t.accelerator, "devices": t.devices, "precision": t.precision, "cpu_threads": torch.get_num_threads(),
-                **({"gpu": torch.cuda.get_device_name(0)} if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available() else {})},
-        data={"root": str(Path(plan.root).resolve()), "format": plan.format, "mode": plan.mode, "fingerprint": plan.fingerprint,
-              "splits": {k: [str(s.clean) for s in getattr(plan, k)] for k in ("train", "val", "test")}, "sources": plan.sources,
-              "degradation": None if pipeline is None else pipeline.to_dict(), "scale": sr},
-        model=net.pixlearn_spec.to_dict(), patches_per_epoch=len(train_ds),
-    )
     write_json(run_dir / "manifest.json", manifest)
-
-    has_val = val_ds is not None
-    mode_max = t.monitor != "val_loss"
-    options = EngineOptions(
-        optimizer=cfg.optim.optimizer, lr=float(cfg.optim.lr), momentum=cfg.optim.momentum, nesterov=cfg.optim.nesterov,
-        weight_decay=float(cfg.optim.weight_decay), l1=cfg.optim.l1, schedule=cfg.schedule.name, warmup_epochs=cfg.schedule.warmup_epochs,
-        min_lr_ratio=cfg.schedule.min_lr_ratio, step_epochs=cfg.schedule.step_epochs, gamma=cfg.schedule.gamma,
-        plateau_patience=cfg.schedule.plateau_patience, pct_start=cfg.schedule.pct_start, seed=t.seed, channels_last=t.channels_last,
-        monitor=t.monitor, monitor_mode="max" if mode_max else "min", has_val=has_val,
-        checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
-    )
-    if t.max_minutes:  # the schedule follows the clock instead of the epoch count
-        budget_cb = _time_budget_callback(t.max_minutes, warmup_epochs=cfg.schedule.warmup_epochs, min_lr_ratio=cfg.schedule.min_lr_ratio,
-                                          cosine=cfg.schedule.name in ("cosine", "onecycle"))
-        options.schedule, options.warmup_epochs = "constant", 0.0
-    module = EngineModule(rtask, options, loaders=loaders)
-    metrics_cb = _metrics_callback(run_dir / "metrics.csv", len(train_ds))
-    card_degradation = None if pipeline is None else pipeline.to_dict()
-    best_cb = BestWeights(_SaveBest(run_dir, restore_task=dc.task, mode=plan.mode, degradation=card_degradation),
-                          monitor=t.monitor, mode=options.monitor_mode, has_val=has_val)
-    cbs: list[Any] = ([budget_cb] if t.max_minutes else []) + [metrics_cb, best_cb]
-    early = None
-    if has_val and t.patience > 0:
-        early = ResumableEarlyStopping(monitor=t.monitor, mode=options.monitor_mode, patience=t.patience, min_delta=t.min_delta, check_finite=True)
-        cbs.append(early)
-    if show:
-        cbs.append(StderrProgressBar())
-    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
-    cbs.extend(callbacks)
-    precision = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}[t.precision]
-    with _quiet_lightning():
-        trainer = L.Trainer(
-            max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, precision=precision, deterministic=t.deterministic,
-            gradient_clip_val=cfg.optim.grad_clip, logger=False, enable_checkpointing=True, enable_model_summary=False,
-            enable_progress_bar=show, num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(run_dir),
-            plugins=[AtomicCheckpointIO()], log_every_n_steps=50, callbacks=cbs,
-            max_time={"minutes": t.max_minutes * 1.25 + 1} if t.max_minutes else None,  # a hard stop behind the budget
-        )
-    deterministic_before = torch.are_deterministic_algorithms_enabled()
-    t0 = time.perf_counter()
-    try:
-        with _quiet_lightning():
-            trainer.fit(module, weights_only=True)
-    except BaseException as exc:
-        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
-        write_json(run_dir / "manifest.json", manifest)
-        raise
-    finally:
-        torch.use_deterministic_algorithms(deterministic_before)
-    fit_seconds = time.perf_counter() - t0
-    stopped = bool(early is not None and early.stopped_epoch > 0) or (len(metrics_cb.rows) < t.epochs and not t.max_minutes)
-    result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
-                           epochs_run=len(metrics_cb.rows), stopped_early=stopped)
-    manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds, 3)
-    if not trainer.is_global_zero:
-        return result
-    result.metrics = _final_evaluation(cfg, plan, pipeline, run_dir, result, manifest, fit_seconds=fit_seconds, progress=show)
-    return result
+    return _fit(prep, run_dir, manifest, progress=progress, callbacks=callbacks)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from pixlearn.train.config import OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.train.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = [
     "RestoreConfig",
@@ -121,7 +121,8 @@ class RestoreTrainConfig(_Section):
     monitor: Literal["val_psnr", "val_ssim", "val_loss"] = Field("val_psnr", description="Metric choosing the best epoch (and early stopping).")
     patience: int = Field(0, ge=0, description="Early stopping: epochs without improvement (0: never stop early).")
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts.")
-    max_minutes: float | None = Field(None, gt=0.0, description="Train for this wall time: the LR schedule follows the clock and the run stops after the last epoch that fits (epochs is then an upper bound).")
+    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
+    find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
     deterministic: bool = Field(False, description="Deterministic algorithms.")
     precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU.")
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
@@ -143,7 +144,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 
 #: Flat names (CLI flags, keyword arguments) -> (section, field).
 RESTORE_FLAT_KEYS: dict[str, tuple[str, str]] = flat_keys(
-    _SECTIONS, {"data": ("data", "path"), "model": ("model", "name"), "schedule": ("schedule", "name"), "batch": ("data", "batch_size")},
+    _SECTIONS, {"data": ("data", "path"), "model": ("model", "name"), "schedule": ("schedule", "name"), "batch": ("data", "batch_size"),
+               "img_size": ("data", "patch")},
 )
 
 

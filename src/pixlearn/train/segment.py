@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -114,31 +115,6 @@ class _SaveBest:
         write_json(self.run_dir / "weights" / "model.json", self.card)
 
 
-def _time_budget_callback(minutes: float) -> Any:
-    import lightning.pytorch as L
-
-    class TimeBudget(L.Callback):
-        """Stops training at an epoch end when another epoch would not fit in the budget (validation included)."""
-
-        def __init__(self) -> None:
-            self.limit = minutes * 60.0
-            self.t0 = 0.0
-            self.epochs = 0
-            self.stopped = False
-
-        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            self.epochs += 1
-            spent = time.perf_counter() - self.t0
-            if spent + spent / self.epochs > self.limit:
-                trainer.should_stop = True
-                self.stopped = True
-
-    return TimeBudget()
-
-
 @dataclass
 class _Prepared:
     cfg: SegmentConfig
@@ -207,6 +183,7 @@ def _split_rows(prep: _Prepared) -> list[dict[str, Any]]:
 
 
 def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manifest: dict[str, Any], *, fit_seconds: float, progress: bool) -> dict[str, Any]:
+    from pixlearn.engine.budget import describe_stop
     from pixlearn.eval.segmentation_eval import evaluate_split, plot_overlays, plot_segment_curves, write_segment_report
     from pixlearn.tasks.segment_predict import load_segmenter
 
@@ -232,7 +209,7 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     metrics: dict[str, Any] = {"task": "segment", **{k: v for k, v in head.metrics.items() if k != "note"}}
     metrics.update(
         fit_seconds=round(fit_seconds, 3), best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
-        monitor=cfg.train.monitor, keep=cfg.train.keep, binary=prep.card["binary"],
+        stop_reason=result.stop_reason, monitor=cfg.train.monitor, keep=cfg.train.keep, binary=prep.card["binary"],
         splits={r["split"]: {"images": r["images"], "source": r["source"], "used_for": r["used_for"]} for r in _split_rows(prep)},
     )
     for ev in evaluations[1:]:
@@ -253,7 +230,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         "loss": cfg.train.loss,
         "training crops": f"{cfg.data.img_size} px, augment {cfg.data.augment}, {cfg.data.crops_per_image} per image per epoch",
         "inference": f"whole images; tiles of {prep.card['inference']['tile']} px with {cfg.train.overlap:.0%} overlap beyond that",
-        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}" + (" (stopped early)" if result.stopped_early else ""),
+        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}",
+        "stopped by": describe_stop(result.stop_reason, epochs_run=result.epochs_run, epochs=cfg.train.epochs, minutes=cfg.train.minutes),
         "kept weights": f"epoch {result.best_epoch} (" + (f"best {cfg.train.monitor} on val)" if cfg.train.keep == "best" and s.val else "last epoch)"),
         "optimizer": f"{cfg.optim.optimizer}, lr {cfg.optim.lr:.3g}, weight decay {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name}",
         "device": f"{cfg.train.accelerator} x {cfg.train.devices}, precision {cfg.train.precision}",
@@ -265,7 +243,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
                          scores=[ev.metrics for ev in evaluations], splits=_split_rows(prep), details=details, plots=plots, notes=notes)
     write_json(run_dir / "metrics.json", metrics)
     manifest.setdefault("timings", {})["eval_seconds"] = round(time.perf_counter() - t0, 3)
-    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early)
+    manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+                    stop_reason=result.stop_reason)
     errors = {ev.split: ev.errors for ev in evaluations if ev.errors}
     if errors:
         manifest["skipped_in_evaluation"] = errors
@@ -273,62 +252,69 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     return metrics
 
 
-def _fit(prep: _Prepared, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], manifest: dict[str, Any], rank_zero: bool) -> TrainResult:
+def _fit(
+    prep: _Prepared, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], manifest: dict[str, Any], rank_zero: bool,
+    ckpt_path: Path | None = None, extend: bool = False,
+) -> TrainResult:
     import lightning.pytorch as L
-    import torch
 
-    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping, StderrProgressBar
-    from pixlearn.train.classify import _engine_options, _show_progress, _trainer_kwargs
+    from pixlearn.engine.fit import quiet_lightning
+
+    from pixlearn.engine.fit import engine_callbacks, run_fit
+    from pixlearn.engine.progress import show_progress
+    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
+    from pixlearn.train.classify import _engine_options, _trainer_kwargs
     from pixlearn.train.engine import EngineModule
 
     cfg = prep.cfg
     has_val = bool(prep.splits.val)
     options = _engine_options(cfg, has_val=has_val, run_dir=run_dir)  # type: ignore[arg-type]  # the same optim/schedule/train fields
     module = EngineModule(prep.task, options, loaders=prep.loaders)
-    show = _show_progress(progress)
+    show = show_progress(progress)
     metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.loaders.train_ds), freeze_epochs=cfg.model.freeze_epochs, columns=SEGMENT_COLUMNS)
     best_cb = BestWeights(_SaveBest(run_dir, prep.card), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val and cfg.train.keep == "best")
     cbs: list[Any] = [metrics_cb, best_cb]
     early = None
     if has_val and cfg.train.patience > 0:
         early = ResumableEarlyStopping(monitor=options.monitor, mode=options.monitor_mode, patience=cfg.train.patience,
-                                       min_delta=cfg.train.min_delta, check_finite=True)
+                                       min_delta=cfg.train.min_delta, check_finite=True, reset_on_load=extend)
         cbs.append(early)
-    budget = _time_budget_callback(cfg.train.max_minutes) if cfg.train.max_minutes else None
-    if budget is not None:
-        cbs.append(budget)
-    if show:
-        cbs.append(StderrProgressBar())
+    s = cfg.schedule
+    eng = engine_callbacks(
+        minutes=cfg.train.minutes, schedule=s.name, warmup_epochs=s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, pct_start=s.pct_start,
+        val_batches=math.ceil(len(prep.splits.val) / cfg.data.val_batch_size) if has_val else 0, progress=progress,
+        monitor=options.monitor if has_val else None,
+    )
+    cbs = eng.as_list() + cbs
     cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
     cbs.extend(callbacks)
-    kw = _trainer_kwargs(cfg, run_dir, progress=show)  # type: ignore[arg-type]
+    kw = _trainer_kwargs(cfg, run_dir, progress=False)  # type: ignore[arg-type]
     kw["callbacks"] = cbs
     kw["check_val_every_n_epoch"] = cfg.train.val_every
-    deterministic_before = torch.are_deterministic_algorithms_enabled()
-    trainer = L.Trainer(**kw)
-    t0 = time.perf_counter()
-    try:
-        trainer.fit(module, weights_only=True)
-    except BaseException as exc:
+
+    def failed(exc: BaseException) -> None:
         if rank_zero:
             manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
             write_json(run_dir / "manifest.json", manifest)
-        raise
-    finally:
-        torch.use_deterministic_algorithms(deterministic_before)
-    fit_seconds = time.perf_counter() - t0
-    stopped = bool(early is not None and early.stopped_epoch > 0) or bool(budget is not None and budget.stopped)
+
+    with quiet_lightning():
+        trainer = L.Trainer(**kw)
+    outcome = run_fit(trainer, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    fit_seconds = outcome.fit_seconds
     result = TrainResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows),  # type: ignore[arg-type]
-                         best_epoch=best_cb.best_epoch, epochs_run=len(metrics_cb.rows), stopped_early=stopped)
-    manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds, 3)
-    if budget is not None and budget.stopped:
-        manifest["stopped_by_time_budget"] = {"max_minutes": cfg.train.max_minutes, "epochs": result.epochs_run}
+                         best_epoch=best_cb.best_epoch, epochs_run=len(metrics_cb.rows),
+                         stopped_early=outcome.stop_reason == "early_stopping", stop_reason=outcome.stop_reason)
+    manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds + manifest.get("timings", {}).get("fit_seconds_before", 0.0), 3)
+    manifest["stop_reason"] = outcome.stop_reason
+    if outcome.stopped_at:
+        manifest["stopped_at"] = outcome.stopped_at
     skipped = prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else []
     if skipped:
         manifest["skipped_last_epoch"] = [{"path": s.path, "error": s.error} for s in skipped]
     if not trainer.is_global_zero or not rank_zero:
         return result
-    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds, progress=show)
+    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds,
+                                       progress=show and sys.stderr.isatty())  # scoring bars: terminals only
     return result
 
 
@@ -338,6 +324,8 @@ def train_segmenter(
     config: SegmentConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     classes: Sequence[str] | int | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    extend: int | None = None,
     set: Sequence[str] = (),
     progress: bool | None = None,
     callbacks: Sequence[Any] = (),
@@ -360,17 +348,22 @@ def train_segmenter(
     classes : sequence of str or int, optional
         Class names (in class-id order) instead of the dataset's, or the number of classes when
         some class id appears in no mask.
+    resume : path, optional
+        Continue a run folder from its ``checkpoints/last.ckpt`` (only hardware options and
+        ``minutes`` may change); see :mod:`pixlearn.engine.resume`.
+    extend : int, optional
+        With ``resume``: train this many epochs more than the run has done.
     set : sequence of str
         ``section.key=value`` assignments for any config field (values parsed as YAML).
     progress : bool, optional
         Progress bars on stderr (default: when stderr is a terminal).
     callbacks : sequence of lightning.pytorch.Callback
     **options
-        Flat config fields: ``model`` / ``arch`` (unet, unetplusplus, fpn, deeplabv3plus),
-        ``encoder`` (``tu-<timm name>`` or an smp encoder), ``loss`` (``ce``, ``dice``,
+        Flat config fields: ``model`` (unet, unetplusplus, fpn, deeplabv3plus),
+        ``backbone`` (the encoder: ``tu-<timm name>`` or an smp encoder), ``loss`` (``ce``, ``dice``,
         ``focal``, sums such as ``ce+dice``), ``epochs``, ``img_size`` (training crop), ``batch``,
         ``lr``, ``augment``, ``val_fraction``, ``test_fraction``, ``keep`` (best / last),
-        ``patience``, ``max_minutes``, ``encoder_weights``, ``weights``, ``binary``, ``seed``,
+        ``patience``, ``minutes``, ``find_lr``, ``encoder_weights``, ``weights``, ``binary``, ``seed``,
         ``workers``, ``crops_per_image``... (see :data:`~pixlearn.train.segment_config.SEGMENT_FLAT_KEYS`).
 
     Returns
@@ -391,7 +384,7 @@ def train_segmenter(
     >>> from pixlearn.data.samples import write_sample
     >>> root = Path(tempfile.mkdtemp())
     >>> _ = write_sample("shapes", root / "data", n=8, task="segment", size=32)
-    >>> res = train_segmenter(root / "data", model="unet", encoder="tu-test_efficientnet", epochs=1, img_size=32, batch=4,
+    >>> res = train_segmenter(root / "data", model="unet", backbone="tu-test_efficientnet", epochs=1, img_size=32, batch=4,
     ...                       out=root / "run", progress=False)  # timm's tiny test network: a quick example
     >>> res.metrics["split"], sorted(p.name for p in (root / "run" / "weights").iterdir())
     ('val', ['best.safetensors', 'model.json'])
@@ -399,14 +392,23 @@ def train_segmenter(
     from pixlearn.data.index import DatasetIndex
     from pixlearn.tasks.segment_data import plan_segment_splits, read_segment_dataset
 
+    from pixlearn.engine.budget import epochs_for_budget
+    from pixlearn.engine.resume import check_new_run_options
+
     rank_zero = env_rank() == 0
     if isinstance(options.get("data"), (str, os.PathLike)) and data is None:
         data = options.pop("data")
+    check_new_run_options(resume=resume, extend=extend, options=options, config=config, set=set)
+    if resume is not None:
+        return _resume(resume, data=data, extend=extend, options=options, classes=classes, progress=progress, callbacks=callbacks,
+                       rank_zero=rank_zero)
     index = data if isinstance(data, DatasetIndex) else None
     path = str(Path(index.root).resolve()) if index is not None else data
     cfg = SegmentConfig.from_overrides(SegmentConfig.coerce(config), data=path, **options)
     if set:
         cfg = cfg.with_set(set)
+    cfg = SegmentConfig.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=cfg.train.minutes, options=options,
+                                                                    config=config, set=set))
     if cfg.data.path is None and index is None:
         raise ConfigError("no data: pass --data DIR (a mask dataset: images/ + masks/ with matching names)")
     if index is None:
@@ -418,7 +420,7 @@ def train_segmenter(
     cfg = _resolve(cfg)
     run_dir = Path(out) if out is not None else default_run_dir("segment", cfg.model.arch)
     if rank_zero and run_dir.exists() and (run_dir / "config.yaml").exists():
-        raise ConfigError(f"{run_dir}: already holds a run; choose another --out")
+        raise ConfigError(f"{run_dir}: already holds a run; choose another --out, or continue it with --resume {run_dir}")
     splits = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
     prep = _prepare(cfg, index, splits, names)
     manifest = base_manifest(seed=cfg.train.seed)
@@ -429,14 +431,65 @@ def train_segmenter(
               "splits": splits.to_dict()},
         model=prep.model.pixlearn_spec.to_dict(),
     )
+    if cfg.train.find_lr:
+        prep = _find_lr(prep, run_dir, manifest, progress=progress, rank_zero=rank_zero)
+        cfg = prep.cfg
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         write_json(run_dir / "manifest.json", manifest)
-    from pixlearn.train.classify import _quiet_lightning
+    return _fit(prep, run_dir, progress=progress, callbacks=callbacks, manifest=manifest, rank_zero=rank_zero)
 
-    with _quiet_lightning():
-        return _fit(prep, run_dir, progress=progress, callbacks=callbacks, manifest=manifest, rank_zero=rank_zero)
+
+def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None, rank_zero: bool) -> _Prepared:
+    """Run the LR finder and return a fresh, identically seeded preparation that trains with its suggestion."""
+    from pixlearn.engine.lr_finder import find_lr
+    from pixlearn.engine.progress import show_progress
+    from pixlearn.train.classify import _engine_options, _trainer_kwargs
+    from pixlearn.train.engine import EngineModule
+
+    cfg = prep.cfg
+    module = EngineModule(prep.task, _engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)  # type: ignore[arg-type]
+    out = find_lr(module, _trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,  # type: ignore[arg-type]
+                  devices=cfg.train.devices * cfg.train.num_nodes, progress=show_progress(progress))
+    if rank_zero:
+        from pixlearn.eval.classify_plots import plot_lr_find
+
+        plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
+    manifest["lr_find"] = {k: out[k] for k in ("suggestion", "num_training")}
+    if out["suggestion"]:
+        cfg = SegmentConfig.from_overrides(cfg, lr=out["suggestion"])
+    else:
+        log.warning("the LR finder gave no suggestion (too few steps before the loss diverged); keeping lr=%g", cfg.optim.lr)
+    return _prepare(cfg, prep.index, prep.splits, prep.classes)
+
+
+def _resume(
+    run: str | os.PathLike[str], *, data: Any, extend: int | None, options: Mapping[str, Any], classes: Sequence[str] | int | None,
+    progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
+) -> TrainResult:
+    from pixlearn.engine.resume import check_same_data, note_resume, plan_resume
+    from pixlearn.tasks.segment_data import plan_segment_splits, read_segment_dataset
+
+    overrides = {k: v for k, v in options.items() if v is not None}
+    if data is not None:
+        overrides["data"] = str(Path(data).resolve())
+    plan = plan_resume(run, load_config=SegmentConfig.load, with_overrides=SegmentConfig.from_overrides, overrides=overrides, extend=extend)
+    cfg = _resolve(plan.config)
+    if cfg.data.path is None:
+        raise ConfigError(f"{plan.run_dir / 'config.yaml'}: data.path is missing; pass --data")
+    index = read_segment_dataset(cfg.data.path)
+    manifest = plan.manifest or base_manifest(seed=cfg.train.seed)
+    check_same_data(manifest, index.fingerprint(), data=cfg.data.path, run_dir=plan.run_dir)
+    names = (manifest.get("data") or {}).get("classes") or _classes(index, classes)
+    splits = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
+    prep = _prepare(cfg, index, splits, [str(c) for c in names])
+    note_resume(manifest, plan, epochs=cfg.train.epochs, at=base_manifest(seed=cfg.train.seed)["created"])
+    if rank_zero:
+        atomic_write_text(plan.run_dir / "config.yaml", cfg.to_yaml())
+        write_json(plan.run_dir / "manifest.json", manifest)
+    return _fit(prep, plan.run_dir, progress=progress, callbacks=callbacks, manifest=manifest, rank_zero=rank_zero,
+                ckpt_path=plan.checkpoint, extend=extend is not None)
 
 
 def _device_info(cfg: SegmentConfig) -> dict[str, Any]:

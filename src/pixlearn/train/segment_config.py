@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from pixlearn.train.config import OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.train.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = ["SegmentConfig", "SegmentDataConfig", "SegmentModelConfig", "SegmentTrainConfig", "SEGMENT_FLAT_KEYS", "load_segment_config"]
 
@@ -77,7 +77,8 @@ class SegmentTrainConfig(_Section):
     keep: Literal["best", "last"] = Field("best", description="Weights to keep: the best epoch by monitor, or the last epoch (val scores then unbiased by selection).")
     patience: int = Field(10, ge=0, description="Early stopping: epochs without improvement of monitor (0: never stop early).")
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
-    max_minutes: float | None = Field(None, gt=0.0, description="Stop after this much training time (the epoch under way finishes).")
+    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
+    find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
     overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Tile overlap (fraction of the crop) for images larger than the crop.")
     val_every: int = Field(1, ge=1, description="Validate every this many epochs (whole images are costly; the final scores are always measured).")
     deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
@@ -102,6 +103,7 @@ _ALIASES = {
     "schedule": ("schedule", "name"),
     "batch": ("data", "batch_size"),
     "model": ("model", "arch"),
+    "backbone": ("model", "encoder"),
 }
 
 
