@@ -17,12 +17,18 @@ def _app(settings, **update):
 
 def test_list_show_delete_a_cli_model_keeps_its_folder(settings, trained_run) -> None:
     with _app(settings, models=[trained_run]) as c:
-        models = c.get("/v1/models").json()["models"]
+        listed = c.get("/v1/models")
+        models = listed.json()["models"]
         assert [m["name"] for m in models] == ["colours"]
-        record = c.get("/v1/models/colours").json()
+        shown = c.get("/v1/models/colours")
+        record = shown.json()
         assert record["task"] == "classify" and record["classes"] == ["blue", "green", "red"]
         assert record["source"] == "cli" and record["architecture"] == "pixlearn_smallcnn_tiny"
-        assert record["input_shape"] == [3, 16, 16] and record["run_dir"] == str(trained_run.resolve())
+        assert record["input_shape"] == [3, 16, 16]
+        # No server path in an answer: a --model folder is shown by its name.
+        assert record["run_dir"] == trained_run.resolve().name == models[0]["run_dir"]
+        for answer in (listed, shown):
+            assert str(trained_run.parent.resolve()) not in answer.text and str(settings.storage) not in answer.text
         assert 0.0 <= record["metrics"]["accuracy"] <= 1.0 and record["metrics"]["split"] == "holdout"
         assert record["created"].endswith("+00:00")
         r = c.get("/v1/models/colour")
@@ -41,7 +47,9 @@ def test_a_service_trained_model_is_deleted_with_its_files(settings, trained_run
     with _app(settings) as c:
         record = c.app.state.registry.register_run(owned, source="training")
         assert record["name"] == "mine" and record["source"] == "training"
-        assert c.get("/v1/models/mine").json()["source"] == "training"
+        shown = c.get("/v1/models/mine").json()
+        assert shown["source"] == "training"
+        assert shown["run_dir"] == "models/mine"  # relative to the storage folder, not the server's path
         assert c.delete("/v1/models/mine").status_code == 204
     assert not owned.exists()
 
@@ -75,6 +83,9 @@ def test_a_model_whose_files_vanished_answers_503_and_can_be_deleted(settings, t
     with _app(settings) as c:
         r = c.post("/v1/classify", files={"files": ("a.png", png_bytes(np.zeros((8, 8, 3), np.uint8)))})
         assert r.status_code == 503 and "DELETE /v1/models/gone" in r.json()["error"]["message"]
+        assert str(tmp_path) not in r.text  # the vanished folder is named, its server path is not
+        r = c.get("/v2/models/gone")
+        assert r.status_code in (400, 503) and str(tmp_path) not in r.text
         assert c.delete("/v1/models/gone").status_code == 204
 
 

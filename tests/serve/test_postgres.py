@@ -76,7 +76,7 @@ def test_registry_register_list_get_delete_and_restart(settings, postgres_db, tr
         assert (record["task"], record["source"], record["architecture"]) == ("classify", "cli", "pixlearn_smallcnn_tiny")
         assert record["classes"] == ["blue", "green", "red"] and record["input_shape"] == [3, 16, 16]
         assert record["metrics"]["split"] == "holdout" and 0.0 <= record["metrics"]["accuracy"] <= 1.0
-        assert record["created"].endswith("+00:00") and record["run_dir"] == str(trained_run.resolve())
+        assert record["created"].endswith("+00:00") and record["run_dir"] == trained_run.resolve().name
         assert reg.register_run(trained_run)["name"] == "colours"  # the same folder again: an UPDATE, not a new row
         assert reg.register_run(copy)["name"] == "colours-2"
         r = c.get("/v1/models/colour")

@@ -33,6 +33,7 @@ def serve(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may run (504 after).", min=0.001)] = 60,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once (429 above; health routes are exempt).", min=1)] = 4,
     training_workers: Annotated[int, typer.Option("--training-workers", help="Training jobs run at once (each in its own process).", min=0)] = 1,
+    cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Let web pages of this origin (scheme://host[:port], e.g. http://localhost:5173) call the API; repeatable. Other sites' pages are refused (403) on POST/DELETE; programs without an Origin header are not affected.", show_default=False)] = None,
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Train a small digits classifier in the background at start-up (when it is not registered yet), so the page has a model to try.")] = False,
     open_browser: Annotated[bool, typer.Option("--open-browser/--no-open-browser", help="Open the page in a web browser once the server listens.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
@@ -53,6 +54,13 @@ def serve(
                     "api_keys": list(api_key or []) + [k for k in env_api_keys() if k not in (api_key or [])],
                     "models": [p.expanduser().resolve() for p in (model or [])],
                     "allowed_roots": [p.expanduser().resolve() for p in (allow_root or [])]}
+    if cors_origin:
+        from pixlearn.serve.security import normalize_origin
+
+        try:
+            fields["cors_origins"] = [normalize_origin(o) for o in cors_origin]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--cors-origin") from None
     if storage is not None:
         fields["storage"] = storage.expanduser().resolve()
     if db is not None:

@@ -18,11 +18,13 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from pixlearn import __version__
+from pixlearn.serve.apidocs import install_docs
 from pixlearn.serve.auth import ApiKeyMiddleware
 from pixlearn.serve.db import make_engine, metadata
 from pixlearn.serve.errors import ApiError, install_error_handlers
 from pixlearn.serve.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware, TimeoutMiddleware
 from pixlearn.serve.registry import ModelRegistry
+from pixlearn.serve.security import install_security
 from pixlearn.serve.settings import ServeSettings
 
 __all__ = ["create_app", "STATIC_DIR"]
@@ -38,7 +40,12 @@ and recipes, classify images with registered models, train classifiers from an u
 them over the Open Inference Protocol v2.
 
 With API keys configured, send `X-API-Key: <key>` or `Authorization: Bearer <key>`.
-Every error is JSON `{"error": "..."}`.
+Errors are JSON with the right 4xx: `{"error": {"code": "...", "message": "..."}}` on the `/v1` routes
+(`code` is a stable name such as `image_decode_error` or `payload_too_large`), and the Open Inference
+Protocol's own `{"error": "..."}` on the `/v2` routes.
+
+A web page on another origin may send state-changing requests (POST, DELETE) only when the server was
+started with `--cors-origin ORIGIN`; programs that send no `Origin` header are not affected.
 """
 
 
@@ -113,10 +120,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     settings = settings or ServeSettings()
     app = FastAPI(title="pixlearn", version=__version__, description=_DESCRIPTION, lifespan=_lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)  # apidocs serves /docs and /redoc from vendored files
     app.state.settings = settings
     app.state.ready = False
     install_error_handlers(app)
+    install_docs(app)
 
     app.include_router(routes_models.router)
     app.include_router(routes_analyze.router)
@@ -140,4 +148,6 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrency)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    # Outermost: cross-site refusal and CORS before auth, security headers on every answer.
+    install_security(app, cors_origins=settings.cors_origins)
     return app

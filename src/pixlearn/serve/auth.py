@@ -2,6 +2,10 @@
 
 The health routes, the web page (``/``, ``/static/*``) and the API docs stay open, so a load
 balancer can probe the service and a person can load the page (which then asks for the key).
+Every method is checked, ``HEAD`` and ``OPTIONS`` included. The one request that never reaches this
+check is a CORS preflight from an origin allowed with ``--cors-origin``: browsers send preflights
+without credentials, so :class:`pixlearn.serve.security.OriginPolicyMiddleware` answers them first
+(the answer only lists the allowed methods and headers; the real request still needs the key).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class ApiKeyMiddleware:
         return ok
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not self.keys or is_exempt(scope["path"]) or scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or not self.keys or is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         key = _key_from(scope["headers"])

@@ -173,6 +173,29 @@ class ModelRegistry:
             rows = conn.execute(select(models_table).order_by(models_table.c.created, models_table.c.name)).mappings().all()
         return [self._record(r) for r in rows]
 
+    def public(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` as the API shows it: ``run_dir`` relative to the storage folder for a model the
+        service trained, else the run folder's name; no absolute server path.
+
+        >>> from pixlearn.serve.db import make_engine
+        >>> reg = ModelRegistry(make_engine("sqlite://"), "/srv/px")
+        >>> reg.public({"name": "a", "run_dir": "/srv/px/models/a-1"})["run_dir"], reg.public({"run_dir": "/data/pets"})["run_dir"]
+        ('models/a-1', 'pets')
+        """
+        return {**record, "run_dir": self._shown(record["run_dir"])}
+
+    def _shown(self, run_dir: str | Path) -> str:
+        run = Path(run_dir)
+        for storage in (self.storage, self.storage.resolve()):
+            if run.is_relative_to(storage):
+                return run.relative_to(storage).as_posix()
+        return run.name
+
+    def _hide(self, text: str, run_dir: str | Path) -> str:
+        from pixlearn.serve.security import hide_paths
+
+        return hide_paths(text, self.storage, extra=[(run_dir, self._shown(run_dir))])
+
     def names(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(models_table.c.name).order_by(models_table.c.created, models_table.c.name)).scalars())
@@ -222,11 +245,13 @@ class ModelRegistry:
                 clf = load_classifier(record["run_dir"], device="cpu")
                 _, h, w = record["input_shape"]
                 clf.predict([np.zeros((h, w, 3), np.uint8)])  # warm-up: the first request pays no lazy imports
-            except ConfigError as exc:
-                raise ModelUnavailable(f"model {name!r} cannot be loaded: {exc}; delete it (DELETE /v1/models/{name}) "
+            except ConfigError as exc:  # the messages name the run folder: shown by its name, not its server path
+                why = self._hide(str(exc), record["run_dir"])
+                raise ModelUnavailable(f"model {name!r} cannot be loaded: {why}; delete it (DELETE /v1/models/{name}) "
                                        "or restore its run folder") from None
             except Exception as exc:  # a damaged weights file may raise anything
-                raise ModelUnavailable(f"model {name!r} cannot be loaded ({type(exc).__name__}: {exc}); delete it "
+                why = self._hide(f"{type(exc).__name__}: {exc}", record["run_dir"])
+                raise ModelUnavailable(f"model {name!r} cannot be loaded ({why}); delete it "
                                        f"(DELETE /v1/models/{name}) or restore its run folder") from None
             with self._lock:
                 if self.get_or_none(name) is not None:

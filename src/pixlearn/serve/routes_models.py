@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
 
 from pixlearn import __version__
 from pixlearn.serve.deps import get_registry, run_blocking
 from pixlearn.serve.registry import ModelRegistry
 
-__all__ = ["router"]
+__all__ = ["router", "Health", "ModelRecord", "ModelList"]
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/v1/health", summary="Liveness and version (no key needed)")
+class DemoStatus(BaseModel):
+    status: str = Field(description="training, ready or failed")
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    ready: bool = Field(description="False until start-up has finished (models registered and loaded).")
+    models: int = Field(description="Registered models.")
+    demo: DemoStatus | None = Field(None, description="With --demo: how the demo model is doing.")
+
+
+class ModelRecord(BaseModel):
+    name: str
+    task: str = Field(examples=["classify"])
+    classes: list[str]
+    metrics: dict[str, Any] = Field(description="The run's final metrics summary (split, accuracy, macro_f1...).")
+    created: str = Field(description="ISO 8601 time of registration (UTC).")
+    source: Literal["cli", "training"] = Field(description="cli: --model at start-up; training: trained by the service.")
+    run_dir: str = Field(description="The run folder: relative to the server's storage folder for a model the service "
+                                     "trained, else the folder's name (the server's paths are not shown).")
+    architecture: str
+    input_shape: list[int] = Field(description="[C, H, W]")
+
+
+class ModelList(BaseModel):
+    models: list[ModelRecord]
+
+
+@router.get("/v1/health", summary="Liveness and version (no key needed)", response_model=Health,
+            response_model_exclude_none=True)
 def health(request: Request) -> dict[str, Any]:
     """``{"status": "ok", "version", "ready", "models"}``; ``ready`` is false until start-up has finished.
 
@@ -27,23 +59,29 @@ def health(request: Request) -> dict[str, Any]:
                            "models": len(registry.names()) if registry is not None else 0}
     demo = getattr(state, "demo", None)
     if demo is not None:
-        out["demo"] = {"status": demo.status, "error": demo.error}
+        error = demo.error
+        if error and registry is not None:
+            from pixlearn.serve.security import hide_paths
+
+            error = hide_paths(str(error), registry.storage)
+        out["demo"] = {"status": demo.status, "error": error}
     return out
 
 
-@router.get("/v1/models", summary="List the registered models")
+@router.get("/v1/models", summary="List the registered models", response_model=ModelList)
 async def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
     """``{"models": [record, ...]}``, oldest first.
 
-    A record: ``{"name", "task", "classes", "metrics", "created", "source", "run_dir", "architecture", "input_shape"}``.
+    A record: ``{"name", "task", "classes", "metrics", "created", "source", "run_dir", "architecture", "input_shape"}``;
+    ``run_dir`` is relative to the storage folder (models the service trained) or the folder's name.
     """
-    return {"models": await run_blocking(registry.list)}
+    return {"models": [registry.public(r) for r in await run_blocking(registry.list)]}
 
 
-@router.get("/v1/models/{name}", summary="Show one model")
+@router.get("/v1/models/{name}", summary="Show one model", response_model=ModelRecord)
 async def show_model(name: str, registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
     """The model's record; 404 (naming the closest models) when there is none."""
-    return await run_blocking(registry.get, name)
+    return registry.public(await run_blocking(registry.get, name))
 
 
 @router.delete("/v1/models/{name}", status_code=204, summary="Delete a model", response_class=Response)

@@ -63,11 +63,20 @@ class ServeSettings(BaseModel):
     max_pixels: int = Field(50_000_000, ge=1)
     #: Train a small digits classifier in the background at start-up when it is not registered yet.
     demo: bool = False
+    #: Origins (``scheme://host[:port]``) whose web pages may call the API (CORS); other sites' pages are refused.
+    cors_origins: list[str] = Field(default_factory=list)
 
     @field_validator("api_keys")
     @classmethod
     def _strip_keys(cls, keys: list[str]) -> list[str]:
         return [k.strip() for k in keys if k and k.strip()]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        from pixlearn.serve.security import normalize_origin
+
+        return list(dict.fromkeys(normalize_origin(o) for o in origins))  # ConfigError is a ValueError
 
     @property
     def database_url(self) -> str:
