@@ -249,3 +249,51 @@ def test_limits_from_settings() -> None:
 
     limits = ArchiveLimits.from_settings(S())
     assert (limits.max_bytes, limits.max_ratio, limits.min_images_per_class) == (2 * 2**20, 50.0, 4)
+
+
+# ---------------------------------------------------------------- names too long, headers that disagree
+def test_a_member_name_over_255_bytes_is_refused_not_a_crash(tmp_path: Path) -> None:
+    long_name = "cat/" + "a" * 300 + ".png"  # one path component of 304 bytes: open() would fail with ENAMETOOLONG
+    data = _zip({**_classes(), long_name: _png(99)})
+    reasons = _refuse(data, tmp_path)
+    assert len(reasons) == 1 and "path is too long (a name over 255 bytes" in reasons[0]
+    with pytest.raises(ArchiveError, match="too long"):
+        check_archive(io.BytesIO(data))
+
+
+def test_a_member_path_over_path_max_is_refused(tmp_path: Path) -> None:
+    deep = "cat/" + "/".join(["d" * 250] * 18) + "/0.png"  # every name is short, the whole is over 4096 bytes
+    data = _zip({**_classes(), deep: _png(98)})
+    reasons = _refuse(data, tmp_path)
+    assert len(reasons) == 1 and "a path over 1024 bytes" in reasons[0]
+
+
+def test_names_up_to_the_limits_extract(tmp_path: Path) -> None:
+    name = "cat/" + "b" * 251 + ".png"  # a 255-byte file name
+    data = _zip({**_classes(), name: _png(97)})
+    ds = extract_archive(io.BytesIO(data), tmp_path / "data")
+    assert ds.per_class == {"cat": 4, "dog": 3}
+
+
+def _forge_local_name(data: bytes, member: str, forged: str) -> bytes:
+    """Rewrite one member's name in its local header only (same length); the central directory keeps ``member``."""
+    assert len(forged.encode()) == len(member.encode())
+    out = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        offset = zf.getinfo(member).header_offset
+    assert out[offset : offset + 4] == b"PK\x03\x04"
+    n_len = struct.unpack_from("<H", out, offset + 26)[0]
+    assert out[offset + 30 : offset + 30 + n_len] == member.encode()
+    out[offset + 30 : offset + 30 + n_len] = forged.encode()
+    return bytes(out)
+
+
+def test_a_local_header_name_that_differs_from_the_central_directory_is_refused(tmp_path: Path) -> None:
+    data = _forge_local_name(_zip(_classes()), "cat/1.png", "../1.png.")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf, pytest.raises(zipfile.BadZipFile):  # what zipfile itself says
+        zf.open("cat/1.png")
+    with pytest.raises(ArchiveError) as exc_info:  # from the headers alone, before anything is written
+        check_archive(io.BytesIO(data), name="upload.zip")
+    assert "local header does not match the zip's central directory" in str(exc_info.value)
+    reasons = _refuse(data, tmp_path)
+    assert len(reasons) == 1 and "'cat/1.png'" in reasons[0] and "zip the images again" in reasons[0]

@@ -19,6 +19,7 @@ top-level folder that wraps everything is unwrapped; ``__MACOSX/`` and dotfiles 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -47,6 +48,12 @@ _RATIO_MIN_BYTES = 1 << 20
 _CHUNK = 1 << 16
 _EXAMPLES = 5
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: Longest file or folder name in a member path (bytes, Linux's NAME_MAX), and longest member path (bytes): the
+#: job folder's own path comes in front of it, and the whole must stay under PATH_MAX (4096).
+_NAME_MAX = 255
+_MEMBER_PATH_MAX = 1024
+#: Errors zipfile raises for a member whose headers are corrupt or forged.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError)
 _METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
@@ -240,8 +247,8 @@ def _content_reasons(per_class: dict[str, int], images: int, min_per_class: int)
 # ---------------------------------------------------------------- checks on the headers
 def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[ArchivePlan, list[str]]:
     infos = zf.infolist()
-    bad: dict[str, list[str]] = {k: [] for k in ("nul", "absolute", "drive", "traversal", "link", "device", "special",
-                                                 "encrypted", "method", "duplicate")}
+    bad: dict[str, list[str]] = {k: [] for k in ("nul", "absolute", "drive", "traversal", "long", "link", "device",
+                                                 "special", "encrypted", "method", "duplicate", "header")}
     members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
     seen: set[str] = set()
     declared = compressed = 0
@@ -263,6 +270,10 @@ def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[ArchivePlan, list
         parts = tuple(p for p in name.split("/") if p not in ("", "."))
         if ".." in parts:
             bad["traversal"].append(shown)
+            continue
+        encoded = [p.encode("utf-8", "surrogateescape") for p in parts]
+        if any(len(p) > _NAME_MAX for p in encoded) or sum(len(p) + 1 for p in encoded) > _MEMBER_PATH_MAX:
+            bad["long"].append(shown if len(shown) <= 60 else f"{shown[:57]}...")
             continue
         mode = info.external_attr >> 16
         kind = stat.S_IFMT(mode)
@@ -289,6 +300,11 @@ def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[ArchivePlan, list
                 bad["duplicate"].append(shown)
                 continue
             seen.add(key)
+            try:  # reads the member's local header: its name must be the central directory's
+                zf.open(info).close()
+            except _ZIP_ERRORS:
+                bad["header"].append(shown)
+                continue
             declared += info.file_size
             compressed += info.compress_size
             if info.file_size >= _RATIO_MIN_BYTES and info.file_size > limits.max_ratio * max(info.compress_size, 1):
@@ -305,12 +321,16 @@ def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[ArchivePlan, list
         "absolute": "members with an absolute path",
         "drive": "members with a drive letter",
         "traversal": "members whose path climbs out of the archive with '..' (path traversal)",
+        "long": f"members whose path is too long (a name over {_NAME_MAX} bytes, or a path over {_MEMBER_PATH_MAX} "
+                "bytes); use shorter file and folder names",
         "link": "symbolic-link members (links are never extracted)",
         "device": "device-file members",
         "special": "members that are not regular files (FIFO, socket, hard link or unknown type)",
         "encrypted": "encrypted members",
         "method": "members with an unsupported compression method",
         "duplicate": "members that appear more than once",
+        "header": "members whose local header does not match the zip's central directory (a forged or corrupt zip: "
+                  "another name, or an unreadable header); zip the images again",
     }
     for k, names in bad.items():
         if names:
@@ -406,28 +426,33 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, *, li
     written = 0
     shown = info.orig_filename
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-        while True:
-            try:
-                chunk = src.read(_CHUNK)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-                raise _Refused(f"member {shown!r} is corrupt or its header is forged ({exc}); zip the images again") from None
-            if not chunk:
-                break
-            written += len(chunk)
-            if written > info.file_size:
-                raise _Refused(f"member {shown!r} inflates past its declared size of {info.file_size} bytes (a forged header)")
-            if total + written > limits.max_bytes:
-                raise _Refused(
-                    f"it decompresses to more than the {_mb(limits.max_bytes)} cap (while extracting {shown!r}); "
-                    "send fewer or smaller images (or raise max_archive_mb)"
-                )
-            if written >= _RATIO_MIN_BYTES and written > limits.max_ratio * max(info.compress_size, 1):
-                raise _Refused(
-                    f"member {shown!r} expands more than {limits.max_ratio:g}:1 while extracting (a zip bomb?); "
-                    "send already-compressed images (PNG/JPEG) or raise max_archive_ratio"
-                )
-            out.write(chunk)
+    with os.fdopen(fd, "wb") as out:
+        try:  # opening reads the local header (checked against the central directory by _plan already)
+            src = zf.open(info)
+        except _ZIP_ERRORS as exc:
+            raise _Refused(f"member {shown!r} is corrupt or its header is forged ({exc}); zip the images again") from None
+        with src:
+            while True:
+                try:
+                    chunk = src.read(_CHUNK)
+                except _ZIP_ERRORS as exc:
+                    raise _Refused(f"member {shown!r} is corrupt or its header is forged ({exc}); zip the images again") from None
+                if not chunk:
+                    break
+                written += len(chunk)
+                if written > info.file_size:
+                    raise _Refused(f"member {shown!r} inflates past its declared size of {info.file_size} bytes (a forged header)")
+                if total + written > limits.max_bytes:
+                    raise _Refused(
+                        f"it decompresses to more than the {_mb(limits.max_bytes)} cap (while extracting {shown!r}); "
+                        "send fewer or smaller images (or raise max_archive_mb)"
+                    )
+                if written >= _RATIO_MIN_BYTES and written > limits.max_ratio * max(info.compress_size, 1):
+                    raise _Refused(
+                        f"member {shown!r} expands more than {limits.max_ratio:g}:1 while extracting (a zip bomb?); "
+                        "send already-compressed images (PNG/JPEG) or raise max_archive_ratio"
+                    )
+                out.write(chunk)
     return written
 
 
@@ -507,6 +532,10 @@ def extract_archive(
                     total += _copy_member(zf, info, target, limits=limits, total=total)
                 except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
                     raise _Refused(f"member {info.orig_filename!r} clashes with another member ({exc.strerror})") from None
+                except OSError as exc:  # a path too long for this server (ENAMETOOLONG), a full disk
+                    hint = "use shorter file and folder names" if exc.errno == errno.ENAMETOOLONG else "retry later"
+                    raise _Refused(f"member {info.orig_filename!r} cannot be written on the server ({exc.strerror}); "
+                                   f"{hint}") from None
             root = base.joinpath(*plan.prefix) if plan.prefix else base
             return _read_extracted(root, plan, limits, label, total)
         except _Refused as exc:
