@@ -334,6 +334,10 @@ def _prepare(cfg: RestoreConfig, plan: Any) -> _Prepared:
         raise ConfigError(f"patch {dc.patch} is too small for scale {sr}; use at least {sr * 4}")
     torch.manual_seed(t.seed)
     net = create_restorer(cfg.model.name, in_chans=1 if plan.mode == "L" else 3, scale=sr, **cfg.model.options())
+    if cfg.model.weights:
+        from pixlearn.models import load_weights
+
+        load_weights(net, cfg.model.weights, strict=True)
     rtask = RestoreTask(net, loss=t.loss)  # type: ignore[arg-type]
     train_ds = PatchDataset(plan.train, mode=plan.mode, patch=dc.patch, patches_per_image=dc.patches_per_image, pipeline=pipeline,
                             scale=sr, augment=dc.augment, cache_mb=dc.cache_mb)
@@ -465,10 +469,46 @@ def _manifest(prep: _Prepared, run_dir: Path) -> dict[str, Any]:
 
 
 def _plan(cfg: RestoreConfig) -> Any:
+    from pixlearn.engine.kfold import fold_of
     from pixlearn.tasks.restore_data import plan_restore_data
 
     dc = cfg.data
-    return plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=cfg.train.seed)
+    plan = plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=cfg.train.seed)
+    if cfg.train.fold:
+        plan = fold_of(plan, folds=max(cfg.train.folds, 1), fold=cfg.train.fold, seed=cfg.train.seed)
+    return plan
+
+
+#: The metrics a k-fold restoration run summarises (mean, std, per fold).
+_FOLD_KEYS = ("psnr", "ssim", "mse", "gain_db")
+
+
+def _train_folds(cfg: RestoreConfig, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any]) -> RestoreResult:
+    from pixlearn.engine.kfold import fold_splits, run_folds
+    from pixlearn.tasks.restore_data import plan_restore_data
+    from pixlearn.train.runs import write_folds_report
+
+    k, dc = cfg.train.folds, cfg.data
+    base = plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=cfg.train.seed)
+    fold_splits(base, folds=k, seed=cfg.train.seed)  # fail early when the data is too small for k folds
+    manifest = base_manifest(seed=cfg.train.seed)
+    manifest.update(data={"root": str(Path(base.root).resolve()), "format": base.format, "mode": base.mode, "fingerprint": base.fingerprint})
+
+    def one(i: int, fold_dir: Path) -> RestoreResult:
+        fold_cfg = RestoreConfig.from_overrides(cfg, fold=i)
+        prep = _prepare(fold_cfg, _plan(fold_cfg))
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        m = _manifest(prep, fold_dir)
+        atomic_write_text(fold_dir / "config.yaml", fold_cfg.to_yaml())
+        write_json(fold_dir / "manifest.json", m)
+        return _fit(prep, fold_dir, m, progress=progress, callbacks=callbacks)
+
+    metrics, results = run_folds(k, run_dir, one, task="restore", keys=_FOLD_KEYS, config_yaml=cfg.to_yaml(), manifest=manifest,
+                                 write_text=atomic_write_text, write_json=write_json)
+    write_folds_report(run_dir, metrics, title=f"pixlearn train restore: {k}-fold cross-validation of {cfg.model.name} ({dc.task})",
+                       details={"model": cfg.model.name, "restoration task": dc.task, "folds": k, "seed": cfg.train.seed})
+    return RestoreResult(run_dir=run_dir, config=cfg, metrics=metrics,
+                         history=[{"fold": i + 1, **row} for i, r in enumerate(results) for row in r.history])
 
 
 def _resume(
@@ -584,10 +624,14 @@ def train_restorer(
     if not cfg.data.path:
         raise ConfigError("no data: give a folder of clean images (or degraded/ + clean/ pairs) with --data")
     cfg = RestoreConfig.from_overrides(cfg, data=str(Path(cfg.data.path).resolve()))
-    prep = _prepare(cfg, _plan(cfg))
     run_dir = Path(out) if out is not None else default_run_dir("restore", f"{cfg.model.name}-{cfg.data.task}")
     if run_dir.exists() and (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: already holds a run; choose another --out, or continue it with --resume {run_dir}")
+    if cfg.train.folds > 1 and not cfg.train.fold:
+        if cfg.train.find_lr:
+            raise ConfigError("--find-lr and --folds do not mix; find the learning rate on a single run first")
+        return _train_folds(cfg, run_dir, progress=progress, callbacks=callbacks)
+    prep = _prepare(cfg, _plan(cfg))
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(prep, run_dir)
     if cfg.train.find_lr:

@@ -86,6 +86,7 @@ class RestoreModelConfig(_Section):
     """Which restorer and its size (options a model does not take must stay unset)."""
 
     name: str = Field("dncnn", description="dncnn, unet (same size) or espcn, edsr (super-resolution).")
+    weights: str | None = Field(None, description="Start from a restorer's weights (a .safetensors file, e.g. a run's weights/best.safetensors).")
     depth: int | None = Field(None, ge=2, description="dncnn: convolution layers (default 17).")
     width: int | None = Field(None, ge=2, description="Feature channels: dncnn, espcn, edsr (default 64); unet: of the first level (default 32).")
     bn: bool | None = Field(None, description="dncnn, unet: batch normalisation (default on).")
@@ -103,7 +104,7 @@ class RestoreModelConfig(_Section):
 
     def options(self) -> dict[str, Any]:
         """The size options that are set."""
-        return {k: v for k, v in self.model_dump().items() if k != "name" and v is not None}
+        return {k: v for k, v in self.model_dump().items() if k not in ("name", "weights") and v is not None}
 
 
 class RestoreScheduleConfig(ScheduleConfig):
@@ -123,6 +124,8 @@ class RestoreTrainConfig(_Section):
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts.")
     minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
     find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
+    folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
+    fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
     deterministic: bool = Field(False, description="Deterministic algorithms.")
     precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU.")
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")

@@ -22,6 +22,7 @@ __all__ = [
     "git_commit",
     "package_versions",
     "base_manifest",
+    "write_folds_report",
 ]
 
 #: What a finished single (not k-fold) classification run folder holds.
@@ -135,3 +136,16 @@ def base_manifest(*, seed: int) -> dict[str, Any]:
         "cwd_git_commit": git_commit(),
         "argv": list(sys.argv),
     }
+
+
+def write_folds_report(run_dir: Path, metrics: dict[str, Any], *, title: str, details: dict[str, Any]) -> None:
+    """The k-fold summary page: every metric's mean ± std, and a link to each fold's own report."""
+    from pixlearn.eval.classify_report import write_run_report
+
+    cv = metrics["cv"]
+    rows = [{"split": f"fold {f['fold']}: its val part", "images": None, "source": f"fold_{f['fold']}/ (full report: fold_{f['fold']}/report.html)",
+             "used_for": f"early stopping of fold {f['fold']}; best epoch {f['best_epoch']}; stopped: {f['stop_reason']}"}
+            for f in metrics["folds"]]
+    notes = [f"{name}: {v['mean']:.4f} ± {v['std']:.4f} over {cv['folds']} folds ({metrics.get('split')} split)" for name, v in cv["metrics"].items()]
+    write_run_report(run_dir / "report.html", title=title, scores=[], splits=rows, details=details,
+                     notes=notes + ["Each fold has its own full report, weights and checkpoint in its fold_N folder."])

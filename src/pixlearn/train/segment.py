@@ -390,7 +390,7 @@ def train_segmenter(
     ('val', ['best.safetensors', 'model.json'])
     """
     from pixlearn.data.index import DatasetIndex
-    from pixlearn.tasks.segment_data import plan_segment_splits, read_segment_dataset
+    from pixlearn.tasks.segment_data import read_segment_dataset
 
     from pixlearn.engine.budget import epochs_for_budget
     from pixlearn.engine.resume import check_new_run_options
@@ -421,16 +421,36 @@ def train_segmenter(
     run_dir = Path(out) if out is not None else default_run_dir("segment", cfg.model.arch)
     if rank_zero and run_dir.exists() and (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir}: already holds a run; choose another --out, or continue it with --resume {run_dir}")
+    if cfg.train.folds > 1 and not cfg.train.fold:
+        if cfg.train.find_lr:
+            raise ConfigError("--find-lr and --folds do not mix; find the learning rate on a single run first")
+        return _train_folds(cfg, index, names, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
+    return _train_single(cfg, index, names, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
+
+
+def _splits(cfg: SegmentConfig, index: Any) -> Any:
+    from pixlearn.engine.kfold import fold_of
+    from pixlearn.tasks.segment_data import plan_segment_splits
+
     splits = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
+    if cfg.train.fold:
+        splits = fold_of(splits, folds=max(cfg.train.folds, 1), fold=cfg.train.fold, seed=cfg.train.seed)
+    return splits
+
+
+def _data_manifest(index: Any, names: list[str], splits: Any) -> dict[str, Any]:
+    return {"root": str(Path(index.root).resolve()), "format": index.format, "fingerprint": index.fingerprint(), "classes": names,
+            "splits": splits.to_dict()}
+
+
+def _train_single(
+    cfg: SegmentConfig, index: Any, names: list[str], run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
+) -> TrainResult:
+    splits = _splits(cfg, index)
     prep = _prepare(cfg, index, splits, names)
     manifest = base_manifest(seed=cfg.train.seed)
-    manifest.update(
-        status="running", task="segment", run_dir=str(run_dir.resolve()),
-        device=_device_info(cfg),
-        data={"root": str(Path(index.root).resolve()), "format": index.format, "fingerprint": index.fingerprint(), "classes": names,
-              "splits": splits.to_dict()},
-        model=prep.model.pixlearn_spec.to_dict(),
-    )
+    manifest.update(status="running", task="segment", run_dir=str(run_dir.resolve()), device=_device_info(cfg),
+                    data=_data_manifest(index, names, splits), model=prep.model.pixlearn_spec.to_dict())
     if cfg.train.find_lr:
         prep = _find_lr(prep, run_dir, manifest, progress=progress, rank_zero=rank_zero)
         cfg = prep.cfg
@@ -439,6 +459,35 @@ def train_segmenter(
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         write_json(run_dir / "manifest.json", manifest)
     return _fit(prep, run_dir, progress=progress, callbacks=callbacks, manifest=manifest, rank_zero=rank_zero)
+
+
+#: The metrics a k-fold segmentation run summarises (mean, std, per fold).
+_FOLD_KEYS = ("mean_iou", "mean_dice", "pixel_accuracy", "foreground_iou", "foreground_dice")
+
+
+def _train_folds(
+    cfg: SegmentConfig, index: Any, names: list[str], run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
+) -> TrainResult:
+    from pixlearn.engine.kfold import fold_splits, run_folds
+    from pixlearn.tasks.segment_data import plan_segment_splits
+    from pixlearn.train.runs import write_folds_report
+
+    k = cfg.train.folds
+    base = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
+    fold_splits(base, folds=k, seed=cfg.train.seed)  # fail early when the data is too small for k folds
+    manifest = base_manifest(seed=cfg.train.seed)
+    manifest.update(device=_device_info(cfg), data=_data_manifest(index, names, base))
+
+    def one(i: int, fold_dir: Path) -> TrainResult:
+        return _train_single(SegmentConfig.from_overrides(cfg, fold=i), index, names, fold_dir, progress=progress, callbacks=callbacks,
+                             rank_zero=rank_zero)
+
+    metrics, results = run_folds(k, run_dir, one, task="segment", keys=_FOLD_KEYS, config_yaml=cfg.to_yaml(), manifest=manifest,
+                                 write_text=atomic_write_text, write_json=write_json)
+    write_folds_report(run_dir, metrics, title=f"pixlearn train segment: {k}-fold cross-validation of {cfg.model.arch} ({cfg.model.encoder})",
+                        details={"network": f"{cfg.model.arch} on {cfg.model.encoder}", "folds": k, "seed": cfg.train.seed})
+    return TrainResult(run_dir=run_dir, config=cfg, metrics=metrics, folds=results,
+                       history=[{"fold": i + 1, **row} for i, r in enumerate(results) for row in r.history])
 
 
 def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None, rank_zero: bool) -> _Prepared:
@@ -469,7 +518,7 @@ def _resume(
     progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
 ) -> TrainResult:
     from pixlearn.engine.resume import check_same_data, note_resume, plan_resume
-    from pixlearn.tasks.segment_data import plan_segment_splits, read_segment_dataset
+    from pixlearn.tasks.segment_data import read_segment_dataset
 
     overrides = {k: v for k, v in options.items() if v is not None}
     if data is not None:
@@ -482,7 +531,7 @@ def _resume(
     manifest = plan.manifest or base_manifest(seed=cfg.train.seed)
     check_same_data(manifest, index.fingerprint(), data=cfg.data.path, run_dir=plan.run_dir)
     names = (manifest.get("data") or {}).get("classes") or _classes(index, classes)
-    splits = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
+    splits = _splits(cfg, index)
     prep = _prepare(cfg, index, splits, [str(c) for c in names])
     note_resume(manifest, plan, epochs=cfg.train.epochs, at=base_manifest(seed=cfg.train.seed)["created"])
     if rank_zero:

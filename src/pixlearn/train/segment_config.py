@@ -79,6 +79,8 @@ class SegmentTrainConfig(_Section):
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
     minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
     find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
+    folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
+    fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
     overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Tile overlap (fraction of the crop) for images larger than the crop.")
     val_every: int = Field(1, ge=1, description="Validate every this many epochs (whole images are costly; the final scores are always measured).")
     deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
