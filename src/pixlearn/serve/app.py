@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -92,13 +93,21 @@ def _shutdown(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServeSettings = app.state.settings
     app.state.ready = False
+    app.state.pool = None
     try:
+        if settings.workers:  # CPU work runs in these processes, killed at a request's deadline
+            from pixlearn.serve.workers import WorkerPool
+
+            app.state.pool = await anyio.to_thread.run_sync(WorkerPool(settings.workers).start)
         _startup(app, settings)
         app.state.ready = True
         yield
     finally:
         app.state.ready = False
         _shutdown(app)
+        if app.state.pool is not None:
+            await anyio.to_thread.run_sync(app.state.pool.shutdown)
+            app.state.pool = None
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
@@ -144,9 +153,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
     # Added innermost first: a request meets auth, then the body limit, the concurrency limit, the timeout.
-    app.add_middleware(TimeoutMiddleware, timeout_s=settings.timeout_s)
-    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrency)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TimeoutMiddleware, timeout_s=settings.timeout_s, pool=lambda: getattr(app.state, "pool", None))
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.concurrency, max_queue=settings.max_queue,
+                       queue_timeout_s=settings.queue_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     # Outermost: cross-site refusal and CORS before auth, security headers on every answer.
     install_security(app, cors_origins=settings.cors_origins)

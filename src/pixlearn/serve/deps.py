@@ -1,4 +1,14 @@
-"""What the route modules share: the app's settings and registry, and running blocking work off the event loop."""
+"""What the route modules share: the app's settings and registry, and running blocking work off the event loop.
+
+Two ways to run work off the loop:
+
+- :func:`run_cpu` for CPU-heavy numpy / OpenCV / scikit-image work (decoding, ops, recipes,
+  colours, quality): it runs in the app's worker processes and is killed at the request's
+  deadline (see :mod:`pixlearn.serve.workers`).
+- :func:`run_blocking` for what cannot leave the process (torch models, the database, the
+  registry): a thread. Python cannot stop a thread, so at the deadline the client gets its 504
+  at once but the request keeps its concurrency slot until the thread has returned.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +21,9 @@ from fastapi import Request
 
 from pixlearn.serve.registry import ModelRegistry
 from pixlearn.serve.settings import ServeSettings
+from pixlearn.serve.workers import run_cpu
 
-__all__ = ["get_settings", "get_registry", "run_blocking"]
+__all__ = ["get_settings", "get_registry", "run_blocking", "run_cpu"]
 
 T = TypeVar("T")
 
@@ -28,9 +39,10 @@ def get_registry(request: Request) -> ModelRegistry:
 
 
 async def run_blocking(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run CPU-heavy ``func`` (decoding, ops, torch inference) in a worker thread.
+    """Run blocking ``func`` (torch inference, database and registry calls) in a worker thread.
 
-    Unlike ``run_in_threadpool``, a request that times out is answered at once: the thread is
-    abandoned (it finishes in the background and its result is dropped).
+    The thread is never abandoned: when the request's deadline passes, the timeout middleware
+    answers 504 at once, and this call (with the request and its concurrency slot) ends when the
+    thread does. CPU-heavy numpy/OpenCV work belongs in :func:`run_cpu`, which can be stopped.
     """
-    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), abandon_on_cancel=True)
+    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))

@@ -28,6 +28,12 @@ def env_api_keys() -> list[str]:
     return keys
 
 
+def _default_workers() -> int:
+    from pixlearn.serve.workers import default_workers
+
+    return default_workers()
+
+
 def _env_storage() -> Path:
     return Path(os.environ.get("PIXLEARN_STORAGE") or "./pixlearn-data")
 
@@ -51,7 +57,18 @@ class ServeSettings(BaseModel):
     api_keys: list[str] = Field(default_factory=env_api_keys)
     max_body_mb: float = Field(50, gt=0)
     timeout_s: float = Field(60, gt=0)
-    max_concurrency: int = Field(4, ge=1)
+    #: Seconds a request body may send nothing before it is answered 408 (a stalled upload).
+    body_timeout_s: float = Field(10, gt=0)
+    #: Worker processes for CPU work (ops, recipes, colours, quality, decoding); 0 runs it in threads, which
+    #: cannot be stopped at the deadline. Default: the CPU cores this process may use.
+    workers: int = Field(default_factory=_default_workers, ge=0, le=1024)
+    #: Requests handled at once (reading their body, queued for or running on a worker). Default: twice the
+    #: workers, at least 4, so a request's upload is read while another computes.
+    max_concurrency: int | None = Field(None, ge=1)
+    #: Requests beyond ``max_concurrency`` that wait for a slot (first come, first served) before 429.
+    max_queue: int = Field(64, ge=0)
+    #: Seconds a queued request waits for a slot before 429.
+    queue_timeout_s: float = Field(10, ge=0)
     max_archive_images: int = Field(256, ge=1)
     allowed_roots: list[Path] = Field(default_factory=list)
     models: list[Path] = Field(default_factory=list)
@@ -86,6 +103,11 @@ class ServeSettings(BaseModel):
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def concurrency(self) -> int:
+        """Requests handled at once: ``max_concurrency``, or by default twice the workers (at least 4)."""
+        return self.max_concurrency or max(4, 2 * self.workers)
 
     @property
     def auth_enabled(self) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -41,8 +42,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 from sqlalchemy import JSON, Column, Engine, Integer, String, Table, Text, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from pixlearn._core.errors import ConfigError, PixlearnError, UnknownNameError
 from pixlearn.serve.archive import ArchiveError, ArchiveLimits, extract_archive
@@ -50,7 +52,8 @@ from pixlearn.serve.db import metadata
 from pixlearn.serve.errors import ApiError
 from pixlearn.serve.registry import safe_name
 
-__all__ = ["JobManager", "JobNotFound", "router", "trainings_table", "STATUSES", "DEFAULT_OPTIONS"]
+__all__ = ["JobManager", "JobNotFound", "KeyConflict", "router", "trainings_table", "training_keys_table", "STATUSES",
+           "DEFAULT_OPTIONS", "MAX_KEY_LENGTH"]
 
 log = logging.getLogger("pixlearn.serve.trainings")
 
@@ -88,9 +91,26 @@ trainings_table = Table(
     Column("final", JSON),
 )
 
+#: Idempotency keys of job submissions: the same key gives the same job, never a second one.
+training_keys_table = Table(
+    "training_keys",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("job_id", String(32), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created", String(40), nullable=False),
+)
+
+#: Longest ``Idempotency-Key`` accepted.
+MAX_KEY_LENGTH = 200
+
 
 class JobNotFound(UnknownNameError):
     """No training job has this id (404)."""
+
+
+class KeyConflict(ConfigError):
+    """An ``Idempotency-Key`` already names another submission, or a deleted job (422)."""
 
 
 def _now() -> str:
@@ -266,7 +286,7 @@ class JobManager:
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Recover the jobs a previous server left running, then start dispatching queued jobs."""
-        metadata.create_all(self.engine, tables=[trainings_table])
+        metadata.create_all(self.engine, tables=[trainings_table, training_keys_table])
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._recover()
         self._stop.clear()
@@ -293,7 +313,7 @@ class JobManager:
 
     # ------------------------------------------------------------ public API
     def submit(self, archive: str | os.PathLike[str] | IO[bytes], *, filename: str | None = None, name: str | None = None,
-               **options: Any) -> dict[str, Any]:
+               idempotency_key: str | None = None, commit: Any = None, **options: Any) -> dict[str, Any]:
         """Check and extract ``archive`` into a new job folder and queue the job.
 
         Parameters
@@ -304,13 +324,20 @@ class JobManager:
             The upload's file name (the default model name, and how errors name the archive).
         name : str, optional
             The model name to register on success (made unique by the registry).
+        idempotency_key : str, optional
+            A client's key for this submission: a key already used returns the job it created (with
+            ``"replayed": True``) instead of queueing a second one; the same key with a different archive or
+            options raises :class:`ConfigError`.
+        commit : callable, optional
+            Called right before the job is stored; when it returns False (the request's deadline has passed
+            and the client was answered 504) nothing is stored and :class:`ConfigError` is raised.
         **options
             ``architecture``, ``epochs``, ``img_size``, ``batch``, ``lr`` (see :data:`DEFAULT_OPTIONS`).
 
         Returns
         -------
         dict
-            The job (status ``queued``).
+            The job (status ``queued``); with ``idempotency_key``, also ``"replayed"``: whether it existed already.
 
         Raises
         ------
@@ -322,6 +349,13 @@ class JobManager:
         opts = self._check_options(options)
         label = filename or (Path(archive).name if isinstance(archive, (str, os.PathLike)) else "archive.zip")
         model_name = safe_name(name or Path(label).stem or "model")
+        fingerprint = ""
+        if idempotency_key is not None:
+            idempotency_key = _check_key(idempotency_key)
+            fingerprint = _fingerprint(archive, {**opts, "name": name})
+            existing = self._replay(idempotency_key, fingerprint)
+            if existing is not None:
+                return existing
         job_id = uuid.uuid4().hex
         job_dir = self.jobs_dir / job_id
         run_dir = self.models_dir / f"{model_name}-{job_id[:8]}"
@@ -337,11 +371,45 @@ class JobManager:
             "dataset": {**dataset.to_dict(), "root": str(dataset.root), "archive": label},
             "created": _now(), "attempts": 0, "resume": 0, "job_dir": str(job_dir), "run_dir": str(run_dir),
         }
-        with self.engine.begin() as conn:
-            conn.execute(insert(trainings_table).values(**row))
+        if commit is not None and not commit():  # the client was answered 504: store nothing
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise ConfigError(f"{label}: the request's time limit passed before the job was stored; nothing was "
+                              "queued, submit it again")
+        try:
+            with self.engine.begin() as conn:  # the job and its key in one transaction
+                conn.execute(insert(trainings_table).values(**row))
+                if idempotency_key is not None:
+                    conn.execute(insert(training_keys_table).values(key=idempotency_key, job_id=job_id,
+                                                                    fingerprint=fingerprint, created=row["created"]))
+        except IntegrityError:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            existing = self._replay(idempotency_key, fingerprint) if idempotency_key is not None else None
+            if existing is None:
+                raise
+            return existing  # a concurrent request with the same key stored its job first
         log.info("training job %s queued (%s, %d images)", job_id, label, dataset.images)
         self._wake.set()
-        return self.get(job_id)
+        job = self.get(job_id)
+        if idempotency_key is not None:
+            job["replayed"] = False
+        return job
+
+    def _replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:
+        """The job an idempotency key created (``replayed``: True), None for a new key."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(training_keys_table).where(training_keys_table.c.key == key)).mappings().first()
+        if row is None:
+            return None
+        if row["fingerprint"] != fingerprint:
+            raise KeyConflict(f"Idempotency-Key {key!r} was used for a different submission (job {row['job_id']}, "
+                              "another archive or other options); use a new key for a new job")
+        try:
+            job = self.get(row["job_id"])
+        except JobNotFound:
+            raise KeyConflict(f"Idempotency-Key {key!r} belongs to job {row['job_id']}, which has been deleted; use "
+                              "a new key to submit again") from None
+        job["replayed"] = True
+        return job
 
     def get(self, job_id: str) -> dict[str, Any]:
         """The job ``job_id`` with live progress and metrics; :class:`JobNotFound` when there is none."""
@@ -469,6 +537,7 @@ class JobManager:
         with self._lock:
             with self.engine.begin() as conn:
                 conn.execute(delete(trainings_table).where(trainings_table.c.id == row["id"]))
+                # its keys stay: a retry with the same key is told the job was deleted, never given a new one
         shutil.rmtree(row["job_dir"], ignore_errors=True)
         run_dir = Path(row["run_dir"])
         registered = row["model"] is not None and self.registry.get_or_none(row["model"]) is not None
@@ -609,6 +678,29 @@ class JobManager:
         return error.replace(root, "the uploaded data") if root else error
 
 
+def _check_key(key: str) -> str:
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise ConfigError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, got "
+                          f"{len(key)} characters; send e.g. a UUID")
+    return key
+
+
+def _fingerprint(archive: str | os.PathLike[str] | IO[bytes], options: dict[str, Any]) -> str:
+    """SHA-256 of the archive's bytes and the options: what makes two submissions the same."""
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    if isinstance(archive, (str, os.PathLike)):
+        with open(archive, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    else:
+        start = archive.tell()
+        for block in iter(lambda: archive.read(1 << 20), b""):
+            digest.update(block)
+        archive.seek(start)
+    return digest.hexdigest()
+
+
 # ---------------------------------------------------------------- routes
 router = APIRouter(tags=["trainings"])
 
@@ -620,9 +712,11 @@ def _jobs(request: Request) -> JobManager:
     return jobs
 
 
-@router.post("/v1/trainings", status_code=202, summary="Train a classifier from a zip of labelled images")
+@router.post("/v1/trainings", status_code=202, summary="Train a classifier from a zip of labelled images",
+             responses={200: {"description": "The job an earlier request with the same Idempotency-Key created"}})
 def create_training(
     request: Request,
+    response: Response,
     archive: UploadFile = File(..., description="A zip: one folder of images per class (optionally under train/ val/), "
                                                   "or a CSV path,label with its images."),
     name: str | None = Form(None, description="Model name to register (default: from the file name)."),
@@ -632,20 +726,37 @@ def create_training(
     img_size: int = Form(DEFAULT_OPTIONS["img_size"], ge=8, le=1024),
     batch: int = Form(DEFAULT_OPTIONS["batch"], ge=1, le=4096),
     lr: float | None = Form(None, gt=0),
+    idempotency_key: str | None = Header(None, description="Any unique string (e.g. a UUID): a retry with the same "
+                                                           "key answers 200 with the job the first request created "
+                                                           "instead of queueing a second one."),
 ) -> dict[str, Any]:
     """Check the archive (400 with ``reasons`` when refused), extract it and queue the job: 202 with the job.
 
     Then poll ``GET /v1/trainings/{id}``: ``status``, ``progress`` (0..1), ``epoch``/``epochs``,
     ``metrics`` (one row per finished epoch: train_loss, val_loss, val_accuracy, ...) and, once
     succeeded, ``model`` (the registered model's name, usable at once in /v1/classify).
+
+    Once the job is stored the request's time limit no longer applies: it is never answered 504 for a job
+    that exists. A 504 before that means nothing was queued. With ``Idempotency-Key``, a retry is safe
+    either way: the same key gives the same job (200), never a second one; the same key with another
+    archive or other options is a 422.
     """
+    from pixlearn.serve.limits import current_deadline
+
     jobs = _jobs(request)
+    deadline = current_deadline.get()
     try:
-        return jobs.submit(archive.file, filename=archive.filename or "archive.zip", name=name or None,
-                           architecture=architecture, epochs=epochs, img_size=img_size, batch=batch, lr=lr)
+        job = jobs.submit(archive.file, filename=archive.filename or "archive.zip", name=name or None,
+                          idempotency_key=idempotency_key, commit=deadline.commit if deadline is not None else None,
+                          architecture=architecture, epochs=epochs, img_size=img_size, batch=batch, lr=lr)
+    except KeyConflict as exc:
+        raise ApiError(str(exc), status=422) from None
     except ArchiveError as exc:
         raise ApiError(f"{exc.archive}: the archive was refused: " + "; ".join(exc.reasons), status=400,
                        extra={"reasons": exc.reasons}) from None
+    if job.pop("replayed", False):
+        response.status_code = 200
+    return job
 
 
 @router.get("/v1/trainings", summary="List training jobs, newest first")
