@@ -86,8 +86,8 @@ def read_allowed_path(path: str, roots: Sequence[Path], *, max_pixels: int | Non
             from pixlearn.io import read_image
 
             return read_image(resolved, mode="RGB", max_pixels=max_pixels)
-    raise ApiError(f"image.path {path!r} is outside the allowed roots ({', '.join(str(r) for r in roots)}); "
-                   "pass a path under one of them", status=403)
+    raise ApiError(f"image.path {path!r} is outside the allowed roots (the {len(roots)} folder(s) set with "
+                   "--allow-root; the server does not show their paths); pass a path under one of them", status=403)
 
 
 def iter_zip_images(data: bytes, *, name: str, max_images: int, max_total_bytes: int, max_ratio: float,
