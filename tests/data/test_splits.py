@@ -237,8 +237,12 @@ def test_cli_split_writes_manifest_and_counts(tmp_path, cli):
     assert rows["total"]["total"] == 30
     with out.open() as fh:
         assert Counter(r["split"] for r in csv.DictReader(fh)) == {"train": 18, "val": 6, "test": 6}
-    # outside the dataset, paths are relative to the manifest: the CSV reader still reads it
-    back = read_dataset(out)
+    # outside the dataset, paths are relative to the manifest (../ds/...): they lead out of the manifest's
+    # folder, so the CSV reader refuses them unless asked, and the command says so
+    assert "read it with --allow-outside-root" in err
+    with pytest.raises(ConfigError, match="all 30 record.s. were refused"):
+        read_dataset(out)
+    back = read_dataset(out, allow_outside_root=True)
     assert back.splits() == {"train": 18, "val": 6, "test": 6} and all(r.path.is_file() for r in back.records)
     code, _, err = cli("data", "split", root, "--ratios", "0.6,0.2,0.2", "--seed", "1", "--out", out)
     assert code == 1 and "already exists" in err

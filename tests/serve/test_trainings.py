@@ -265,3 +265,72 @@ def test_restart_adopts_a_live_worker_then_resumes_from_its_checkpoint(settings,
         manifest = json.loads((run_dir / "manifest.json").read_text())
         assert [r["from_epoch"] for r in manifest["resumed"]] == [1]
         assert manifest["status"] == "finished"
+
+
+# ---------------------------------------------------------------- dataset files that name paths outside the upload
+SECRET = b"TOPSECRET-do-not-leak-4711"
+
+
+def _hostile_rows(secret: Path) -> list[str]:
+    """labels.csv rows that name files of the host: absolute paths and a '../' climb to the root."""
+    climb = "../" * 40 + str(secret).lstrip("/")
+    return [f"{secret},red", "/etc/passwd,blue", f"{climb},red", "../../../../../../../../etc/hostname,blue"]
+
+
+def _csv_zip(rows: list[str], *, good: int = 4, listed: bool = True) -> bytes:
+    """A zip with ``good`` real images per class whose labels.csv lists them (when ``listed``), then ``rows``."""
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    lines = ["path,label"]
+    with zipfile.ZipFile(buf, "w") as zf:
+        for c in ("red", "blue"):
+            for i in range(good):
+                zf.writestr(f"set/img/{c}{i}.png", png_bytes(colour_image(c, rng, size=16)))
+                if listed:
+                    lines.append(f"img/{c}{i}.png,{c}")
+        zf.writestr("set/labels.csv", "\n".join(lines + rows) + "\n")
+    return buf.getvalue()
+
+
+def _no_leak(text: str, secret: Path) -> None:
+    for leaked in (str(secret), SECRET.decode(), "/etc/passwd", "root:x:0", "etc/hostname"):
+        assert leaked not in text, f"{leaked!r} leaked into: {text[:600]}"
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["only-outside-rows", "outside-rows-among-real-ones"])
+def test_labels_csv_naming_host_files_is_400_and_reads_nothing(client, settings, tmp_path: Path, listed: bool) -> None:
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(SECRET)
+    r = submit(client, _csv_zip(_hostile_rows(secret), listed=listed), filename="hostile.zip")
+    assert r.status_code == 400, r.text
+    body = r.json()
+    _no_leak(r.text, secret)
+    text = " ".join(body["reasons"])
+    assert "outside" in text and "labels.csv: line" in text, body
+    if listed:  # the real rows would train: the archive is refused anyway, naming how many rows reach out
+        assert "4 record(s) name paths outside the archive's dataset folder" in text, body
+    else:
+        assert "all 4 record(s) were refused" in text and "allow_outside_root" not in text and "--allow" not in text, body
+    assert not list((settings.storage / "trainings").iterdir())
+    assert client.get("/v1/trainings").json() == {"trainings": []}
+
+
+def test_a_queued_job_whose_data_names_host_files_fails_without_reading_them(settings, tmp_path: Path) -> None:
+    """Data changed after submission (or queued before this check existed): the worker refuses the outside
+    rows itself and fails; neither the job's status nor its log shows a path or a byte of the host's files."""
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(SECRET)
+    idle = settings.model_copy(update={"training_workers": 0})
+    with TestClient(create_app(idle)) as client:
+        job = submit(client, _csv_zip([]), filename="later.zip").json()
+        assert job["status"] == "queued", job
+    data = settings.storage / "trainings" / job["id"] / "data" / "set"
+    with (data / "labels.csv").open("a") as fh:
+        fh.write("\n".join(_hostile_rows(secret)) + "\n")
+    with TestClient(create_app(settings)) as client:
+        done = wait_for(client, job["id"], lambda j: j["status"] == "failed", "failed")
+        assert "4 record(s) of the uploaded dataset name paths outside it" in done["error"], done
+        log = client.get(f"/v1/trainings/{job['id']}/log").text
+        for text in (str(done), log, client.get("/v1/trainings").text):
+            _no_leak(text, secret)
+        assert "allow_outside_root=True" not in done["error"]

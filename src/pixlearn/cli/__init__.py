@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PixlearnError as exc:
         if debug:
             traceback.print_exc()
-        _error(str(exc))
+        _error(getattr(exc, "cli_message", None) or str(exc))  # the fix in CLI words (--from, not format=)
         return 1
     except KeyboardInterrupt:
         _error("interrupted")

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.cli._options import AllowOutsideRoot
 
 __all__ = ["register"]
 
@@ -50,6 +51,7 @@ def check(
         float, typer.Option(help="Warn when the largest class is this many times the smallest.", min=1.0)
     ] = 10.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> None:
     """Check a dataset: counts per class and split, image sizes, unreadable files, exact and
     near duplicates, leaks across splits, empty/tiny classes, imbalance, bad boxes and masks.
@@ -154,6 +156,7 @@ def split(
     ] = OutputFormat.table,
     overwrite: Annotated[bool, typer.Option(help="Replace manifests that already exist.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> None:
     """Make a seeded, stratified train/val/test split (or K folds) and write it as a CSV manifest.
 
@@ -208,6 +211,7 @@ def split(
         written = write_split_manifest(index, parts, dest, groups=groups, overwrite=overwrite)
         emit(_count_rows(index, labels, parts), format)
         sys.stderr.write(f"wrote {written} ({', '.join(f'{k} {len(v)}' for k, v in parts.items())})\n")
+        _note_outside(Path(written).parent, root)
         return
 
     dest_dir = out if out is not None else root
@@ -227,6 +231,18 @@ def split(
         f"wrote {len(paths)} folds to {dest_dir} "
         "(fold_<i>.csv: train + val; the table shows each fold's val counts)\n"
     )
+    _note_outside(dest_dir, root)
+
+
+def _note_outside(manifest_dir: Path, root: Path) -> None:
+    """Say how to read a manifest written outside the dataset folder (its paths lead out of its own folder)."""
+    from pixlearn._core.paths import is_inside
+
+    if not is_inside(root, manifest_dir):
+        sys.stderr.write(
+            "note: the manifest lies outside the dataset folder, so its paths lead out of the manifest's folder; "
+            "read it with --allow-outside-root\n"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.cli._options import AllowOutsideRoot
 
 __all__ = ["register"]
 
@@ -23,6 +24,7 @@ def convert(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty DST, replacing its layout files.")] = False,
     images: Annotated[bool, typer.Option("--images/--no-images", help="Place the images in DST (hard links or copies).")] = True,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> None:
     """Convert a detection dataset: pixlearn data convert SRC --to yolo DST.
 
@@ -43,6 +45,7 @@ def info(
     data: Annotated[Path, typer.Argument(help="Dataset folder or annotation file.", show_default=False)],
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
     from_: Annotated[Optional[str], typer.Option("--from", help="Dataset format; detected when omitted.")] = None,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> None:
     """Summarise a dataset: its format, task, classes and counts per split (nothing is decoded).
 
@@ -67,7 +70,9 @@ def info(
         if format is OutputFormat.table:
             sys.stdout.write(
                 f"{summary['root']}: {summary['format']} dataset, task {summary['task']}, "
-                f"{summary['images']} image(s), {summary['num_classes']} class(es)\n\n"
+                f"{summary['images']} image(s), {summary['num_classes']} class(es)"
+                + (f", {n} record(s) refused (paths outside the folder)" if (n := summary["refused"].get("outside_root")) else "")
+                + "\n\n"
             )
         emit(rows, format)
         if format is OutputFormat.table and summary["classes"]:
@@ -83,6 +88,7 @@ def info(
     if summary["problems"]:
         found = ", ".join(f"{n} {code}" for code, n in summary["problems"].items())
         sys.stderr.write(f"reader notes: {found} (run pixlearn data check for details)\n")
+
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from pixlearn.cli._options import AllowOutsideRoot
+
 __all__ = ["preview", "register"]
 
 
@@ -27,6 +29,7 @@ def preview(
     cell: Annotated[int, typer.Option(help="Cell size in pixels.", min=16)] = 160,
     split: Annotated[Optional[str], typer.Option(help="Only this split (train, val, test).")] = None,
     seed: Annotated[int, typer.Option(help="Picks the samples and seeds their augmentation.")] = 0,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> None:
     """Draw a grid of samples: pixlearn data preview DIR --augment standard -o grid.png.
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.cli._options import AllowOutsideRoot
 
 __all__ = ["evaluate", "register"]
 
@@ -30,6 +31,7 @@ def evaluate(
     degrade: Annotated[Optional[str], typer.Option("--degrade", help="Restoration: degradation pipeline, e.g. 'blur:sigma=1.5+jpeg:quality=30' (default: the run's own).", show_default=False)] = None,
     scale: Annotated[Optional[int], typer.Option("--scale", help="Restoration: super-resolution factor (bicubic downscaling).", min=2, show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Restoration: seed of the degradation.")] = 0,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> None:
     """Score RUN's model (or a classical --method) on DIR, naming the split the numbers come from.
 

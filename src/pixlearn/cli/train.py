@@ -11,6 +11,7 @@ import typer
 
 from pixlearn.cli._group import new_app
 from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.cli._options import AllowOutsideRoot
 
 __all__ = ["train_app", "register"]
 
@@ -41,6 +42,7 @@ def classic(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: runs/classic/<features>-<model>).", show_default=False)] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes for features, cross-validation and the forest.")] = 1,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format (json prints the whole metrics.json).")] = OutputFormat.table,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> None:
     """Train HOG / LBP / colour-histogram features + SVM, random forest or k-NN.
 

@@ -16,6 +16,8 @@ code                      severity  meaning
 ``box_outside``           error     a box reaches beyond the image by more than 1 px
 ``box_degenerate``        error     a box has zero or negative width or height (or NaN)
 ``mask_size``             error     a segmentation mask's size differs from its image
+``outside_root``          error     records the reader refused because their paths lead outside
+                                    the dataset folder (``index.meta["refused"]``; counted, no path)
 ``duplicate``             warning   files with identical bytes inside one split
 ``near_duplicate``        warning   near-identical images (perceptual hash) inside one split
 ``label_conflict``        warning   identical files carry different labels
@@ -886,6 +888,19 @@ def check_dataset(
     if classes and task is not Task.RESTORE:
         findings.extend(_class_findings(counts, classes, split_names, min_per_class, imbalance_ratio, task))
     findings.extend(_empty_class_folders(index, rels))
+    refused = index.meta.get("refused") or {}
+    if refused.get("outside_root"):
+        n, examples = int(refused["outside_root"]), list(refused.get("examples") or [])
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "outside_root",
+                f"{n} record(s) refused and left out: their paths lead outside the dataset folder"
+                + (f" (e.g. {examples[0]})" if examples else ""),
+                (),
+                {"count": n, "examples": examples},
+            )
+        )
     if split_names == [UNSPLIT] and records:
         findings.append(
             Finding(

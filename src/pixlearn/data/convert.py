@@ -23,6 +23,7 @@ def convert(
     format: str | None = None,
     copy_images: bool = True,
     overwrite: bool = False,
+    allow_outside_root: bool | None = None,
 ) -> WriteResult:
     """Read a dataset and write it in another layout; the source is never modified.
 
@@ -49,6 +50,9 @@ def convert(
         False writes the annotations only.
     overwrite : bool, default False
         Write into a non-empty ``dst``, replacing the layout's own files and folders there.
+    allow_outside_root : bool, optional
+        Read source records whose paths lead outside its folder (see
+        :func:`~pixlearn.data.readers.read_dataset`); refused by default.
 
     Returns
     -------
@@ -81,5 +85,5 @@ def convert(
     ((1, 1), [[4.0, 5.0, 20.0, 25.0]])
     """
     to = check_name(str(to).lower(), OUTPUT_FORMATS, what="output format")
-    index = src if isinstance(src, DatasetIndex) else read_dataset(src, format=format)
+    index = src if isinstance(src, DatasetIndex) else read_dataset(src, format=format, allow_outside_root=allow_outside_root)
     return WRITERS[to](index, dst, copy_images=copy_images, overwrite=overwrite)

@@ -44,6 +44,8 @@ class ImageFolderIndex:
     classes: tuple[str, ...]
     entries: tuple[ImageEntry, ...]
     splits: tuple[str, ...] = ()
+    #: Why images were left out because they lead outside the folder (links pointing out); no outside path is named.
+    refused: tuple[str, ...] = ()
 
     @property
     def has_splits(self) -> bool:
@@ -88,7 +90,7 @@ def _layout_error(root: Path, problem: str) -> ConfigError:
     return ConfigError(f"{root}: {problem}; " + _LAYOUT.format(root=root, exts=exts))
 
 
-def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolderIndex:
+def scan_image_folder(root: str | os.PathLike[str], *, allow_outside_root: bool | None = None) -> ImageFolderIndex:
     """Index a labelled image folder laid out as one sub-folder per class.
 
     Two layouts are recognised: ``root/<class>/*.jpg``, or the same under split
@@ -96,12 +98,17 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolderIndex:
     ``validation/`` are read as ``val``). Images
     are found recursively inside each class folder by extension (see
     :data:`pixlearn.io.IMAGE_EXTENSIONS`); hidden files and folders are skipped
-    and nothing is decoded. Class folders without any image are left out.
+    and nothing is decoded. Class folders without any image are left out. An image that
+    leads outside ``root`` (a link pointing out, or inside a linked folder) is left out and
+    described in ``refused`` (without its target), unless outside paths are allowed.
 
     Parameters
     ----------
     root : path
         The labelled folder.
+    allow_outside_root : bool, optional
+        Read images that lead outside ``root``; default False, or what an enclosing
+        :func:`~pixlearn.data.readers.outside_root_allowed` says.
 
     Returns
     -------
@@ -112,7 +119,8 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolderIndex:
     ------
     ConfigError
         When ``root`` is not a folder, mixes split and class folders, or holds no
-        class folder with images; the message shows the expected layout.
+        class folder with images (or every image leads outside it); the message shows the
+        expected layout.
 
     Examples
     --------
@@ -148,17 +156,22 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolderIndex:
     else:
         groups = [(None, root)]
 
+    from pixlearn.data.formats._base import PathGuard
+
+    guard = PathGuard(root, allow_outside_root=allow_outside_root)
     entries: list[ImageEntry] = []
     for split, folder in groups:
         for class_dir in _subdirs(folder):
             for path, _ in expand_sources(class_dir):
                 if any(part.startswith(".") for part in path.relative_to(class_dir).parts):
                     continue
-                entries.append(ImageEntry(path=path, label=class_dir.name, split=split))
+                if guard.keep(path, path.relative_to(root).as_posix()):
+                    entries.append(ImageEntry(path=path, label=class_dir.name, split=split))
+    guard.check(len(entries))  # every image refused: say so, not "no images"
     if not entries:
         where = " and ".join(str(f) for _, f in groups)
         problem = "no class folders" if not any(_subdirs(f) for _, f in groups) else "no images in the class folders"
         raise _layout_error(root, f"{problem} under {where}")
     classes = tuple(sorted({e.label for e in entries}))
     splits = tuple(s for s, _ in groups if s is not None and any(e.split == s for e in entries))
-    return ImageFolderIndex(root=root, classes=classes, entries=tuple(entries), splits=splits)
+    return ImageFolderIndex(root=root, classes=classes, entries=tuple(entries), splits=splits, refused=tuple(guard.refused))

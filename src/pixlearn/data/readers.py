@@ -20,6 +20,12 @@ Every box in the index is absolute-pixel xyxy. A malformed annotation raises
 ``pixlearn data check`` reports instead (a missing image, a box outside its image, a degenerate
 box) are kept in ``record.meta["problems"]`` as ``{"code", "severity", "message"}`` dicts.
 Reading never writes anything.
+
+Every path a dataset names stays inside the dataset folder: a record whose image, mask or target
+resolves outside it (an absolute path, ``..``, a link pointing out) is refused -- left out of the
+index, counted in ``index.meta["refused"]`` and described without the outside path -- and a
+dataset whose every record is refused is an error. ``allow_outside_root=True`` (the CLI's
+``--allow-outside-root``) lifts this for local use; the service never does.
 """
 
 from __future__ import annotations
@@ -33,9 +39,17 @@ from pixlearn._core.errors import ConfigError
 from pixlearn._core.names import check_name
 from pixlearn._core.types import Task
 from pixlearn.data.formats import FORMATS, AnnotationError, format_module
+from pixlearn.data.formats._base import allow_outside_root_default, hinted, outside_root_allowed
 from pixlearn.data.index import SPLITS, DatasetIndex
 
-__all__ = ["FORMATS", "AnnotationError", "read_dataset", "detect_format", "describe_dataset"]
+__all__ = [
+    "FORMATS",
+    "AnnotationError",
+    "read_dataset",
+    "detect_format",
+    "describe_dataset",
+    "outside_root_allowed",
+]
 
 #: Formats identified by a file or folder only they use, tried first.
 _STRONG = ("yolo", "voc", "coco", "masks", "paired", "csv")
@@ -73,7 +87,8 @@ def detect_format(root: str | os.PathLike[str]) -> str:
     ------
     ConfigError
         When ``root`` does not exist, nothing fits, or several formats fit; the message says what
-        was found and lists the formats to pass as ``format=``.
+        was found and lists the formats to pass as ``format=`` (its ``cli_message`` names
+        ``--from`` instead).
 
     Examples
     --------
@@ -102,18 +117,25 @@ def detect_format(root: str | os.PathLike[str]) -> str:
     if len(found) == 1:
         return next(iter(found))
     if not found:
-        raise ConfigError(
-            f"{root}: cannot tell the dataset format; it holds {_listing(root)}. "
-            f"Known formats: {choices}; pass format= (CLI: --from FORMAT)"
+        raise hinted(
+            ConfigError,
+            f"{root}: cannot tell the dataset format; it holds {_listing(root)}. Known formats: {choices}",
+            python="pass format= to choose one",
+            cli="choose one with --from FORMAT",
         )
     what = "; ".join(f"{name} ({desc})" for name, desc in found.items())
-    raise ConfigError(
-        f"{root}: the dataset format is ambiguous: it looks like {what}. "
-        f"Pass format= (CLI: --from FORMAT), one of {choices}"
+    raise hinted(
+        ConfigError,
+        f"{root}: the dataset format is ambiguous: it looks like {what}",
+        python=f"pass format= to choose one of {choices}",
+        cli=f"choose one with --from FORMAT ({choices})",
+        sep=". ",
     )
 
 
-def read_dataset(root: str | os.PathLike[str], *, format: str | None = None) -> DatasetIndex:
+def read_dataset(
+    root: str | os.PathLike[str], *, format: str | None = None, allow_outside_root: bool | None = None
+) -> DatasetIndex:
     """Index a dataset: paths, labels, boxes, masks and splits; no image is decoded.
 
     Parameters
@@ -122,6 +144,11 @@ def read_dataset(root: str | os.PathLike[str], *, format: str | None = None) -> 
         The dataset folder (or its annotation file: a COCO ``.json``, a YOLO ``.yaml``, a ``.csv``).
     format : str, optional
         One of :data:`FORMATS`; detected from the layout when omitted (see :func:`detect_format`).
+    allow_outside_root : bool, optional
+        Read records whose paths lead outside the dataset folder (absolute paths, ``..``, links
+        pointing out). Default False -- they are refused and counted in
+        ``index.meta["refused"]`` -- or what an enclosing :func:`outside_root_allowed` says.
+        Only for local use: never for data from someone else.
 
     Returns
     -------
@@ -134,7 +161,8 @@ def read_dataset(root: str | os.PathLike[str], *, format: str | None = None) -> 
     UnknownNameError
         ``format`` is not a known format (the message suggests the closest).
     ConfigError
-        The layout does not fit the format, or the format cannot be detected.
+        The layout does not fit the format, the format cannot be detected, or every record was
+        refused because its path leads outside the dataset folder.
     AnnotationError
         A malformed annotation; the message names the file and the line or annotation id.
 
@@ -155,7 +183,7 @@ def read_dataset(root: str | os.PathLike[str], *, format: str | None = None) -> 
         format = check_name(str(format).lower(), FORMATS, what="dataset format")
         if not root.exists():
             raise ConfigError(f"{root}: does not exist")
-    return format_module(format).read(root)
+    return format_module(format).read(root, allow_outside_root=allow_outside_root_default(allow_outside_root))
 
 
 def describe_dataset(index: DatasetIndex) -> dict[str, Any]:
@@ -163,7 +191,7 @@ def describe_dataset(index: DatasetIndex) -> dict[str, Any]:
 
     Per split, ``images`` counts records; ``per_class`` counts images per class (classify) or
     objects per class (detect / instance); ``objects`` counts boxes. ``problems`` counts the
-    reader's notes by code.
+    reader's notes by code; ``refused`` counts the records left out by reason (``outside_root``).
 
     Examples
     --------
@@ -207,4 +235,5 @@ def describe_dataset(index: DatasetIndex) -> dict[str, Any]:
         "images": len(index.records),
         "splits": splits,
         "problems": dict(problems),
+        "refused": {k: v for k, v in (index.meta.get("refused") or {}).items() if k != "examples"},
     }

@@ -548,13 +548,22 @@ def extract_archive(
 
 def _read_extracted(root: Path, plan: ArchivePlan, limits: ArchiveLimits, label: str, total: int) -> ExtractedDataset:
     """The dataset readers' verdict on the extracted folder; raises _Refused (the caller cleans up)."""
+    from pixlearn.data.readers import outside_root_allowed
     from pixlearn.tasks.classify_data import read_classify_dataset
 
     try:
-        index = read_classify_dataset(root)
-    except PixlearnError as exc:
-        msg = str(exc).replace(str(root), "the archive")
+        with outside_root_allowed(False):  # an upload never reads outside itself
+            index = read_classify_dataset(root)
+    except PixlearnError as exc:  # plain_message: without a fix that names a Python parameter or a CLI option
+        msg = (getattr(exc, "plain_message", None) or str(exc)).replace(str(root), "the archive")
         raise _Refused(f"pixlearn cannot read it as a classification dataset: {msg}") from None
+    refused = (index.meta.get("refused") or {}).get("outside_root")
+    if refused:  # never train on the rest of a dataset that tried to reach out
+        example = index.meta["refused"]["examples"][0]
+        raise _Refused(
+            f"{refused} record(s) name paths outside the archive's dataset folder (e.g. {example}); "
+            "use paths relative to the folder, inside the archive"
+        )
     counts = Counter(r.label for r in index.records if r.label is not None)
     per_class = {name: int(counts.get(i, 0)) for i, name in enumerate(index.classes)}
     reasons = _content_reasons(per_class, sum(per_class.values()), limits.min_images_per_class)

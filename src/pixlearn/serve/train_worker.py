@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pixlearn._core.errors import PixlearnError
+from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn.train.runs import write_json
 
 __all__ = ["ProgressWriter", "progress_callback", "run_job", "main"]
@@ -143,8 +143,8 @@ def run_job(job_dir: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         spec = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
         result = _train(job_dir, spec)
-    except PixlearnError as exc:
-        result = {"status": "failed", "error": str(exc)}
+    except PixlearnError as exc:  # plain_message: without a fix naming a Python parameter or a CLI option
+        result = {"status": "failed", "error": getattr(exc, "plain_message", None) or str(exc)}
     except Exception as exc:  # a bug or a broken environment: keep the traceback in the log, a sentence in the job
         traceback.print_exc()
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -158,7 +158,15 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
         from pixlearn.tasks.classify_data import read_classify_dataset
 
-        read_classify_dataset(spec["data"])
+        # Readers refuse paths outside the upload by default; a job never lifts that (no
+        # outside_root_allowed here) and fails rather than train on what is left.
+        index = read_classify_dataset(spec["data"])
+        refused = (index.meta.get("refused") or {}).get("outside_root")
+        if refused:
+            raise ConfigError(
+                f"{refused} record(s) of the uploaded dataset name paths outside it (e.g. "
+                f"{index.meta['refused']['examples'][0]}); use paths relative to the dataset folder"
+            )
     from pixlearn.train import train_classifier
 
     progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env())

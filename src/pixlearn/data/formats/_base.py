@@ -1,17 +1,22 @@
-"""What every dataset reader shares: the annotation error, split names, image lookup, problem notes."""
+"""What every dataset reader shares: the annotation error, split names, image lookup, problem notes, and the
+guard that keeps every path a dataset names inside the dataset's folder."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from pixlearn._core.errors import AnnotationError, ConfigError, PixlearnError
-from pixlearn.data.index import SPLITS, Record
+from pixlearn._core.paths import Containment
+from pixlearn.data.index import SPLITS, DatasetIndex, Record
 
 __all__ = [
     "AnnotationError",
@@ -29,7 +34,15 @@ __all__ = [
     "empty_boxes",
     "split_dirs",
     "check_image_exists",
+    "hinted",
+    "outside_root_allowed",
+    "allow_outside_root_default",
+    "PathGuard",
+    "OUTSIDE_HINT_PYTHON",
+    "OUTSIDE_HINT_CLI",
 ]
+
+log = logging.getLogger("pixlearn.data")
 
 #: Folder/file/column names accepted for each split (lower case).
 SPLIT_ALIASES: dict[str, str] = {
@@ -44,7 +57,152 @@ SPLIT_ALIASES: dict[str, str] = {
 #: a problem is noted.
 BOX_TOLERANCE = 1.0
 
+#: The fix an outside-path error offers, per caller: Python (``str(exc)``) and the command line
+#: (``exc.cli_message``); the service offers neither (``exc.plain_message``).
+OUTSIDE_HINT_PYTHON = "or pass allow_outside_root=True to read them anyway (for local use)"
+OUTSIDE_HINT_CLI = "or add --allow-outside-root to read them anyway (for local use)"
 
+_E = TypeVar("_E", bound=PixlearnError)
+
+
+def hinted(error: type[_E], message: str, *, python: str, cli: str, sep: str = "; ") -> _E:
+    """An error whose fix is said in the words of the caller.
+
+    ``str(exc)`` is ``message`` plus the Python fix (a parameter); ``exc.cli_message`` is
+    ``message`` plus the command-line fix (an option), which the ``pixlearn`` command prints;
+    ``exc.plain_message`` is ``message`` alone, for callers (the service) that offer neither.
+    ``sep`` joins the message and the fix.
+
+    Examples
+    --------
+    >>> exc = hinted(ConfigError, "x: cannot tell", python="pass format=", cli="add --from FORMAT")
+    >>> str(exc), exc.cli_message, exc.plain_message
+    ('x: cannot tell; pass format=', 'x: cannot tell; add --from FORMAT', 'x: cannot tell')
+    """
+    exc = error(f"{message}{sep}{python}" if python else message)
+    exc.cli_message = f"{message}{sep}{cli}" if cli else message  # type: ignore[attr-defined]
+    exc.plain_message = message  # type: ignore[attr-defined]
+    return exc
+
+
+_ALLOW_OUTSIDE: ContextVar[bool] = ContextVar("pixlearn_allow_outside_root", default=False)
+
+
+@contextlib.contextmanager
+def outside_root_allowed(allowed: bool = True) -> Iterator[None]:
+    """Within the block, readers called without ``allow_outside_root`` use ``allowed``.
+
+    The command line wraps a command in it for ``--allow-outside-root`` so that readers deep in a
+    training call see the choice; an explicit ``allow_outside_root=`` argument always wins. The
+    setting is a context variable: other threads and the service never see it.
+
+    Examples
+    --------
+    >>> with outside_root_allowed():
+    ...     allow_outside_root_default(None)
+    True
+    >>> allow_outside_root_default(None), allow_outside_root_default(True)
+    (False, True)
+    """
+    token = _ALLOW_OUTSIDE.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _ALLOW_OUTSIDE.reset(token)
+
+
+def allow_outside_root_default(value: bool | None) -> bool:
+    """``value``, or when it is None what the enclosing :func:`outside_root_allowed` says (default False)."""
+    return _ALLOW_OUTSIDE.get() if value is None else bool(value)
+
+
+class PathGuard:
+    """Keeps a reader inside its dataset folder: every path a dataset file names must resolve inside ``root``.
+
+    Paths are resolved with every symlink followed (:class:`~pixlearn._core.paths.Containment`), so
+    an absolute path, ``..`` and a link that points out are all outside. A record with an outside
+    path is refused: it is left out of the index, counted, and described by a message that names
+    where it came from (``labels.csv: line 3``), never the outside path itself (reading it, or
+    even saying whether it exists, would leak the machine's files). A dataset file found by
+    listing the folder that itself resolves outside is an error (:meth:`file`).
+    :meth:`finish` stores the counts in ``index.meta["refused"]`` and fails when every record
+    was refused. With ``allow_outside_root=True`` nothing is checked.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, allow_outside_root: bool | None = False) -> None:
+        self.root = Path(root)
+        self.allow = allow_outside_root_default(allow_outside_root)
+        self._inside = None if self.allow else Containment(self.root)
+        self.refused: list[str] = []
+
+    def inside(self, path: str | os.PathLike[str] | None) -> bool:
+        """True when ``path`` resolves inside the root (always True when outside paths are allowed)."""
+        return self._inside is None or path is None or path in self._inside
+
+    def keep(self, path: str | os.PathLike[str] | None, where: str, what: str = "the image path") -> bool:
+        """True when ``path`` may be read; otherwise the refusal is noted (``where: what leads outside ...``)."""
+        if self.inside(path):
+            return True
+        self.refused.append(f"{where}: {what} leads outside the dataset folder")
+        return False
+
+    def keep_record(self, record: Record, where: str) -> bool:
+        """:meth:`keep` for the image, mask and target paths of ``record``."""
+        return (
+            self.keep(record.path, where)
+            and self.keep(record.mask_path, where, "the mask path")
+            and self.keep(record.target_path, where, "the target path")
+        )
+
+    def file(self, path: Path, what: str | None = None) -> Path:
+        """``path`` when it resolves inside the root, else an :class:`AnnotationError` (for dataset files
+        such as a CSV, a JSON, a class list: without them the dataset cannot be read)."""
+        if self.inside(path):
+            return path
+        try:
+            shown = path.relative_to(self.root).as_posix()
+        except ValueError:
+            shown = what or path.name
+        raise hinted(
+            AnnotationError,
+            f"{self.root}: {shown} leads outside the dataset folder (a link or a path that points out of it); "
+            "keep the dataset's files inside its folder",
+            python=OUTSIDE_HINT_PYTHON,
+            cli=OUTSIDE_HINT_CLI,
+            sep=", ",
+        )
+
+    def summary(self) -> dict[str, Any] | None:
+        """``{"outside_root": n, "examples": [first messages]}``, or None when nothing was refused."""
+        return {"outside_root": len(self.refused), "examples": self.refused[:5]} if self.refused else None
+
+    def check(self, kept: int) -> None:
+        """Raise a :class:`ConfigError` when records were refused and none is left (``kept == 0``);
+        log a warning on ``pixlearn.data`` when some were refused and others kept."""
+        if not self.refused:
+            return
+        n = len(self.refused)
+        if not kept:
+            raise hinted(
+                ConfigError,
+                f"{self.root}: all {n} record(s) were refused because their paths lead outside the dataset "
+                f"folder (e.g. {self.refused[0]}); use paths relative to the dataset folder",
+                python=OUTSIDE_HINT_PYTHON,
+                cli=OUTSIDE_HINT_CLI,
+                sep=", ",
+            )
+        log.warning(  # the folder's name only: a service's log must not show its storage paths
+            "%s: %d of %d record(s) refused and left out because their paths lead outside the dataset folder "
+            "(e.g. %s); to read them, allow outside paths (--allow-outside-root, or allow_outside_root=True in Python)",
+            self.root.name or self.root, n, n + kept, self.refused[0],
+        )
+
+    def finish(self, index: DatasetIndex) -> DatasetIndex:
+        """Store :meth:`summary` in ``index.meta["refused"]`` and :meth:`check` what is left; returns ``index``."""
+        if self.refused:
+            index.meta["refused"] = self.summary()
+        self.check(len(index.records))
+        return index
 
 
 def normalize_split(name: str | None) -> str | None:

@@ -2,7 +2,8 @@
 
 Every image under the folder (recursively) is one record whose ``target_path`` is itself; the
 degradation is synthesised when the sample is loaded. Top-level ``train/ val/ test/`` folders
-(``valid``/``validation`` = val) become splits.
+(``valid``/``validation`` = val) become splits. An image that leads outside the dataset folder (a
+link pointing out) is refused and counted in ``index.meta["refused"]`` unless ``allow_outside_root=True``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
-from pixlearn.data.formats._base import is_image_name, list_images, split_dirs
+from pixlearn.data.formats._base import PathGuard, is_image_name, list_images, split_dirs
 from pixlearn.data.index import DatasetIndex, Record
 
 __all__ = ["NAME", "read", "sniff"]
@@ -36,13 +37,19 @@ def sniff(root: Path) -> str | None:
     return f"{count} image(s) and no labels" if count else None
 
 
-def read(root: Path) -> DatasetIndex:
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
+    guard = PathGuard(root, allow_outside_root=allow_outside_root)
     splits = split_dirs(root)
     groups = list(splits.items()) or [(None, root)]
-    records = [Record(path=p, split=s, target_path=p) for s, folder in groups for p in list_images(folder)]
-    if not records:
+    records = [
+        Record(path=p, split=s, target_path=p)
+        for s, folder in groups
+        for p in list_images(folder)
+        if guard.keep(p, p.relative_to(root).as_posix())
+    ]
+    if not records and not guard.refused:
         raise ConfigError(f"{root}: no images found")
-    return DatasetIndex(root=root, format=NAME, task=Task.RESTORE, classes=[], records=records)
+    return guard.finish(DatasetIndex(root=root, format=NAME, task=Task.RESTORE, classes=[], records=records))

@@ -10,6 +10,10 @@ Categories become contiguous class indices ordered by category id; the original 
 writer can restore them. COCO ``bbox`` is ``[x, y, w, h]`` in continuous pixels and becomes
 xyxy. Per record, ``meta`` keeps ``file_name``, ``image_id``, ``annotation_ids`` and
 ``iscrowd`` (one per box).
+
+Every ``file_name`` must resolve inside the dataset folder: an image whose path leads out (absolute,
+``..``, a link pointing out) is refused and counted in ``index.meta["refused"]`` unless
+``allow_outside_root=True``; an annotation JSON found in the folder must lie inside it too.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
 from pixlearn.data.formats._base import (
     AnnotationError,
+    PathGuard,
     add_problem,
     check_boxes,
     check_image_exists,
@@ -159,15 +164,16 @@ def _image_bases(json_path: Path, root: Path, split: str | None) -> list[Path]:
     return out
 
 
-def _resolve(file_name: str, bases: list[Path], preferred: list[Path]) -> Path:
+def _resolve(file_name: str, bases: list[Path], preferred: list[Path], guard: PathGuard) -> Path:
+    """The first existing ``base / file_name``; candidates outside the dataset folder are not even probed."""
     rel = Path(file_name)
     if rel.is_absolute():
         return rel
     for base in preferred:
-        if (base / rel).is_file():
+        if guard.inside(base / rel) and (base / rel).is_file():
             return base / rel
     for base in bases:
-        if (base / rel).is_file():
+        if guard.inside(base / rel) and (base / rel).is_file():
             preferred.insert(0, base)
             return base / rel
     return (preferred or bases)[0] / rel
@@ -180,7 +186,7 @@ def _split_of(json_path: Path) -> str | None:
     return split
 
 
-def read(root: Path) -> DatasetIndex:
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     """Read every COCO JSON of ``root`` (see the module docstring) into one index."""
     root = Path(root)
     jsons = find_jsons(root)
@@ -189,6 +195,10 @@ def read(root: Path) -> DatasetIndex:
     data_root = root
     if root.is_file():
         data_root = root.parent.parent if root.parent.name == "annotations" else root.parent
+    guard = PathGuard(data_root, allow_outside_root=allow_outside_root)
+    if not root.is_file():
+        for j in jsons:
+            guard.file(j)
     splits = [_split_of(j) for j in jsons]
     seen_split: dict[str | None, Path] = {}
     for j, s in zip(jsons, splits):
@@ -262,8 +272,10 @@ def read(root: Path) -> DatasetIndex:
         for iid in order:
             img = images[iid]
             anns = per_image[iid]
-            path = _resolve(img["file_name"], bases, preferred)
+            path = _resolve(img["file_name"], bases, preferred, guard)
             rec = Record(path=path, split=split)
+            if not guard.keep(path, f"{j.name}: image id {iid}"):
+                continue
             boxes, labels = empty_boxes()
             if anns:
                 xywh = np.array([a["bbox"] for a in anns], np.float64)
@@ -307,7 +319,7 @@ def read(root: Path) -> DatasetIndex:
         "supercategories": [cats[c][1] for c in cat_ids],
         "annotation_files": [str(j) for j in jsons],
     }
-    return DatasetIndex(
+    index = DatasetIndex(
         root=data_root,
         format=NAME,
         task=Task.INSTANCE if instance else Task.DETECT,
@@ -315,3 +327,4 @@ def read(root: Path) -> DatasetIndex:
         records=records,
         meta=meta,
     )
+    return guard.finish(index)

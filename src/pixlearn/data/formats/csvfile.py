@@ -1,6 +1,8 @@
 """CSV: a table with ``path,label[,split][,group]`` columns (classification).
 
-The header row is required. Paths are relative to the CSV's folder (absolute paths are kept).
+The header row is required. Paths are relative to the CSV's folder, and must stay inside it: a row
+whose path leads out (an absolute path, ``..``, a link pointing out) is refused and counted in
+``index.meta["refused"]`` unless ``allow_outside_root=True``.
 Class names are the distinct labels, sorted (numerically when every label is an integer).
 An empty label leaves the record unlabelled; other columns are kept in ``record.meta["csv"]``.
 """
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
-from pixlearn.data.formats._base import AnnotationError, SPLIT_ALIASES, check_image_exists, normalize_split
+from pixlearn.data.formats._base import AnnotationError, SPLIT_ALIASES, PathGuard, check_image_exists, normalize_split
 from pixlearn.data.index import DatasetIndex, Record
 
 __all__ = ["NAME", "read", "sniff", "find_csv"]
@@ -62,10 +64,13 @@ def _sort_classes(names: set[str]) -> list[str]:
     return sorted(names)
 
 
-def read(root: Path) -> DatasetIndex:
-    """Read the CSV at ``root`` (a file, or a folder holding exactly one)."""
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
+    """Read the CSV at ``root`` (a file, or a folder holding exactly one); see the module docstring."""
     path = find_csv(Path(root))
     base = path.parent
+    guard = PathGuard(base, allow_outside_root=allow_outside_root)
+    if Path(root).is_dir():
+        guard.file(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
@@ -108,6 +113,7 @@ def read(root: Path) -> DatasetIndex:
         parsed.append((lineno, image, cell["label"], split, cell.get("group") or None, {c: cell[c] for c in extra}))
     if not parsed:
         raise AnnotationError(f"{path}: no data rows after the header")
+    parsed = [row for row in parsed if guard.keep(row[1], f"{path.name}: line {row[0]}")]
     classes = _sort_classes({label for _, _, label, _, _, _ in parsed if label})
     lookup = {name: i for i, name in enumerate(classes)}
     records = []
@@ -117,4 +123,5 @@ def read(root: Path) -> DatasetIndex:
             rec.meta["csv"] = more
         check_image_exists(rec, f"{path.name}: line {lineno}")
         records.append(rec)
-    return DatasetIndex(root=base, format=NAME, task=Task.CLASSIFY, classes=classes, records=records, meta={"csv": str(path)})
+    index = DatasetIndex(root=base, format=NAME, task=Task.CLASSIFY, classes=classes, records=records, meta={"csv": str(path)})
+    return guard.finish(index)

@@ -17,12 +17,14 @@ NAME = "imagefolder"
 _STRUCTURAL = {"images", "labels", "masks", "annotations", "jpegimages", "imagesets"}
 
 
-def read(root: Path) -> DatasetIndex:
-    """Index ``root/<class>/*.jpg`` or ``root/<split>/<class>/*.jpg`` (see :func:`scan_image_folder`)."""
-    found = scan_image_folder(root)
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
+    """Index ``root/<class>/*.jpg`` or ``root/<split>/<class>/*.jpg`` (see :func:`scan_image_folder`);
+    images that lead outside ``root`` (links pointing out) are refused and counted in ``index.meta["refused"]``."""
+    found = scan_image_folder(root, allow_outside_root=allow_outside_root)
     lookup = {name: i for i, name in enumerate(found.classes)}
     records = [Record(path=e.path, split=e.split, label=lookup[e.label]) for e in found.entries]
-    return DatasetIndex(root=Path(root), format=NAME, task=Task.CLASSIFY, classes=list(found.classes), records=records)
+    meta = {"refused": {"outside_root": len(found.refused), "examples": list(found.refused[:5])}} if found.refused else {}
+    return DatasetIndex(root=Path(root), format=NAME, task=Task.CLASSIFY, classes=list(found.classes), records=records, meta=meta)
 
 
 def _has_images(folder: Path) -> bool:

@@ -10,6 +10,9 @@ without one, every mask is decoded once to find the largest class id and the cla
 except in binary masks saved as 0/255 (every mask holds only those two values and no class map
 is given): then the classes are ``background``, ``foreground`` and ``index.meta["mask_values"]``
 (``{0: 0, 255: 1}``) tells :meth:`DatasetIndex.load` to map 255 to class 1.
+
+An image or mask that leads outside the dataset folder (a link pointing out) is refused and counted
+in ``index.meta["refused"]``, and a class map that does is an error -- unless ``allow_outside_root=True``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
 from pixlearn.data.formats._base import (
     AnnotationError,
+    PathGuard,
     add_problem,
     find_dir,
     is_image_name,
@@ -83,9 +87,10 @@ def sniff(root: Path) -> str | None:
     return "images/ + masks/ for " + ", ".join(str(s) for s in pairs)
 
 
-def _load_class_map(root: Path) -> list[str] | None:
+def _load_class_map(root: Path, guard: PathGuard) -> list[str] | None:
     txt = root / "classes.txt"
     if txt.is_file():
+        guard.file(txt)
         return [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
     for name in ("classes.yaml", "classes.yml"):
         p = root / name
@@ -124,13 +129,14 @@ def _mask_index(mask_dir: Path) -> dict[str, Path]:
     return out
 
 
-def read(root: Path) -> DatasetIndex:
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     """Read an images/ + masks/ folder (see the module docstring)."""
     root = Path(root)
     pairs = _pairs_of_dirs(root)
     if not pairs:
         raise ConfigError(f"{root}: no images/ + masks/ folders; this is not a mask-folder dataset")
-    classes = _load_class_map(root)
+    guard = PathGuard(root, allow_outside_root=allow_outside_root)
+    classes = _load_class_map(root, guard)
     records = []
     for split, (image_dir, mask_dir) in pairs.items():
         masks = _mask_index(mask_dir)
@@ -138,10 +144,12 @@ def read(root: Path) -> DatasetIndex:
             key = stem_key(image, image_dir)
             mask = next((masks[key + s] for s in MASK_SUFFIXES if key + s in masks), None)
             rec = Record(path=image, split=split, mask_path=mask)
+            if not guard.keep_record(rec, image.relative_to(image_dir.parent).as_posix()):
+                continue
             if mask is None:
                 add_problem(rec, "missing_mask", f"{image}: no mask named {key}.png (or {key}_mask.png) in {mask_dir}")
             records.append(rec)
-    if not records:
+    if not records and not guard.refused:
         raise ConfigError(f"{root}: the images folders hold no images")
     meta: dict[str, Any] = {"ignore_index": IGNORE_INDEX}
     if classes is None:
@@ -165,4 +173,4 @@ def read(root: Path) -> DatasetIndex:
         meta["classes_from"] = "mask values"
     order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: order.get(r.split, len(SPLITS)))
-    return DatasetIndex(root=root, format=NAME, task=Task.SEGMENT, classes=classes, records=records, meta=meta)
+    return guard.finish(DatasetIndex(root=root, format=NAME, task=Task.SEGMENT, classes=classes, records=records, meta=meta))

@@ -4,7 +4,8 @@
 Each record's ``path`` is the degraded image and ``target_path`` its clean counterpart. Split
 folders may sit above (``train/degraded``) or below (``degraded/train``) the pair folders. A
 degraded image without a clean one is kept with a ``missing_target`` problem; clean images
-without a degraded one are ignored.
+without a degraded one are ignored. A pair whose image leads outside the dataset folder (a link
+pointing out) is refused and counted in ``index.meta["refused"]`` unless ``allow_outside_root=True``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
-from pixlearn.data.formats._base import add_problem, find_dir, is_image_name, list_images, split_dirs, stem_key
+from pixlearn.data.formats._base import PathGuard, add_problem, find_dir, is_image_name, list_images, split_dirs, stem_key
 from pixlearn.data.index import SPLITS, DatasetIndex, Record
 
 __all__ = ["NAME", "read", "sniff", "DEGRADED_DIRS", "CLEAN_DIRS"]
@@ -65,9 +66,10 @@ def sniff(root: Path) -> str | None:
     return f"{d.name}/ + {c.name}/ pairs" + (f" for {', '.join(splits)}" if splits else "")
 
 
-def read(root: Path) -> DatasetIndex:
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     """Pair every degraded image with the clean image of the same stem."""
     root = Path(root)
+    guard = PathGuard(root, allow_outside_root=allow_outside_root)
     pairs = _pair_dirs(root)
     if not pairs:
         raise ConfigError(
@@ -79,11 +81,13 @@ def read(root: Path) -> DatasetIndex:
         for image in list_images(deg_dir):
             key = stem_key(image, deg_dir)
             rec = Record(path=image, split=split, target_path=targets.get(key))
+            if not guard.keep_record(rec, image.relative_to(deg_dir.parent).as_posix()):
+                continue
             if rec.target_path is None:
                 add_problem(rec, "missing_target", f"{image}: no clean image named {key}.* in {clean_dir}")
             records.append(rec)
-    if not records:
+    if not records and not guard.refused:
         raise ConfigError(f"{root}: the degraded folders hold no images")
     order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: order.get(r.split, len(SPLITS)))
-    return DatasetIndex(root=root, format=NAME, task=Task.RESTORE, classes=[], records=records)
+    return guard.finish(DatasetIndex(root=root, format=NAME, task=Task.RESTORE, classes=[], records=records))

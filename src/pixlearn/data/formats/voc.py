@@ -11,6 +11,11 @@ Class names come from ``classes.txt`` (or ``labels.txt`` / ``labelmap.txt``) nex
 sorted (the official 20 VOC classes are alphabetical). Per record, ``meta`` keeps the
 annotation file, ``difficult``, ``truncated`` and ``pose`` per box. XML with a DTD or entity
 declaration is refused.
+
+Everything stays inside the dataset folder: an annotation whose ``<filename>`` (or whose XML file,
+through a link) leads out is refused and counted in ``index.meta["refused"]``, and a class or split
+list that leads out is an error -- unless ``allow_outside_root=True``. ``classes.txt`` is looked
+for beside ``Annotations/`` and in the folder above it when that is still inside the dataset folder.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
 from pixlearn.data.formats._base import (
     AnnotationError,
+    PathGuard,
     check_boxes,
     check_image_exists,
     empty_boxes,
@@ -91,11 +97,13 @@ def _flag(node: Any, tag: str) -> int:
         return 0
 
 
-def _read_classes(voc: Path) -> tuple[list[str], Path] | tuple[None, None]:
+def _read_classes(voc: Path, guard: PathGuard) -> tuple[list[str], Path] | tuple[None, None]:
+    folders = [voc] + ([voc.parent] if guard.inside(voc.parent) else [])
     for name in CLASS_FILES:
-        for folder in (voc, voc.parent):
+        for folder in folders:
             p = folder / name
             if p.is_file():
+                guard.file(p)
                 names = [line.split(":")[0].strip() for line in p.read_text(encoding="utf-8").splitlines()]
                 names = [n for n in names if n and not n.startswith("#")]
                 if name == "labelmap.txt" and names[:1] == ["background"]:
@@ -104,12 +112,13 @@ def _read_classes(voc: Path) -> tuple[list[str], Path] | tuple[None, None]:
     return None, None
 
 
-def _read_sets(voc: Path) -> dict[str, str]:
+def _read_sets(voc: Path, guard: PathGuard) -> dict[str, str]:
     main = voc / "ImageSets" / "Main"
     lists: dict[str, list[str]] = {}
     for split in ("train", "val", "test", "trainval"):
         p = main / f"{split}.txt"
         if p.is_file():
+            guard.file(p)
             lists[split] = [line.split()[0] for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     if "trainval" in lists and not ({"train", "val"} & set(lists)):
         lists["train"] = lists["trainval"]
@@ -121,9 +130,11 @@ def _read_sets(voc: Path) -> dict[str, str]:
     return out
 
 
-def _find_image(images_dir: Path, filename: str | None, stem: str) -> Path:
+def _find_image(images_dir: Path, filename: str | None, stem: str, guard: PathGuard) -> Path:
     if filename:
         p = images_dir / filename
+        if not guard.inside(p):
+            return p  # refused by the caller, never probed
         if p.is_file():
             return p
     for p in sorted(images_dir.glob(f"{stem}.*")):
@@ -132,20 +143,23 @@ def _find_image(images_dir: Path, filename: str | None, stem: str) -> Path:
     return images_dir / (filename or f"{stem}.jpg")
 
 
-def read(root: Path) -> DatasetIndex:
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     """Read a Pascal VOC folder (see the module docstring)."""
     root = Path(root)
     voc = find_voc_root(root)
     if voc is None:
         raise ConfigError(f"{root}: no Annotations/ + JPEGImages/ folders; this is not a Pascal VOC dataset")
+    guard = PathGuard(root, allow_outside_root=allow_outside_root)
     ann_dir = find_dir(voc, ["Annotations"]) or voc / "Annotations"
     img_dir = find_dir(voc, ["JPEGImages"]) or voc / "JPEGImages"
-    fixed, class_file = _read_classes(voc)
-    sets = _read_sets(voc)
+    fixed, class_file = _read_classes(voc, guard)
+    sets = _read_sets(voc, guard)
     xmls = sorted(p for p in ann_dir.glob("*.xml") if not p.name.startswith("."))
     parsed = []
     seen_names: set[str] = set()
     for xml in xmls:
+        if not guard.keep(xml, xml.name, "the annotation file"):
+            continue
         doc = parse_xml(xml)
         if doc.tag != "annotation":
             raise AnnotationError(f"{xml}: the root element is <{doc.tag}>, expected <annotation>")
@@ -179,7 +193,9 @@ def read(root: Path) -> DatasetIndex:
     lookup = {n: i for i, n in enumerate(classes)}
     records = []
     for xml, filename, objects, hw in parsed:
-        rec = Record(path=_find_image(img_dir, filename, xml.stem), split=sets.get(xml.stem))
+        rec = Record(path=_find_image(img_dir, filename, xml.stem, guard), split=sets.get(xml.stem))
+        if not guard.keep(rec.path, xml.name):
+            continue
         exists = check_image_exists(rec, xml.name)
         rec.size = hw
         if hw is None and exists:
@@ -203,4 +219,4 @@ def read(root: Path) -> DatasetIndex:
         records.append(rec)
     order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: order.get(r.split, len(SPLITS)))
-    return DatasetIndex(root=voc, format=NAME, task=Task.DETECT, classes=classes, records=records)
+    return guard.finish(DatasetIndex(root=voc, format=NAME, task=Task.DETECT, classes=classes, records=records))

@@ -10,6 +10,11 @@ into pixels is read from each image's header (no decoding). A polygon's box is i
 Without a yaml, ``images/`` + ``labels/`` folders are read too, with class names from
 ``classes.txt`` / ``obj.names`` when present (else ``"0"``, ``"1"``, ...). When ``train`` and
 ``val`` name the same images the dataset is read as unsplit.
+
+Everything stays inside the dataset folder (the yaml's): a ``train``/``val``/``test`` entry that
+leads out (absolute, ``..``, a link pointing out) is an error, a ``path:`` that leads out is not
+used, and an image of a list file, or an image whose label file, leads out is refused and counted
+in ``index.meta["refused"]`` -- unless ``allow_outside_root=True``.
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ import numpy as np
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
 from pixlearn.data.formats._base import (
+    OUTSIDE_HINT_CLI,
+    OUTSIDE_HINT_PYTHON,
     AnnotationError,
+    PathGuard,
     add_problem,
     check_boxes,
     check_image_exists,
     empty_boxes,
     find_dir,
+    hinted,
     image_size,
     is_image_name,
     list_images,
@@ -114,41 +123,60 @@ def _names(raw: Any, nc: Any, path: Path) -> list[str] | None:
     return names
 
 
-def _resolve_entry(entry: str, base: Path, yaml_dir: Path) -> Path | None:
+def _outside_entry(y: Path, key: str, extra: str = "") -> AnnotationError:
+    return hinted(
+        AnnotationError,
+        f"{y}: {key}: the entry leads outside the dataset folder{extra}; name folders or list files inside "
+        "it, relative to the yaml",
+        python=OUTSIDE_HINT_PYTHON,
+        cli=OUTSIDE_HINT_CLI,
+        sep=", ",
+    )
+
+
+def _resolve_entry(entry: str, base: Path, yaml_dir: Path, guard: PathGuard) -> Path | None | bool:
+    """The folder or list file an entry names; None when it does not exist, False when every
+    candidate leads outside the dataset folder (those are never probed)."""
     p = Path(entry)
-    if p.is_absolute():
-        return p if p.exists() else None
-    tries = [base / p, yaml_dir / p]
-    stripped = Path(*[part for part in p.parts if part != ".."]) if ".." in p.parts else None
+    tries = [p] if p.is_absolute() else [base / p, yaml_dir / p]
+    stripped = Path(*[part for part in p.parts if part != ".."]) if ".." in p.parts and not p.is_absolute() else None
     if stripped is not None:
         tries += [yaml_dir / stripped, base / stripped]
+    tries = [t for t in tries if guard.inside(t)]
+    if not tries:
+        return False
     for t in tries:
         if t.exists():
             return t
     return None
 
 
-def _images_of(source: Path) -> list[Path]:
+def _images_of(source: Path, guard: PathGuard) -> list[Path]:
     if source.is_dir():
         return list_images(source)
     if source.suffix.lower() == ".txt":
         out = []
-        for line in source.read_text(encoding="utf-8").splitlines():
+        for lineno, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
             line = line.strip()
             if line and not line.startswith("#"):
                 q = Path(line)
-                out.append(q if q.is_absolute() else source.parent / q)
+                q = q if q.is_absolute() else source.parent / q
+                if guard.keep(q, f"{source.name}: line {lineno}"):
+                    out.append(q)
         return out
     return [source] if is_image_name(source) else []
 
 
-def _split_sources(y: Path, data: dict[str, Any]) -> dict[str, list[Path]]:
+def _split_sources(y: Path, data: dict[str, Any], guard: PathGuard) -> dict[str, list[Path]]:
     yaml_dir = y.parent
     base = yaml_dir
+    outside_base = False
     if data.get("path"):
         p = Path(str(data["path"]))
         cand = p if p.is_absolute() else yaml_dir / p
-        if cand.is_dir():
+        if not guard.inside(cand):
+            outside_base = True  # not used (nor probed): entries are looked up beside the yaml
+        elif cand.is_dir():
             base = cand
     out: dict[str, list[Path]] = {}
     for key in ("train", "val", "valid", "test"):
@@ -159,12 +187,17 @@ def _split_sources(y: Path, data: dict[str, Any]) -> dict[str, list[Path]]:
         entries = value if isinstance(value, list) else [value]
         paths = []
         for entry in entries:
-            resolved = _resolve_entry(str(entry), base, yaml_dir)
+            resolved = _resolve_entry(str(entry), base, yaml_dir, guard)
+            if resolved is False:
+                raise _outside_entry(y, key)
             if resolved is None and split == "test":
                 continue  # a declared but absent test set is common (Ultralytics skips it too)
             if resolved is None:
+                if outside_base:
+                    raise _outside_entry(y, key, " ('path:' names a folder outside it, which is not used)")
                 raise ConfigError(f"{y}: {key}: {entry} does not exist (looked under {base} and {yaml_dir})")
-            paths += _images_of(resolved)
+            guard.file(resolved, f"the {key} entry")
+            paths += _images_of(resolved, guard)
         out.setdefault(split, []).extend(paths)
     if not out:
         raise AnnotationError(f"{y}: no 'train', 'val' or 'test' entry; name the image folders, e.g. 'train: images/train'")
@@ -202,28 +235,32 @@ def _parse_labels(label: Path, names: list[str] | None, kpt: bool) -> list[tuple
     return rows
 
 
-def _read_names_file(folder: Path) -> list[str] | None:
+def _read_names_file(folder: Path, guard: PathGuard) -> list[str] | None:
     for name in NAME_FILES:
         p = folder / name
         if p.is_file():
+            guard.file(p)
             return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     return None
 
 
-def read(root: Path) -> DatasetIndex:
-    """Read a YOLO dataset from its yaml (or an ``images/`` + ``labels/`` folder)."""
+def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
+    """Read a YOLO dataset from its yaml (or an ``images/`` + ``labels/`` folder); see the module docstring."""
     root = Path(root)
     y = find_yaml(root)
     meta: dict[str, Any] = {}
     kpt = False
+    guard = PathGuard(y.parent if y is not None else root, allow_outside_root=allow_outside_root)
     if y is not None:
+        if root.is_dir():
+            guard.file(y)
         data = _yaml_load(y)
         if not isinstance(data, dict):
             raise AnnotationError(f"{y}: expected a mapping with 'names' and 'train'/'val' entries")
         names = _names(data.get("names"), data.get("nc"), y)
         if names is None:
             raise AnnotationError(f"{y}: no 'names'; list the class names, e.g. 'names: [cat, dog]'")
-        sources = _split_sources(y, data)
+        sources = _split_sources(y, data, guard)
         kpt = "kpt_shape" in data
         data_root = y.parent
         meta["yaml"] = str(y)
@@ -231,7 +268,7 @@ def read(root: Path) -> DatasetIndex:
         images_dir = find_dir(root, ["images"])
         if images_dir is None or find_dir(root, ["labels"]) is None:
             raise ConfigError(f"{root}: no data.yaml and no images/ + labels/ folders; this is not a YOLO dataset")
-        names = _read_names_file(root)
+        names = _read_names_file(root, guard)
         subs = split_dirs(images_dir)
         sources = {s: list_images(d) for s, d in subs.items()} if subs else {"": list_images(images_dir)}
         data_root = root
@@ -248,6 +285,9 @@ def read(root: Path) -> DatasetIndex:
         for image in sorted(images):
             rec = Record(path=image, split=split)
             label = label_path_for(image)
+            where = f"{split or 'images'}: {image.name}"
+            if not (guard.keep(image, where) and guard.keep(label, where, "its label file")):
+                continue
             rows = _parse_labels(label, names, kpt) if label.is_file() else []
             rec.meta["label_path"] = str(label)
             max_cls = max([max_cls] + [r[0] for r in rows])
@@ -294,6 +334,7 @@ def read(root: Path) -> DatasetIndex:
         records.append(rec)
     order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: order.get(r.split, len(SPLITS)))
-    return DatasetIndex(
+    index = DatasetIndex(
         root=data_root, format=NAME, task=Task.INSTANCE if instance else Task.DETECT, classes=names, records=records, meta=meta
     )
+    return guard.finish(index)
