@@ -149,3 +149,73 @@ def test_no_images_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no images found"):
         process("edges", tmp_path / "empty", tmp_path / "out", progress=False)
+
+
+# ---------------------------------------------------------------- hostile recipe YAML (parsed within limits)
+def _billion_laughs() -> str:
+    """9 levels of 9 aliases in a recipe's description: 9**9 strings described in a few hundred bytes."""
+    levels = ["&a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        levels.append(f"&{name} [{', '.join(['*' + prev] * 9)}]")
+    return "description: [" + ", ".join(levels) + "]\nsteps: [canny]\n"
+
+
+HOSTILE_RECIPES = {
+    "billion laughs": (_billion_laughs(), r"uses the YAML anchor &a \(line 1, column 15\).*write the values out"),
+    "nested 5,000 deep": ("steps:\n  - gaussian: " + "[" * 5000 + "]" * 5000 + "\n", r"nests more than 16 levels deep"),
+    "block nesting": ("steps:\n" + "".join("  " * i + "- \n" for i in range(1, 40)) + "  " * 40 + "- canny\n",
+                      r"nests more than 16 levels deep"),
+    "a 5,000-digit integer": ("steps:\n  - gaussian: {sigma: " + "9" * 5000 + "}\n", r"a value cannot be read"),
+    "too big": ("steps: [canny]\n# " + "x" * 300_000 + "\n", r"29\d KB, over the limit of 256 KB"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_RECIPES))
+def test_hostile_recipe_yaml_is_a_config_error_from_the_python_api(tmp_path, case):
+    text, match = HOSTILE_RECIPES[case]
+    with pytest.raises(ConfigError, match=r"^r\.yaml: " + match):
+        Recipe.from_yaml(text, source="r.yaml")
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="^" + str(path).replace(".", r"\.") + ": " + match):
+        Recipe.load(path)
+    with pytest.raises(ConfigError, match=match):
+        pixlearn.ops.recipe.load_recipe(str(path))
+
+
+@pytest.mark.parametrize("case", ["billion laughs", "nested 5,000 deep"])
+def test_hostile_recipe_yaml_is_a_one_line_error_from_the_cli(tmp_path, photo, capsys, case):
+    from pixlearn.cli import main
+
+    text, match = HOSTILE_RECIPES[case]
+    write_image(tmp_path / "in" / "a.png", photo)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    code = main(["process", str(recipe), str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    _, err = capsys.readouterr()
+    assert code == 1, err
+    import re
+
+    assert re.search(match, err) and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_fifo_named_as_recipe_is_refused_without_blocking(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "r.yaml"
+    os.mkfifo(fifo)
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            Recipe.load(fifo)
+        except ConfigError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(60)  # immediate when fixed; a plain open() would wait for a writer forever
+    assert not t.is_alive(), "reading the recipe blocked on a FIFO"
+    assert "not a regular file" in str(errors[0])

@@ -216,8 +216,12 @@ def read_text_limited(path: str | os.PathLike[str], *, what: str | None = None, 
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise error(f"{what}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # checked on the open file: no race with a swapped path
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # checked on the open file: no race with a swapped path
             raise error(f"{what}: is not a regular file; give the path of a text file")
+        if st.st_size > max_bytes:
+            raise error(f"{what}: {_size(st.st_size)}, over the limit of {_size(max_bytes)} for this input; "
+                        "use a smaller file")
         chunks, size = [], 0
         while size <= max_bytes:
             chunk = os.read(fd, max_bytes + 1 - size)
@@ -228,7 +232,8 @@ def read_text_limited(path: str | os.PathLike[str], *, what: str | None = None, 
         data = b"".join(chunks)
     finally:
         os.close(fd)
-    _check_size(data, what, max_bytes, error)
+    if len(data) > max_bytes:  # it grew while being read
+        raise error(f"{what}: more than {_size(max_bytes)}, over the limit for this input; use a smaller file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
