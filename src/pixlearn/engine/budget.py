@@ -106,6 +106,7 @@ class TimeBudget(L.Callback):
         self.stopped = False
         self.stopped_at: dict[str, Any] | None = None
         self.lr_factor_now = 1.0
+        self._base_lrs: list[list[float]] | None = None
 
     # ------------------------------------------------------------ clock
     def clock(self) -> float:
@@ -153,7 +154,8 @@ class TimeBudget(L.Callback):
         if step < self.warm_steps:
             return _WARMUP_START + (1.0 - _WARMUP_START) * step / self.warm_steps
         if self.t_warm_end is None:
-            self.t_warm_end = self.elapsed() if self.warm_steps else 0.0
+            # the first step after the warmup runs at the peak: the cosine starts where it ends
+            self.t_warm_end = self.elapsed() + self.step_seconds() if self.warm_steps else 0.0
         # cosine from the end of the warmup to the end of the budget (or of the steps)
         avail = max(self.budget_s - self.validation_estimate(), 1e-9)
         tw = min(self.t_warm_end, avail * 0.999)
@@ -167,9 +169,11 @@ class TimeBudget(L.Callback):
             return
         f = self.factor(trainer)
         self.lr_factor_now = f
-        for opt in trainer.optimizers:
-            for g in opt.param_groups:
-                g["lr"] = g.get("initial_lr", g["lr"]) * f
+        if self._base_lrs is None:  # the peak rates (a scheduler's initial_lr, else the rate the optimiser started with)
+            self._base_lrs = [[g.get("initial_lr", g["lr"]) for g in opt.param_groups] for opt in trainer.optimizers]
+        for opt, bases in zip(trainer.optimizers, self._base_lrs):
+            for g, base in zip(opt.param_groups, bases):
+                g["lr"] = base * f
 
     # ------------------------------------------------------------ hooks
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
