@@ -80,3 +80,36 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert sum(r["status"] == "error" for r in report) == 1  # the deliberately truncated sample
     scores = json.loads((tmp_path / "demo" / "quality" / "astronaut.json").read_text())
     assert 0 < scores["brightness"] < 1
+
+
+def test_op_option_out_of_range_is_refused_before_any_work(tmp_path, photo, capsys):
+    write_image(tmp_path / "in.png", photo)
+    for flag, value, fragment in [("--sigma", "1e308", "1e+308 is out of range"), ("--sigma", "inf", "inf is not a finite number"),
+                                  ("--sigma", "nan", "nan is not a finite number"), ("--ksize", "4", "4 is not odd")]:
+        code, out, err = run(["op", "gaussian", tmp_path / "in.png", "-o", tmp_path / "out.png", flag, value], capsys)
+        assert code == 1 and out == ""
+        assert f"op 'gaussian' option '{flag[2:]}': {fragment}" in err and "expected" in err and "use a" in err, err
+        assert not (tmp_path / "out.png").exists()
+    small = tmp_path / "small.png"
+    write_image(small, photo[:8, :8])
+    code, _, err = run(["op", "median", small, "-o", tmp_path / "out.png", "--ksize", "21"], capsys)
+    assert code == 1 and "too large for this 8x8" in err and "ksize=17 or less" in err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_ops_shows_options_with_types_defaults_and_ranges(capsys):
+    code, out, err = run(["ops"], capsys)
+    assert code == 0 and out.splitlines()[0].split() == ["op", "category", "returns", "options", "summary"]
+    gaussian = next(line for line in out.splitlines() if line.startswith("gaussian "))
+    assert "sigma=1.0 ksize=0" in gaussian and "``" not in out
+    assert "pixlearn ops NAME" in err
+    code, out, err = run(["ops", "gaussian"], capsys)
+    assert code == 0 and "Gaussian blur" in err
+    assert [line.split()[:3] for line in out.splitlines()] == [["option", "type", "default"], ["sigma", "float", "1.0"],
+                                                               ["ksize", "int", "0"]]
+    assert "(0, 100]" in out and "0 or odd in [1, 255]" in out
+    code, out, _ = run(["ops", "clahe", "--format", "json"], capsys)
+    tile = next(o for o in json.loads(out)["options"] if o["name"] == "tile")
+    assert tile == {"name": "tile", "type": "tuple[int, int]", "default": [8, 8], "range": "[1, 256]", "min": 1, "max": 256}
+    code, _, err = run(["ops", "gausian"], capsys)
+    assert code == 1 and "did you mean 'gaussian'" in err

@@ -54,7 +54,7 @@ def op(
     from pixlearn.ops import get_op
 
     spec = get_op(name)
-    options = spec.validate(_parse_extra(list(ctx.args)), where=f"op {name}")
+    options = spec.validate(_parse_extra(list(ctx.args)))
     if spec.returns != "data" and out is None:
         raise ConfigError(f"op '{name}' returns an image; give the output file with -o OUT.png")
     result = spec(read_image(image), **options)  # checks the image-relative bounds (kernel sizes) first
