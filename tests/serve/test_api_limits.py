@@ -1,13 +1,23 @@
-"""API keys (401), body limit (413), per-request timeout (504) and the concurrency limit (429) with health open."""
+"""API keys (401), body limits (413, 408), per-request timeout (504), concurrency (429) with health open, and
+training submission that is never answered 504 once its job exists (plus its Idempotency-Key).
+
+The slow side of every deadline and concurrency test is the test-only ``test_block`` op (tests/serve/blocking.py),
+which blocks until the test releases it, and the deadline passes when the test's fake clock says so: nothing
+depends on how fast this machine is.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
+from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 
+from pixlearn.serve.limits import TimeoutMiddleware, current_deadline
+from tests.serve.blocking import Gate, gate, pid_alive  # noqa: F401 - gate is a fixture
 from tests.serve.conftest import png_bytes
 
 KEY = "test-key-0123456789"
@@ -83,46 +93,152 @@ def test_a_streamed_body_past_the_limit_is_413() -> None:
     assert anyio.run(run, [b"12345", b"67890"])[0]["status"] == 200
 
 
-SLOW = "/v1/ops/tv?max_iter=1000&eps=1e-12"  # total-variation denoising that never converges: a second or more
-
-
 @pytest.fixture
 def noise_png() -> bytes:
     return png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
 
 
-def test_a_request_over_the_timeout_is_504(settings, noise_png) -> None:
-    with _app(settings, timeout_s=0.3) as c:
-        t = time.perf_counter()
-        r = c.post(SLOW, files={"file": ("n.png", noise_png)})
-        elapsed = time.perf_counter() - t
+def _pool(client):
+    return client.app.state.pool
+
+
+def _deadline_when(monkeypatch, condition: Callable[[], bool]) -> None:
+    """A fake clock: a request's deadline passes as soon as ``condition()`` holds (checked every 5 ms)."""
+
+    async def sleep(_seconds: float) -> None:
+        while not condition():
+            await anyio.sleep(0.005)
+
+    monkeypatch.setattr(TimeoutMiddleware, "sleep", staticmethod(sleep))
+
+
+def test_a_request_over_the_timeout_is_504_and_its_worker_process_is_gone(settings, noise_png, gate, monkeypatch) -> None:
+    """The op blocks forever; the deadline passes once it runs: 504, its process killed, a fresh worker in its place."""
+    _deadline_when(monkeypatch, lambda: bool(gate.started()))
+    with _app(settings, timeout_s=60, workers=1) as c:
+        before = _pool(c).pids
+        r = c.post(gate.path, files={"file": ("n.png", noise_png)})
         assert r.status_code == 504 and "--timeout" in r.json()["error"]["message"]
-        assert elapsed < 2.5  # answered at the deadline, not when the abandoned work finished
-        assert c.get("/v1/ops").status_code == 200
+        (pid,) = gate.started()
+        assert pid in before and not pid_alive(pid)  # the work ended with the answer, not minutes later
+        after = _pool(c).pids
+        assert len(after) == 1 and pid not in after and _pool(c).killed == 1
+        monkeypatch.undo()
+        assert c.post("/v1/ops/grayscale", files={"file": ("n.png", noise_png)}).status_code == 200
 
 
-def test_over_the_concurrency_limit_is_429_while_health_answers(settings, noise_png) -> None:
-    with _app(settings, max_concurrency=1) as c:
+def test_over_the_concurrency_limit_is_429_while_health_answers(settings, noise_png, gate) -> None:
+    with _app(settings, max_concurrency=1, max_queue=0, workers=1) as c:
         slow: dict = {}
-
-        def post_slow() -> None:  # until it gets the slot (a quick request below may hold it for a moment)
-            while (r := c.post(SLOW, files={"file": ("n.png", noise_png)})).status_code == 429:
-                time.sleep(0.01)
-            slow["r"] = r
-
-        worker = threading.Thread(target=post_slow)
+        worker = threading.Thread(target=lambda: slow.setdefault("r", c.post(gate.path, files={"file": ("n.png", noise_png)})))
         worker.start()
-        refused = None
-        health: list[int] = []
-        while worker.is_alive() and refused is None:
-            r = c.get("/v1/models")
-            if r.status_code == 429:
-                refused = r
-                health = [c.get(p).status_code for p in ("/v2/health/live", "/v2/health/ready", "/v1/health")]
-            time.sleep(0.05)
-        worker.join()
-        assert refused is not None, "the slow request finished before a second one was refused"
+        gate.wait_started(1)  # the blocking request holds the only slot
+        refused = c.get("/v1/models")
+        assert refused.status_code == 429
         assert refused.headers["retry-after"] == "1" and "--concurrency" in refused.json()["error"]["message"]
-        assert health == [200, 200, 200]
+        assert [c.get(p).status_code for p in ("/v2/health/live", "/v2/health/ready", "/v1/health")] == [200, 200, 200]
+        gate.release()
+        worker.join()
         assert slow["r"].status_code == 200
         assert c.get("/v1/models").status_code == 200  # the slot is free again
+
+
+def test_health_answers_while_every_worker_is_busy_and_requests_queue(settings, noise_png, gate) -> None:
+    with _app(settings, workers=2, max_concurrency=8) as c:
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda: results.append(
+            c.post(gate.path, files={"file": ("n.png", noise_png)}).status_code)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        gate.wait_started(2)  # both workers blocked, two more requests wait for one
+        assert _pool(c).busy == 2
+        for _ in range(20):
+            assert c.get("/v2/health/ready").status_code == 200 and c.get("/v1/health").status_code == 200
+        gate.release()
+        for t in threads:
+            t.join()
+        assert results == [200] * 4
+
+
+def test_the_default_concurrency_follows_the_workers(settings) -> None:
+    assert settings.model_copy(update={"workers": 2}).concurrency == 16
+    assert settings.model_copy(update={"workers": 8}).concurrency == 32
+    assert settings.model_copy(update={"workers": 8, "max_concurrency": 3}).concurrency == 3
+
+
+# ---------------------------------------------------------------- training submission and its deadline
+def _zip() -> bytes:
+    from tests.serve.test_trainings import tiny_zip
+
+    return tiny_zip(n=2)
+
+
+def _submit(c, data: bytes, **headers: str):
+    return c.post("/v1/trainings", files={"archive": ("colours.zip", data, "application/zip")},
+                  data={"epochs": "1", "img_size": "16", "batch": "8"}, headers=headers)
+
+
+def test_a_training_stored_before_its_deadline_is_202_not_504(settings, monkeypatch) -> None:
+    """The deadline passes right after the job was stored (while its answer is being made): 202, one job."""
+    from pixlearn.serve import trainings
+
+    stored = threading.Event()
+    real_get = trainings.JobManager.get
+
+    def slow_get(self, job_id):
+        deadline = current_deadline.get()
+        stored.set()
+        while deadline is not None and not deadline.passed:  # hold the answer until the deadline has passed
+            threading.Event().wait(0.005)
+        return real_get(self, job_id)
+
+    monkeypatch.setattr(trainings.JobManager, "get", slow_get)
+    _deadline_when(monkeypatch, stored.is_set)
+    with _app(settings, training_workers=0, timeout_s=60) as c:
+        r = _submit(c, _zip())
+        assert r.status_code == 202, r.text
+        monkeypatch.undo()  # the real clock and JobManager.get again
+        assert [j["id"] for j in c.get("/v1/trainings").json()["trainings"]] == [r.json()["id"]]
+
+
+def test_a_training_whose_deadline_passes_before_it_is_stored_is_504_and_leaves_nothing(settings, monkeypatch) -> None:
+    from pixlearn.serve import trainings
+
+    extracting = threading.Event()
+    real_extract = trainings.extract_archive
+
+    def slow_extract(*args, **kwargs):
+        deadline = current_deadline.get()
+        extracting.set()
+        while deadline is not None and not deadline.passed:
+            threading.Event().wait(0.005)
+        return real_extract(*args, **kwargs)
+
+    monkeypatch.setattr(trainings, "extract_archive", slow_extract)
+    _deadline_when(monkeypatch, extracting.is_set)
+    with _app(settings, training_workers=0, timeout_s=60) as c:
+        r = _submit(c, _zip())  # the test client returns once the request's thread has ended
+        assert r.status_code == 504
+        monkeypatch.undo()
+        assert c.get("/v1/trainings").json()["trainings"] == []
+        assert list((Path(settings.storage) / "trainings").iterdir()) == []
+
+
+def test_an_idempotency_key_gives_one_job(settings) -> None:
+    with _app(settings, training_workers=0) as c:
+        data = _zip()
+        first = _submit(c, data, **{"Idempotency-Key": "key-1"})
+        assert first.status_code == 202, first.text
+        again = _submit(c, data, **{"Idempotency-Key": "key-1"})
+        assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+        assert len(c.get("/v1/trainings").json()["trainings"]) == 1
+        from tests.serve.test_trainings import tiny_zip
+
+        other = _submit(c, tiny_zip(n=3), **{"Idempotency-Key": "key-1"})  # another archive, same key
+        assert other.status_code == 422 and "different submission" in other.json()["error"]["message"]
+        new = _submit(c, data, **{"Idempotency-Key": "key-2"})
+        assert new.status_code == 202 and new.json()["id"] != first.json()["id"]
+        assert _submit(c, data, **{"Idempotency-Key": "x" * 201}).status_code == 400
+        assert len(c.get("/v1/trainings").json()["trainings"]) == 2
+        assert c.delete(f"/v1/trainings/{first.json()['id']}").status_code == 200  # cancelled (queued)
+        assert _submit(c, data, **{"Idempotency-Key": "key-1"}).json()["status"] == "cancelled"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import numpy as np
 
@@ -65,3 +67,38 @@ def test_cli_refuses_a_bad_model_folder_before_listening(tmp_path, capsys) -> No
     assert "not a classification run folder" in capsys.readouterr().err
     code = main(["serve", "--storage", str(tmp_path / "s"), "--allow-root", str(tmp_path / "nope"), "--port", "0"])
     assert code == 2 and "--allow-root" in capsys.readouterr().err
+
+
+def _stalled_upload(url: str, path: str = "/v1/analyze") -> socket.socket:
+    """A connection that sends a request's headers and the first bytes of its body, then nothing."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=120)  # the timeout only ends a broken test
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+                 .encode() + b"\x89PNG\r\n")
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_stalled_uploads_get_408_and_do_not_lock_out_other_clients(start_server) -> None:
+    """Four connections send headers and then nothing: another client is served, and each stalled one gets a 408."""
+    url = start_server("--no-demo", "--body-timeout", "2", "--workers", "1")
+    stalled = [_stalled_upload(url) for _ in range(4)]
+    try:
+        img = png_bytes(colour_image("red", np.random.default_rng(1)))
+        with httpx.Client(base_url=url, timeout=60) as http:
+            r = http.post("/v1/analyze", files={"file": ("red.png", img, "image/png")})
+            assert r.status_code == 200, r.text
+        for sock in stalled:  # they never send the rest: the body timeout must answer them
+            answer = _read_until_closed(sock)  # the server closes the connection after its 408
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            assert b"stalled: no data for 2 s" in answer and b"--body-timeout" in answer
+            assert b"connection: close" in answer.lower()
+    finally:
+        for sock in stalled:
+            sock.close()

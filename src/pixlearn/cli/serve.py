@@ -30,8 +30,12 @@ def serve(
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="Register this run folder (pixlearn train classify) at start-up; repeatable.", show_default=False)] = None,
     allow_root: Annotated[Optional[list[Path]], typer.Option("--allow-root", help="Folder whose images /v1/analyze may read by path; repeatable. None: path inputs are refused.", show_default=False)] = None,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body (413 above).", min=0.001)] = 50,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may run (504 after).", min=0.001)] = 60,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight at once (429 above; health routes are exempt).", min=1)] = 4,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may run (504 after; its CPU work is stopped).", min=0.001)] = 60,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", help="Seconds a request body may send nothing (408 after: a stalled upload).", min=0.001)] = 10,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes for CPU work (ops, recipes, colours, quality, decoding); 0 runs it in threads, which a timeout cannot stop. Default: the CPU cores available.", min=0, max=1024, show_default=False)] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests handled at once (reading, waiting for or running on a worker); more wait in the queue. Default: 4 per worker, at least 16.", min=1, show_default=False)] = None,
+    queue: Annotated[int, typer.Option("--queue", help="Requests that may wait for a slot beyond --concurrency (429 when full; health routes are exempt).", min=0)] = 64,
+    queue_timeout: Annotated[float, typer.Option("--queue-timeout", help="Seconds a queued request waits for a slot before 429.", min=0)] = 10,
     training_workers: Annotated[int, typer.Option("--training-workers", help="Training jobs run at once (each in its own process).", min=0)] = 1,
     cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Let web pages of this origin (scheme://host[:port], e.g. http://localhost:5173) call the API; repeatable. Other sites' pages are refused (403) on POST/DELETE; programs without an Origin header are not affected.", show_default=False)] = None,
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Train a small digits classifier in the background at start-up (when it is not registered yet), so the page has a model to try.")] = False,
@@ -50,7 +54,8 @@ def serve(
     from pixlearn.serve.settings import ServeSettings, env_api_keys
 
     fields: dict = {"host": host, "port": port, "max_body_mb": max_body_mb, "timeout_s": timeout,
-                    "max_concurrency": concurrency, "training_workers": training_workers, "demo": demo,
+                    "body_timeout_s": body_timeout, "max_concurrency": concurrency, "max_queue": queue,
+                    "queue_timeout_s": queue_timeout, "training_workers": training_workers, "demo": demo,
                     "api_keys": list(api_key or []) + [k for k in env_api_keys() if k not in (api_key or [])],
                     "models": [p.expanduser().resolve() for p in (model or [])],
                     "allowed_roots": [p.expanduser().resolve() for p in (allow_root or [])]}
@@ -61,6 +66,8 @@ def serve(
             fields["cors_origins"] = [normalize_origin(o) for o in cors_origin]
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--cors-origin") from None
+    if workers is not None:
+        fields["workers"] = workers
     if storage is not None:
         fields["storage"] = storage.expanduser().resolve()
     if db is not None:
@@ -81,7 +88,8 @@ def serve(
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '') else shown}:{settings.port}/"
     sys.stderr.write(f"pixlearn serve: {url}  (API docs: {url}docs; storage: {settings.storage}; "
-                     f"database: {safe_url(settings.database_url)}{'; auth: API key' if settings.api_keys else ''})\n")
+                     f"database: {safe_url(settings.database_url)}{'; auth: API key' if settings.api_keys else ''}; "
+                     f"{settings.workers} CPU worker(s), {settings.concurrency} request(s) at once)\n")
     sys.stderr.flush()
     if open_browser:
         import threading

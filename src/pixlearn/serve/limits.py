@@ -311,6 +311,9 @@ class TimeoutMiddleware:
     :func:`~pixlearn.serve.workers.run_cpu`.
     """
 
+    #: How the watchdog waits out ``timeout_s`` (a test may put a fake clock here to decide when it passes).
+    sleep = staticmethod(anyio.sleep)
+
     def __init__(self, app, timeout_s: float, pool: Callable[[], object] | None = None) -> None:
         self.app = app
         self.timeout_s = float(timeout_s)
@@ -338,15 +341,16 @@ class TimeoutMiddleware:
 
         async def watchdog() -> None:
             nonlocal timed_out
-            await anyio.sleep(self.timeout_s)
+            await self.sleep(self.timeout_s)
             if not deadline.expire():  # committed: the request finishes, whatever it takes
                 return
             app_scope.cancel()
             if not started:
                 timed_out = True
-                await _send_json(send, 504, f"{scope['method']} {scope['path']} took longer than the limit of "
-                                            f"{self.timeout_s:g} s and was stopped; send a smaller input or start the "
-                                            "server with a larger --timeout", path=scope["path"])
+                with anyio.CancelScope(shield=True):  # the app ending now must not cut the answer short
+                    await _send_json(send, 504, f"{scope['method']} {scope['path']} took longer than the limit "
+                                                f"of {self.timeout_s:g} s and was stopped; send a smaller input or "
+                                                "start the server with a larger --timeout", path=scope["path"])
 
         tokens = (current_deadline.set(deadline), current_pool.set(self.pool() if self.pool is not None else None))
         error: Exception | None = None

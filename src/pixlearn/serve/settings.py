@@ -62,8 +62,8 @@ class ServeSettings(BaseModel):
     #: Worker processes for CPU work (ops, recipes, colours, quality, decoding); 0 runs it in threads, which
     #: cannot be stopped at the deadline. Default: the CPU cores this process may use.
     workers: int = Field(default_factory=_default_workers, ge=0, le=1024)
-    #: Requests handled at once (reading their body, queued for or running on a worker). Default: twice the
-    #: workers, at least 4, so a request's upload is read while another computes.
+    #: Requests handled at once (reading their body, waiting for or running on a worker). Default: four per
+    #: worker, at least 16: the workers bound the CPU, this bounds the memory of bodies being read.
     max_concurrency: int | None = Field(None, ge=1)
     #: Requests beyond ``max_concurrency`` that wait for a slot (first come, first served) before 429.
     max_queue: int = Field(64, ge=0)
@@ -106,8 +106,8 @@ class ServeSettings(BaseModel):
 
     @property
     def concurrency(self) -> int:
-        """Requests handled at once: ``max_concurrency``, or by default twice the workers (at least 4)."""
-        return self.max_concurrency or max(4, 2 * self.workers)
+        """Requests handled at once: ``max_concurrency``, or by default four per worker, at least 16."""
+        return self.max_concurrency or max(16, 4 * self.workers)
 
     @property
     def auth_enabled(self) -> bool:

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 import anyio
 
 from pixlearn._core.errors import PixlearnError
+from pixlearn.serve.errors import ApiError
 
 __all__ = ["WorkerPool", "WorkerCrashedError", "run_cpu", "current_pool", "default_workers", "PRELOAD"]
 
@@ -69,8 +70,11 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class WorkerCrashedError(PixlearnError):
-    """The worker process running a call died before answering (a crash, or killed from outside)."""
+class WorkerCrashedError(ApiError):
+    """The worker process running a call died before answering (a crash, or killed from outside): 500."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=500)
 
 
 # ---------------------------------------------------------------- inside a worker process
