@@ -10,7 +10,7 @@ import pytest
 
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn.ops import get_op
-from pixlearn.ops.color import convert_color, css_color_name, dominant_colors, quality
+from pixlearn.ops.color import EXTRA_COLORS, color_name, convert_color, css_color_name, dominant_colors, quality
 
 RED, LIME, BLUE, GREEN = (255, 0, 0), (0, 255, 0), (0, 0, 255), (0, 128, 0)
 
@@ -74,12 +74,31 @@ def test_dominant_colors_of_a_grey_image_are_grey():
     assert got == [([0, 0, 0], 0.7), ([200, 200, 200], 0.3)]
 
 
-def test_css_names_are_nearest_in_lab():
+def test_css_names_are_nearest_by_ciede2000():
     assert css_color_name((254, 1, 2)) == "red"
     assert css_color_name((0, 130, 2)) == "green"
     assert css_color_name((255, 255, 255)) == "white"
     assert css_color_name((0, 255, 255)) == "aqua"  # aqua == cyan: the alphabetically first
     assert css_color_name((128, 128, 128)) == "gray"
+
+
+@pytest.mark.parametrize("rgb", [(60, 40, 30), (50, 35, 25), (40, 26, 13), (70, 45, 20), (45, 30, 20), (101, 67, 33)])
+def test_dark_browns_are_named_brown_not_black(rgb):
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:5] = rgb
+    img[5:] = (245, 245, 245)
+    colours = dominant_colors(img, k=2)
+    assert colours[0]["rgb"] == list(rgb)
+    assert colours[0]["name"] == "darkbrown" == color_name(rgb)
+    assert css_color_name(rgb) != "darkbrown"  # the CSS names alone have no dark brown
+
+
+def test_color_names_use_ciede2000_over_css_and_extra_names():
+    assert [color_name(c) for c in [(0, 0, 0), (12, 12, 12), (255, 0, 0), (150, 75, 0), (54, 69, 79), (128, 0, 32)]] == [
+        "black", "black", "red", "brown", "charcoal", "burgundy"]
+    assert set(EXTRA_COLORS) >= {"darkbrown", "brown", "taupe", "charcoal"}
+    with pytest.raises(ConfigError, match="three values in 0..255"):
+        color_name((300, 0, 0))
 
 
 @pytest.mark.parametrize("bad", [{"k": 0}, {"k": 65}, {"sample": 10}, {"seed": -1}, {"k": 2.5}])

@@ -19,7 +19,7 @@ from pixlearn._core.checks import check_image, check_range
 from pixlearn._core.errors import ConfigError
 from pixlearn.ops._registry import Range, register_op
 
-__all__ = ["convert_color", "dominant_colors", "quality", "css_color_name"]
+__all__ = ["convert_color", "dominant_colors", "quality", "color_name", "css_color_name", "EXTRA_COLORS"]
 
 Space = Literal["rgb", "gray", "hsv", "lab", "ycrcb"]
 
@@ -114,32 +114,98 @@ def convert_color(image: np.ndarray, *, source: Space = "rgb", target: Space = "
     return image
 
 
-@lru_cache(maxsize=1)
-def _css_table() -> tuple[tuple[str, ...], np.ndarray]:
-    """The CSS named colours, sorted by name, and their CIE L*a*b* (float32, L* in 0..100)."""
+#: Names that the CSS table lacks, mostly browns and dark neutrals (CSS has no dark brown, so photos' dark
+#: browns came out "black"). Hex values from Wikipedia's colour articles; a name may have several reference
+#: colours (darkbrown: "Dark brown", "Cafe noir", "Bistre"; brown: the colour-wheel brown beside CSS's red-brown).
+EXTRA_COLORS: dict[str, tuple[str, ...]] = {
+    "darkbrown": ("#654321", "#4b3621", "#3d2b1f"),
+    "brown": ("#964b00",),
+    "coffee": ("#6f4e37",),
+    "taupe": ("#483c32",),
+    "charcoal": ("#36454f",),
+    "burgundy": ("#800020",),
+    "rust": ("#b7410e",),
+    "mustard": ("#ffdb58",),
+    "cream": ("#fffdd0",),
+}
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3) RGB 0..255 -> (N, 3) CIE L*a*b* (D65; scikit-image's ``rgb2lab``)."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(rgb, np.float64).reshape(1, -1, 3) / 255.0).reshape(-1, 3)
+
+
+@lru_cache(maxsize=2)
+def _name_table(extended: bool) -> tuple[tuple[str, ...], np.ndarray]:
+    """Colour names sorted alphabetically (one entry per reference colour) and their L*a*b*."""
     from PIL import ImageColor
 
-    names = tuple(sorted(ImageColor.colormap))
-    rgb = np.array([ImageColor.getrgb(ImageColor.colormap[n])[:3] for n in names], np.float32)
-    lab = cv2.cvtColor((rgb / 255.0).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    entries = [(n, ImageColor.getrgb(ImageColor.colormap[n])[:3]) for n in ImageColor.colormap]
+    if extended:
+        entries += [(n, ImageColor.getrgb(h)[:3]) for n, hexes in EXTRA_COLORS.items() for h in hexes]
+    entries.sort(key=lambda e: (e[0], e[1]))
+    lab = _lab(np.array([rgb for _, rgb in entries], np.float64))
     lab.flags.writeable = False
-    return names, lab
+    return tuple(n for n, _ in entries), lab
 
 
-def _nearest_css(rgb: np.ndarray) -> list[str]:
-    names, table = _css_table()
-    lab = cv2.cvtColor((rgb.astype(np.float32) / 255.0).reshape(-1, 1, 3), cv2.COLOR_RGB2Lab).reshape(-1, 3)
-    dist = ((lab[:, None, :] - table[None, :, :]) ** 2).sum(axis=2)
+def _nearest_name(rgb: np.ndarray, *, extended: bool = True) -> list[str]:
+    """The name nearest to each RGB row by CIEDE2000 colour difference (``skimage.color.deltaE_ciede2000``)."""
+    from skimage.color import deltaE_ciede2000
+
+    names, table = _name_table(extended)
+    lab = _lab(rgb)
+    dist = deltaE_ciede2000(lab[:, None, :], table[None, :, :], channel_axis=-1)
     return [names[i] for i in dist.argmin(axis=1)]
 
 
+def _check_rgb(rgb: tuple[int, int, int]) -> np.ndarray:
+    arr = np.asarray(rgb)
+    if arr.shape != (3,) or not np.issubdtype(arr.dtype, np.number) or arr.min() < 0 or arr.max() > 255:
+        raise ConfigError(f"rgb must be three values in 0..255, got {rgb!r}")
+    return arr.reshape(1, 3)
+
+
+def color_name(rgb: tuple[int, int, int]) -> str:
+    """A plain name for ``rgb``: the nearest by CIEDE2000 among the CSS colours and :data:`EXTRA_COLORS`.
+
+    This is the name :func:`dominant_colors` reports. The table is the 148 CSS Color Module Level 4
+    names plus a few common names CSS lacks (``darkbrown``, ``coffee``, ``taupe``, ``charcoal``...),
+    so a dark brown is not called "black". Distances are CIEDE2000 colour differences in CIE
+    L*a*b* (D65), the CIE's perceptual metric; ties go to the alphabetically first name.
+
+    Parameters
+    ----------
+    rgb : (int, int, int)
+        Red, green, blue, each 0..255.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ConfigError
+        If ``rgb`` is not three numbers in 0..255.
+
+    Examples
+    --------
+    >>> color_name((60, 40, 30)), color_name((101, 67, 33)), color_name((10, 10, 10)), color_name((250, 5, 5))
+    ('darkbrown', 'darkbrown', 'black', 'red')
+    """
+    return _nearest_name(_check_rgb(rgb))[0]
+
+
 def css_color_name(rgb: tuple[int, int, int]) -> str:
-    """The CSS named colour nearest to ``rgb`` in CIE L*a*b* (Euclidean, i.e. CIE76 delta E).
+    """The CSS named colour nearest to ``rgb`` by CIEDE2000 colour difference in CIE L*a*b*.
 
     The table is the 148 CSS Color Module Level 4 names (as in Pillow's ``ImageColor``
     and matplotlib's ``CSS4_COLORS``). Where several names share a colour
     (``aqua``/``cyan``, ``fuchsia``/``magenta``, ``gray``/``grey``...) the
-    alphabetically first is returned.
+    alphabetically first is returned. :func:`color_name` also knows names CSS lacks
+    (dark browns among them).
 
     Parameters
     ----------
@@ -155,10 +221,7 @@ def css_color_name(rgb: tuple[int, int, int]) -> str:
     >>> css_color_name((250, 5, 5)), css_color_name((0, 255, 0)), css_color_name((0, 128, 0))
     ('red', 'lime', 'green')
     """
-    arr = np.asarray(rgb)
-    if arr.shape != (3,) or not np.issubdtype(arr.dtype, np.number) or arr.min() < 0 or arr.max() > 255:
-        raise ConfigError(f"rgb must be three values in 0..255, got {rgb!r}")
-    return _nearest_css(arr.reshape(1, 3))[0]
+    return _nearest_name(_check_rgb(rgb), extended=False)[0]
 
 
 @register_op("dominant_colors", category="color", returns="data")
@@ -174,7 +237,8 @@ def dominant_colors(
     Pixels are clustered in RGB with OpenCV's ``cv2.kmeans`` (k-means++ seeding, 3
     attempts, seeded through ``cv2.setRNGSeed(seed)``, which also resets OpenCV's RNG of
     the calling thread). Each cluster centre is rounded to an RGB colour and named after
-    the nearest CSS colour (:func:`css_color_name`). If the sample holds ``k`` or fewer
+    the nearest named colour by CIEDE2000 (:func:`color_name`: CSS names plus dark browns and
+    other common names CSS lacks). If the sample holds ``k`` or fewer
     distinct colours, those colours are returned exactly, with no k-means, so there are
     never empty or duplicate entries: an image of 3 colours gives 3 entries for any
     ``k >= 3``.
@@ -246,7 +310,7 @@ def dominant_colors(
     rgb = np.repeat(centres, 3, axis=1) if channels == 1 else centres
     total = int(counts.sum())
     order = sorted(range(len(rgb)), key=lambda i: (-int(counts[i]), tuple(int(v) for v in rgb[i])))
-    names = _nearest_css(rgb)
+    names = _nearest_name(rgb)
     out = []
     for i in order:
         r, g, b = (int(v) for v in rgb[i])
