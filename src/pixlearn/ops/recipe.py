@@ -157,8 +157,8 @@ class Recipe:
         from pixlearn.ops._registry import get_op
 
         out: Any = image
-        for step in self.steps:
-            out = get_op(step.op).func(out, **step.options)
+        for step in self.steps:  # OpSpec.__call__ checks the image-relative bounds before the op runs
+            out = get_op(step.op)(out, **step.options)
         return out
 
     def to_dict(self) -> dict[str, Any]:
