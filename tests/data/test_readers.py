@@ -561,3 +561,244 @@ def test_mask_to_polygons_round_trip_and_errors():
         decode_segmentation({"size": [3, 4], "counts": [12]}, (H, W))
     with pytest.raises(ValueError, match="counts sum to 5"):
         decode_rle({"size": [3, 4], "counts": [5]})
+
+
+# ------------------------------------------------------------------ paths outside the dataset folder
+# Each builder makes a readable dataset in ``root`` plus records that reach a folder beside it
+# (``host-zz9``: a stand-in for the machine's own files) by an absolute path, a '../' path or a
+# symbolic link, and returns how many paths are refused and how many more records are read when
+# outside paths are allowed (a linked folder is refused as one path, unlisted). Nothing of ``host-zz9`` -- its name, its
+# content -- may appear in what the reader returns, raises or logs.
+HOST = "host-zz9"
+CONTENT = "TOPSECRET-content"
+
+
+def _host(tmp: Path) -> Path:
+    """The outside folder: an image, a mask, a YOLO label file and a VOC annotation, all valid."""
+    host = tmp / HOST
+    img(host / "secret.png")
+    write_image(host / "secret_mask.png", np.zeros((H, W), np.uint8))
+    (host / "secret.txt").write_text(f"0 0.5 0.5 0.5 0.5\n# {CONTENT}\n")
+    (host / "secret.xml").write_text(VOC_XML.format(name="000001", objects=f"<!-- {CONTENT} -->"))
+    return host
+
+
+def _link(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+
+
+def outside_csv(root: Path, host: Path) -> tuple[int, int]:
+    for name in ("imgs/a.png", "imgs/b.png"):
+        img(root / name)
+    _link(root / "imgs" / "link.png", host / "secret.png")
+    rows = ["imgs/a.png,cat", "imgs/b.png,dog", f"{host / 'secret.png'},cat", f"../{HOST}/secret.png,dog", "imgs/link.png,cat"]
+    (root / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    return 3, 3
+
+
+def outside_coco(root: Path, host: Path) -> tuple[int, int]:
+    make_coco(root)
+    ann = root / "annotations" / "instances_train.json"
+    data = json.loads(ann.read_text())
+    _link(root / "images" / "link.png", host / "secret.png")
+    for iid, name in ((90, str(host / "secret.png")), (91, f"../../{HOST}/secret.png"), (92, "link.png")):
+        data["images"].append({"id": iid, "file_name": name})  # no size: the reader would read the header
+    ann.write_text(json.dumps(data))
+    return 3, 3
+
+
+def outside_yolo(root: Path, host: Path) -> tuple[int, int]:
+    make_yolo(root)
+    _link(root / "images" / "train" / "link.png", host / "secret.png")  # an image that links out
+    img(root / "images" / "train" / "d.png")
+    _link(root / "labels" / "train" / "d.txt", host / "secret.txt")  # a label file that links out
+    (root / "images" / "val" / "list.txt").write_text(f"c.png\n{host / 'secret.png'}\n../../../{HOST}/secret.png\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val/list.txt\nnames: [person, car]\n")
+    return 4, 4
+
+
+def outside_voc(root: Path, host: Path) -> tuple[int, int]:
+    make_voc(root)
+    for name, filename in (("000004", str(host / "secret.png")), ("000005", f"../../{HOST}/secret.png"), ("000006", "000006.jpg")):
+        (root / "Annotations" / f"{name}.xml").write_text(VOC_XML.format(name=name, objects="").replace(f"{name}.jpg", filename))
+    _link(root / "JPEGImages" / "000006.jpg", host / "secret.png")
+    _link(root / "Annotations" / "000007.xml", host / "secret.xml")  # an annotation that links out
+    return 4, 4
+
+
+def outside_masks(root: Path, host: Path) -> tuple[int, int]:
+    make_masks(root)
+    _link(root / "images" / "link.jpg", host / "secret.png")
+    write_image(root / "masks" / "link.png", np.zeros((H, W), np.uint8))
+    img(root / "images" / "im9.jpg")
+    _link(root / "masks" / "im9.png", host / "secret_mask.png")  # a mask that links out
+    return 2, 2
+
+
+def outside_paired(root: Path, host: Path) -> tuple[int, int]:
+    for name in ("a", "b", "c"):
+        img(root / "clean" / f"{name}.png")
+    img(root / "noisy" / "a.png")
+    _link(root / "noisy" / "b.png", host / "secret.png")
+    img(root / "noisy" / "c.png")
+    (root / "clean" / "c.png").unlink()
+    _link(root / "clean" / "c.png", host / "secret.png")  # a target that links out
+    return 2, 2
+
+
+def outside_clean(root: Path, host: Path) -> tuple[int, int]:
+    img(root / "a.png")
+    img(root / "b.png")
+    _link(root / "link.png", host / "secret.png")
+    return 1, 1
+
+
+def outside_imagefolder(root: Path, host: Path) -> tuple[int, int]:
+    img(root / "cat" / "1.png")
+    img(root / "dog" / "2.png")
+    _link(root / "cat" / "link.png", host / "secret.png")
+    _link(root / "bird", host)  # a whole class folder that links out
+    return 2, 3  # bird/ holds two host images
+
+
+OUTSIDE = {
+    "csv": outside_csv, "coco": outside_coco, "yolo": outside_yolo, "voc": outside_voc,
+    "masks": outside_masks, "paired": outside_paired, "clean": outside_clean, "imagefolder": outside_imagefolder,
+}
+
+
+def _paths(index) -> list[Path]:
+    return [p for r in index.records for p in (r.path, r.mask_path, r.target_path) if p is not None]
+
+
+@pytest.mark.parametrize("fmt", list(OUTSIDE))
+def test_records_leading_outside_the_folder_are_refused_and_counted(tmp_path, fmt, caplog):
+    host = _host(tmp_path)
+    root = tmp_path / "ds"
+    n, extra = OUTSIDE[fmt](root, host)
+    assert detect_format(root) == fmt
+    with caplog.at_level("WARNING", logger="pixlearn.data"):
+        index = read_dataset(root)
+    assert index.meta["refused"]["outside_root"] == n and describe_dataset(index)["refused"] == {"outside_root": n}
+    real_root = root.resolve()
+    assert index.records and all(p.resolve().is_relative_to(real_root) for p in _paths(index))
+    said = " ".join([repr(index.meta), repr([r.meta for r in index.records]), repr(describe_dataset(index)), caplog.text])
+    assert HOST not in said and CONTENT not in said and "secret" not in said
+    assert "leads outside the dataset folder" in said and f"{n} path(s) refused" in caplog.text
+
+    allowed = read_dataset(root, allow_outside_root=True)  # local use: everything named is read
+    assert len(allowed) == len(index) + extra and "refused" not in allowed.meta
+    assert any(not p.resolve().is_relative_to(real_root) for p in _paths(allowed))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "coco", "imagefolder"])
+def test_a_dataset_whose_every_record_leads_outside_is_an_error_without_the_paths(tmp_path, fmt):
+    host = _host(tmp_path)
+    root = tmp_path / "ds"
+    if fmt == "csv":
+        root.mkdir()
+        (root / "labels.csv").write_text(f"path,label\n{host / 'secret.png'},cat\n../{HOST}/secret.png,dog\n")
+    elif fmt == "coco":
+        make_coco(root)
+        for ann in (root / "annotations").glob("*.json"):
+            data = json.loads(ann.read_text())
+            for i, im in enumerate(data["images"]):
+                im["file_name"] = str(host / "secret.png") if i % 2 else f"../../{HOST}/secret.png"
+            ann.write_text(json.dumps(data))
+    else:
+        _link(root / "cat" / "a.png", host / "secret.png")
+        _link(root / "dog", host)
+    with pytest.raises(ConfigError) as err:
+        read_dataset(root, format=fmt)
+    msg = str(err.value)
+    assert "nothing to read: every path it names leads outside the dataset folder" in msg, msg
+    assert "allow_outside_root=True" in msg and "--allow-outside-root" not in msg  # Python words in Python
+    assert "--allow-outside-root" in err.value.cli_message and "allow_outside_root=" not in err.value.cli_message
+    assert HOST not in msg + err.value.cli_message and "secret" not in msg
+    assert len(read_dataset(root, format=fmt, allow_outside_root=True)) >= 2
+
+
+def test_yolo_yaml_entries_leading_outside_are_errors_without_the_path(tmp_path):
+    host = _host(tmp_path)
+    root = make_yolo(tmp_path / "ds")
+    for text in (f"train: {host}\n", f"train: images/train\nval: ../{HOST}\n", f"path: {host}\ntrain: images/nowhere\n"):
+        (root / "data.yaml").write_text(text + "names: [person, car]\n")
+        with pytest.raises(AnnotationError) as err:
+            read_dataset(root)
+        assert "leads outside the dataset folder" in str(err.value) and HOST not in str(err.value)
+    # a 'path:' outside is not used: the entries are found beside the yaml (a yaml copied from elsewhere)
+    (root / "data.yaml").write_text(f"path: {host}\ntrain: images/train\nval: images/val\nnames: [person, car]\n")
+    assert read_dataset(root).splits() == {"train": 2, "val": 1}
+    # Roboflow's '../train/images' entries, beside the yaml, stay readable
+    (root / "data.yaml").write_text("train: ../images/train\nval: ../images/val\nnames: [person, car]\n")
+    assert read_dataset(root).splits() == {"train": 2, "val": 1}
+
+
+def test_dataset_files_that_link_outside_are_errors(tmp_path):
+    host = _host(tmp_path)
+    root = tmp_path / "ds"
+    img(root / "a.png")
+    _link(root / "labels.csv", host / "secret.txt")
+    with pytest.raises(AnnotationError, match="labels.csv leads outside the dataset folder") as err:
+        read_dataset(root, format="csv")
+    assert CONTENT not in str(err.value) and HOST not in str(err.value)
+    masks = make_masks(tmp_path / "m")
+    (masks / "classes.txt").unlink()
+    _link(masks / "classes.txt", host / "secret.txt")  # class names read from a host file would show its lines
+    with pytest.raises(AnnotationError, match="classes.txt leads outside"):
+        read_dataset(masks)
+
+
+def test_containment_follows_links_and_dotdot(tmp_path):
+    from pixlearn._core.paths import Containment, is_inside
+
+    (tmp_path / "root" / "a").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "root" / "out").symlink_to(tmp_path / "out")
+    (tmp_path / "root" / "loop").symlink_to(tmp_path / "root" / "loop")
+    inside = Containment(tmp_path / "root")
+    assert tmp_path / "root" / "a" / "x.png" in inside and tmp_path / "root" in inside
+    assert tmp_path / "root" / "a" / ".." / "b.png" in inside
+    for p in (tmp_path / "root" / ".." / "out" / "x.png", tmp_path / "root" / "out" / "x.png", tmp_path / "root2" / "x",
+              "/etc/passwd", tmp_path / "root" / "a\x00b", tmp_path / "root" / "a" / ".." / ".."):
+        assert p not in inside, p
+    assert tmp_path / "root" / "loop" / "x.png" in inside  # a link loop does not raise; opening it fails, inside
+    assert is_inside(tmp_path / "root" / "a", tmp_path / "root") and not is_inside(tmp_path / "out", tmp_path / "root")
+
+
+def test_cli_refuses_outside_records_and_allow_outside_root_reads_them(tmp_path, capsys, caplog):
+    from pixlearn.cli import main
+
+    def cli(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    host = _host(tmp_path)
+    root = tmp_path / "ds"
+    outside_csv(root, host)
+    code, out, err = cli("data", "info", root, "--format", "json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["images"] == 2 and summary["refused"] == {"outside_root": 3}
+    assert HOST not in out + err + caplog.text and "3 path(s) refused" in caplog.text and "2 record(s) read" in caplog.text
+    code, out, err = cli("data", "info", root, "--format", "json", "--allow-outside-root")
+    assert code == 0 and json.loads(out)["images"] == 5 and json.loads(out)["refused"] == {}
+    code, out, err = cli("data", "check", root, "--format", "json", "--no-progress", "--min-per-class", "1")
+    finding = [f for f in json.loads(out)["findings"] if f["code"] == "outside_root"]
+    assert finding and finding[0]["severity"] == "error" and finding[0]["details"]["count"] == 3 and HOST not in out
+
+    (root / "labels.csv").write_text(f"path,label\n{host / 'secret.png'},cat\n../{HOST}/secret.png,dog\n")
+    code, out, err = cli("data", "info", root)
+    assert code == 1 and "every path it names leads outside the dataset folder (2 refused" in err
+    assert "add --allow-outside-root" in err
+    assert "allow_outside_root=" not in err and HOST not in err
+    assert cli("data", "info", root, "--allow-outside-root")[0] == 0
+
+    (tmp_path / "empty").mkdir()
+    code, out, err = cli("data", "info", tmp_path / "empty")
+    assert code == 1 and "choose one with --from FORMAT" in err and "format=" not in err
+    with pytest.raises(ConfigError, match="pass format= to choose one") as exc:
+        read_dataset(tmp_path / "empty")
+    assert "--from" not in str(exc.value)

@@ -240,7 +240,7 @@ def test_cli_split_writes_manifest_and_counts(tmp_path, cli):
     # outside the dataset, paths are relative to the manifest (../ds/...): they lead out of the manifest's
     # folder, so the CSV reader refuses them unless asked, and the command says so
     assert "read it with --allow-outside-root" in err
-    with pytest.raises(ConfigError, match="all 30 record.s. were refused"):
+    with pytest.raises(ConfigError, match="every path it names leads outside the dataset folder .30 refused"):
         read_dataset(out)
     back = read_dataset(out, allow_outside_root=True)
     assert back.splits() == {"train": 18, "val": 6, "test": 6} and all(r.path.is_file() for r in back.records)

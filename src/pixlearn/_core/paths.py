@@ -92,8 +92,10 @@ class Containment:
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, (str, os.PathLike)):
             return False
+        if "\x00" in os.fspath(path):  # type: ignore[arg-type]  # no file has such a name
+            return False
         try:
             real = self.resolve(path)  # type: ignore[arg-type]
-        except (OSError, ValueError, RuntimeError):  # NUL byte, name too long, a symlink loop in strict modes
+        except (OSError, ValueError, RuntimeError):  # a name too long, a symlink loop in strict modes
             return False
         return real == self._real or real.startswith(self._prefix)

@@ -161,7 +161,11 @@ def scan_image_folder(root: str | os.PathLike[str], *, allow_outside_root: bool 
     guard = PathGuard(root, allow_outside_root=allow_outside_root)
     entries: list[ImageEntry] = []
     for split, folder in groups:
+        if not guard.folder(folder):
+            continue
         for class_dir in _subdirs(folder):
+            if not guard.folder(class_dir):  # a class folder that links out is not listed
+                continue
             for path, _ in expand_sources(class_dir):
                 if any(part.startswith(".") for part in path.relative_to(class_dir).parts):
                     continue

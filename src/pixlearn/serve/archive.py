@@ -561,7 +561,7 @@ def _read_extracted(root: Path, plan: ArchivePlan, limits: ArchiveLimits, label:
     if refused:  # never train on the rest of a dataset that tried to reach out
         example = index.meta["refused"]["examples"][0]
         raise _Refused(
-            f"{refused} record(s) name paths outside the archive's dataset folder (e.g. {example}); "
+            f"{refused} path(s) in the dataset lead outside the archive's dataset folder (e.g. {example}); "
             "use paths relative to the folder, inside the archive"
         )
     counts = Counter(r.label for r in index.records if r.label is not None)

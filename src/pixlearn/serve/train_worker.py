@@ -164,7 +164,7 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
         refused = (index.meta.get("refused") or {}).get("outside_root")
         if refused:
             raise ConfigError(
-                f"{refused} record(s) of the uploaded dataset name paths outside it (e.g. "
+                f"{refused} path(s) in the uploaded dataset lead outside it (e.g. "
                 f"{index.meta['refused']['examples'][0]}); use paths relative to the dataset folder"
             )
     from pixlearn.train import train_classifier

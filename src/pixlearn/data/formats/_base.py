@@ -154,15 +154,32 @@ class PathGuard:
             and self.keep(record.target_path, where, "the target path")
         )
 
+    def folder(self, path: Path) -> bool:
+        """True when the folder ``path`` may be listed; otherwise the refusal is noted (``images/: the folder
+        leads outside ...``) and the folder must not be listed (the names in it are not the dataset's)."""
+        if self.inside(path):
+            return True
+        self.refused.append(f"{self.shown(path)}/: the folder leads outside the dataset folder")
+        return False
+
+    def shown(self, path: Path, what: str | None = None) -> str:
+        """How to name ``path`` in a message: its part below the root up to the first link that leads out
+        (a name inside the dataset, never one of the outside folder), else ``what`` or its file name."""
+        try:
+            parts = Path(path).relative_to(self.root).parts
+        except ValueError:
+            return what or Path(path).name
+        for i in range(1, len(parts) + 1):
+            if not self.inside(self.root.joinpath(*parts[:i])):
+                return "/".join(parts[:i])
+        return "/".join(parts)
+
     def file(self, path: Path, what: str | None = None) -> Path:
         """``path`` when it resolves inside the root, else an :class:`AnnotationError` (for dataset files
         such as a CSV, a JSON, a class list: without them the dataset cannot be read)."""
         if self.inside(path):
             return path
-        try:
-            shown = path.relative_to(self.root).as_posix()
-        except ValueError:
-            shown = what or path.name
+        shown = self.shown(path, what)
         raise hinted(
             AnnotationError,
             f"{self.root}: {shown} leads outside the dataset folder (a link or a path that points out of it); "
@@ -177,24 +194,24 @@ class PathGuard:
         return {"outside_root": len(self.refused), "examples": self.refused[:5]} if self.refused else None
 
     def check(self, kept: int) -> None:
-        """Raise a :class:`ConfigError` when records were refused and none is left (``kept == 0``);
-        log a warning on ``pixlearn.data`` when some were refused and others kept."""
+        """Raise a :class:`ConfigError` when paths were refused and no record is left (``kept == 0``);
+        log a warning on ``pixlearn.data`` when some were refused and records are left."""
         if not self.refused:
             return
         n = len(self.refused)
         if not kept:
             raise hinted(
                 ConfigError,
-                f"{self.root}: all {n} record(s) were refused because their paths lead outside the dataset "
-                f"folder (e.g. {self.refused[0]}); use paths relative to the dataset folder",
+                f"{self.root}: nothing to read: every path it names leads outside the dataset folder "
+                f"({n} refused, e.g. {self.refused[0]}); use paths relative to the dataset folder",
                 python=OUTSIDE_HINT_PYTHON,
                 cli=OUTSIDE_HINT_CLI,
                 sep=", ",
             )
         log.warning(  # the folder's name only: a service's log must not show its storage paths
-            "%s: %d of %d record(s) refused and left out because their paths lead outside the dataset folder "
-            "(e.g. %s); to read them, allow outside paths (--allow-outside-root, or allow_outside_root=True in Python)",
-            self.root.name or self.root, n, n + kept, self.refused[0],
+            "%s: %d path(s) refused because they lead outside the dataset folder (e.g. %s); %d record(s) read. "
+            "To read them, allow outside paths (--allow-outside-root, or allow_outside_root=True in Python)",
+            self.root.name or self.root, n, self.refused[0], kept,
         )
 
     def finish(self, index: DatasetIndex) -> DatasetIndex:

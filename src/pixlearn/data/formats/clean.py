@@ -47,6 +47,7 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     records = [
         Record(path=p, split=s, target_path=p)
         for s, folder in groups
+        if guard.folder(folder)
         for p in list_images(folder)
         if guard.keep(p, p.relative_to(root).as_posix())
     ]

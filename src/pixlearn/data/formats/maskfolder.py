@@ -139,7 +139,9 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     classes = _load_class_map(root, guard)
     records = []
     for split, (image_dir, mask_dir) in pairs.items():
-        masks = _mask_index(mask_dir)
+        if not guard.folder(image_dir):
+            continue
+        masks = _mask_index(mask_dir) if guard.folder(mask_dir) else {}
         for image in list_images(image_dir):
             key = stem_key(image, image_dir)
             mask = next((masks[key + s] for s in MASK_SUFFIXES if key + s in masks), None)

@@ -77,7 +77,9 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
         )
     records = []
     for split, (deg_dir, clean_dir) in pairs.items():
-        targets = {stem_key(p, clean_dir): p for p in list_images(clean_dir)}
+        if not guard.folder(deg_dir):
+            continue
+        targets = {stem_key(p, clean_dir): p for p in list_images(clean_dir)} if guard.folder(clean_dir) else {}
         for image in list_images(deg_dir):
             key = stem_key(image, deg_dir)
             rec = Record(path=image, split=split, target_path=targets.get(key))

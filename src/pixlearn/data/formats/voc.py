@@ -154,7 +154,8 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     img_dir = find_dir(voc, ["JPEGImages"]) or voc / "JPEGImages"
     fixed, class_file = _read_classes(voc, guard)
     sets = _read_sets(voc, guard)
-    xmls = sorted(p for p in ann_dir.glob("*.xml") if not p.name.startswith("."))
+    listable = guard.folder(ann_dir) and guard.folder(img_dir)  # folders that link out are not listed
+    xmls = sorted(p for p in ann_dir.glob("*.xml") if not p.name.startswith(".")) if listable else []
     parsed = []
     seen_names: set[str] = set()
     for xml in xmls:

@@ -134,21 +134,19 @@ def _outside_entry(y: Path, key: str, extra: str = "") -> AnnotationError:
     )
 
 
-def _resolve_entry(entry: str, base: Path, yaml_dir: Path, guard: PathGuard) -> Path | None | bool:
-    """The folder or list file an entry names; None when it does not exist, False when every
-    candidate leads outside the dataset folder (those are never probed)."""
+def _resolve_entry(entry: str, base: Path, yaml_dir: Path, guard: PathGuard) -> tuple[Path | None, bool]:
+    """The existing folder or list file an entry names (or None), and whether a candidate was left
+    out because it leads outside the dataset folder (those are never probed)."""
     p = Path(entry)
     tries = [p] if p.is_absolute() else [base / p, yaml_dir / p]
     stripped = Path(*[part for part in p.parts if part != ".."]) if ".." in p.parts and not p.is_absolute() else None
     if stripped is not None:
         tries += [yaml_dir / stripped, base / stripped]
-    tries = [t for t in tries if guard.inside(t)]
-    if not tries:
-        return False
-    for t in tries:
+    inside = [t for t in tries if guard.inside(t)]
+    for t in inside:
         if t.exists():
-            return t
-    return None
+            return t, len(inside) < len(tries)
+    return None, len(inside) < len(tries)
 
 
 def _images_of(source: Path, guard: PathGuard) -> list[Path]:
@@ -187,16 +185,15 @@ def _split_sources(y: Path, data: dict[str, Any], guard: PathGuard) -> dict[str,
         entries = value if isinstance(value, list) else [value]
         paths = []
         for entry in entries:
-            resolved = _resolve_entry(str(entry), base, yaml_dir, guard)
-            if resolved is False:
-                raise _outside_entry(y, key)
+            resolved, outside = _resolve_entry(str(entry), base, yaml_dir, guard)
             if resolved is None and split == "test":
                 continue  # a declared but absent test set is common (Ultralytics skips it too)
+            if resolved is None and outside:
+                raise _outside_entry(y, key)
+            if resolved is None and outside_base:
+                raise _outside_entry(y, key, " ('path:' names a folder outside it, which is not used)")
             if resolved is None:
-                if outside_base:
-                    raise _outside_entry(y, key, " ('path:' names a folder outside it, which is not used)")
                 raise ConfigError(f"{y}: {key}: {entry} does not exist (looked under {base} and {yaml_dir})")
-            guard.file(resolved, f"the {key} entry")
             paths += _images_of(resolved, guard)
         out.setdefault(split, []).extend(paths)
     if not out:
@@ -269,8 +266,11 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
         if images_dir is None or find_dir(root, ["labels"]) is None:
             raise ConfigError(f"{root}: no data.yaml and no images/ + labels/ folders; this is not a YOLO dataset")
         names = _read_names_file(root, guard)
-        subs = split_dirs(images_dir)
-        sources = {s: list_images(d) for s, d in subs.items()} if subs else {"": list_images(images_dir)}
+        subs = split_dirs(images_dir) if guard.folder(images_dir) else {}
+        if subs:
+            sources = {s: list_images(d) for s, d in subs.items() if guard.folder(d)}
+        else:
+            sources = {"": list_images(images_dir) if guard.inside(images_dir) else []}
         data_root = root
 
     # train and val naming the same images (a single unsplit folder) -> unsplit
