@@ -87,7 +87,11 @@ def _check_format(format: str | None) -> bool:
 
 @router.get("/v1/ops", summary="List the classical ops with their options")
 def list_ops_route() -> dict[str, Any]:
-    """``{"ops": [{"name", "group", "doc", "returns", "options": {name: {"type", "default"}}}]}``."""
+    """``{"ops": [{"name", "group", "doc", "returns", "options": {name: {"type", "default", "range", "min", "max"}}}]}``.
+
+    ``doc`` is plain text; ``range`` is the documented range of a numeric option (e.g. ``(0, 100]``), checked
+    before any work: a value outside it is a 400 naming the option, the range and the fix.
+    """
     from pixlearn.ops import list_ops
 
     ops = []
@@ -97,7 +101,7 @@ def list_ops_route() -> dict[str, Any]:
             "group": spec.category,
             "doc": spec.summary,
             "returns": spec.returns,
-            "options": {o["name"]: {"type": o["type"], "default": jsonable_encoder(o["default"])}
+            "options": {o["name"]: {k: jsonable_encoder(v) for k, v in o.items() if k != "name"}
                         for o in spec.describe_options()},
         })
     return {"ops": ops}
@@ -189,7 +193,7 @@ async def process(
         for step in rec.steps:  # Recipe.__call__'s loop, with the pixel guard before each step
             if isinstance(out, np.ndarray):
                 _guard_size(step.op, dict(step.options), out.shape, settings.max_pixels)
-            out = get_op(step.op).func(out, **step.options)
+            out = get_op(step.op)(out, **step.options)  # checks the image-relative bounds first
         return out
 
     result = await run_blocking(work)
