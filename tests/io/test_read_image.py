@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -25,6 +24,18 @@ from .samples import jpeg_with_orientation, pil_bytes, png_bomb, png_header_only
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
     return png_bomb()
+
+
+@pytest.fixture
+def no_decoder(monkeypatch):
+    """Fail the test if a decoder (Pillow's or OpenCV's) is reached: refusals must come from the bytes alone."""
+    import cv2
+
+    def reached(*args, **kwargs):
+        raise AssertionError("a decoder was reached; the input should have been refused from its header")
+
+    monkeypatch.setattr(Image, "open", reached)
+    monkeypatch.setattr(cv2, "imdecode", reached)
 
 
 def write(tmp_path, name: str, data: bytes):
@@ -227,11 +238,9 @@ def test_random_bytes_and_renamed_text(tmp_path):
         (b"8BPS\x00\x01" + b"\x00" * 30, "PSD"),
     ],
 )
-def test_formats_outside_the_allowlist_are_refused_by_name(data, name):
-    t0 = time.perf_counter()
+def test_formats_outside_the_allowlist_are_refused_by_name(data, name, no_decoder):
     with pytest.raises(UnsupportedFormatError, match=name):
         read_image(data)
-    assert time.perf_counter() - t0 < 0.05
 
 
 def test_eps_never_reaches_a_decoder(monkeypatch, tmp_path):
@@ -246,22 +255,18 @@ def test_eps_never_reaches_a_decoder(monkeypatch, tmp_path):
         read_image(path)
 
 
-def test_header_declaring_30000_squared_refused_fast(tmp_path):
+def test_header_declaring_30000_squared_refused_before_any_decoder(tmp_path, no_decoder):
     path = write(tmp_path, "huge.png", png_header_only(30000, 30000))
-    t0 = time.perf_counter()
     with pytest.raises(ImageTooLargeError, match=r"huge\.png: 30000x30000 = 900,000,000 pixels exceeds"):
         read_image(path)
-    assert time.perf_counter() - t0 < 0.05
     with pytest.raises(ImageTooLargeError):
         pixlearn.image_info(path)
 
 
-def test_real_decompression_bomb_refused_before_decoding(bomb):
+def test_real_decompression_bomb_refused_before_decoding(bomb, no_decoder):
     assert len(bomb) < 300_000  # ~100 MP behind a small file
-    t0 = time.perf_counter()
     with pytest.raises(ImageTooLargeError, match="10000x10000"):
         read_image(bomb)
-    assert time.perf_counter() - t0 < 0.1
 
 
 def test_pixel_limit_is_configurable(monkeypatch):
