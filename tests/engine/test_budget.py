@@ -16,24 +16,7 @@ from pixlearn._core.errors import ConfigError
 from pixlearn.engine import budget as budget_mod
 from pixlearn.engine.budget import TimeBudget, describe_stop, epochs_for_budget, stop_reason
 from pixlearn.engine.fit import quiet_lightning
-
-
-class FakeClock:
-    """Time that moves only when a training step starts: ``dt`` seconds per step."""
-
-    def __init__(self, dt: float) -> None:
-        self.t, self.dt = 1000.0, dt
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Tick(L.Callback):
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.clock.t += self.clock.dt
+from tests.engine.clock import FakeClock, Tick
 
 
 class Tiny(L.LightningModule):

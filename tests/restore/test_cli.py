@@ -19,7 +19,7 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_train_predict_eval_from_the_command_line(grey_folder: Path, tmp_path: Path, capsys, gray_photo: np.ndarray) -> None:
     code, out, err = run(["train", "restore", "--task", "denoise", "--data", grey_folder, "--model", "dncnn", "--sigma", "25",
-                          "--depth", "3", "--width", "4", "--patch", "16", "--patches-per-image", "2", "--epochs", "1",
+                          "--depth", "3", "--width", "4", "--img-size", "16", "--patches-per-image", "2", "--epochs", "1",
                           "--batch", "8", "--set", "val_crop=32", "--set", "eval_methods=[nl_means]",
                           "--out", tmp_path / "run", "--no-progress", "--format", "json"], capsys)
     assert code == 0, err

@@ -83,16 +83,20 @@ def test_mismatched_model_and_task_are_refused(grey_folder: Path, tmp_path: Path
         train_restorer(grey_folder, modle="dncnn", out=tmp_path / "c", **TINY)
 
 
-def test_a_time_budget_stops_training_and_anneals_by_the_clock(grey_folder: Path, tmp_path: Path) -> None:
+def test_a_time_budget_stops_training_and_anneals_by_the_clock(grey_folder: Path, tmp_path: Path, monkeypatch) -> None:
     import csv
 
+    from pixlearn.engine import budget as budget_mod
     from pixlearn.train.restore import train_restorer
+    from tests.engine.clock import FakeClock, Tick
 
-    res = train_restorer(grey_folder, depth=3, width=4, max_minutes=0.02, eval_methods=[], val_fraction=0.25,
-                         out=tmp_path / "timed", **{**TINY, "epochs": 500})
-    assert 1 <= res.epochs_run < 500 and not res.stopped_early  # stopped by the clock, not by early stopping
+    clock = FakeClock(0.05)  # 0.05 s per step against a 0.02-minute (1.2 s) budget: 24 steps at most
+    monkeypatch.setattr(budget_mod, "monotonic", clock)
+    res = train_restorer(grey_folder, depth=3, width=4, minutes=0.02, eval_methods=[], val_fraction=0.25,
+                         out=tmp_path / "timed", callbacks=[Tick(clock)], **{**TINY, "epochs": 500})
+    assert 1 <= res.epochs_run < 500 and res.stop_reason == "budget" and not res.stopped_early  # the clock, not early stopping
     rows = list(csv.DictReader((res.run_dir / "metrics.csv").open()))
-    assert float(rows[-1]["lr"]) < 1e-3  # the cosine followed the clock down from the peak 1e-3
+    assert float(rows[-1]["lr"]) < 1e-4  # the cosine followed the clock down from the peak 1e-3 to its end
 
 
 def test_enhance_with_the_unet_and_a_custom_degradation(grey_folder: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ def test_train_segment_cli_on_binary_masks(binary_data, tmp_path, capsys):
     """0/255 masks: a one-output (sigmoid) network, focal + Dice loss, the last epoch's weights kept."""
     from pixlearn.tasks.segment_predict import load_segmenter
 
-    code = main(["train", "segment", "--data", str(binary_data), "--arch", "unet", "--encoder", TINY["encoder"], "--set", TINY["set"][0], "--epochs", "1",
+    code = main(["train", "segment", "--data", str(binary_data), "--model", "unet", "--backbone", TINY["encoder"], "--set", TINY["set"][0], "--epochs", "1",
                  "--img-size", "32", "--batch", "4", "--loss", "focal+dice", "--keep", "last", "-o", str(tmp_path / "run"),
                  "--no-progress", "--format", "json"])
     captured = capsys.readouterr()
@@ -30,8 +30,12 @@ def test_train_segment_cli_on_binary_masks(binary_data, tmp_path, capsys):
 
 
 def test_train_segment_cli_reports_bad_names(binary_data, tmp_path, capsys):
-    code = main(["train", "segment", "--data", str(binary_data), "--arch", "unte", "-o", str(tmp_path / "r")])
+    code = main(["train", "segment", "--data", str(binary_data), "--model", "unte", "-o", str(tmp_path / "r")])
     assert code == 1 and "did you mean 'unet'" in capsys.readouterr().err
+    for old, new in (("--arch", "--model"), ("--encoder", "--backbone")):  # the old spellings point at the new ones
+        code = main(["train", "segment", "--data", str(binary_data), old, "unet", "-o", str(tmp_path / "r")])
+        err = capsys.readouterr().err
+        assert code == 2 and f"no such option {old}: it is now {new}" in err
 
 
 def test_predict_writes_masks_and_overlays(trained_run, tmp_path, capsys, rng):

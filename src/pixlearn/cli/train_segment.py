@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.cli.train_options import TaskHelp, TrainOptions, finish, train_command
 
 __all__ = ["segment", "register", "summary_rows"]
 
@@ -35,37 +34,36 @@ def summary_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+HELP = TaskHelp(
+    data="Mask dataset: images/ + masks/ (pixel value = class id, 255 = ignore), optionally under train/ val/ test/.",
+    model="unet (default), unetplusplus, fpn or deeplabv3plus.",
+    epochs="Maximum epochs (default 30).",
+    img_size="Training crop size (default 256; a multiple of 32).",
+    batch="Crops per batch (default 8).",
+    lr="Peak learning rate (default 1e-3 at batch 8 for adamw).",
+    weights="Start from a whole network's weights (e.g. a run's weights/best.safetensors).",
+    out="Run folder (default runs/segment/<model>).",
+    set_example="data.crops_per_image=4",
+)
+
+
 def segment(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Mask dataset: images/ + masks/ (pixel value = class id, 255 = ignore), optionally under train/ val/ test/.", show_default=False)] = None,
-    arch: Annotated[Optional[str], typer.Option("--arch", "--model", help="unet (default), unetplusplus, fpn or deeplabv3plus.", show_default=False)] = None,
-    encoder: Annotated[Optional[str], typer.Option("--encoder", help="tu-<timm name> (default tu-resnet18) or an smp encoder name.", show_default=False)] = None,
+    opts: TrainOptions,
+    backbone: Annotated[Optional[str], typer.Option("--backbone", help="The encoder: tu-<timm name> (default tu-resnet18) or an smp encoder name.", show_default=False)] = None,
     loss: Annotated[Optional[str], typer.Option("--loss", help="ce, dice, focal or a sum: ce+dice (default), 0.5*focal+dice.", show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Maximum epochs (default 30).", min=1, show_default=False)] = None,
-    img_size: Annotated[Optional[int], typer.Option("--img-size", help="Training crop size (default 256; a multiple of 32).", min=16, show_default=False)] = None,
-    batch: Annotated[Optional[int], typer.Option("--batch", help="Crops per batch (default 8).", min=1, show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (default 1e-3 at batch 8 for adamw).", show_default=False)] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML config (sections data, model, optim, schedule, train); flags override it.", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/segment/<arch>).", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the split, initialisation, order and crops (default 0).", show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Data-loading worker processes (default 0).", min=0, show_default=False)] = None,
     augment: Annotated[Optional[str], typer.Option("--augment", help="flips (default: random crop + flips), none, or a preset / YAML file applied after them.", show_default=False)] = None,
-    encoder_weights: Annotated[Optional[Path], typer.Option("--encoder-weights", help="Local weights file for the encoder (nothing downloads).", show_default=False)] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from a whole network's weights (e.g. a run's best.safetensors).", show_default=False)] = None,
+    encoder_weights: Annotated[Optional[Path], typer.Option("--encoder-weights", help="Local weights file for the backbone (nothing downloads).", show_default=False)] = None,
     binary: Annotated[Optional[bool], typer.Option("--binary/--multiclass", help="One sigmoid output for 2-class masks (default: yes for 2 classes).", show_default=False)] = None,
     val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Share held out for validation without a val/ split (default 0.2).", show_default=False)] = None,
     test_fraction: Annotated[Optional[float], typer.Option("--test-fraction", help="Share held out for the test score without a test/ split (default 0).", show_default=False)] = None,
     keep: Annotated[Optional[str], typer.Option("--keep", help="best (by val mean IoU, default) or last epoch's weights.", show_default=False)] = None,
     patience: Annotated[Optional[int], typer.Option("--patience", help="Early-stopping patience in epochs (0: off; default 10).", min=0, show_default=False)] = None,
-    max_minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after about this much training time.", show_default=False)] = None,
     optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="adamw or sgd.", show_default=False)] = None,
     schedule: Annotated[Optional[str], typer.Option("--schedule", help="cosine, onecycle, step, plateau or constant.", show_default=False)] = None,
-    freeze_epochs: Annotated[Optional[int], typer.Option("--freeze-epochs", help="Train only the decoder for N epochs, then unfreeze the encoder.", min=0, show_default=False)] = None,
+    freeze_epochs: Annotated[Optional[int], typer.Option("--freeze-epochs", help="Train only the decoder for N epochs, then unfreeze the backbone.", min=0, show_default=False)] = None,
     accelerator: Annotated[Optional[str], typer.Option("--accelerator", help="auto, cpu or gpu.", show_default=False)] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="auto (bf16 on GPU, fp32 on CPU), 32, bf16 or 16.", show_default=False)] = None,
     devices: Annotated[Optional[int], typer.Option("--devices", help="Devices (processes) per node.", min=1, show_default=False)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config field: --set data.crops_per_image=4 (repeatable).", show_default=False)] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)] = None,
-    format: Annotated[OutputFormat, typer.Option("--format", help="Output: table, json (the whole metrics.json) or csv.")] = OutputFormat.table,
 ) -> None:
     """Train a segmentation network; writes runs/segment/<name>/ with weights, metrics, overlays and report.html.
 
@@ -74,27 +72,18 @@ def segment(
     """
     from pixlearn.train.segment import train_segmenter
 
-    options = {
-        "arch": arch, "encoder": encoder, "loss": loss, "epochs": epochs, "img_size": img_size, "batch": batch, "lr": lr,
-        "seed": seed, "workers": workers, "augment": augment, "encoder_weights": str(encoder_weights) if encoder_weights else None,
-        "weights": str(weights) if weights else None, "binary": binary, "val_fraction": val_fraction, "test_fraction": test_fraction,
-        "keep": keep, "patience": patience, "max_minutes": max_minutes, "optimizer": optimizer, "schedule": schedule,
-        "freeze_epochs": freeze_epochs, "accelerator": accelerator, "precision": precision, "devices": devices,
+    own = {
+        "backbone": backbone, "loss": loss, "augment": augment, "encoder_weights": str(encoder_weights) if encoder_weights else None,
+        "binary": binary, "val_fraction": val_fraction, "test_fraction": test_fraction, "keep": keep, "patience": patience,
+        "optimizer": optimizer, "schedule": schedule, "freeze_epochs": freeze_epochs, "accelerator": accelerator, "precision": precision,
+        "devices": devices,
     }
-    options = {k: v for k, v in options.items() if v is not None}
-    if data is None and config is None:
-        raise typer.BadParameter("give --data DIR (or --config FILE naming data.path)", param_hint="--data")
-    result = train_segmenter(data, config=config, out=out, set=set_ or (), progress=progress, **options)
-    if result.metrics is None:  # a DDP process other than rank 0
-        return
-    if format is OutputFormat.json:
-        emit(result.metrics, format)
-    else:
-        emit(summary_rows(result.metrics), format)
-    extra = f" (stopped early at epoch {result.epochs_run})" if result.stopped_early else ""
-    sys.stderr.write(f"run folder: {result.run_dir}{extra}; report: {result.run_dir / 'report.html'}\n")
+    opts.require_data()
+    result = train_segmenter(opts.data, config=opts.config, out=opts.out, resume=opts.resume, extend=opts.extend, set=opts.set_ or (),
+                             progress=opts.progress, **opts.flat(), **{k: v for k, v in own.items() if v is not None})
+    finish(result, opts, summary_rows)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``segment`` to the ``train`` group."""
-    app.command("segment")(segment)
+    train_command(app, "segment", HELP)(segment)

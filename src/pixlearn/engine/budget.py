@@ -194,6 +194,7 @@ class TimeBudget(L.Callback):
         self.steps += 1
         if not self.stopped and not self._fits_another_step():
             self._stop(trainer, where="step")
+        self._apply_lr(trainer)  # after the engine's per-step scheduler: metrics.csv shows the rate in use
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
