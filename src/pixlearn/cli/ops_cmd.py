@@ -46,8 +46,9 @@ def op(
 ) -> None:
     """Apply one op to one image: pixlearn op canny IMG -o out.png --low 50 --high 150.
 
-    Op options follow as --name value. Ops that return data (dominant_colors, quality)
-    print JSON on stdout instead of writing an image.
+    Op options follow as --name value; 'pixlearn ops NAME' lists their types, defaults and ranges.
+
+    Ops that return data (dominant_colors, quality) print JSON on stdout instead of writing an image.
     """
     from pixlearn._core.errors import ConfigError
     from pixlearn.io import read_image, write_image
