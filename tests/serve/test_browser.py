@@ -82,19 +82,35 @@ def server(live_server: str, start_server) -> _Live:
     return _Live(live_server, start_server)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+def _chromium(profile: Path, *extra: str) -> webdriver.Chrome:
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1280,1000", "--disable-extensions", "--no-first-run",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+                f"--user-data-dir={profile}", *extra):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    driver = _chromium(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def offline_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """Chromium that can reach 127.0.0.1 only: every other host name fails to resolve (no CDN, no fonts service)."""
+    driver = _chromium(tmp_path_factory.mktemp("chromium-offline"),
+                       "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
     try:
         yield driver
     finally:
@@ -305,3 +321,116 @@ def test_api_key_prompt_then_stored_key_is_sent(keyed_server: _Live, browser) ->
     assert not browser.find_element(By.ID, "auth-prompt").is_displayed()
     browser.execute_script("localStorage.removeItem('pixlearn.apiKey')")
 
+
+
+# --------------------------------------------------------------------------- API docs offline, cross-site requests
+#: ReDoc's sidebar footer always tries a logo from its vendor's CDN (hidden when it fails): the only request the
+#: docs pages make elsewhere, refused by their Content-Security-Policy.
+_REDOC_LOGO = "cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def _offline_errors(driver, server: _Live) -> list[str]:
+    return [m for m in _console_errors(driver) if _REDOC_LOGO not in m]
+
+
+def test_api_docs_list_the_operations_without_internet(server: _Live, offline_browser) -> None:
+    d = offline_browser
+    d.get("about:blank")
+    d.get_log("browser")  # start with an empty console log
+    # Swagger UI: every operation listed, the analyze operation among them.
+    d.get(server.url + "/docs")
+    try:
+        analyze = _wait(d, 60).until(EC.presence_of_element_located((By.ID, "operations-analyze-analyze_v1_analyze_post")))
+    except TimeoutException:
+        pytest.fail(f"/docs listed no operations offline; console: {_console_errors(d)}\n{server.log_tail()}")
+    assert "/v1/analyze" in analyze.text
+    assert len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 20
+    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert urls and all(u.startswith(server.url) for u in urls), urls
+    assert _offline_errors(d, server) == []  # no blocked script, style or CSP violation
+    # ReDoc likewise.
+    d.get(server.url + "/redoc")
+    try:
+        section = _wait(d, 60).until(EC.presence_of_element_located(
+            (By.CSS_SELECTOR, '[data-section-id="tag/analyze/operation/analyze_v1_analyze_post"]')))
+    except TimeoutException:
+        pytest.fail(f"/redoc listed no operations offline; console: {_console_errors(d)}\n{server.log_tail()}")
+    assert "/v1/analyze" in section.text or "analy" in section.text.lower()
+    assert len(d.find_elements(By.CSS_SELECTOR, '[data-section-id^="operation/"]')) >= 20
+    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(u.startswith(server.url) for u in urls if _REDOC_LOGO not in u), urls
+    assert _offline_errors(d, server) == []
+
+
+@pytest.fixture
+def queue_only_server(start_server) -> _Live:
+    """A server whose training jobs only queue (no worker process), so submitting one is cheap."""
+    return _Live(start_server("--training-workers", "0"), start_server)
+
+
+_POST_ZIP = """
+const [url, mode, b64, done] = arguments;
+const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+const form = new FormData();
+form.append("archive", new Blob([bytes], {type: "application/zip"}), "colours.zip");
+form.append("epochs", "1");
+fetch(url, {method: "POST", body: form, mode: mode})
+  .then(r => done(r.type === "opaque" ? "opaque" : r.status), e => done("error: " + e));
+"""
+
+_GET = """
+const [url, done] = arguments;
+fetch(url).then(r => done(r.status), e => done("error: " + e));
+"""
+
+
+@pytest.fixture
+def other_site() -> Iterator[str]:
+    """A plain web page on another origin (http://localhost:PORT/, no CSP): what a malicious site would serve."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = b"<!doctype html><title>another site</title><p>another site</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_page_of_another_site_cannot_start_a_training(queue_only_server: _Live, other_site: str, browser,
+                                                       tmp_path: Path) -> None:
+    import base64
+
+    import httpx
+
+    srv = queue_only_server
+    target = srv.url + "/v1/trainings"
+    archive = _dataset_zip(tmp_path / "colours.zip", per_class=3).read_bytes()
+    b64 = base64.b64encode(archive).decode()
+    # Another site's page sends a valid training upload (no-cors: like a hidden form, no preflight): refused.
+    browser.get(other_site + "/")
+    assert browser.execute_async_script(_POST_ZIP, target, "no-cors", b64) == "opaque"
+    assert httpx.get(srv.url + "/v1/trainings").json()["trainings"] == []
+    r = httpx.post(target, headers={"Origin": other_site}, files={"archive": ("colours.zip", archive)})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "cross_site_request"
+    # Nor can it read an answer: no CORS headers for an origin not allowed with --cors-origin.
+    assert str(browser.execute_async_script(_GET, srv.url + "/v1/health")).startswith("error:")
+    # The server's own page sends the same upload: the job is created.
+    browser.get(srv.url + "/")
+    assert browser.execute_async_script(_POST_ZIP, target, "same-origin", b64) == 202
+    assert len(httpx.get(srv.url + "/v1/trainings").json()["trainings"]) == 1

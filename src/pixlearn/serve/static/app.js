@@ -16,7 +16,7 @@
       if (v === undefined || v === null || v === false) continue;
       if (k === "text") node.textContent = v;
       else if (k === "class") node.className = v;
-      else if (k === "style") node.setAttribute("style", v);
+      else if (k === "style") node.style.cssText = v;  // CSSOM: allowed by the CSP (style-src 'self'), unlike a style attribute
       else if (k === "dataset") Object.assign(node.dataset, v);
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
       else if (v === true) node.setAttribute(k, "");
