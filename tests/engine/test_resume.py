@@ -1,0 +1,61 @@
+"""Resume and extend, written once in pixlearn.engine.resume, on every task: a resumed run equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+
+import lightning.pytorch as L
+import pytest
+import torch
+import yaml
+
+from pixlearn._core.errors import ConfigError
+from pixlearn.engine.resume import check_new_run_options, plan_resume
+from pixlearn.models import read_state_dict
+
+
+class Crash(L.Callback):
+    def __init__(self, at_epoch: int) -> None:
+        self.at_epoch = at_epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.at_epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_equals_an_uninterrupted_run_then_extend(task, tmp_path):
+    whole = task.run(tmp_path / "whole", epochs=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        task.run(tmp_path / "cut", epochs=2, callbacks=[Crash(1)])
+    assert json.loads((tmp_path / "cut" / "manifest.json").read_text())["status"] == "failed"
+    resumed = task.train(resume=tmp_path / "cut", progress=False)
+
+    monitor = whole.config.train.monitor
+    assert len(resumed.history) == len(whole.history) == 2
+    for a, b in zip(whole.history, resumed.history):
+        for key in ("train_loss", "val_loss", monitor, "lr"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (task.name, a["epoch"], key)
+    wa = read_state_dict(tmp_path / "whole" / "weights" / "best.safetensors")
+    wb = read_state_dict(tmp_path / "cut" / "weights" / "best.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+    with pytest.raises(ConfigError, match="--extend N"):
+        task.train(resume=tmp_path / "cut", progress=False)
+    with pytest.raises(ConfigError, match="keeps its configuration"):
+        task.train(resume=tmp_path / "cut", lr=0.1, progress=False)
+    longer = task.train(resume=tmp_path / "cut", extend=1, progress=False)
+    assert longer.epochs_run == 3 and [r["epoch"] for r in longer.history] == [1, 2, 3]
+    manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert [r["from_epoch"] for r in manifest["resumed"]] == [1, 2] and manifest["status"] == "finished"
+    assert yaml.safe_load((tmp_path / "cut" / "config.yaml").read_text())["train"]["epochs"] == 3
+
+
+def test_resume_rules_without_a_run(tmp_path):
+    with pytest.raises(ConfigError, match="--resume RUN"):
+        check_new_run_options(resume=None, extend=2, options={}, config=None, set=())
+    with pytest.raises(ConfigError, match="--extend N to train"):
+        check_new_run_options(resume=tmp_path, extend=None, options={"epochs": 3}, config=None, set=())
+    with pytest.raises(ConfigError, match="--config/--set"):
+        check_new_run_options(resume=tmp_path, extend=None, options={}, config=None, set=["train.seed=1"])
+    with pytest.raises(ConfigError, match="not a run folder"):
+        plan_resume(tmp_path, load_config=None, with_overrides=None, overrides={}, extend=None)  # type: ignore[arg-type]
