@@ -214,6 +214,25 @@ def test_no_server_path_in_health_models_or_errors(app_client, trained_run, sett
             assert path not in r.text, (r.url, path, r.text)
 
 
+def test_a_training_job_and_its_log_show_no_server_path(app_client, settings) -> None:
+    import sys
+
+    c = app_client()
+    job = c.post("/v1/trainings", files={"archive": ("colours.zip", _zip(), "application/zip")}).json()
+    storage = str(settings.storage.resolve())
+    jobs = c.app.state.jobs
+    job_dir = settings.storage / "trainings" / job["id"]
+    (job_dir / "worker.log").write_text(f'  File "{sys.prefix}/lib/python3/site-packages/x.py", line 1\n'
+                                        f"succeeded: {storage}/models/colours-{job['id'][:8]}\n")
+    jobs._set(job["id"], {"error": f"cannot write {storage}/models/colours: disk full"})
+    log = c.get(f"/v1/trainings/{job['id']}/log").text
+    assert storage not in log and sys.prefix not in log
+    assert f"succeeded: <storage>/models/colours-{job['id'][:8]}" in log and '"<python>/lib/python3' in log
+    shown = c.get(f"/v1/trainings/{job['id']}").json()
+    assert shown["error"] == "cannot write <storage>/models/colours: disk full"
+    assert storage not in c.get("/v1/trainings").text
+
+
 def test_hide_paths_replaces_storage_python_and_named_folders() -> None:
     import sys
 

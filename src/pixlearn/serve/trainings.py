@@ -447,13 +447,15 @@ class JobManager:
         return self.get(job_id)
 
     def log_text(self, job_id: str, *, max_bytes: int = 65536) -> str:
-        """The end of the job's worker log."""
+        """The end of the job's worker log (the server's paths shown as ``<storage>``, ``<python>``)."""
+        from pixlearn.serve.security import hide_paths
+
         path = Path(self._row(job_id)["job_dir"]) / "worker.log"
         try:
             with open(path, "rb") as fh:
                 fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, fh.tell() - max_bytes))
-                return fh.read().decode("utf-8", errors="replace")
+                return hide_paths(fh.read().decode("utf-8", errors="replace"), self.storage)
         except OSError:
             return ""
 
@@ -491,6 +493,11 @@ class JobManager:
         with self.engine.begin() as conn:
             return conn.execute(stmt.values(**values)).rowcount > 0
 
+    def _hide(self, text: str | None) -> str | None:
+        from pixlearn.serve.security import hide_paths
+
+        return hide_paths(text, self.storage) if text else text
+
     def _job(self, row: Any) -> dict[str, Any]:
         opts = dict(row["options"])
         epochs = int(opts.get("epochs") or 0)
@@ -517,7 +524,7 @@ class JobManager:
             "metrics": history,
             "latest": progress_file.get("latest") if status == "running" else None,
             "stage": progress_file.get("stage") if status == "running" else None,
-            "error": row["error"],
+            "error": self._hide(row["error"]),
             "model": row["model"],
             "created": row["created"],
             "started": row["started"],
