@@ -4,7 +4,7 @@ Usage: python benchmarks/bench_denoise.py [--minutes 25] [--depth 15] [--width 3
 
 * Training: ``pixlearn.train.restore.train_restorer`` on ``denoise/train400`` (the 400 BSD images DnCNN
   is trained on), random 40 px patches, gaussian noise sigma 25 added to each patch (unclipped, as in
-  the paper), for a bounded wall time (``max_minutes``: the cosine learning-rate schedule follows the
+  the paper), for a bounded wall time (``minutes``: the cosine learning-rate schedule follows the
   clock and training stops after the last epoch that fits). 5% of train400 is held out to choose the
   best epoch; Set12 is never seen before scoring.
 * Test: the 12 Set12 images, whole, each with its own fixed noise seed. The paper's protocol: the
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = train_restorer(
         train_dir, task="denoise", model="dncnn", sigma=args.sigma, depth=args.depth, width=args.width, patch=args.patch,
-        patches_per_image=args.patches_per_image, batch=args.batch, lr=args.lr, epochs=10_000, max_minutes=args.minutes,
+        patches_per_image=args.patches_per_image, batch=args.batch, lr=args.lr, epochs=10_000, minutes=args.minutes,
         clip=False, mode="L", val_fraction=val_fraction, val_crop=64, eval_methods=[], seed=args.seed, out=run_dir, progress=False,
     )
     train_wall = time.perf_counter() - t0

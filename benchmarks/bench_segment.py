@@ -102,7 +102,7 @@ def run_unet(index: Any, out: Path, *, minutes: float, encoder: str, img_size: i
     t0 = time.perf_counter()
     res = train_segmenter(
         index, model="unet", encoder=encoder, epochs=epochs, img_size=img_size, batch=batch, crops_per_image=crops, keep="last",
-        patience=0, max_minutes=minutes, val_every=val_every, seed=seed, lr=lr, loss="ce+dice", out=out, progress=False,
+        patience=0, minutes=minutes, val_every=val_every, seed=seed, lr=lr, loss="ce+dice", out=out, progress=False,
     )
     wall = time.perf_counter() - t0
     m = res.metrics or {}

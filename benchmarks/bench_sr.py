@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = train_restorer(
         train_dir, task="super-resolution", model=args.model, scale=2, patch=args.patch, patches_per_image=args.patches_per_image,
-        batch=args.batch, lr=args.lr, epochs=10_000, max_minutes=args.minutes, mode="L", val_fraction=0.05, val_crop=96,
+        batch=args.batch, lr=args.lr, epochs=10_000, minutes=args.minutes, mode="L", val_fraction=0.05, val_crop=96,
         eval_methods=[], seed=args.seed, out=run_dir, progress=False, **size,
     )
     train_wall = time.perf_counter() - t0

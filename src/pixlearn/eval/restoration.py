@@ -358,8 +358,6 @@ def evaluate_restoration(
     RestorationEvaluation
         The degraded input itself is scored as ``input`` (``bicubic`` when it is smaller).
     """
-    import sys
-
     from pixlearn.data.augment import sample_seed
     from pixlearn.tasks.degrade import modcrop, to_float
 
@@ -369,12 +367,9 @@ def evaluate_restoration(
         raise ConfigError(f"{len(degraded)} degraded images for {len(clean)} clean ones")
     methods = [check_name(m, _ALL_METHODS, what="classical method") for m in methods]
     channels = 1 if restorer is None else restorer.channels
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    it: Any = range(len(clean))
-    if show and len(clean) > 1:
-        from tqdm import tqdm
+    from pixlearn.engine.progress import track
 
-        it = tqdm(it, total=len(clean), desc="evaluate", unit="img", file=sys.stderr)
+    it: Any = track(range(len(clean)), description="scoring", progress=progress)
     ev = RestorationEvaluation(settings={"seed": seed, "crop_border": crop_border, "y_channel": y_channel, "sigma": sigma})
 
     def as_float(a: np.ndarray) -> np.ndarray:

@@ -226,20 +226,15 @@ def restore_files(
         ``{"path", "output", "width", "height", "out_width", "out_height", "seconds", "error"}`` per
         input; an unreadable file is reported in ``error`` and does not stop the others.
     """
-    import sys
-
     from pixlearn.io import expand_sources, read_image, write_image
 
     restorer = run if isinstance(run, Restorer) else load_restorer(run, device=device, tile=tile, overlap=overlap)
     found = expand_sources(images)
     paths, roots = [p for p, _ in found], [r for _, r in found]
     outs = _output_paths(paths, roots, Path(out))
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    it: Iterable[int] = range(len(paths))
-    if show and len(paths) > 1:
-        from tqdm import tqdm
+    from pixlearn.engine.progress import track
 
-        it = tqdm(it, total=len(paths), desc="restore", unit="img", file=sys.stderr)
+    it: Iterable[int] = track(range(len(paths)), description="restoring", progress=progress)
     rows = []
     for i in it:
         p, dst = paths[i], outs[i]

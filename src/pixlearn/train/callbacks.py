@@ -6,12 +6,10 @@ rank 0 only; a crash can leave an old file but never a half-written one.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, TQDMProgressBar
+from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
 
 from pixlearn.train.runs import atomic_write_text, temp_path
 
@@ -30,7 +28,6 @@ __all__ = [
     "EpochMetrics",
     "LastCheckpoint",
     "ResumableEarlyStopping",
-    "StderrProgressBar",
     "METRIC_COLUMNS",
 ]
 
@@ -69,22 +66,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
-
-
-class StderrProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, on stderr (stdout is for machine-readable output)."""
-
-    def init_train_tqdm(self) -> Any:
-        with contextlib.redirect_stdout(sys.stderr):  # Lightning passes file=sys.stdout, read at call time
-            return super().init_train_tqdm()
-
-    def init_validation_tqdm(self) -> Any:
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_validation_tqdm()
-
-    def init_sanity_tqdm(self) -> Any:
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_sanity_tqdm()
 
 
 def _value(metrics: dict[str, Any], key: str) -> float | None:

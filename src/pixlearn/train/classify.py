@@ -21,16 +21,13 @@ with the mean and standard deviation of every metric at the top.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import json
 import logging
 import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
