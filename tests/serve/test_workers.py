@@ -49,6 +49,10 @@ def test_a_call_returns_its_result_and_errors_keep_their_type_and_status() -> No
             assert info.value.status == 413 and info.value.extra == {"limit": 3} and "send less" in str(info.value)
             with pytest.raises(ImageNotFoundError, match="no such file"):
                 await pool.run(_raise_two_bases)
+            pids = pool.pids
+            with pytest.raises(TypeError, match="cannot be sent to a worker process.*run_blocking"):
+                await pool.run(operator.add, threading.Lock(), 1)  # a lock does not pickle
+            assert pool.pids == pids and pool.killed == 0  # nothing reached the worker: it was kept
 
     anyio.run(main)
 

@@ -10,7 +10,8 @@ killed worker breaks the whole executor.
 
 - Workers are forked from a fork server that has imported numpy, OpenCV and ``pixlearn.ops``
   once, so a replacement is ready in milliseconds. Each uses one OpenCV thread (the processes are
-  the parallelism), ignores Ctrl-C (the server stops them) and dies with the server.
+  the parallelism), runs at a lower CPU priority than the server (so health probes and uploads are
+  served at once under a CPU burst), ignores Ctrl-C (the server stops them) and dies with the server.
 - Calls travel with cloudpickle, so a route may hand over a closure; results and errors come back
   with pickle. An exception raised in a worker is raised again in the server with its type and
   attributes (a pixlearn error keeps its HTTP status); a worker that dies (a crash, the kernel's
@@ -57,6 +58,10 @@ T = TypeVar("T")
 
 #: Modules the fork server imports once, so that every worker starts with them loaded.
 PRELOAD = ("numpy", "cv2", "pixlearn.io", "pixlearn.ops", "pixlearn.serve.workers")
+
+#: How much lower the workers' CPU priority is than the server's (``nice``): under a CPU burst the event loop
+#: still answers health probes and reads uploads at once; on an otherwise idle machine it changes nothing.
+WORKER_NICENESS = 5
 
 #: The pool of the request being served (set by :class:`~pixlearn.serve.limits.TimeoutMiddleware`).
 current_pool: contextvars.ContextVar[WorkerPool | None] = contextvars.ContextVar("pixlearn_pool", default=None)
@@ -110,6 +115,10 @@ def _worker_main(conn: Any) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server: the server stops its workers
     _die_with_parent()
+    try:  # the server's event loop (health, uploads, answers) gets a core before computation does
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX
+        pass
     try:
         import cv2
 
@@ -137,6 +146,10 @@ def _worker_main(conn: Any) -> None:
 
 
 # ---------------------------------------------------------------- in the server
+class _NotSent(Exception):
+    """The call could not be pickled, so it never reached the worker."""
+
+
 class _Worker:
     """One worker process and the server's end of its pipe."""
 
@@ -149,8 +162,15 @@ class _Worker:
         self.pid: int = int(self.process.pid)
         self.killed = False
 
-    def call(self, message: bytes) -> tuple[Any, ...]:
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """Send a call and wait for its answer (runs in a thread; the pipe is closed here if the worker dies)."""
+        import cloudpickle
+
+        try:  # here, off the event loop: an upload of megabytes is copied into the message
+            message = cloudpickle.dumps((func, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise _NotSent(f"{getattr(func, '__qualname__', func)!r} or its arguments cannot be sent to a worker "
+                           f"process ({type(exc).__name__}: {exc}); run it with run_blocking instead") from exc
         try:
             self.conn.send_bytes(message)
             return pickle.loads(self.conn.recv_bytes())
@@ -268,13 +288,10 @@ class WorkerPool:
         :class:`~pixlearn.serve.limits.Deadline`) or the caller is cancelled, the worker is killed at
         once and replaced; the work does not go on in the background.
         """
-        import cloudpickle
-
         from pixlearn.serve.limits import current_deadline
 
         if self._free is None or self._closed:
             raise RuntimeError("the worker pool is not running; start it first (async with WorkerPool(n))")
-        message = cloudpickle.dumps((func, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         await self._free.acquire()
         try:
             worker = self._take()
@@ -282,8 +299,11 @@ class WorkerPool:
             forget = deadline.on_expire(functools.partial(self._kill, worker)) if deadline is not None else None
             try:
                 assert self._limiter is not None
-                out = await anyio.to_thread.run_sync(worker.call, message, abandon_on_cancel=True,
+                out = await anyio.to_thread.run_sync(worker.call, func, args, kwargs, abandon_on_cancel=True,
                                                      limiter=self._limiter)
+            except _NotSent as exc:
+                self._give_back(worker)  # nothing reached the worker: it is fine
+                raise TypeError(str(exc)) from exc.__cause__
             except BaseException:
                 self._kill(worker)  # cancelled, over the deadline, or the worker died: it must not go on
                 raise
