@@ -184,17 +184,13 @@ def fold_splits(splits: ClassifySplits, *, folds: int, seed: int) -> list[Classi
     ConfigError
         Fewer images than folds.
     """
-    from pixlearn.data.splits import kfold
+    from dataclasses import replace
+
+    from pixlearn.engine.kfold import fold_splits as engine_fold_splits
 
     pool = sorted(splits.train + splits.val)
     labels = [int(splits.index.records[i].label) for i in pool]  # type: ignore[arg-type]
-    out = []
-    for k, (tr, va) in enumerate(kfold(labels, k=folds, seed=seed)):
-        sources = dict(splits.sources)
-        sources["train"] = f"fold {k + 1}/{folds}: train + val minus this fold's part (kfold, seed {seed})"
-        sources["val"] = f"fold {k + 1}/{folds}: its 1/{folds} part of train + val"
-        out.append(ClassifySplits(splits.index, [pool[i] for i in tr], [pool[i] for i in va], list(splits.test), sources, splits.test_name))
-    return out
+    return engine_fold_splits(replace(splits, train=pool, val=[]), folds=folds, seed=seed, labels=labels)  # stratified by class
 
 
 def make_dataset(
