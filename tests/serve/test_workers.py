@@ -323,3 +323,20 @@ def test_a_stalled_body_is_408_and_a_finished_one_may_wait_for_a_disconnect() ->
     assert b"stalled: no data for 0.05 s after 5 bytes" in sent[1]["body"] and b"--body-timeout" in sent[1]["body"]
     sent = anyio.run(run, [{"type": "http.request", "body": b"12345", "more_body": False}])
     assert sent[0]["status"] == 200
+
+
+def _allocate(n_bytes: int) -> int:
+    return int(np.ones(n_bytes, np.uint8).sum())
+
+
+def test_a_call_over_the_worker_memory_cap_is_413_and_the_worker_stays() -> None:
+    async def main() -> None:
+        async with WorkerPool(1, memory_mb=2048) as pool:
+            pids = pool.pids
+            with pytest.raises(ApiError, match="more memory than the limit of 2,048 MB per worker") as info:
+                await pool.run(_allocate, 4 * 2**30)
+            assert info.value.status == 413
+            assert await pool.run(_allocate, 2**20) == 2**20  # the same worker goes on
+            assert pool.pids == pids and pool.killed == 0
+
+    anyio.run(main)

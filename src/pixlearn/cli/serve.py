@@ -33,6 +33,7 @@ def serve(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may run (504 after; its CPU work is stopped).", min=0.001)] = 60,
     body_timeout: Annotated[float, typer.Option("--body-timeout", help="Seconds a request body may send nothing (408 after: a stalled upload).", min=0.001)] = 10,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes for CPU work (ops, recipes, colours, quality, decoding); 0 runs it in threads, which a timeout cannot stop. Default: the CPU cores available.", min=0, max=1024, show_default=False)] = None,
+    worker_memory_mb: Annotated[Optional[float], typer.Option("--worker-memory-mb", help="Memory (address space, MB) each CPU worker may use; a request needing more gets 413. Default: 3/4 of the machine's memory over the workers (at least 2048); 0: no cap.", min=0, show_default=False)] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests handled at once (reading, waiting for or running on a worker); more wait in the queue. Default: 4 per worker, at least 16.", min=1, show_default=False)] = None,
     queue: Annotated[int, typer.Option("--queue", help="Requests that may wait for a slot beyond --concurrency (429 when full; health routes are exempt).", min=0)] = 64,
     queue_timeout: Annotated[float, typer.Option("--queue-timeout", help="Seconds a queued request waits for a slot before 429.", min=0)] = 10,
@@ -68,6 +69,8 @@ def serve(
             raise typer.BadParameter(str(exc), param_hint="--cors-origin") from None
     if workers is not None:
         fields["workers"] = workers
+    if worker_memory_mb is not None:
+        fields["worker_memory_mb"] = worker_memory_mb
     if storage is not None:
         fields["storage"] = storage.expanduser().resolve()
     if db is not None:

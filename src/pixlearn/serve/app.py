@@ -98,7 +98,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.workers:  # CPU work runs in these processes, killed at a request's deadline
             from pixlearn.serve.workers import WorkerPool
 
-            app.state.pool = await anyio.to_thread.run_sync(WorkerPool(settings.workers).start)
+            pool = WorkerPool(settings.workers, memory_mb=settings.worker_memory)
+            app.state.pool = await anyio.to_thread.run_sync(pool.start)
         _startup(app, settings)
         app.state.ready = True
         yield

@@ -62,6 +62,9 @@ class ServeSettings(BaseModel):
     #: Worker processes for CPU work (ops, recipes, colours, quality, decoding); 0 runs it in threads, which
     #: cannot be stopped at the deadline. Default: the CPU cores this process may use.
     workers: int = Field(default_factory=_default_workers, ge=0, le=1024)
+    #: Address space each CPU worker may use, in MB (past it a request is answered 413). None: three quarters of
+    #: the machine's memory shared among the workers, at least 2048; 0: no cap.
+    worker_memory_mb: float | None = Field(None, ge=0)
     #: Requests handled at once (reading their body, waiting for or running on a worker). Default: four per
     #: worker, at least 16: the workers bound the CPU, this bounds the memory of bodies being read.
     max_concurrency: int | None = Field(None, ge=1)
@@ -108,6 +111,17 @@ class ServeSettings(BaseModel):
     def concurrency(self) -> int:
         """Requests handled at once: ``max_concurrency``, or by default four per worker, at least 16."""
         return self.max_concurrency or max(16, 4 * self.workers)
+
+    @property
+    def worker_memory(self) -> float | None:
+        """MB each worker may use: ``worker_memory_mb``, or 3/4 of the physical memory over the workers (>= 2048)."""
+        if self.worker_memory_mb is not None:
+            return self.worker_memory_mb or None
+        try:
+            total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (AttributeError, ValueError, OSError):  # not POSIX
+            return None
+        return max(2048.0, 0.75 * total_mb / max(self.workers, 1))
 
     @property
     def auth_enabled(self) -> bool:

@@ -109,7 +109,34 @@ def _portable_error(exc: BaseException) -> tuple[Any, ...]:
         return ("err", RuntimeError(f"{type(exc).__name__}: {exc}"), text)
 
 
-def _worker_main(conn: Any) -> None:
+def _cap_memory(limit_bytes: int | None) -> None:
+    """Cap this process's address space (RLIMIT_AS): past it, allocations fail with MemoryError instead of
+    growing until the kernel's OOM killer picks a victim."""
+    if not limit_bytes:
+        return
+    try:
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = int(limit_bytes) if hard == resource.RLIM_INFINITY else min(int(limit_bytes), hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or a stricter limit is already set
+        pass
+
+
+def _out_of_memory(exc: BaseException, limit_bytes: int | None) -> ApiError | None:
+    """A 413 for a call that ran out of memory (numpy's MemoryError, OpenCV's "Insufficient memory")."""
+    text = str(exc)
+    if not (isinstance(exc, MemoryError) or (type(exc).__name__ == "error" and (
+            "Insufficient memory" in text or "Failed to allocate" in text))):
+        return None
+    cap = f"the limit of {limit_bytes / 2**20:,.0f} MB per worker (--worker-memory-mb)" if limit_bytes else \
+        "the memory available"
+    return ApiError(f"the request needs more memory than {cap}; send a smaller image or smaller option values",
+                    status=413)
+
+
+def _worker_main(conn: Any, memory_bytes: int | None = None) -> None:
     """A worker's loop: receive a pickled call, run it, send back ``("ok", result)`` or ``("err", ...)``."""
     import cloudpickle
 
@@ -119,6 +146,7 @@ def _worker_main(conn: Any) -> None:
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):  # pragma: no cover - not POSIX
         pass
+    _cap_memory(memory_bytes)
     try:
         import cv2
 
@@ -134,7 +162,7 @@ def _worker_main(conn: Any) -> None:
             func, args, kwargs = cloudpickle.loads(message)
             out: tuple[Any, ...] = ("ok", func(*args, **kwargs))
         except Exception as exc:
-            out = _portable_error(exc)
+            out = _portable_error(_out_of_memory(exc, memory_bytes) or exc)
         try:
             data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # the result itself cannot be pickled
@@ -153,10 +181,11 @@ class _NotSent(Exception):
 class _Worker:
     """One worker process and the server's end of its pipe."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, memory_bytes: int | None = None) -> None:
         parent, child = ctx.Pipe(duplex=True)
         self.conn = parent
-        self.process = ctx.Process(target=_worker_main, args=(child,), name="pixlearn-worker", daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, memory_bytes), name="pixlearn-worker",
+                                   daemon=True)
         self.process.start()
         child.close()
         self.pid: int = int(self.process.pid)
@@ -212,6 +241,9 @@ class WorkerPool:
     ----------
     size : int
         Processes (>= 1); calls beyond them wait for a free worker, first come first served.
+    memory_mb : float, optional
+        Address-space cap of each worker (RLIMIT_AS): a call that needs more fails with a 413
+        :class:`~pixlearn.serve.errors.ApiError` instead of growing the machine's memory. None: no cap.
     preload : sequence of str
         Modules the fork server imports before forking workers (see :data:`PRELOAD`).
 
@@ -219,10 +251,12 @@ class WorkerPool:
     ``await pool.run(func, *args, **kwargs)``. ``pids`` lists the live workers.
     """
 
-    def __init__(self, size: int, *, preload: tuple[str, ...] | list[str] = PRELOAD) -> None:
+    def __init__(self, size: int, *, memory_mb: float | None = None,
+                 preload: tuple[str, ...] | list[str] = PRELOAD) -> None:
         if int(size) < 1:
             raise ValueError(f"a worker pool needs at least 1 process, got size={size}")
         self.size = int(size)
+        self.memory_bytes = int(memory_mb * 2**20) if memory_mb else None
         self.preload = list(preload)
         self._ctx: Any = None
         self._idle: collections.deque[_Worker] = collections.deque()
@@ -242,7 +276,7 @@ class WorkerPool:
         else:
             self._ctx = multiprocessing.get_context("forkserver")
             self._ctx.set_forkserver_preload(self.preload)
-        workers = [_Worker(self._ctx) for _ in range(self.size)]
+        workers = [_Worker(self._ctx, self.memory_bytes) for _ in range(self.size)]
         with self._lock:
             self._idle.extend(workers)
         self._free = anyio.Semaphore(self.size)
@@ -351,7 +385,7 @@ class WorkerPool:
         log.info("worker %d killed (its call passed its deadline or was cancelled)", worker.pid)
         if closed:
             return
-        fresh = _Worker(self._ctx)
+        fresh = _Worker(self._ctx, self.memory_bytes)
         with self._lock:
             if self._closed:
                 closed = True
