@@ -108,7 +108,11 @@ def test_health_docs_and_json_errors(client) -> None:
 
     health = client.get("/v1/health").json()
     assert health == {"status": "ok", "version": __version__, "ready": True, "models": 0}
-    assert client.get("/openapi.json").json()["info"]["title"] == "pixlearn"
+    info = client.get("/openapi.json").json()["info"]
+    assert info["title"] == "pixlearn"
+    # The description states both error shapes (it once said every error was {"error": "..."}).
+    assert '`{"error": {"code": "...", "message": "..."}}` on the `/v1` routes' in info["description"]
+    assert 'own `{"error": "..."}` on the `/v2` routes' in info["description"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

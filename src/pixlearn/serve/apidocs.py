@@ -64,7 +64,7 @@ _DESCRIPTIONS = {
     401: "No API key, or not one of the server's keys (only when the server was started with API keys).",
     403: "Refused: a state-changing request from another site's web page (allow its origin with --cors-origin), "
          "or a server path that may not be read.",
-    404: "No such model, operation, job or version.",
+    404: "No such model, operation, job or version (in the path, or named in the options or the body).",
     408: "The request body did not arrive in time.",
     413: "The body, an image or an archive is over the server's limits.",
     415: "An unsupported image format or Content-Encoding.",
@@ -95,8 +95,8 @@ def _statuses(path: str, method: str, op: dict[str, Any]) -> set[int]:
         out |= {429, 504}
     if method.upper() in STATE_CHANGING:
         out.add(403)
-    if has_body or has_query:
-        out |= {400, 422}
+    if has_body or has_query:  # an option out of range; an unknown model, op or recipe step named in them: 404
+        out |= {400, 404, 422}
     if has_body:
         out |= {408, 413, 415}
     if any(p.get("in") == "path" for p in params):
