@@ -165,3 +165,31 @@ def test_summaries_are_plain_text() -> None:
     for spec in list_ops():
         assert spec.summary and "``" not in spec.summary and ":func:" not in spec.summary, spec.name
     assert plain_text("see :func:`~pixlearn.ops.get_op` and `Canny`_") == "see pixlearn.ops.get_op and Canny"
+
+
+def test_repeated_morphology_is_bounded_as_the_one_element_it_amounts_to() -> None:
+    """OpenCV turns ksize=255, iterations=100 into one 25401x25401 element (645 MB, allocated whole)."""
+    from pixlearn.ops.morphology import MAX_REACH, erode
+
+    with pytest.raises(pixlearn.ConfigError, match=r"^op 'close': ksize=255 with iterations=100 amounts to one "
+                                                   r"25401x25401 element .* over the limit of 1025; lower ksize"):
+        get_op("close").validate({"ksize": "255", "iterations": "100"})  # at recipe load / before reading the image
+    assert get_op("close").validate({"ksize": "255", "iterations": "4"}) == {"ksize": 255, "iterations": 4}
+    assert MAX_REACH == 1025
+    img = np.zeros((64, 64), np.uint8)  # 2 * 64 + 1 = 129
+    with pytest.raises(pixlearn.ConfigError, match=r"over the limit of 129 for this 64x64 image"):
+        get_op("dilate")(img, ksize=65, iterations=3)
+    with pytest.raises(pixlearn.ConfigError, match=r"amounts to one 25401x25401 element"):
+        erode(img, ksize=255, iterations=100)  # the plain function checks it too, before OpenCV allocates
+    assert erode(np.zeros((2, 2), np.uint8)).shape == (2, 2)  # defaults work on any image
+
+
+def test_bilateral_diameter_derived_from_sigma_space_is_capped() -> None:
+    from pixlearn.ops.denoise import bilateral
+
+    with pytest.raises(pixlearn.ConfigError, match=r"ksize=0 derives the diameter .* = 225 from sigma_space=75.0, "
+                                                   r"over the limit of 63; give ksize"):
+        get_op("bilateral").validate({"ksize": 0})
+    assert get_op("bilateral").validate({"ksize": 0, "sigma_space": 20}) == {"ksize": 0, "sigma_space": 20.0}
+    with pytest.raises(pixlearn.ConfigError, match="derives the diameter"):
+        bilateral(np.zeros((8, 8), np.uint8), ksize=0, sigma_space=100.0)

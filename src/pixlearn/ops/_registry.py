@@ -31,6 +31,9 @@ from pixlearn._core.names import check_name
 
 __all__ = ["OpSpec", "Range", "Kernel", "register_op", "get_op", "list_ops", "Returns"]
 
+#: A check across options: ``constraint(options, shape)`` raises ConfigError (see :func:`register_op`).
+Constraint = Callable[[Mapping[str, Any], "tuple[int, ...] | None"], None]
+
 #: What an op returns: an image (uint8, written as a file), a mask (uint8 0/255, H x W),
 #: or data (JSON-able dict/list, e.g. dominant colours or quality scores).
 Returns = Literal["image", "mask", "data"]
@@ -133,6 +136,7 @@ class OpSpec:
     options: dict[str, inspect.Parameter] = field(repr=False)
     hints: dict[str, Any] = field(repr=False)
     ranges: dict[str, Range] = field(default_factory=dict, repr=False)
+    constraint: Constraint | None = field(default=None, repr=False)
 
     def __call__(self, image: Any, **options: Any) -> Any:
         """Run the op after checking the options' ranges and image-relative bounds (no coercion)."""
@@ -195,6 +199,12 @@ class OpSpec:
                     f"(height x width) image: at most {limit} (2*max(H, W)+1: a larger kernel covers no more "
                     f"of the image); use {key}={limit} or less"
                 )
+        if self.constraint is not None:
+            merged = {name: self._default(name) for name in self.options} | dict(options)
+            try:
+                self.constraint(merged, shape)
+            except ConfigError as exc:
+                raise ConfigError(f"{prefix}op '{self.name}': {exc}") from None
 
     def describe_options(self) -> list[dict[str, Any]]:
         """Name, type, default and documented range of each option (for help and the REST API).
@@ -313,9 +323,15 @@ _OPS: dict[str, OpSpec] = {}
 
 
 def register_op(
-    name: str | None = None, *, category: str, returns: Returns = "image"
+    name: str | None = None, *, category: str, returns: Returns = "image", constraint: Constraint | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``func`` as an op under ``name`` (default: the function's name)."""
+    """Register ``func`` as an op under ``name`` (default: the function's name).
+
+    ``constraint(options, shape)`` checks what one option's range cannot say (e.g. a kernel size times
+    an iteration count): it gets every option (defaults filled in) and the image shape (None when
+    validating before the image is known) and raises :class:`ConfigError`; the registry runs it with
+    the ranges, before any work.
+    """
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         op_name = name or func.__name__
@@ -346,6 +362,7 @@ def register_op(
             options=options,
             hints=bases,
             ranges=ranges,
+            constraint=constraint,
         )
         return func
 

@@ -127,7 +127,30 @@ def median(image: np.ndarray, *, ksize: Annotated[int, Kernel(3, 255)] = 3) -> n
     return cv2.medianBlur(image, ksize)
 
 
-@register_op("bilateral", category="denoise")
+#: Largest bilateral diameter, given (``ksize``) or derived from ``sigma_space`` (``ksize=0``).
+MAX_BILATERAL_DIAMETER = 63
+
+
+def _bilateral_diameter(ksize: object, sigma_space: object) -> None:
+    """With ``ksize=0`` OpenCV derives the diameter ``2 * round(1.5 * sigma_space) + 1``: keep it within the cap."""
+    if ksize != 0 or isinstance(sigma_space, bool) or not isinstance(sigma_space, (int, float)):
+        return
+    if not 0 < sigma_space < 1e6:
+        return  # the sigma_space check says what is wrong
+    diameter = 2 * round(1.5 * sigma_space) + 1
+    if diameter > MAX_BILATERAL_DIAMETER:
+        raise ConfigError(
+            f"ksize=0 derives the diameter 2 * round(1.5 * sigma_space) + 1 = {diameter} from "
+            f"sigma_space={sigma_space}, over the limit of {MAX_BILATERAL_DIAMETER}; give ksize (e.g. ksize=9) "
+            f"or sigma_space <= 20"
+        )
+
+
+def _bilateral_constraint(options, shape) -> None:  # noqa: ANN001 (see register_op)
+    _bilateral_diameter(options.get("ksize"), options.get("sigma_space"))
+
+
+@register_op("bilateral", category="denoise", constraint=_bilateral_constraint)
 def bilateral(
     image: np.ndarray,
     *,
@@ -147,7 +170,7 @@ def bilateral(
         Grey or RGB image.
     ksize : int, default 9
         Diameter of the neighbourhood in pixels, in [0, 63] and at most ``2 * max(H, W) + 1`` (or 9);
-        0 derives it from ``sigma_space`` (``2 * round(1.5 * sigma_space) + 1``).
+        0 derives it from ``sigma_space`` (``2 * round(1.5 * sigma_space) + 1``, also at most 63).
     sigma_color : float, default 75.0
         Colour standard deviation in grey levels (0..255 scale), in (0, 1000].
     sigma_space : float, default 75.0
@@ -162,7 +185,7 @@ def bilateral(
     ShapeError
         If ``image`` is not a uint8 (H, W) or (H, W, 3) array.
     ConfigError
-        If ``ksize < 0`` or a sigma is ``<= 0``.
+        If an option is out of range, or ``ksize=0`` derives a diameter over 63 from ``sigma_space``.
 
     Examples
     --------
@@ -174,6 +197,7 @@ def bilateral(
     check_range(ksize, name="ksize", low=0)
     _positive(sigma_color, "sigma_color")
     _positive(sigma_space, "sigma_space")
+    _bilateral_diameter(ksize, sigma_space)
     return cv2.bilateralFilter(image, ksize, sigma_color, sigma_space)
 
 

@@ -5,10 +5,14 @@ and returns a uint8 array of the same shape; colour images are filtered channel 
 channel. The structuring element is ``shape`` ("rect", "ellipse" or "cross") of
 ``ksize`` x ``ksize`` pixels, centred, so ``ksize`` must be odd. Pixels outside the
 image never win: erosion treats them as 255, dilation as 0 (OpenCV's defaults).
+``iterations`` repeats of a ``ksize`` element act as one element of side
+``(ksize - 1) * iterations + 1``, which must be at most :data:`MAX_REACH` (1025) and
+``2 * max(H, W) + 1`` (OpenCV allocates that element whole for rect shapes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -19,7 +23,7 @@ from pixlearn._core.checks import check_image
 from pixlearn._core.errors import ConfigError
 from pixlearn.ops._registry import Kernel, Range, register_op
 
-__all__ = ["erode", "dilate", "opening", "closing", "morph_gradient", "structuring_element"]
+__all__ = ["erode", "dilate", "opening", "closing", "morph_gradient", "structuring_element", "MAX_REACH"]
 
 Shape = Literal["rect", "ellipse", "cross"]
 
@@ -45,6 +49,32 @@ def _iterations(iterations: int) -> int:
     if not _is_int(iterations) or iterations < 1:
         raise ConfigError(f"iterations must be an integer >= 1, got {iterations!r}")
     return int(iterations)
+
+
+#: Largest side of the element that ``iterations`` repeats of a ``ksize`` element amount to. OpenCV
+#: turns repeated rect erosions/dilations into one element of that side, allocated whole: 1025 is 1 MB.
+MAX_REACH = 1025
+
+
+def _check_reach(ksize: object, iterations: object, shape: tuple[int, ...] | None) -> None:
+    """``(ksize - 1) * iterations + 1`` must be at most :data:`MAX_REACH` and ``2 * max(H, W) + 1``."""
+    if not (_is_int(ksize) and _is_int(iterations)):
+        return  # the ksize and iterations checks say what is wrong
+    reach = (int(ksize) - 1) * int(iterations) + 1
+    limit, where = MAX_REACH, ""
+    if shape is not None and len(shape) >= 2:
+        image_limit = max(2 * max(int(shape[0]), int(shape[1])) + 1, 3)
+        if image_limit < limit:
+            limit, where = image_limit, f" for this {int(shape[0])}x{int(shape[1])} image (2*max(H, W)+1)"
+    if reach > limit:
+        raise ConfigError(
+            f"ksize={ksize} with iterations={iterations} amounts to one {reach}x{reach} element "
+            f"((ksize - 1) * iterations + 1), over the limit of {limit}{where}; lower ksize or iterations"
+        )
+
+
+def _reach_constraint(options: Mapping[str, object], shape: tuple[int, ...] | None) -> None:
+    _check_reach(options.get("ksize"), options.get("iterations"), shape)
 
 
 def structuring_element(ksize: int = 3, shape: Shape = "rect") -> np.ndarray:
@@ -74,7 +104,7 @@ def structuring_element(ksize: int = 3, shape: Shape = "rect") -> np.ndarray:
     return _kernel(ksize, shape)
 
 
-@register_op("erode", category="morphology", returns="image")
+@register_op("erode", category="morphology", returns="image", constraint=_reach_constraint)
 def erode(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Erode: each pixel becomes the minimum over the structuring element (bright regions shrink).
 
@@ -99,7 +129,8 @@ def erode(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape
     ShapeError
         If ``image`` is not uint8 (H, W) or (H, W, 3).
     ConfigError
-        If ``ksize`` is not odd and >= 1, ``shape`` is unknown or ``iterations`` < 1.
+        If ``ksize`` or ``iterations`` is out of range, ``shape`` is unknown, or
+        ``(ksize - 1) * iterations + 1`` exceeds 1025 or ``2 * max(H, W) + 1``.
 
     Examples
     --------
@@ -108,10 +139,11 @@ def erode(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape
     9
     """
     image = check_image(image)
+    _check_reach(ksize, iterations, image.shape)
     return cv2.erode(image, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
-@register_op("dilate", category="morphology", returns="image")
+@register_op("dilate", category="morphology", returns="image", constraint=_reach_constraint)
 def dilate(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Dilate: each pixel becomes the maximum over the structuring element (bright regions grow).
 
@@ -136,7 +168,8 @@ def dilate(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shap
     ShapeError
         If ``image`` is not uint8 (H, W) or (H, W, 3).
     ConfigError
-        If ``ksize`` is not odd and >= 1, ``shape`` is unknown or ``iterations`` < 1.
+        If ``ksize`` or ``iterations`` is out of range, ``shape`` is unknown, or
+        ``(ksize - 1) * iterations + 1`` exceeds 1025 or ``2 * max(H, W) + 1``.
 
     Examples
     --------
@@ -145,10 +178,11 @@ def dilate(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shap
     9
     """
     image = check_image(image)
+    _check_reach(ksize, iterations, image.shape)
     return cv2.dilate(image, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
-@register_op("open", category="morphology", returns="image")
+@register_op("open", category="morphology", returns="image", constraint=_reach_constraint)
 def opening(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Open (erode, then dilate): remove bright specks smaller than the structuring element.
 
@@ -176,7 +210,8 @@ def opening(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, sha
     ShapeError
         If ``image`` is not uint8 (H, W) or (H, W, 3).
     ConfigError
-        If ``ksize`` is not odd and >= 1, ``shape`` is unknown or ``iterations`` < 1.
+        If ``ksize`` or ``iterations`` is out of range, ``shape`` is unknown, or
+        ``(ksize - 1) * iterations + 1`` exceeds 1025 or ``2 * max(H, W) + 1``.
 
     Examples
     --------
@@ -186,10 +221,11 @@ def opening(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, sha
     (0, 16)
     """
     image = check_image(image)
+    _check_reach(ksize, iterations, image.shape)
     return cv2.morphologyEx(image, cv2.MORPH_OPEN, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
-@register_op("close", category="morphology", returns="image")
+@register_op("close", category="morphology", returns="image", constraint=_reach_constraint)
 def closing(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1) -> np.ndarray:
     """Close (dilate, then erode): fill dark holes and gaps smaller than the structuring element.
 
@@ -216,7 +252,8 @@ def closing(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, sha
     ShapeError
         If ``image`` is not uint8 (H, W) or (H, W, 3).
     ConfigError
-        If ``ksize`` is not odd and >= 1, ``shape`` is unknown or ``iterations`` < 1.
+        If ``ksize`` or ``iterations`` is out of range, ``shape`` is unknown, or
+        ``(ksize - 1) * iterations + 1`` exceeds 1025 or ``2 * max(H, W) + 1``.
 
     Examples
     --------
@@ -225,10 +262,11 @@ def closing(image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, sha
     255
     """
     image = check_image(image)
+    _check_reach(ksize, iterations, image.shape)
     return cv2.morphologyEx(image, cv2.MORPH_CLOSE, _kernel(ksize, shape), iterations=_iterations(iterations))
 
 
-@register_op("morph_gradient", category="morphology", returns="image")
+@register_op("morph_gradient", category="morphology", returns="image", constraint=_reach_constraint)
 def morph_gradient(
     image: np.ndarray, *, ksize: Annotated[int, Kernel(1, 255)] = 3, shape: Shape = "rect", iterations: Annotated[int, Range(1, 100)] = 1
 ) -> np.ndarray:
@@ -256,7 +294,8 @@ def morph_gradient(
     ShapeError
         If ``image`` is not uint8 (H, W) or (H, W, 3).
     ConfigError
-        If ``ksize`` is not odd and >= 1, ``shape`` is unknown or ``iterations`` < 1.
+        If ``ksize`` or ``iterations`` is out of range, ``shape`` is unknown, or
+        ``(ksize - 1) * iterations + 1`` exceeds 1025 or ``2 * max(H, W) + 1``.
 
     Examples
     --------
@@ -265,5 +304,6 @@ def morph_gradient(
     24
     """
     image = check_image(image)
+    _check_reach(ksize, iterations, image.shape)
     kernel = _kernel(ksize, shape)
     return cv2.morphologyEx(image, cv2.MORPH_GRADIENT, kernel, iterations=_iterations(iterations))
