@@ -64,14 +64,14 @@ def test_budget_stops_at_the_step_where_time_runs_out_with_the_lr_at_the_end_of_
     # 4 steps per epoch, 10 s per step, a 1-minute budget; validation takes no (fake) time once measured.
     # after step 5 (50 s): 50 + 10 (a step) + 0 (validation) = 60 <= 60, go on; after step 6: 70 > 60, stop.
     clock = FakeClock(10.0)
-    budget = TimeBudget(1.0, schedule="cosine", warmup_epochs=0.0, min_lr_ratio=0.01, val_batches=1, clock=clock)
+    budget = TimeBudget(1.0, schedule="cosine", warmup_epochs=0.0, min_lr_ratio=0.01, val_steps=1, clock=clock)
     m = _fit(budget, clock)
     assert budget.stopped and m.trainer_.global_step == 6
     assert budget.stopped_at == {"epoch": 2, "step": 6, "elapsed_s": 60.0, "minutes": 1.0}
     assert m.validations == 2  # end of epoch 1, and at the stop in the middle of epoch 2
     assert m.lrs[-1] == pytest.approx(0.1 * 0.01)  # the last step runs at the end of the schedule
     # progress = where the coming step ends / (budget - the validation at the stop), here 20 / (60 - 10):
-    # before the first validation is timed it counts as val_batches (1) steps
+    # before the first validation is timed it counts as val_steps (1) steps
     assert m.lrs[1] == pytest.approx(0.1 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 20 / 50))))
     assert all(a >= b for a, b in zip(m.lrs, m.lrs[1:]))
     assert stop_reason(budget=budget, early_stopping=None) == "budget"
@@ -104,9 +104,9 @@ def test_epochs_ending_first_finish_the_schedule_and_constant_schedules_are_left
 
 
 def test_validation_estimate_before_the_first_validation_stops_early_enough():
-    # before any validation is timed, one is estimated at val_batches steps: 3 steps here
+    # before any validation is timed, one is estimated at val_steps steps: 3 steps here
     clock = FakeClock(10.0)
-    budget = TimeBudget(1.0, val_batches=3, clock=clock)
+    budget = TimeBudget(1.0, val_steps=3, clock=clock)
     m = _fit(budget, clock)
     assert m.trainer_.global_step == 3  # after step 2, 20 + 10 + 30 = 60 fits; after step 3, 30 + 10 + 30 = 70 does not
 
@@ -126,8 +126,8 @@ def test_stop_reason_and_helpers():
 
 
 def test_every_task_stops_on_the_budget_inside_the_epoch(task, tmp_path, monkeypatch):
-    # a fake clock: 25 s per step against a 1-minute budget; after step 1, 25 + 25 + (at least one val batch) 25 > 60
-    clock = FakeClock(25.0)
+    # a fake clock: 40 s per step against a 1-minute budget; after step 1, 40 + 40 (another step) > 60
+    clock = FakeClock(40.0)
     monkeypatch.setattr(budget_mod, "monotonic", clock)
     res = task.run(tmp_path / "run", minutes=1, callbacks=[Tick(clock)])
     assert res.stop_reason == "budget" and res.epochs_run == 1
@@ -135,7 +135,7 @@ def test_every_task_stops_on_the_budget_inside_the_epoch(task, tmp_path, monkeyp
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert metrics["stop_reason"] == "budget" and manifest["stop_reason"] == "budget"
-    assert manifest["stopped_at"]["step"] == 1 and manifest["stopped_at"]["elapsed_s"] == 25.0
+    assert manifest["stopped_at"]["step"] == 1 and manifest["stopped_at"]["elapsed_s"] == 40.0
     monitor = res.config.train.monitor
     assert res.history[0][monitor] is not None  # validation ran at the stop
     assert (tmp_path / "run" / "weights" / "best.safetensors").is_file() and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

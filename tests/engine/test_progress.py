@@ -32,7 +32,7 @@ def test_plain_lines_name_epoch_step_loss_metric_and_time_left():
 
 def test_progress_policy_and_track_are_quiet_off_a_terminal(capsys):
     assert show_progress(None, io.StringIO()) is False and show_progress(True) is True
-    assert engine_callbacks(minutes=None, schedule="cosine", warmup_epochs=0, min_lr_ratio=0, pct_start=0.25, val_batches=0,
+    assert engine_callbacks(minutes=None, schedule="cosine", warmup_epochs=0, min_lr_ratio=0, pct_start=0.25, val_steps=0,
                             progress=None, monitor=None).as_list() == []  # pytest's stderr is not a terminal
     assert list(track(range(5), description="scoring")) == [0, 1, 2, 3, 4]
     assert capsys.readouterr().err == ""

@@ -58,9 +58,10 @@ class TimeBudget(L.Callback):
         The run's LR schedule; ``cosine`` and ``onecycle`` follow the clock, others are left alone.
     warmup_epochs, min_lr_ratio, pct_start : float
         The schedule's parameters (linear warmup over this many epochs of steps; cosine floor; one-cycle rise).
-    val_batches : int
-        Validation batches per validation run: before the first validation is timed, one
-        validation is estimated at ``val_batches`` training steps.
+    val_steps : float
+        What one validation costs in training steps before the first one is timed: the
+        validation images over the training batch size (a validation image's forward pass is
+        counted like a training image's forward and backward pass: a cautious guess).
     clock : callable, optional
         Seconds as a float (default: this module's :func:`monotonic`).
 
@@ -80,7 +81,7 @@ class TimeBudget(L.Callback):
         warmup_epochs: float = 0.0,
         min_lr_ratio: float = 0.01,
         pct_start: float = 0.25,
-        val_batches: int = 0,
+        val_steps: float = 0.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
@@ -92,7 +93,7 @@ class TimeBudget(L.Callback):
         self.schedule = schedule
         self.follow_clock = schedule in _CLOCK_SCHEDULES
         self.warmup_epochs, self.min_lr_ratio, self.pct_start = float(warmup_epochs), float(min_lr_ratio), float(pct_start)
-        self.val_batches = int(val_batches)
+        self.val_steps = float(val_steps)
         self._clock = clock
         self.t0: float | None = None
         self.steps = 0  # optimiser steps taken in this process
@@ -127,10 +128,10 @@ class TimeBudget(L.Callback):
         return max(self.elapsed() - self.val_seconds_total, 0.0) / self.steps
 
     def validation_estimate(self) -> float:
-        """Seconds one validation is expected to take (the last one measured, else ``val_batches`` steps)."""
+        """Seconds one validation is expected to take (the last one measured, else ``val_steps`` steps)."""
         if self.val_seconds_last is not None:
             return self.val_seconds_last
-        return self.val_batches * self.step_seconds()
+        return self.val_steps * self.step_seconds()
 
     def _fits_another_step(self) -> bool:
         return self.elapsed() + self.step_seconds() + self.validation_estimate() <= self.budget_s

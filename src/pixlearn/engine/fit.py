@@ -61,7 +61,7 @@ class EngineCallbacks:
 
 
 def engine_callbacks(
-    *, minutes: float | None, schedule: str, warmup_epochs: float, min_lr_ratio: float, pct_start: float, val_batches: int,
+    *, minutes: float | None, schedule: str, warmup_epochs: float, min_lr_ratio: float, pct_start: float, val_steps: float,
     progress: bool | None, monitor: str | None,
 ) -> EngineCallbacks:
     """The time budget (when ``minutes``) and the progress display (when :func:`show_progress` says so)."""
@@ -71,7 +71,7 @@ def engine_callbacks(
     budget = None
     if minutes:
         budget = TimeBudget(minutes, schedule=schedule, warmup_epochs=warmup_epochs, min_lr_ratio=min_lr_ratio,
-                            pct_start=pct_start, val_batches=val_batches)
+                            pct_start=pct_start, val_steps=val_steps)
     shown = None
     if show_progress(progress):
         import sys

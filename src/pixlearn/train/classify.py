@@ -379,7 +379,7 @@ def _fit(
         cbs.append(early)
     eng = engine_callbacks(
         minutes=cfg.train.minutes, schedule=cfg.schedule.name, warmup_epochs=cfg.schedule.warmup_epochs, min_lr_ratio=cfg.schedule.min_lr_ratio,
-        pct_start=cfg.schedule.pct_start, val_batches=math.ceil(len(prep.splits.val) / cfg.data.batch_size) if has_val else 0,
+        pct_start=cfg.schedule.pct_start, val_steps=len(prep.splits.val) / cfg.data.batch_size if has_val else 0.0,
         progress=progress, monitor=options.monitor if has_val else None,
     )
     cbs = eng.as_list() + cbs

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -421,7 +420,7 @@ def _fit(
         cbs.append(early)
     eng = engine_callbacks(
         minutes=t.minutes, schedule=sc.name, warmup_epochs=sc.warmup_epochs, min_lr_ratio=sc.min_lr_ratio, pct_start=sc.pct_start,
-        val_batches=math.ceil(len(prep.loaders.val_ds) / cfg.data.batch_size) if has_val else 0, progress=progress,
+        val_steps=len(prep.loaders.val_ds) / cfg.data.batch_size if has_val else 0.0, progress=progress,
         monitor=t.monitor if has_val else None,
     )
     cbs = eng.as_list() + cbs

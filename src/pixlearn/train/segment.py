@@ -282,7 +282,7 @@ def _fit(
     s = cfg.schedule
     eng = engine_callbacks(
         minutes=cfg.train.minutes, schedule=s.name, warmup_epochs=s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, pct_start=s.pct_start,
-        val_batches=math.ceil(len(prep.splits.val) / cfg.data.val_batch_size) if has_val else 0, progress=progress,
+        val_steps=len(prep.splits.val) / cfg.data.batch_size if has_val else 0.0, progress=progress,
         monitor=options.monitor if has_val else None,
     )
     cbs = eng.as_list() + cbs
