@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pixlearn-installed
-# torch from this machine's disk (pip takes these wheels from the local index; see DEVELOPERS.md)
+# torch from this machine's disk: pip takes these wheels from the local index / find-links folder its configuration
+# names (`pip config list`); TORCH='torch==X torchvision==Y' picks other versions
 ifeq ($(shell uname -m),aarch64)
 TORCH ?= torch==2.9.1 torchvision==0.24.1
 else

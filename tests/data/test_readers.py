@@ -802,3 +802,18 @@ def test_cli_refuses_outside_records_and_allow_outside_root_reads_them(tmp_path,
     with pytest.raises(ConfigError, match="pass format= to choose one") as exc:
         read_dataset(tmp_path / "empty")
     assert "--from" not in str(exc.value)
+
+
+def test_messages_name_formats_with_the_right_article(tmp_path):
+    from pixlearn.tasks.classify_data import read_classify_dataset
+    from pixlearn.tasks.segment_data import read_segment_dataset
+
+    img(tmp_path / "folder" / "cat" / "a.png")
+    with pytest.raises(ConfigError) as err:
+        read_segment_dataset(tmp_path / "folder")
+    assert "a imagefolder" not in str(err.value) and "a dataset in the imagefolder format (classify)" in str(err.value)
+    with pytest.raises(ConfigError, match="a dataset in the masks format .segment., not labelled for classification"):
+        read_classify_dataset(make_masks(tmp_path / "masks"))
+    (tmp_path / "README").write_text("x")
+    with pytest.raises(ConfigError, match="format of a file without an extension;"):
+        detect_format(tmp_path / "README")

@@ -106,8 +106,9 @@ def detect_format(root: str | os.PathLike[str]) -> str:
     if root.is_file():
         fmt = _FILE_FORMATS.get(root.suffix.lower())
         if fmt is None:
+            what = f"a {root.suffix} file" if root.suffix else "a file without an extension"
             raise ConfigError(
-                f"{root}: cannot tell the dataset format of a {root.suffix or 'extension-less'} file; "
+                f"{root}: cannot tell the dataset format of {what}; "
                 "give a dataset folder, a COCO .json, a YOLO .yaml or a .csv"
             )
         return fmt

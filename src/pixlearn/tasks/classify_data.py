@@ -56,7 +56,7 @@ def read_classify_dataset(data: str | os.PathLike[str] | DatasetIndex) -> Datase
         index = read_dataset(path)
     if Task(index.task) is not Task.CLASSIFY:
         raise ConfigError(
-            f"{index.root}: is a {index.format} dataset ({Task(index.task).value}), not labelled for classification; "
+            f"{index.root}: holds a dataset in the {index.format} format ({Task(index.task).value}), not labelled for classification; "
             f"train classify needs {_LAYOUT_HINT}"
         )
     labelled = [r for r in index.records if r.label is not None]

@@ -68,7 +68,7 @@ def read_segment_dataset(data: str | os.PathLike[str] | DatasetIndex) -> Dataset
             raise ConfigError(f"{path}: no such folder; --data must be {_LAYOUT_HINT}")
         index = read_dataset(path)
     if Task(index.task) is not Task.SEGMENT:
-        raise ConfigError(f"{index.root}: is a {index.format} dataset ({Task(index.task).value}), not {_LAYOUT_HINT}")
+        raise ConfigError(f"{index.root}: holds a dataset in the {index.format} format ({Task(index.task).value}), not {_LAYOUT_HINT}")
     records = [r for r in index.records if r.mask_path is not None]
     if not records:
         raise ConfigError(f"{index.root}: no image has a mask; expected {_LAYOUT_HINT}")
