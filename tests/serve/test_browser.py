@@ -434,3 +434,44 @@ def test_a_page_of_another_site_cannot_start_a_training(queue_only_server: _Live
     browser.get(srv.url + "/")
     assert browser.execute_async_script(_POST_ZIP, target, "same-origin", b64) == 202
     assert len(httpx.get(srv.url + "/v1/trainings").json()["trainings"]) == 1
+
+
+def test_after_a_reload_the_job_panel_shows_the_last_job_and_zip_errors_show_once(queue_only_server: _Live, browser,
+                                                                                 tmp_path: Path) -> None:
+    """The Job panel is restored from GET /v1/trainings after a reload -- a queued job, and a finished one too
+    (the newest, or the one watched before) -- and a refused zip's reasons are printed once, not twice."""
+    import httpx
+
+    srv = queue_only_server
+    _open(browser, srv.url + "/#train")
+    _wait(browser).until(lambda d: d.find_element(By.ID, "view-train").is_displayed())
+    browser.find_element(By.ID, "train-file").send_keys(str(_dataset_zip(tmp_path / "colours.zip", per_class=3)))
+    browser.find_element(By.ID, "train-btn").click()
+    status = browser.find_element(By.ID, "train-status")
+    _wait(browser).until(lambda d: status.text == "queued")
+    job_id = httpx.get(srv.url + "/v1/trainings").json()["trainings"][0]["id"]
+    assert job_id in browser.find_element(By.ID, "train-job-id").text
+
+    def reloaded_panel() -> tuple[str, str]:
+        browser.execute_script("document.body.dataset.ready = 'old page'")
+        browser.refresh()  # a real reload (a get() of the same URL + #hash would stay on the page)
+        _wait(browser).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+        # the Trainings table is filled by the same GET /v1/trainings answer that restores the panel
+        _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#trainings-table tr[data-job="{job_id}"]'))
+        return browser.find_element(By.ID, "train-job-id").text, browser.find_element(By.ID, "train-status").text
+
+    text, state = reloaded_panel()
+    assert job_id in text and state == "queued", (text, state)
+    assert httpx.delete(f"{srv.url}/v1/trainings/{job_id}").json()["status"] == "cancelled"
+    text, state = reloaded_panel()  # a finished job is no longer "live": the panel still shows it
+    assert job_id in text and state == "cancelled", (text, state)
+
+    bad = tmp_path / "one-class.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("red/0.png", _png(_tinted(RED, np.random.default_rng(0))))
+    browser.find_element(By.ID, "train-file").send_keys(str(bad))
+    browser.find_element(By.ID, "train-btn").click()
+    error = _wait(browser).until(EC.visibility_of_element_located((By.ID, "train-error")))
+    _wait(browser).until(lambda d: "refused" in error.text)
+    reasons = httpx.post(srv.url + "/v1/trainings", files={"archive": ("one-class.zip", bad.read_bytes())}).json()["reasons"]
+    assert reasons and all(error.text.count(r) == 1 for r in reasons), error.text

@@ -3,6 +3,7 @@
 
 (() => {
   const KEY_STORAGE = "pixlearn.apiKey";
+  const JOB_STORAGE = "pixlearn.trainingJob"; // the job the Job panel shows, restored after a reload (this tab only)
   const POLL_MS = 1000;
   const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -73,7 +74,10 @@
           .join("; ");
       }
       if (Array.isArray(body.reasons) && body.reasons.length) {
-        msg += (msg ? " " : "") + "Reasons: " + body.reasons.join("; ");
+        // The service's message usually lists its reasons already ("x.zip: the archive was refused: a; b"):
+        // add only those it does not say, so that no reason is printed twice.
+        const unsaid = body.reasons.filter((r) => !msg.includes(String(r)));
+        if (unsaid.length) msg += (msg ? " " : "") + "Reasons: " + unsaid.join("; ");
       }
     } else if (typeof body === "string" && body.trim()) {
       msg = body.trim().slice(0, 500);
@@ -737,9 +741,26 @@
     s.dataset.status = key || text;
   }
 
+  function rememberJob(id) {
+    try {
+      if (id) sessionStorage.setItem(JOB_STORAGE, id);
+      else sessionStorage.removeItem(JOB_STORAGE);
+    } catch {
+      /* storage disabled: a reload shows the newest job instead */
+    }
+  }
+  function rememberedJob() {
+    try {
+      return sessionStorage.getItem(JOB_STORAGE) || "";
+    } catch {
+      return "";
+    }
+  }
+
   function watchJob(job) {
     clearTimeout(train.timer);
     train.jobId = job.id;
+    rememberJob(job.id);
     train.lastStatus = null;
     train.pollErrors = 0;
     $("#try-section").hidden = true;
@@ -898,6 +919,7 @@
       else {
         setStatus("removed", "cancelled");
         $("#train-cancel").hidden = true;
+        rememberJob(null);
       }
       loadTrainings();
     } catch (err) {
@@ -928,9 +950,6 @@
     try {
       const data = await api("/v1/trainings");
       const jobs = (data && data.trainings) || [];
-      // After a reload, pick up the newest job that is still queued or running.
-      const live = jobs.find((j) => !TERMINAL.has(j.status));
-      if (!train.jobId && live) watchJob(live);
       $("#trainings-empty").hidden = jobs.length > 0;
       $("#trainings-table").hidden = jobs.length === 0;
       $("#trainings-table tbody").replaceChildren(
@@ -945,6 +964,12 @@
           )
         )
       );
+      // After a reload the Job panel shows again what it showed (the job remembered for this tab), else the
+      // newest job still queued or running, else the newest job: finished jobs too, with their curves and error.
+      if (!train.jobId && jobs.length) {
+        const kept = rememberedJob();
+        watchJob(jobs.find((j) => j.id === kept) || jobs.find((j) => !TERMINAL.has(j.status)) || jobs[0]);
+      }
     } catch (err) {
       showError(err, "Listing trainings");
     }
