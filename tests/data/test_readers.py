@@ -785,6 +785,7 @@ def test_cli_refuses_outside_records_and_allow_outside_root_reads_them(tmp_path,
     assert HOST not in out + err + caplog.text and "3 path(s) refused" in caplog.text and "2 record(s) read" in caplog.text
     code, out, err = cli("data", "info", root, "--format", "json", "--allow-outside-root")
     assert code == 0 and json.loads(out)["images"] == 5 and json.loads(out)["refused"] == {}
+    assert read_dataset(root).meta["refused"]["outside_root"] == 3  # the flag ended with its command
     code, out, err = cli("data", "check", root, "--format", "json", "--no-progress", "--min-per-class", "1")
     finding = [f for f in json.loads(out)["findings"] if f["code"] == "outside_root"]
     assert finding and finding[0]["severity"] == "error" and finding[0]["details"]["count"] == 3 and HOST not in out
