@@ -207,8 +207,8 @@ def nl_means(
     *,
     h: Annotated[float, Range(0, 1000, low_open=True)] = 10.0,
     h_color: Annotated[float, Range(0, 1000, low_open=True)] = 10.0,
-    patch_size: Annotated[int, Kernel(1, 31)] = 7,
-    search_size: Annotated[int, Kernel(1, 63)] = 21,
+    patch_size: Annotated[int, Kernel(1, 21)] = 7,
+    search_size: Annotated[int, Kernel(1, 45)] = 21,
 ) -> np.ndarray:
     """Non-local means denoising (OpenCV ``fastNlMeansDenoising`` / ``fastNlMeansDenoisingColored``).
 
@@ -227,9 +227,9 @@ def nl_means(
     h_color : float, default 10.0
         Filter strength for the colour components (RGB only), in (0, 1000].
     patch_size : int, default 7
-        Width of the compared patches in pixels, odd, in [1, 31].
+        Width of the compared patches in pixels, odd, in [1, 21].
     search_size : int, default 21
-        Width of the search window in pixels, odd, in [1, 63]; the time grows with its square.
+        Width of the search window in pixels, odd, in [1, 45]; the time grows with its square.
 
     Returns
     -------
