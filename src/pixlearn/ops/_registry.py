@@ -8,7 +8,8 @@ for a kernel size, ``ksize: Annotated[int, Kernel(3, 255)] = 3``. The registry r
 the signature to validate options from recipes, the CLI and the service (names with
 did-you-mean suggestions, types, finite values inside the range) before any image is
 touched, and checks the image-relative bounds (a kernel no larger than the image) when
-the op is called through its :class:`OpSpec`, before any work.
+the op is called through its :class:`OpSpec`, before any work. What one range cannot say
+(a kernel size times an iteration count) is the op's ``constraint``, run with the ranges.
 """
 
 from __future__ import annotations
