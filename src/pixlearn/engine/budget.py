@@ -106,6 +106,9 @@ class TimeBudget(L.Callback):
         self.start_step = 0
         self.stopped = False
         self.stopped_at: dict[str, Any] | None = None
+        self.used_s: float | None = None  # seconds from the first step to the end of the fit (set at the end)
+        self._t_setup: float | None = None
+        self.setup_s: float | None = None  # Lightning's set-up before the first step (outside the budget)
         self.lr_factor_now = 1.0
         self._base_lrs: list[list[float]] | None = None
 
@@ -177,8 +180,13 @@ class TimeBudget(L.Callback):
                 g["lr"] = base * f
 
     # ------------------------------------------------------------ hooks
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._t_setup = self.clock()
+
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.t0 = self.clock()
+        if self._t_setup is not None:
+            self.setup_s = round(self.t0 - self._t_setup, 3)
         per_epoch = trainer.num_training_batches if isinstance(trainer.num_training_batches, int) else 1
         self.warm_steps = 0 if self.schedule == "onecycle" else max(int(round(self.warmup_epochs * max(per_epoch, 1))), 0)
         self.start_step = int(trainer.global_step)
@@ -212,6 +220,14 @@ class TimeBudget(L.Callback):
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if not self.stopped and self.steps and not self._fits_another_step():
             self._stop(trainer, where="epoch_end")
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self.used_s = round(self.elapsed(), 3)
+
+    def report(self) -> dict[str, Any]:
+        """What the budget did, for manifest.json: the budget, the seconds used, Lightning's set-up, where it stopped."""
+        return {"minutes": self.minutes, "used_s": self.used_s, "setup_s": self.setup_s, "stopped_at": self.stopped_at,
+                "validation_s": None if self.val_seconds_last is None else round(self.val_seconds_last, 3)}
 
     def _stop(self, trainer: Any, *, where: str) -> None:
         trainer.should_stop = True

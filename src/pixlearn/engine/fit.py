@@ -89,6 +89,7 @@ class FitOutcome:
     fit_seconds: float
     stop_reason: str
     stopped_at: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
 
 
 def run_fit(
@@ -113,4 +114,5 @@ def run_fit(
         torch.use_deterministic_algorithms(before)
     reason = stop_reason(budget=budget, early_stopping=early_stopping)
     return FitOutcome(fit_seconds=time.perf_counter() - t0, stop_reason=reason,
-                      stopped_at=budget.stopped_at if budget is not None and budget.stopped else None)
+                      stopped_at=budget.stopped_at if budget is not None and budget.stopped else None,
+                      budget=budget.report() if budget is not None else None)

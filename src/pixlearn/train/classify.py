@@ -405,6 +405,8 @@ def _fit(
     manifest["stop_reason"] = outcome.stop_reason
     if outcome.stopped_at:
         manifest["stopped_at"] = outcome.stopped_at
+    if outcome.budget:
+        manifest["budget"] = outcome.budget
     skipped = prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else []
     if skipped:
         manifest["skipped_last_epoch"] = [{"path": s.path, "error": s.error} for s in skipped]

@@ -443,6 +443,8 @@ def _fit(
     manifest["stop_reason"] = outcome.stop_reason
     if outcome.stopped_at:
         manifest["stopped_at"] = outcome.stopped_at
+    if outcome.budget:
+        manifest["budget"] = outcome.budget
     if not trainer.is_global_zero:
         return result
     show = show_progress(progress) and sys.stderr.isatty()  # scoring bars: terminals only
