@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "torch_hub_dir", "hf_cache_dir", "offline_mode", "is_inside", "Containment"]
+__all__ = ["cache_dir", "weights_dirs", "torch_hub_dir", "hf_cache_dir", "offline_mode", "is_inside", "Containment"]
 
 
 def _xdg_cache() -> Path:
@@ -17,6 +17,23 @@ def cache_dir() -> Path:
     """pixlearn's own cache: ``$PIXLEARN_CACHE``, else ``$XDG_CACHE_HOME/pixlearn`` (``~/.cache/pixlearn``)."""
     env = os.environ.get("PIXLEARN_CACHE")
     return Path(env) if env else _xdg_cache() / "pixlearn"
+
+
+def weights_dirs() -> list[Path]:
+    """The local pretrained-weights folders, searched in this order before any download.
+
+    Each folder of ``$PIXLEARN_WEIGHTS`` (several separated by ``os.pathsep``), then
+    ``<cache_dir()>/weights``. ``pixlearn weights add`` writes into the first one.
+
+    Examples
+    --------
+    >>> weights_dirs()[-1] == cache_dir() / "weights"
+    True
+    """
+    env = os.environ.get("PIXLEARN_WEIGHTS") or ""
+    dirs = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+    dirs.append(cache_dir() / "weights")
+    return list(dict.fromkeys(dirs))
 
 
 def torch_hub_dir() -> Path:
@@ -61,8 +78,8 @@ class Containment:
     Resolution follows every symbolic link (of the file and of each folder above it) and
     removes ``..``, like :meth:`Path.resolve`; a path that does not exist is resolved as far as
     it goes. Resolved folders are cached, so a file costs one ``lstat`` after the first in its
-    folder (about 7 us against 50 us for a full ``Path.resolve``). Symlink loops and paths that
-    cannot be resolved count as outside.
+    folder (measured: 16-20 us a path against 65 us for ``Path.resolve``). A path with a NUL byte
+    counts as outside; a symlink loop resolves as far as it goes (opening it fails later).
 
     Examples
     --------
