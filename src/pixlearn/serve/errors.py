@@ -162,9 +162,17 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    """500 with ``Connection: close``.
+
+    Starlette raises the exception again after this answer (for the server's log) and uvicorn then
+    closes the connection; without the header a client that reuses the connection from its pool
+    sends its next request into a closed socket and gets ECONNRESET. With it, the client opens a
+    new connection.
+    """
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, f"internal error ({type(exc).__name__}) while handling {request.url.path}; "
-                               "the server log has the traceback", path=request.url.path)
+                               "the server log has the traceback", path=request.url.path,
+                          headers={"Connection": "close"})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -219,6 +219,9 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
         head, binary = body[:n], body[n:]
     try:
         request = json.loads(head)
+    except RecursionError:
+        raise OIPError(400, f"the inference request JSON nests too deeply; send 'data' flat, in row-major order. "
+                            f"See {_INFER_DOC}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         hint = "" if header_length is not None else f"; binary tensor data needs the {HEADER_LENGTH} header"
         raise OIPError(400, f"the request body is not a valid JSON inference request ({exc}){hint}. See {_INFER_DOC}") from None
@@ -635,7 +638,9 @@ async def _infer_route(request: Request, name: str, version: str | None) -> Resp
     try:
         registry = _registry(request)
         limits = _limits(request)
-        body = _decompress(await request.body(), request.headers.get("content-encoding"), limits.max_body)
+        raw = await request.body()
+        # inflating up to max_body bytes is CPU work: off the event loop
+        body = await run_blocking(_decompress, raw, request.headers.get("content-encoding"), limits.max_body)
     except OIPError as exc:
         return _error(exc.status, exc.message)
     return await _guard(_infer, registry, name, version, body, request.headers.get(HEADER_LENGTH), limits)

@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
-from pixlearn._core.errors import UnknownNameError
+from pixlearn._core.errors import ConfigError, UnknownNameError
 from pixlearn._core.names import check_name
+from pixlearn._core.safe_yaml import load_json
 from pixlearn.serve.deps import run_blocking
 from pixlearn.serve.errors import ApiError
 from pixlearn.serve.inputs import decode_b64, decode_bytes, read_allowed_path
@@ -60,28 +61,40 @@ _OPENAPI = {
 }
 
 
-def parse_names(value: Any) -> list[str]:
+def parse_names(value: Any, *, what: str = "names") -> list[str]:
     """A comma list, a list of comma lists, or None -> a flat list of stripped names.
 
     Examples
     --------
     >>> parse_names(["colors, quality", "labels"]), parse_names(None)
     (['colors', 'quality', 'labels'], [])
+    >>> parse_names(False, what="features")
+    Traceback (most recent call last):
+    ...
+    pixlearn.serve.errors.ApiError: features must be a comma list of names like "colors,quality" or a list of names, got false (bool)
     """
     if value is None:
         return []
-    items = [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        items: list[Any] = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:  # JSON false, 0, 1.5, {...}: not names
+        shown = json.dumps(value) if isinstance(value, (bool, int, float)) else type(value).__name__
+        raise ApiError(f"{what} must be a comma list of names like \"colors,quality\" or a list of names, got "
+                       f"{shown} ({type(value).__name__})", status=400)
     out: list[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise ApiError(f"expected names as text, got {item!r}", status=400)
+            shown = json.dumps(item) if isinstance(item, (bool, int, float)) or item is None else type(item).__name__
+            raise ApiError(f"{what} must hold names as text, got {shown} ({type(item).__name__})", status=400)
         out.extend(p.strip() for p in item.split(",") if p.strip())
     return out
 
 
 def parse_features(value: Any, *, have_models: bool) -> list[str]:
     """Validated features in the order of :data:`FEATURES`; unknown -> 400 listing the valid ones."""
-    names = parse_names(value)
+    names = parse_names(value, what="features")
     if not names:
         return [f for f in FEATURES if f != "labels" or have_models]
     for n in names:
@@ -96,10 +109,12 @@ def _int(value: Any, *, name: str, low: int, high: int, default: int) -> int:
     if value is None or value == "":
         return default
     try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):  # JSON true, [..], {..}
+            raise TypeError
         n = int(value)
         if isinstance(value, float) and value != n:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(1e400) is int(inf)
         raise ApiError(f"{name}={value!r} is not an integer; use {low}..{high}", status=400) from None
     if not low <= n <= high:
         raise ApiError(f"{name}={n} is out of range; use {low}..{high}", status=400)
@@ -125,11 +140,12 @@ async def _read_request(request: Request) -> tuple[dict[str, Any], Any]:
             raise ApiError("no image: send the file in the multipart field 'file' (curl -F file=@photo.jpg)", status=400)
         return params, ("bytes", await upload.read(), upload.filename or "file")
     if ctype == "application/json" or ctype.endswith("+json"):
-        try:
-            body = json.loads(await request.body() or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(f"the JSON body is not valid JSON ({exc}); send {{\"image\": {{\"b64\": \"...\"}}}}",
-                           status=400) from None
+        raw = await request.body()
+        try:  # in a thread: a body of megabytes of base64 is parsed off the event loop; depth-limited
+            body = await run_blocking(load_json, raw or b"null", what="the JSON body", max_bytes=len(raw) + 4,
+                                      max_depth=16)
+        except ConfigError as exc:
+            raise ApiError(f"{exc}; send {{\"image\": {{\"b64\": \"...\"}}}}", status=400) from None
         if not isinstance(body, dict):
             raise ApiError("the JSON body must be an object like {\"image\": {\"b64\": \"...\"}, \"features\": "
                            "\"colors,quality\"}", status=400)
@@ -193,9 +209,10 @@ async def analyze(request: Request) -> dict[str, Any]:
     features = parse_features(params["features"], have_models=bool(registered))
     n_colors = _int(params["n_colors"], name="n_colors", low=1, high=64, default=5)
     top_k = _int(params["top_k"], name="top_k", low=1, high=1000, default=5)
+    asked_models = parse_names(params["models"], what="models")  # checked even when labels are not asked for
     models: list[str] = []
     if "labels" in features:
-        models = parse_names(params["models"]) or registered
+        models = asked_models or registered
         if not models:
             raise ApiError("feature 'labels' needs a registered model and none is; train one (POST /v1/trainings) or "
                            "start the server with --model RUN_DIR", status=400)
@@ -209,7 +226,8 @@ async def analyze(request: Request) -> dict[str, Any]:
         elif kind == "b64":
             image = decode_b64(payload, name=name, max_pixels=settings.max_pixels)
         else:
-            image = read_allowed_path(payload, settings.allowed_roots, max_pixels=settings.max_pixels)
+            image = read_allowed_path(payload, settings.allowed_roots, max_pixels=settings.max_pixels,
+                                      max_bytes=settings.max_body_bytes)
         decode_ms = (time.perf_counter() - t) * 1e3
         result = analyze_image(image, features=features, n_colors=n_colors, models=models, top_k=top_k,
                                registry=registry)

@@ -182,7 +182,7 @@ async def process(
     """
     from pixlearn.ops import get_op
 
-    rec = _load_recipe(recipe)
+    rec = await run_blocking(_load_recipe, recipe)  # parsing user YAML: off the event loop, within limits
     want_json = _check_format(format)
     upload = pick_upload(file, image)
     data = await upload.read()
