@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from pixlearn._core.errors import ConfigError, UnknownNameError
 from pixlearn._core.names import check_name
 from pixlearn._core.safe_yaml import load_json
-from pixlearn.serve.deps import run_blocking
+from pixlearn.serve.deps import run_blocking, run_cpu
 from pixlearn.serve.errors import ApiError
 from pixlearn.serve.inputs import decode_b64, decode_bytes, read_allowed_path
 from pixlearn.serve.registry import ModelRegistry
@@ -168,8 +168,8 @@ async def _read_request(request: Request) -> tuple[dict[str, Any], Any]:
 
 
 def analyze_image(image, *, features: list[str], n_colors: int, models: list[str], top_k: int,
-                  registry: ModelRegistry) -> dict[str, Any]:
-    """The analysis of one decoded RGB image (runs in a worker thread)."""
+                  registry: ModelRegistry | None) -> dict[str, Any]:
+    """The analysis of one decoded RGB image (colours and quality run in a worker process, labels in a thread)."""
     from pixlearn.ops.color import dominant_colors, quality
 
     out: dict[str, Any] = {"image": {"width": int(image.shape[1]), "height": int(image.shape[0])}}
@@ -219,7 +219,7 @@ async def analyze(request: Request) -> dict[str, Any]:
         for m in models:
             await run_blocking(registry.get, m)  # 404 naming the closest model, before any decoding
 
-    def work() -> dict[str, Any]:
+    def work() -> tuple[dict[str, Any], Any]:  # decoding, colours, quality: in a worker process
         t = time.perf_counter()
         if kind == "bytes":
             image = decode_bytes(payload, name=name, max_pixels=settings.max_pixels)
@@ -229,11 +229,17 @@ async def analyze(request: Request) -> dict[str, Any]:
             image = read_allowed_path(payload, settings.allowed_roots, max_pixels=settings.max_pixels,
                                       max_bytes=settings.max_body_bytes)
         decode_ms = (time.perf_counter() - t) * 1e3
-        result = analyze_image(image, features=features, n_colors=n_colors, models=models, top_k=top_k,
-                               registry=registry)
+        result = analyze_image(image, features=[f for f in features if f != "labels"], n_colors=n_colors,
+                               models=[], top_k=top_k, registry=None)
         result["timings_ms"] = {"decode": round(decode_ms, 2), **result["timings_ms"]}
-        return result
+        return result, (image if models else None)
 
-    result = await run_blocking(work)
+    result, image = await run_cpu(work)
+    if image is not None:  # labels: the loaded models live in this process (a thread)
+        labels = await run_blocking(analyze_image, image, features=["labels"], n_colors=n_colors, models=models,
+                                    top_k=top_k, registry=registry)
+        timings = result.pop("timings_ms")
+        result["labels"] = labels["labels"]
+        result["timings_ms"] = {**timings, **labels["timings_ms"]}
     result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)
     return result
