@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from pixlearn._core.errors import UnknownNameError
 from pixlearn._core.names import check_name
-from pixlearn.serve.deps import get_settings, run_blocking
+from pixlearn.serve.deps import get_settings, run_blocking, run_cpu
 from pixlearn.serve.errors import ApiError
 from pixlearn.serve.inputs import decode_bytes
 from pixlearn.serve.settings import ServeSettings
@@ -139,7 +139,7 @@ async def run_op(
         _guard_size(op, options, img.shape, settings.max_pixels)
         return spec(img, **options)
 
-    result = await run_blocking(work)
+    result = await run_cpu(work)  # in a worker process, killed at the deadline
     if isinstance(result, np.ndarray):
         return await run_blocking(_image_response, result, fmt="png", want_json=want_json)
     return JSONResponse(to_jsonable(result))
@@ -196,7 +196,7 @@ async def process(
             out = get_op(step.op)(out, **step.options)  # checks the image-relative bounds first
         return out
 
-    result = await run_blocking(work)
+    result = await run_cpu(work)  # in a worker process, killed at the deadline
     if isinstance(result, np.ndarray):
         fmt = rec.output.format if rec.output.format not in ("same",) else "png"
         if want_json:
