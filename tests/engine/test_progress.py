@@ -9,7 +9,7 @@ import lightning.pytorch as L
 from pixlearn.cli import main
 from pixlearn.engine.budget import TimeBudget
 from pixlearn.engine.fit import engine_callbacks, quiet_lightning
-from pixlearn.engine.progress import show_progress, track
+from pixlearn.engine.progress import progress_bar, show_progress, track
 from pixlearn.engine.train_progress import TrainProgress
 from tests.engine.clock import FakeClock, Tick
 from tests.engine.test_budget import Tiny
@@ -35,7 +35,12 @@ def test_progress_policy_and_track_are_quiet_off_a_terminal(capsys):
     assert engine_callbacks(minutes=None, schedule="cosine", warmup_epochs=0, min_lr_ratio=0, pct_start=0.25, val_steps=0,
                             progress=None, monitor=None).as_list() == []  # pytest's stderr is not a terminal
     assert list(track(range(5), description="scoring")) == [0, 1, 2, 3, 4]
-    assert capsys.readouterr().err == ""
+    bar, task = progress_bar(None, 3, "predicting")
+    with bar:
+        for _ in range(3):
+            bar.advance(task)
+    assert bar.disable and capsys.readouterr().err == ""
+    assert not progress_bar(True, 3, "predicting")[0].disable
 
 
 def test_every_train_command_prints_progress_lines_only_when_forced(task, tmp_path, capsys):

@@ -5,7 +5,8 @@
   budget when there is one); when stderr is not a terminal and progress is forced (``--progress``),
   plain lines -- one per epoch and one every ``every_s`` seconds within an epoch -- that read well
   in CI logs. Without a terminal and without ``--progress`` it is not installed at all.
-* :func:`track`: the same policy for any loop over images (a bar on a terminal, silence otherwise).
+* :func:`track` and :func:`progress_bar`: the same policy for any loop over images (a bar on a
+  terminal, silence otherwise), used by scoring and prediction.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
-__all__ = ["show_progress", "track", "format_seconds"]
+__all__ = ["show_progress", "track", "progress_bar", "format_seconds"]
 
 T = TypeVar("T")
 
@@ -63,3 +64,18 @@ def track(items: Iterable[T], *, total: int | None = None, description: str = ""
         for item in items:
             yield item
             bar.advance(task)
+
+
+def progress_bar(enabled: bool | None, total: int, description: str) -> tuple[Any, Any]:
+    """A ``rich`` bar on stderr and its task, for loops that advance it themselves (``with bar: ... bar.advance(task)``).
+
+    Shown when ``enabled`` (default: when stderr is a terminal); disabled bars cost nothing.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console = Console(file=sys.stderr)
+    show = console.is_terminal if enabled is None else bool(enabled)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                   console=console, disable=not show, transient=True)
+    return bar, bar.add_task(description, total=total)

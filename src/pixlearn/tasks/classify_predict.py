@@ -8,7 +8,6 @@ tensors (and the same description in its header, so the file alone is enough too
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,13 +182,9 @@ class DatasetPredictions:
 
 
 def _progress(enabled: bool | None, total: int, description: str) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from pixlearn.engine.progress import progress_bar
 
-    console = Console(file=sys.stderr)
-    show = console.is_terminal if enabled is None else bool(enabled)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=not show, transient=True)
-    return bar, bar.add_task(description, total=total)
+    return progress_bar(enabled, total, description)
 
 
 def predict_dataset(

@@ -10,7 +10,6 @@ Images larger than the training size are segmented tile by tile with blended ove
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,14 +238,9 @@ def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | 
 
 
 def _progress(enabled: bool | None, total: int, description: str) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from pixlearn.engine.progress import progress_bar
 
-    console = Console(file=sys.stderr)
-    show = console.is_terminal if enabled is None else bool(enabled)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, disable=not show, transient=True)
-    return bar, bar.add_task(description, total=total)
+    return progress_bar(enabled, total, description)
 
 
 def iter_predictions(seg: Segmenter, paths: Sequence[Path], *, progress: bool | None = None) -> Iterator[tuple[Path, np.ndarray | None, np.ndarray | None, str | None]]:
