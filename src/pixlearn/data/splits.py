@@ -488,7 +488,9 @@ def write_split_manifest(
     classify = Task(index.task) is Task.CLASSIFY
     base = path.parent
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from pixlearn.io.atomic import create_temp_beside
+
+    fd, tmp = create_temp_beside(path)  # 0o666 less the umask, not mkstemp's 0600
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, lineterminator="\n")

@@ -57,7 +57,9 @@ class WriteResult:
 # ------------------------------------------------------------------ shared helpers
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from pixlearn.io.atomic import create_temp_beside
+
+    fd, tmp = create_temp_beside(path)  # 0o666 less the umask, not mkstemp's 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)

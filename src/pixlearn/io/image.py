@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, BinaryIO, Literal, Union
 
 import numpy as np
@@ -43,6 +43,8 @@ __all__ = [
     "image_info",
     "write_image",
     "encode_image",
+    "encode_palette_png",
+    "read_mask",
     "WRITE_FORMATS",
 ]
 
@@ -451,6 +453,10 @@ def read_image(
     mode = check_name(mode, MODES, what="mode")  # type: ignore[assignment]
     limit = _max_pixels(max_pixels)
     data, name = _read_source(source)
+    return _decode(data, name, mode, background, limit)
+
+
+def _decode(data: bytes, name: str, mode: str, background: tuple[int, int, int], limit: int) -> np.ndarray:
     fmt = _check_format(data, name)
     try:
         if fmt == "JPEG":
@@ -584,14 +590,88 @@ def encode_image(image: np.ndarray, format: str = "png", *, quality: int = 95, p
     return buf.tobytes()
 
 
+def encode_palette_png(mask: np.ndarray, palette: np.ndarray | Sequence[Sequence[int]]) -> bytes:
+    """Encode an (H, W) uint8 index image as a palette ("P" mode) PNG.
+
+    The pixel values are stored unchanged (a reader that keeps indices, such as
+    :func:`read_mask`, gets them back); a viewer shows index ``i`` in ``palette[i]``.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W), uint8
+    palette : array-like of shape (K, 3), K <= 256
+        RGB colour of index 0, 1, ...; indices beyond ``K`` show black.
+
+    Examples
+    --------
+    >>> data = encode_palette_png(np.array([[0, 1]], np.uint8), [(0, 0, 0), (255, 0, 0)])
+    >>> read_mask(data).tolist(), read_image(data)[0, 1].tolist()
+    ([[0, 1]], [255, 0, 0])
+    """
+    from PIL import Image
+
+    arr = np.asarray(mask)
+    if arr.ndim != 2 or arr.dtype != np.uint8 or arr.size == 0:
+        raise ShapeError(f"a palette PNG holds a non-empty (H, W) uint8 index image, got {arr.dtype} {arr.shape}")
+    pal = np.asarray(palette)
+    if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= 256 or pal.min() < 0 or pal.max() > 255:
+        raise ConfigError(f"palette must be 1..256 RGB triples in 0..255, got an array of shape {pal.shape}")
+    full = np.zeros((256, 3), np.uint8)
+    full[: len(pal)] = pal
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    im.putpalette(full.tobytes())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def read_mask(source: ImageSource, *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode a label mask: the stored values, never colours.
+
+    A palette PNG/GIF gives its indices (the class ids, as Pascal VOC and pixlearn's predicted
+    masks store them), not the palette's colours; a grey mask its values (uint8 or uint16);
+    an RGB(A) mask its first channel. EXIF orientation is applied as for the image.
+
+    Returns
+    -------
+    ndarray of shape (H, W), uint8 or uint16
+
+    Examples
+    --------
+    >>> read_mask(encode_image(np.full((2, 2), 255, np.uint8), "png")).tolist()
+    [[255, 255], [255, 255]]
+    """
+    limit = _max_pixels(max_pixels)
+    data, name = _read_source(source)
+    fmt = _check_format(data, name)
+    if fmt in ("PNG", "GIF", "TIFF", "BMP"):
+        try:
+            im = _open_pil(data, name, fmt, limit)
+            if im.mode == "P":
+                im.load()
+                arr = np.asarray(im)
+                orientation = _orientation_of(im)
+                return _orient(arr, orientation) if orientation != 1 else arr
+        except PixlearnError:
+            raise
+        except Exception as exc:
+            raise ImageDecodeError(f"{name}: could not decode {fmt} ({type(exc).__name__}: {exc})") from None
+    arr = _decode(data, name, "unchanged", DEFAULT_BACKGROUND, limit)
+    return arr[..., 0] if arr.ndim == 3 else arr
+
+
 def write_image(
     path: str | os.PathLike[str],
     image: np.ndarray,
     *,
     quality: int = 95,
     png_compression: int | None = None,
+    palette: np.ndarray | Sequence[Sequence[int]] | None = None,
 ) -> Path:
     """Write an image atomically; the format comes from the extension.
+
+    The file gets the permissions of any new file of the user (``0o666`` less the umask,
+    0644 under the usual umask 022).
 
     Parameters
     ----------
@@ -605,6 +685,9 @@ def write_image(
     png_compression : int, optional
         zlib level 0..9 for PNG (1 is fast, 9 is small). None (the default) uses OpenCV's
         fast default, which is quicker than an explicit 1 at a similar size.
+    palette : array-like of shape (K, 3), optional
+        PNG only: write the (H, W) uint8 ``image`` as a palette PNG -- values kept as they are
+        (class ids), shown in these colours (see :func:`encode_palette_png`).
 
     Returns
     -------
@@ -618,6 +701,8 @@ def write_image(
     >>> pixlearn.write_image(out, np.zeros((2, 3, 3), np.uint8)).name
     'a.png'
     """
+    from pixlearn.io.atomic import atomic_write_bytes
+
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -625,17 +710,15 @@ def write_image(
             f"{path}: cannot tell the format from the extension {path.suffix or '(none)'!r}; "
             f"use one of {', '.join(sorted(WRITE_FORMATS))}"
         )
-    data = encode_image(image, fmt, quality=quality, png_compression=png_compression)
+    if palette is not None:
+        if fmt != "png":
+            raise ImageWriteError(f"{path}: a palette image is written as PNG; use the .png extension")
+        data = encode_palette_png(image, palette)
+    else:
+        data = encode_image(image, fmt, quality=quality, png_compression=png_compression)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
