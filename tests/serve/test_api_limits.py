@@ -242,3 +242,10 @@ def test_an_idempotency_key_gives_one_job(settings) -> None:
         assert len(c.get("/v1/trainings").json()["trainings"]) == 2
         assert c.delete(f"/v1/trainings/{first.json()['id']}").status_code == 200  # cancelled (queued)
         assert _submit(c, data, **{"Idempotency-Key": "key-1"}).json()["status"] == "cancelled"
+
+
+def test_without_workers_cpu_work_runs_in_threads(settings, noise_png) -> None:
+    with _app(settings, workers=0) as c:
+        assert _pool(c) is None
+        r = c.post("/v1/analyze", files={"file": ("n.png", noise_png)})
+        assert r.status_code == 200 and r.json()["image"] == {"width": 64, "height": 64}
