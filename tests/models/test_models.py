@@ -173,8 +173,8 @@ def test_pretrained_offline_names_the_file_and_where_to_put_it(offline, name, ur
         create_model(name, num_classes=3, pretrained=True)
     msg = str(err.value)
     assert url in msg
-    assert "--weights PATH" in msg
-    assert str(offline / "pixlearn-cache" / "weights" / f"{name}.safetensors") in msg
+    assert "--weights PATH" in msg and f"pixlearn weights add FILE --model {name}" in msg
+    assert f"{name}.safetensors in {offline / 'pixlearn-cache' / 'weights'}" in msg  # the file name and the folder searched
     assert "offline mode" in msg
 
 

@@ -54,6 +54,9 @@ def _register() -> None:
     from pixlearn.cli import serve as _serve
 
     _serve.register(app)
+    from pixlearn.cli import weights as _weights
+
+    _weights.register(app)
 
 
 _register()

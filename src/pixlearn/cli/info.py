@@ -57,7 +57,7 @@ def _torch_report() -> dict[str, Any]:
 
 
 def environment_report() -> dict[str, Any]:
-    """Versions, torch device and threads, offline status and cache folders, as a dict."""
+    """Versions, torch device and threads, offline status, cache folders and local weights folders, as a dict."""
     from pixlearn import __version__
     from pixlearn._core.paths import cache_dir, hf_cache_dir, offline_mode, torch_hub_dir
     from pixlearn.io import DEFAULT_MAX_PIXELS
@@ -78,14 +78,34 @@ def environment_report() -> dict[str, Any]:
             "torch_hub": str(torch_hub_dir()),
             "huggingface": str(hf_cache_dir()),
         },
+        "weights": _weights_report(),
         "max_pixels": int(os.environ.get("PIXLEARN_MAX_PIXELS") or DEFAULT_MAX_PIXELS),
+    }
+
+
+def _weights_report() -> dict[str, Any]:
+    """The local pretrained-weights folders in search order, each with its number of files (no torch import)."""
+    from pixlearn._core.paths import weights_dirs
+
+    folders = []
+    for folder in weights_dirs():
+        try:
+            files = sum(1 for p in folder.iterdir() if p.name.endswith(".safetensors") and not p.name.startswith("."))
+        except OSError:  # not created yet, or unreadable
+            files = 0
+        folders.append({"folder": str(folder), "files": files})
+    return {
+        "folders": folders,
+        "policy": "--pretrained looks here (PIXLEARN_WEIGHTS, then the cache) for <model>.<tag>.safetensors or "
+                  "<model>.safetensors before any download; add files with pixlearn weights add FILE --model NAME",
     }
 
 
 def info(
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
 ) -> None:
-    """Show versions, the torch device and threads, offline status and cache folders."""
+    """Show versions, the torch device and threads, offline status, cache folders and the local weights folders
+    (with how many .safetensors files each holds)."""
     emit(environment_report(), format)
 
 

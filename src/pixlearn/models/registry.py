@@ -5,12 +5,17 @@
 without code -- its name, constructor arguments, classifier and first-conv module names, and
 the preprocessing it expects (:func:`~pixlearn.models.get_preprocess` reads it back).
 
-Weights: ``pretrained=True`` goes through timm's or torchvision's own loading path (and their
-caches: the Hugging Face hub cache, ``$TORCH_HOME/hub``); a file placed at
-``<pixlearn cache>/weights/<name>.safetensors`` (see :func:`pixlearn_weights_path`) is used
-first. ``weights=PATH`` loads a local ``.safetensors`` or torch file (``weights_only=True``).
+Weights: ``pretrained=True`` first looks for a local file named the timm way,
+``<model>.<tag>.safetensors`` (timm's default tag when none is given) or ``<model>.safetensors``,
+in each folder of ``$PIXLEARN_WEIGHTS`` and then ``<pixlearn cache>/weights``
+(:func:`find_pretrained`); such a file is checked strictly against the model (only the
+classifier may hold another number of classes) and loaded. Only without one does it go through
+timm's or torchvision's own loading path (and their caches: the Hugging Face hub cache,
+``$TORCH_HOME/hub``). :func:`add_weights` checks a file and places it under its conventional
+name (``pixlearn weights add``); :func:`list_local_weights` lists what is there.
+``weights=PATH`` loads a local ``.safetensors`` or torch file (``weights_only=True``).
 When weights are not on the machine and cannot be downloaded, :class:`WeightsNotFoundError`
-names the file, its URL and where to put it.
+names the file, the folders searched, its URL and how to put it there.
 """
 
 from __future__ import annotations
@@ -24,14 +29,26 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError, UnknownNameError
 from pixlearn._core.names import closest
-from pixlearn._core.paths import cache_dir, hf_cache_dir, offline_mode, torch_hub_dir
+from pixlearn._core.paths import hf_cache_dir, offline_mode, torch_hub_dir, weights_dirs
 from pixlearn.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from pixlearn.models.weights import WeightsNotFoundError, describe_error
+from pixlearn.models.weights import (
+    WEIGHTS_SUFFIX,
+    LocalWeights,
+    WeightsMismatchError,
+    WeightsNotFoundError,
+    describe_error,
+    find_local_weights,
+    split_name_tag,
+    weights_file_names,
+)
 
 __all__ = [
     "ModelSpec",
     "TORCHVISION_MODELS",
+    "add_weights",
     "build_from_spec",
+    "find_pretrained",
+    "list_local_weights",
     "check_model_name",
     "create_model",
     "list_models",
@@ -230,18 +247,75 @@ def model_spec(model: Any) -> ModelSpec:
     return spec
 
 
+def pretrained_tag(name: str) -> str | None:
+    """The pretrained tag ``pretrained=True`` means for ``name``: its own (``"resnet18.a1_in1k"``), else
+    timm's default tag for that model (``"in1k"`` for ``tf_efficientnet_lite0``); None when there is none.
+
+    Examples
+    --------
+    >>> pretrained_tag("tf_efficientnet_lite0"), pretrained_tag("resnet18.tv_in1k"), pretrained_tag("pixlearn_smallcnn")
+    ('in1k', 'tv_in1k', None)
+    """
+    arch, tag = split_name_tag(name)
+    if tag:
+        return tag
+    if arch in _REGISTRY or arch in TORCHVISION_MODELS:
+        return None
+    import timm.models
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(arch, allow_unregistered=True)
+    except RuntimeError:  # pragma: no cover - timm refuses only unknown tags
+        return None
+    return (cfg.tag or None) if cfg is not None else None
+
+
+def _timm_knows(name: str) -> bool:
+    """True when timm has a pretrained config for ``name`` (a tag of one's own is not one)."""
+    import timm.models
+
+    try:
+        return timm.models.get_pretrained_cfg(name, allow_unregistered=False) is not None
+    except RuntimeError:
+        return False
+
+
+def find_pretrained(name: str) -> Path | None:
+    """The local file ``pretrained=True`` uses for ``name``, or None.
+
+    Each folder of :func:`~pixlearn._core.paths.weights_dirs` in turn (``$PIXLEARN_WEIGHTS``, then
+    ``<cache>/weights``); in each, ``<model>.<tag>.safetensors`` for a tagged name, else the default
+    tag's file and then ``<model>.safetensors``.
+    """
+    arch, tag = split_name_tag(name)
+    return find_local_weights(arch, tag=tag, default_tag=None if tag else pretrained_tag(arch))
+
+
 def pixlearn_weights_path(name: str) -> Path:
-    """Where ``pretrained=True`` looks first for a user-provided weights file: ``<cache>/weights/<name>.safetensors``."""
-    return cache_dir() / "weights" / f"{name}.safetensors"
+    """Where a file for ``name`` goes: ``<first weights folder>/<model>[.<tag>].safetensors``.
+
+    The first folder is the first of ``$PIXLEARN_WEIGHTS``, else ``<cache>/weights``.
+    """
+    arch, tag = split_name_tag(name)
+    return weights_dirs()[0] / weights_file_names(arch, tag=tag)[0]
 
 
-def _cached_user_weights(name: str) -> Path | None:
-    base = pixlearn_weights_path(name)
-    for suffix in (".safetensors", ".pth", ".pt"):
-        p = base.with_suffix(suffix)
-        if p.is_file():
-            return p
-    return None
+def _looked_for(name: str) -> str:
+    arch, tag = split_name_tag(name)
+    names = weights_file_names(arch, tag=tag, default_tag=None if tag else pretrained_tag(arch))
+    return f"{' or '.join(names)} in {', '.join(str(d) for d in weights_dirs())} (PIXLEARN_WEIGHTS, then the cache)"
+
+
+def _add_hint(name: str) -> str:
+    arch, tag = split_name_tag(name)
+    tag = tag or pretrained_tag(arch)
+    return f"pixlearn weights add FILE --model {arch}" + (f" --tag {tag}" if tag else "")
+
+
+def _add_target(name: str) -> Path:
+    """Where :func:`_add_hint`'s command puts the file (the default tag's name when there is one)."""
+    arch, tag = split_name_tag(name)
+    return weights_dirs()[0] / weights_file_names(arch, tag=tag or pretrained_tag(arch))[0]
 
 
 # ---------------------------------------------------------------- offline handling
@@ -250,9 +324,10 @@ def _weights_error(name: str, *, files: list[str], cache: Path, cause: BaseExcep
     cause_text = f" ({describe_error(cause)})" if cause is not None else ""
     return WeightsNotFoundError(
         f"pretrained weights for model {name!r} are not on this machine and {why}{cause_text}. "
-        f"The file: {' or '.join(files)}. To use them offline, download that file on a machine with network "
-        f"access, then either pass it with --weights PATH (Python: weights=PATH), or save it as "
-        f"{pixlearn_weights_path(name)} (used by --pretrained), or copy a cache that holds it into {cache}"
+        f"pixlearn looked for {_looked_for(name)}. The published file: {' or '.join(files)}. To use them offline, "
+        f"download that file on a machine with network access, then either run `{_add_hint(name)}` (checks it and "
+        f"places it as {_add_target(name)}, used by --pretrained), or pass it with --weights PATH "
+        f"(Python: weights=PATH), or copy a cache that holds it into {cache}"
     )
 
 
@@ -278,7 +353,10 @@ def _hf_offline() -> Iterator[None]:
 def _timm_files(name: str) -> tuple[list[str], Path]:
     import timm.models
 
-    cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
+    try:
+        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
+    except RuntimeError:  # a tag timm does not know (weights of one's own)
+        cfg = None
     if cfg is None:
         return [f"(timm has no pretrained weights registered for {name!r})"], hf_cache_dir()
     files: list[str] = []
@@ -453,8 +531,10 @@ def create_model(
     num_classes : int
         Outputs of the classifier.
     pretrained : bool, default False
-        Start from the published weights, through timm's or torchvision's loading path (a file
-        at :func:`pixlearn_weights_path` is used first). Downloads only when asked and allowed.
+        Start from the published weights: a local file found by :func:`find_pretrained`
+        (``$PIXLEARN_WEIGHTS``, then ``<cache>/weights``; checked strictly) first, else timm's or
+        torchvision's loading path. Downloads only when asked and allowed. A timm name may carry
+        a tag (``"tf_efficientnet_lite0.in1k"``).
     weights : path, optional
         Start from a local ``.safetensors`` or torch (``weights_only=True``) file instead; its
         classifier is dropped when its number of classes differs.
@@ -478,8 +558,10 @@ def create_model(
     UnknownNameError
         Unknown ``name``; the message lists the closest names.
     WeightsNotFoundError
-        ``pretrained=True`` but the weights are neither cached nor downloadable; the message names
-        the file, its URL, and where to put it.
+        ``pretrained=True`` but the weights are neither local nor downloadable; the message names
+        the file names and folders searched, its URL, and how to add it.
+    WeightsMismatchError
+        A local pretrained file does not hold exactly this model's tensors.
     ConfigError, ShapeError
         Bad arguments, or a weights file that does not fit the model.
 
@@ -507,16 +589,14 @@ def create_model(
             f"{name} needs images of at least {TORCHVISION_MODELS[name]['min_size']} pixels a side, got img_size={size}; "
             "use a larger --img-size or a model for small images (pixlearn_smallcnn)"
         )
-    if pretrained and weights is None:
-        weights = _cached_user_weights(name)
-        load_published = weights is None
-    else:
-        load_published = False
+    local = find_pretrained(name) if pretrained and weights is None else None
+    load_published = pretrained and weights is None and local is None
     if source == "pixlearn":
         if load_published:
             raise WeightsNotFoundError(
-                f"{name} has no published pretrained weights; train it from scratch (drop --pretrained) or pass "
-                f"--weights PATH (or place a file at {pixlearn_weights_path(name)})"
+                f"{name} has no published pretrained weights and none are in the local weights folders (pixlearn looked "
+                f"for {_looked_for(name)}); train it from scratch (drop --pretrained), pass --weights PATH, or add "
+                f"a file with `{_add_hint(name)}`"
             )
         model, kw = _build_pixlearn(name, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
     elif source == "torchvision":
@@ -524,12 +604,19 @@ def create_model(
             raise ConfigError(f"{name} has no residual blocks; drop_path_rate must be 0 (use drop_rate)")
         model, kw = _build_torchvision(name, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate, pretrained=load_published)
     else:
+        if split_name_tag(name)[1] and not _timm_knows(name):
+            if load_published:  # a tag of one's own: only a local file can serve it
+                files, cache = _timm_files(name)
+                raise _weights_error(name, files=files, cache=cache, cause=None)
+            name = split_name_tag(name)[0]
         model, kw = _build_timm(
             name, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate, drop_path_rate=drop_path_rate,
             img_size=size, pretrained=load_published,
         )
     head, first_conv = _head_and_conv(name, source, model)
-    if weights is not None:
+    if local is not None:
+        load_local_pretrained(model, local, model_name=name, head=head, first_conv=first_conv)
+    elif weights is not None:
         from pixlearn.models.weights import load_weights
 
         load_weights(model, weights, head=head, first_conv=first_conv)
@@ -575,3 +662,257 @@ def build_from_spec(spec: ModelSpec | Mapping[str, Any]) -> Any:
         )
     model.pixlearn_spec = spec
     return model
+
+
+# ---------------------------------------------------------------- local pretrained weights
+def load_local_pretrained(
+    model: Any, path: Path, *, model_name: str, head: tuple[str, ...] = (), first_conv: str | None = None
+) -> None:
+    """Load a local pretrained file into ``model`` after the strict check (:func:`check_weights_fit`):
+    only the classifier may hold another number of classes (it is then left fresh) and the first
+    convolution another number of input channels (it is then adapted)."""
+    from pixlearn.models.weights import check_weights_fit, load_weights, read_state_dict
+
+    state = read_state_dict(path)
+    check_weights_fit(model.state_dict(), state, model_name=model_name, path=path, head=head, first_conv=first_conv)
+    load_weights(model, state, head=head, first_conv=first_conv)
+
+
+def _reference_classes(name: str, source: str, state: Mapping[str, Any]) -> int:
+    """The class count a pretrained file for ``name`` is checked at: timm's for a tag it knows (1000 for
+    ImageNet), torchvision's 1000, else the rows of the file's classifier."""
+    if source == "torchvision":
+        return 1000
+    if source == "timm" and _timm_knows(name):
+        import timm.models
+
+        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
+        if cfg is not None and cfg.num_classes:
+            return int(cfg.num_classes)
+    if source == "pixlearn":
+        heads = _REGISTRY[name].head
+    else:
+        import timm.models
+
+        cfg = timm.models.get_pretrained_cfg(split_name_tag(name)[0], allow_unregistered=True)
+        classifier = (cfg.classifier if cfg is not None else None) or "head"
+        heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    for h in heads:
+        weight = state.get(f"{h}.weight")
+        if weight is not None and getattr(weight, "ndim", 0) >= 1:
+            return int(weight.shape[0])
+    return 1000
+
+
+_TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def check_weights_file(path: str | os.PathLike[str], model: str) -> dict[str, Any]:
+    """Check that a ``.safetensors`` file holds exactly the tensors of ``model`` built at its pretrained class count.
+
+    The model is built from random weights (nothing downloads), the file checked with
+    :func:`~pixlearn.models.weights.check_weights_fit` with no allowance, then loaded with
+    ``load_state_dict(strict=True)``.
+
+    Returns
+    -------
+    dict
+        ``model``, ``num_classes`` (the class count checked), ``tensors``, ``parameters``.
+
+    Raises
+    ------
+    WeightsNotFoundError, ConfigError
+        No such file, or not a ``.safetensors`` file.
+    UnknownNameError
+        Unknown model (with the closest names).
+    WeightsMismatchError
+        The file does not fit the model: the first offending keys and what the file seems to be for.
+    """
+    from pixlearn.models.weights import check_weights_fit, read_state_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: no such weights file")
+    if path.suffix.lower() != WEIGHTS_SUFFIX:
+        from pixlearn.models.weights import _TORCH_SUFFIXES
+
+        fix = (
+            "convert it first: safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors'), "
+            "or use it as is with --weights PATH"
+            if path.suffix.lower() in _TORCH_SUFFIXES else "give the model's .safetensors weights file"
+        )
+        raise ConfigError(
+            f"{path}: local pretrained weights are .safetensors files (pixlearn never unpickles a file it keeps), "
+            f"this is a {path.suffix or 'file without an extension'}; {fix}"
+        )
+    name = check_model_name(model)
+    source = _source(name)
+    assert source is not None
+    state = read_state_dict(path)
+    build_name = name if source != "timm" or _timm_knows(name) else split_name_tag(name)[0]
+    classes = _reference_classes(build_name, source, state)
+    net = create_model(build_name, num_classes=classes)
+    check_weights_fit(net.state_dict(), state, model_name=name, path=path)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # pragma: no cover - the check above names every key first
+        raise WeightsMismatchError(f"{path} does not fit model {name!r}: {str(exc).splitlines()[0]}") from None
+    return {
+        "model": name,
+        "num_classes": classes,
+        "tensors": len(state),
+        "parameters": int(sum(v.numel() for v in state.values() if v.is_floating_point())),
+        "warning": _other_model_named(path, name),
+    }
+
+
+def _other_model_named(path: Path, name: str) -> str:
+    """A warning when the file's metadata or its own name names another model with the same tensors
+    (``tf_efficientnet_lite0`` and ``efficientnet_lite0`` differ only in their padding)."""
+    from pixlearn.models.weights import read_weights_metadata
+
+    arch = split_name_tag(name)[0]
+    said = (read_weights_metadata(path).get("model") or "").split()
+    named = said[-1] if said else ""
+    if not named and path.name.endswith(WEIGHTS_SUFFIX):
+        named = split_name_tag(path.name[: -len(WEIGHTS_SUFFIX)])[0]
+        if _safe_source(named) is None:
+            named = ""
+    named = split_name_tag(named)[0]
+    if named and named != arch:
+        return (f"the file says it is for {named!r}, not {arch!r}; their tensors have the same names and shapes, "
+                "but the networks may compute differently (padding, activations): check --model")
+    return ""
+
+
+def _safe_source(name: str) -> str | None:
+    try:
+        return _source(name)
+    except Exception:  # noqa: BLE001 - any name timm cannot parse
+        return None
+
+
+def add_weights(
+    path: str | os.PathLike[str],
+    model: str,
+    *,
+    tag: str | None = None,
+    force: bool = False,
+    folder: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Check a ``.safetensors`` file against ``model`` and copy it into a local weights folder.
+
+    The copy is named the timm way, ``<model>.<tag>.safetensors`` or ``<model>.safetensors``, so
+    that ``pretrained=True`` (``--pretrained``) finds it. The tag comes from ``tag``, else from
+    ``model`` (``"tf_efficientnet_lite0.in1k"``), else from the file's own name when that is
+    ``<model>.<tag>.safetensors``. The copy is written atomically; the source is only read.
+
+    Parameters
+    ----------
+    path : path
+        The ``.safetensors`` file.
+    model : str
+        The model it is for (any name :func:`create_model` takes; timm names may carry a tag).
+    tag : str, optional
+        Letters, digits, ``_`` and ``-``.
+    force : bool, default False
+        Replace a different file already there under that name.
+    folder : path, optional
+        Where to put it (default: the first of :func:`~pixlearn._core.paths.weights_dirs`).
+
+    Returns
+    -------
+    dict
+        ``model``, ``tag``, ``path`` (the copy), ``status`` (``added``, ``replaced`` or ``already there``),
+        ``sha256``, ``size`` and what :func:`check_weights_file` reports.
+
+    Raises
+    ------
+    WeightsMismatchError
+        The file does not fit the model (nothing is written).
+    ConfigError
+        A different file is already there and ``force`` is False; a bad tag.
+    """
+    import shutil
+    import uuid
+
+    src = Path(path)
+    arch, name_tag = split_name_tag(model) if isinstance(model, str) else (model, None)
+    if tag is not None and name_tag is not None and tag != name_tag:
+        raise ConfigError(f"the model name {model!r} carries the tag {name_tag!r} but --tag says {tag!r}; give one of them")
+    tag = tag or name_tag
+    if tag is None and src.name.endswith(WEIGHTS_SUFFIX):
+        file_arch, file_tag = split_name_tag(src.name[: -len(WEIGHTS_SUFFIX)])
+        if file_arch == arch and file_tag:
+            tag = file_tag
+    if tag is not None and (not tag or not set(tag) <= _TAG_CHARS):
+        raise ConfigError(f"tag {tag!r} must be letters, digits, '_' or '-' (like timm's in1k, a1_in1k), e.g. --tag in1k")
+    full = f"{arch}.{tag}" if tag else arch
+    report = check_weights_file(src, full)
+    dest_dir = Path(folder) if folder is not None else weights_dirs()[0]
+    dest = dest_dir / weights_file_names(arch, tag=tag)[0]
+    entry = LocalWeights(src, arch, tag, src.stat().st_size)
+    digest = entry.sha256()
+    status = "added"
+    if dest.exists():
+        same_file = dest.resolve() == src.resolve()
+        if same_file or LocalWeights(dest, arch, tag, dest.stat().st_size).sha256() == digest:
+            return {**report, "tag": tag, "path": str(dest), "status": "already there", "sha256": digest, "size": entry.size}
+        if not force:
+            raise ConfigError(
+                f"{dest} already holds other weights for {full!r}; pass --force (Python: force=True) to replace them, "
+                "or give this file another --tag"
+            )
+        status = "replaced"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {**report, "tag": tag, "path": str(dest), "status": status, "sha256": digest, "size": entry.size}
+
+
+def list_local_weights(*, checksum: bool = True) -> list[dict[str, Any]]:
+    """Every ``.safetensors`` file in the local weights folders, with the model names it serves.
+
+    A file serves ``<model>.<tag>`` and, when it is what ``pretrained=True`` picks for the bare
+    name, ``<model>`` too (and ``tu-<model>`` as a segmentation encoder for timm models). A file
+    that another folder's file hides serves nothing (``shadowed_by`` names that one).
+
+    Returns
+    -------
+    list of dict
+        ``model``, ``tag``, ``size``, ``sha256`` (the first 12 hex digits; empty with
+        ``checksum=False``), ``folder``, ``file``, ``serves`` (list of names), ``shadowed_by``.
+    """
+    from pixlearn.models.weights import scan_weights_dirs
+
+    rows: list[dict[str, Any]] = []
+    for item in scan_weights_dirs():
+        known = _safe_source(item.model)
+        serves: list[str] = []
+        shadowed_by = None
+        if known is not None:
+            candidates = [item.name] + ([item.model] if item.tag else [])
+            for cand in candidates:
+                hit = find_pretrained(cand)
+                if hit == item.path:
+                    serves.append(cand)
+                elif cand == item.name and hit is not None:
+                    shadowed_by = str(hit)
+            if item.model in serves and known == "timm":
+                serves.append(f"tu-{item.model}")
+        rows.append({
+            "model": item.model,
+            "tag": item.tag or "",
+            "size": item.size,
+            "sha256": item.sha256()[:12] if checksum else "",
+            "folder": str(item.folder),
+            "file": item.path.name,
+            "serves": serves if known is not None else [],
+            "shadowed_by": shadowed_by or ("" if known is not None else "(unknown model name)"),
+        })
+    return rows

@@ -3,9 +3,12 @@
 :func:`create_segmentation_model` builds U-Net, U-Net++, FPN or DeepLabV3+ with ``num_classes``
 output channels (1 for a binary, sigmoid model) on a timm encoder (``"tu-resnet18"``,
 ``"tu-mobilenetv3_small_100"``: any timm name after ``tu-``) or one of smp's own encoders
-(``"resnet18"``). Nothing downloads: encoders start from random weights unless a local weights
-file is given (``encoder_weights=PATH`` for the encoder alone, ``weights=PATH`` for a whole
-network saved by pixlearn). The model carries a :class:`~pixlearn.models.ModelSpec` with
+(``"resnet18"``). Nothing downloads: encoders start from random weights unless local weights
+are asked for: ``pretrained=True`` takes a ``tu-`` encoder's timm weights from the local weights
+folders (``pixlearn weights add``; :func:`~pixlearn.models.find_pretrained`),
+``encoder_weights=PATH`` from a file, ``weights=PATH`` a whole network saved by pixlearn. A
+``tu-`` encoder's file is the timm classifier's: its classifier (and the layers the feature
+extractor does not use) are dropped, every tensor of the encoder must be there with its shape. The model carries a :class:`~pixlearn.models.ModelSpec` with
 ``source="smp"``, so :func:`~pixlearn.models.build_from_spec` rebuilds it from a run folder's
 ``weights/model.json``.
 """
@@ -173,12 +176,88 @@ def _check_int(value: Any, name: str, low: int) -> int:
     return value
 
 
-def _load_encoder(model: nn.Module, path: str | os.PathLike[str], encoder: str, in_chans: int) -> Any:
-    from pixlearn.models.weights import load_weights
+def _timm_encoder_state(path: Path, timm_name: str) -> dict[str, Any]:
+    """The file's tensors after the strict check against the whole timm classifier ``timm_name``
+    (only its classifier may hold another number of classes)."""
+    import timm
 
-    target = model.encoder.model if encoder.startswith("tu-") and hasattr(model.encoder, "model") else model.encoder
+    from pixlearn.models.registry import _head_and_conv, _timm_knows
+    from pixlearn.models.weights import check_weights_fit, read_state_dict, split_name_tag
+
+    state = read_state_dict(path)
+    build = timm_name if _timm_knows(timm_name) else split_name_tag(timm_name)[0]
+    full = timm.create_model(build, pretrained=False)
+    head, _ = _head_and_conv(build, "timm", full)
+    check_weights_fit(full.state_dict(), state, model_name=timm_name, path=path, head=head)
+    return state
+
+
+def _file_key(key: str, state: Any) -> str | None:
+    """The file's key for an encoder key: the same, or with the first part unflattened (timm's
+    feature wrapper names ``stages.0`` as ``stages_0``)."""
+    if key in state:
+        return key
+    first, _, rest = key.partition(".")
+    for i, ch in enumerate(first):
+        if ch == "_":
+            cand = f"{first[:i]}.{first[i + 1:]}" + (f".{rest}" if rest else "")
+            if cand in state:
+                return cand
+    return None
+
+
+def _load_encoder(model: nn.Module, path: str | os.PathLike[str], encoder: str, in_chans: int) -> Any:
+    from pixlearn.models.weights import WeightsMismatchError, load_weights
+
+    path = Path(path)
+    if not encoder.startswith("tu-") or not hasattr(model.encoder, "model") or path.suffix.lower() != ".safetensors":
+        target = model.encoder.model if encoder.startswith("tu-") and hasattr(model.encoder, "model") else model.encoder
+        first = next((n for n, m in target.named_modules() if isinstance(m, nn.Conv2d)), None)
+        return load_weights(target, path, head=("fc", "classifier", "head", "last_linear"), first_conv=first if in_chans != 3 else None)
+    state = _timm_encoder_state(path, encoder[3:])
+    target = model.encoder.model
+    own = target.state_dict()
     first = next((n for n, m in target.named_modules() if isinstance(m, nn.Conv2d)), None)
-    return load_weights(target, path, head=("fc", "classifier", "head", "last_linear"), first_conv=first if in_chans != 3 else None)
+    mapped: dict[str, Any] = {}
+    bad: list[str] = []
+    for key, want in own.items():
+        src = _file_key(key, state)
+        if src is None:
+            if not key.endswith("num_batches_tracked"):
+                bad.append(f"{key}: not in the file")
+            continue
+        have = state[src]
+        adapt = in_chans != 3 and first is not None and key == f"{first}.weight"
+        if tuple(have.shape) != tuple(want.shape) and not adapt:
+            bad.append(f"{key}: file {tuple(have.shape)} vs encoder {tuple(want.shape)}")
+        mapped[key] = have
+    if bad:
+        more = f", +{len(bad) - 3} more" if len(bad) > 3 else ""
+        raise WeightsMismatchError(
+            f"{path}: {len(bad)} tensor(s) of the {encoder} encoder do not fit ({'; '.join(bad[:3])}{more}); "
+            f"the file is {encoder[3:]}'s, but the encoder was built with other options"
+        )
+    return load_weights(target, mapped, first_conv=first if in_chans != 3 else None)
+
+
+def _pretrained_encoder_file(encoder: str) -> Path:
+    from pixlearn.models.registry import _add_hint, _looked_for, find_pretrained
+    from pixlearn.models.weights import WeightsNotFoundError
+
+    if not encoder.startswith("tu-"):
+        raise ConfigError(
+            f"pretrained=True takes a tu-<timm name> encoder's weights from the local weights folders; {encoder!r} is one "
+            f"of smp's own encoders: use tu-{encoder} if timm has it, or give encoder_weights=PATH (--encoder-weights)"
+        )
+    name = encoder[3:]
+    found = find_pretrained(name)
+    if found is None:
+        raise WeightsNotFoundError(
+            f"pretrained weights for the encoder {encoder!r} are not on this machine (segmentation never downloads): "
+            f"pixlearn looked for {_looked_for(name)}. Get timm's {name} .safetensors file, then run "
+            f"`{_add_hint(name)}`, or give encoder_weights=PATH (--encoder-weights PATH)"
+        )
+    return found
 
 
 def create_segmentation_model(
@@ -192,6 +271,7 @@ def create_segmentation_model(
     decoder_channels: int | Sequence[int] | None = None,
     encoder_weights: str | os.PathLike[str] | None = None,
     weights: str | os.PathLike[str] | None = None,
+    pretrained: bool = False,
 ) -> nn.Module:
     """Build a segmentation network: (N, in_chans, H, W) images -> (N, num_classes, H, W) logits.
 
@@ -213,9 +293,15 @@ def create_segmentation_model(
     encoder_weights : path, optional
         A local weights file for the encoder (e.g. timm's ``resnet18`` ``.safetensors``); its
         classifier is ignored. Without it the encoder starts from random weights: nothing downloads.
+        For a ``tu-`` encoder and a ``.safetensors`` file the check is strict: the file must be that
+        timm model's (only the classifier may differ) and hold every tensor of the encoder.
     weights : path, optional
         A whole network's weights (e.g. a pixlearn run's ``best.safetensors``); the last layer is
         left fresh when its number of classes differs.
+    pretrained : bool, default False
+        Start a ``tu-<name>`` encoder from the local file that ``create_model(name, pretrained=True)``
+        would use (``$PIXLEARN_WEIGHTS``, then ``<cache>/weights``; see ``pixlearn weights add``),
+        loaded as ``encoder_weights``. Nothing downloads.
 
     Returns
     -------
@@ -228,6 +314,11 @@ def create_segmentation_model(
         Unknown ``arch`` or ``encoder`` (with the closest names).
     ConfigError
         Bad options, or an ``img_size`` the network cannot take.
+    WeightsNotFoundError
+        ``pretrained=True`` and no local file for the encoder (the message names the file names and
+        folders searched, and ``pixlearn weights add``).
+    WeightsMismatchError
+        An encoder file that is not the encoder's timm model's.
 
     Examples
     --------
@@ -258,6 +349,10 @@ def create_segmentation_model(
             kwargs["decoder_channels"] = chans
     if arch == "deeplabv3plus" and encoder_depth != 5:
         raise ConfigError("deeplabv3plus needs encoder_depth=5")
+    if pretrained and encoder_weights is not None:
+        raise ConfigError("give either pretrained=True (the local weights folders) or encoder_weights=PATH, not both")
+    if pretrained:
+        encoder_weights = _pretrained_encoder_file(encoder)
     model = _build(arch, num_classes, in_chans, kwargs)
     divisor = segmentation_divisor(model)
     mean, std = _encoder_stats(encoder)

@@ -3,6 +3,12 @@
 Nothing here ever unpickles arbitrary objects: ``.pt``/``.pth``/``.bin``/``.ckpt`` files are read
 with ``weights_only=True`` and refused (with the reason) when they need more than tensors and
 plain containers.
+
+Local pretrained weights follow timm's names: ``<model>.<tag>.safetensors``
+(``tf_efficientnet_lite0.in1k.safetensors``) or ``<model>.safetensors``, in the folders of
+:func:`pixlearn._core.paths.weights_dirs` (``$PIXLEARN_WEIGHTS``, then ``<cache>/weights``);
+:func:`find_local_weights` looks them up, :func:`scan_weights_dirs` lists them and
+:func:`check_weights_fit` is the strict check every such file passes before it is used.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch
 from torch import nn
 
 from pixlearn._core.errors import ConfigError, ShapeError
+from pixlearn._core.paths import weights_dirs
 
 __all__ = [
     "WeightsNotFoundError",
@@ -27,7 +34,18 @@ __all__ = [
     "load_weights",
     "save_weights",
     "read_weights_metadata",
+    "WeightsMismatchError",
+    "LocalWeights",
+    "split_name_tag",
+    "weights_file_names",
+    "find_local_weights",
+    "scan_weights_dirs",
+    "check_weights_fit",
+    "WEIGHTS_SUFFIX",
 ]
+
+#: The only format local pretrained weights come in (nothing is unpickled).
+WEIGHTS_SUFFIX = ".safetensors"
 
 _SAFE_SUFFIXES = (".safetensors",)
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
@@ -37,6 +55,10 @@ _PREFIXES = ("module.", "model.", "task.model.", "_orig_mod.", "net.")
 
 class WeightsNotFoundError(ConfigError, FileNotFoundError):
     """Weights were asked for but are not on this machine (and could not be downloaded)."""
+
+
+class WeightsMismatchError(ConfigError):
+    """A weights file does not hold exactly the tensors (names and shapes) of the model it is meant for."""
 
 
 @dataclass
@@ -265,3 +287,201 @@ def describe_error(exc: BaseException) -> str:
     """One line naming an exception (for wrapped download errors)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- local pretrained weights (timm's names)
+def split_name_tag(name: str) -> tuple[str, str | None]:
+    """``"tf_efficientnet_lite0.in1k"`` -> ``("tf_efficientnet_lite0", "in1k")``; no tag -> ``(name, None)``.
+
+    Examples
+    --------
+    >>> split_name_tag("tf_efficientnet_lite0.in1k"), split_name_tag("resnet18")
+    (('tf_efficientnet_lite0', 'in1k'), ('resnet18', None))
+    """
+    model, _, tag = name.partition(".")
+    return model, (tag or None)
+
+
+def weights_file_names(model: str, *, tag: str | None = None, default_tag: str | None = None) -> list[str]:
+    """The file names that serve ``model`` (in the order they are tried).
+
+    With a ``tag`` only ``<model>.<tag>.safetensors``; without one, the default tag's file (timm's
+    default pretrained tag for that model) and then ``<model>.safetensors``.
+
+    Examples
+    --------
+    >>> weights_file_names("tf_efficientnet_lite0", default_tag="in1k")
+    ['tf_efficientnet_lite0.in1k.safetensors', 'tf_efficientnet_lite0.safetensors']
+    >>> weights_file_names("resnet18", tag="a1_in1k")
+    ['resnet18.a1_in1k.safetensors']
+    """
+    if tag:
+        return [f"{model}.{tag}{WEIGHTS_SUFFIX}"]
+    names = [f"{model}.{default_tag}{WEIGHTS_SUFFIX}"] if default_tag else []
+    return names + [f"{model}{WEIGHTS_SUFFIX}"]
+
+
+def find_local_weights(
+    model: str, *, tag: str | None = None, default_tag: str | None = None, dirs: list[Path] | None = None
+) -> Path | None:
+    """The first local file serving ``model``: each folder of ``dirs`` in turn (default
+    :func:`~pixlearn._core.paths.weights_dirs`), each name of :func:`weights_file_names` in turn.
+
+    Examples
+    --------
+    >>> find_local_weights("no_such_model", dirs=[]) is None
+    True
+    """
+    for folder in weights_dirs() if dirs is None else dirs:
+        for fname in weights_file_names(model, tag=tag, default_tag=default_tag):
+            path = folder / fname
+            if path.is_file():
+                return path
+    return None
+
+
+@dataclass(frozen=True)
+class LocalWeights:
+    """One file in a local weights folder."""
+
+    path: Path
+    model: str
+    tag: str | None
+    size: int
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        """The model name that asks for exactly this file (``model.tag`` or ``model``)."""
+        return f"{self.model}.{self.tag}" if self.tag else self.model
+
+    def sha256(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+def scan_weights_dirs(dirs: list[Path] | None = None) -> list[LocalWeights]:
+    """Every ``*.safetensors`` file in the local weights folders (folder order, then by name).
+
+    Examples
+    --------
+    >>> scan_weights_dirs([Path("/no/such/folder")])
+    []
+    """
+    found: list[LocalWeights] = []
+    for folder in weights_dirs() if dirs is None else dirs:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:  # missing or unreadable folder: nothing there
+            continue
+        for path in entries:
+            if path.name.startswith(".") or not path.name.endswith(WEIGHTS_SUFFIX) or not path.is_file():
+                continue
+            model, tag = split_name_tag(path.name[: -len(WEIGHTS_SUFFIX)])
+            found.append(LocalWeights(path, model, tag, path.stat().st_size))
+    return found
+
+
+_FAMILIES: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"conv_stem", "blocks"}), "an EfficientNet / MobileNet-family network (timm keys conv_stem, blocks.*)"),
+    (frozenset({"patch_embed", "blocks"}), "a vision transformer (patch_embed, blocks.*)"),
+    (frozenset({"conv1", "layer1"}), "a ResNet-family network (conv1, layer1.*)"),
+    (frozenset({"stem", "stages"}), "a ConvNeXt / RegNet-style network (stem, stages.*)"),
+    (frozenset({"encoder", "decoder"}), "a whole segmentation network (encoder, decoder), not a backbone"),
+    (frozenset({"features", "classifier"}), "a torchvision-style network (features, classifier)"),
+)
+
+
+def _describe_file(state: Mapping[str, torch.Tensor], path: Path | None) -> str:
+    """What a weights file seems to be for: its metadata or name, else its keys' family and size."""
+    meta = read_weights_metadata(path) if path is not None else {}
+    said = (meta.get("model") or meta.get("architecture") or "").replace("timm ", "").strip()
+    params = sum(v.numel() for v in state.values() if v.is_floating_point())
+    classes = next(
+        (v.shape[0] for k, v in state.items() if v.ndim == 2 and k.rsplit(".", 1)[-1] == "weight"
+         and any(p in k for p in ("fc", "classifier", "head"))),
+        None,
+    )
+    size = f"{len(state)} tensors, {params / 1e6:.2f} M parameters" + (f", a {classes}-class classifier" if classes else "")
+    if said:
+        return f"{said} (its metadata; {size})"
+    tops = {k.split(".", 1)[0] for k in state}
+    family = next((text for keys, text in _FAMILIES if keys <= tops), None)
+    if family is None:
+        family = f"a network with top-level modules {', '.join(sorted(tops)[:5])}"
+    return f"{family}; {size}"
+
+
+def check_weights_fit(
+    model_state: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    *,
+    model_name: str,
+    path: Path | None = None,
+    head: tuple[str, ...] = (),
+    first_conv: str | None = None,
+) -> None:
+    """Check that ``state`` holds exactly the tensors of ``model_state`` (names and shapes), or raise.
+
+    Only two differences are allowed, the ones transfer learning makes on purpose: tensors under
+    the ``head`` modules may differ in their first dimension (another number of classes), and
+    ``<first_conv>.weight`` in its second (another number of input channels). BatchNorm's
+    ``num_batches_tracked`` counters may be absent.
+
+    Raises
+    ------
+    WeightsMismatchError
+        Naming the first few missing, unexpected and mis-shaped keys, and what the file seems to
+        be for (its metadata, or its keys' family, tensor and parameter counts).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> check_weights_fit(nn.Linear(2, 3).state_dict(), nn.Linear(2, 3).state_dict(), model_name="linear")
+    >>> check_weights_fit(nn.Linear(2, 3).state_dict(), nn.Linear(2, 4).state_dict(), model_name="linear")
+    Traceback (most recent call last):
+    ...
+    pixlearn.models.weights.WeightsMismatchError: the state dict does not fit model 'linear': 2 tensor(s) with another shape (bias: file (4,) vs model (3,); weight: file (4, 2) vs model (3, 2)). The file seems to be for ...
+    """
+    where = str(path) if path is not None else "the state dict"
+
+    def in_head(key: str) -> bool:
+        return any(key == h or key.startswith(h + ".") for h in head)
+
+    missing = sorted(k for k in model_state if k not in state and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(k for k in state if k not in model_state)
+    shaped: list[str] = []
+    for key in sorted(set(state) & set(model_state)):
+        have, want = tuple(state[key].shape), tuple(model_state[key].shape)
+        if have == want:
+            continue
+        if in_head(key) and len(have) == len(want) and have[1:] == want[1:]:
+            continue
+        if first_conv and key == f"{first_conv}.weight" and len(have) == len(want) == 4 and have[0] == want[0] and have[2:] == want[2:]:
+            continue
+        shaped.append(f"{key}: file {have} vs model {want}")
+    if not (missing or unexpected or shaped):
+        return
+    parts = []
+    for label, keys in (("missing from the file", missing), ("not in the model", unexpected), ("with another shape", shaped)):
+        if keys:
+            more = f", +{len(keys) - 3} more" if len(keys) > 3 else ""
+            parts.append(f"{len(keys)} tensor(s) {label} ({'; '.join(keys[:3])}{more})")
+    hint = ""
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in state) and {k[len(prefix):] for k in state} >= set(missing):
+            hint = f" Its keys carry the prefix {prefix!r} (a training wrapper's): save the inner model's state dict."
+            break
+    raise WeightsMismatchError(
+        f"{where} does not fit model {model_name!r}: {', '.join(parts)}. The file seems to be for "
+        f"{_describe_file(state, path)}.{hint} Give the file made for {model_name!r}, or name the model the file "
+        "was made for (--model)"
+    )
