@@ -14,6 +14,7 @@ import os
 import re
 import struct
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -268,12 +269,20 @@ def test_a_zip_with_a_forged_local_header_in_classify_is_an_entry_error(settings
     assert "models" in results["a.png"] and "cannot be extracted" in results["b.png"]["error"]
 
 
+def test_an_inference_request_nested_past_the_recursion_limit_is_400(settings, trained_run) -> None:
+    deep = b'{"inputs": [{"name": "image", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+    with _app(settings, models=[trained_run]) as c:
+        model = c.get("/v1/models").json()["models"][0]["name"]
+        for body, headers in ((deep, {}), (gzip.compress(deep), {"content-encoding": "gzip"})):
+            r = c.post(f"/v2/models/{model}/infer", content=body, headers={"content-type": "application/json", **headers})
+            assert r.status_code == 400, r.text
+            assert r.json()["error"].startswith("the inference request JSON nests too deeply")
+
+
 # ---------------------------------------------------------------- keep-alive connections survive errors
 @pytest.fixture
 def uvicorn_server(settings) -> Iterator[str]:
     """The app on a real uvicorn server (in a thread), with one test route that fails with an unexpected error."""
-    import time
-
     import uvicorn
 
     from pixlearn.serve.app import create_app
@@ -343,12 +352,19 @@ def test_after_any_4xx_the_same_keep_alive_connection_serves_the_next_request(st
         "400 NUL path": dict(method="POST", url="/v1/analyze", json={"image": {"path": "a\x00b"}}, headers=key),
         "404 route": dict(method="POST", url="/v1/nosuch", content=big, headers=key),
     }
-    with httpx.Client(base_url=url, timeout=120) as c:
-        first = c.get("/v1/health")
-        port = _port(first)
-        for name, request in errors.items():
+    judged = []
+    for name, request in errors.items():
+        with httpx.Client(base_url=url, timeout=120) as c:
+            t0 = time.monotonic()
+            port = _port(c.get("/v1/health"))
             r = c.request(**request)
             assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
+            if time.monotonic() - t0 > 4.0:
+                # uvicorn closes a connection idle for 5 s; when this machine stalled that long, reuse proves nothing
+                continue
             after = c.get("/v1/models", headers=key)
             assert after.status_code == 200, name
             assert _port(r) == port and _port(after) == port, f"{name}: the connection was not kept"
+            judged.append(name)
+    if not judged:
+        pytest.skip("every request took over 4 s: this machine was too loaded to judge connection reuse")
