@@ -56,6 +56,8 @@ def check(
     """Check a dataset: counts per class and split, image sizes, unreadable files, exact and
     near duplicates, leaks across splits, empty/tiny classes, imbalance, bad boxes and masks.
 
+    Mask values (the rule every pixlearn command uses): if every mask holds only 0 and 255 (and a class map, if any, names two classes), the set is binary -- 0 is background, 255 is foreground (class 1); otherwise each value is a class index and 255 marks pixels to ignore. Palette PNG masks are read by index, not colour.
+
     Files are only read. Exit 0 unless --strict is given and an error was found (exit 1).
     """
     from pixlearn.data.check import check_dataset

@@ -51,6 +51,8 @@ def info(
 
     The table shows images (and objects) per split, then images (classify) or objects
     (detect) per class and split; json gives the whole summary; csv one row per split.
+
+    Mask values (the rule every pixlearn command uses): if every mask holds only 0 and 255 (and a class map, if any, names two classes), the set is binary -- 0 is background, 255 is foreground (class 1); otherwise each value is a class index and 255 marks pixels to ignore. Palette PNG masks are read by index, not colour.
     """
     from pixlearn.data.readers import describe_dataset, read_dataset
 
@@ -72,7 +74,9 @@ def info(
                 f"{summary['root']}: {summary['format']} dataset, task {summary['task']}, "
                 f"{summary['images']} image(s), {summary['num_classes']} class(es)"
                 + (f", {n} record(s) refused (paths outside the folder)" if (n := summary["refused"].get("outside_root")) else "")
-                + "\n\n"
+                + "\n"
+                + (f"mask values: {summary['mask_values']}\n" if "mask_values" in summary else "")
+                + "\n"
             )
         emit(rows, format)
         if format is OutputFormat.table and summary["classes"]:

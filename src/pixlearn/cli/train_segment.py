@@ -35,7 +35,8 @@ def summary_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 HELP = TaskHelp(
-    data="Mask dataset: images/ + masks/ (pixel value = class id, 255 = ignore), optionally under train/ val/ test/.",
+    data=("Mask dataset: images/ + masks/, optionally under train/ val/ test/. Masks holding only 0 and 255 are binary "
+          "(0 background, 255 foreground); otherwise pixel value = class id and 255 = ignore (as in 'pixlearn data check')."),
     model="unet (default), unetplusplus, fpn or deeplabv3plus.",
     epochs="Maximum epochs (default 30).",
     img_size="Training crop size (default 256; a multiple of 32).",

@@ -63,6 +63,7 @@ import numpy as np
 from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn._core.types import Task
 from pixlearn.data.index import SPLITS, DatasetIndex, Record
+from pixlearn.data.masks import MaskCoding
 
 __all__ = [
     "Severity",
@@ -350,8 +351,9 @@ def _scan_one(path: str, mask_path: str | None, target_path: str | None, mask_va
             info = image_info(mask_path)
             out.mask_size = (info.width, info.height)
             if mask_values:
-                mask = read_image(mask_path, mode="unchanged")
-                mask = mask[..., 0] if mask.ndim == 3 else mask
+                from pixlearn.io import read_mask
+
+                mask = read_mask(mask_path)  # stored values: palette indices, not colours
                 out.mask_size = (int(mask.shape[1]), int(mask.shape[0]))
                 out.mask_values = [int(v) for v in np.unique(mask)[:4096]]
         except PixlearnError as exc:
@@ -735,6 +737,12 @@ def check_dataset(
     )
     findings: list[Finding] = []
     split_names = _ordered_splits(records)
+    # what mask values mean: the one rule of pixlearn.data.masks, as the reader decided it
+    coding = MaskCoding.from_meta(index.meta)
+    coding_map = coding.values or {}
+    coding_values = {coding.ignore_index} - {None}
+    coding_hint = ("a binary 0/255 set: 0 = background, 255 = foreground" if coding.kind == "binary255"
+                   else f"0..{len(classes) - 1}, 255 = ignore")
 
     # ---------------- per-record: readability, labels, boxes, masks, reader problems
     for rec, rel, scan in zip(records, rels, scans):
@@ -793,14 +801,14 @@ def check_dataset(
                 )
             )
         if scan.mask_values is not None and classes:
-            bad = [v for v in scan.mask_values if not 0 <= v < len(classes) and v != 255]
+            bad = [v for v in scan.mask_values if v not in coding_values and not 0 <= coding_map.get(v, v) < len(classes)]
             if bad:
                 findings.append(
                     Finding(
                         Severity.WARNING,
                         "mask_values",
                         f"mask holds values {bad[:8]} that are not class ids "
-                        f"(0..{len(classes) - 1}, 255 = ignore)",
+                        f"({coding_hint}; see 'pixlearn data check --help')",
                         (_rel(rec.mask_path, root),),
                         {"values": bad[:64]},
                     )
@@ -884,7 +892,7 @@ def check_dataset(
                 )
 
     # ---------------- class counts and class-level findings
-    counts, instances = _class_counts(records, scans, classes, task, split_names)
+    counts, instances = _class_counts(records, scans, classes, task, split_names, coding)
     if classes and task is not Task.RESTORE:
         findings.extend(_class_findings(counts, classes, split_names, min_per_class, imbalance_ratio, task))
     findings.extend(_empty_class_folders(index, rels))
@@ -1034,6 +1042,7 @@ def _class_counts(
     classes: list[str],
     task: Task,
     split_names: list[str],
+    coding: MaskCoding,
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     counts = {s: dict.fromkeys(classes, 0) for s in split_names}
     instances: dict[str, dict[str, int]] = {}
@@ -1053,7 +1062,7 @@ def _class_counts(
                     if 0 <= v < n:
                         instances[s][classes[v]] += 1
         if scan.mask_values is not None:
-            present.update(v for v in scan.mask_values if v != 255)
+            present.update(coding.classes_present(scan.mask_values))
         for v in present:
             if 0 <= v < n:
                 counts[s][classes[v]] += 1

@@ -129,18 +129,14 @@ class DatasetIndex:
 
                 sample.masks = np.stack([decode_segmentation(s, (h, w)) for s in rec.segmentations]) if rec.segmentations else np.zeros((0, h, w), bool)
         if rec.mask_path is not None:
-            mask = read_image(rec.mask_path, mode="unchanged")
-            if mask.ndim == 3:
-                mask = mask[..., 0]
+            from pixlearn.data.masks import MaskCoding
+            from pixlearn.io import read_mask
+
+            mask = read_mask(rec.mask_path)  # stored values (palette indices, not colours)
             if mask.shape != (h, w):
                 raise ShapeError(f"{rec.mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {rec.path} is {w}x{h}")
-            values = self.meta.get("mask_values")
-            if values:  # stored value -> class id (e.g. binary masks saved as 0/255)
-                lut = np.arange(65536 if mask.dtype == np.uint16 else 256, dtype=mask.dtype)
-                for stored, cls in values.items():
-                    lut[int(stored)] = int(cls)
-                mask = lut[mask]
-            sample.mask = mask
+            # stored value -> class id (binary 0/255 sets: 255 -> 1), the rule of pixlearn.data.masks
+            sample.mask = MaskCoding.from_meta(self.meta).to_class_ids(mask)
         if rec.target_path is not None:
             sample.target = read_image(rec.target_path)
         return sample

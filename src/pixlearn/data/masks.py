@@ -1,4 +1,11 @@
-"""Instance masks from COCO-style segmentations (polygons, RLE) and back.
+"""Mask values and instance masks: the one rule for what a semantic mask's values mean
+(:func:`mask_coding`, :class:`MaskCoding`), and COCO-style segmentations (polygons, RLE) and back.
+
+Semantic masks (:data:`MASK_RULE`): a dataset whose masks hold only the values 0 and 255 is
+binary -- 0 background, 255 foreground (class 1) -- unless a class map names more than two
+classes; in every other dataset a value is a class index and 255 marks pixels to ignore. The
+mask-folder reader decides this once per dataset and records it in ``index.meta``; ``data
+check``, ``data info``, training and prediction read it from there.
 
 Coordinates are continuous pixels: pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``,
 so its centre is ``(col + 0.5, row + 0.5)``. A polygon covers a pixel when the pixel's centre lies
@@ -12,14 +19,19 @@ is used when installed, otherwise a small pure-numpy codec that produces identic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from pixlearn._core.errors import ShapeError
 
 __all__ = [
+    "IGNORE_INDEX",
+    "MASK_RULE",
+    "MaskCoding",
+    "mask_coding",
     "decode_segmentation",
     "decode_rle",
     "encode_rle",
@@ -376,3 +388,119 @@ def segmentation_bbox(seg: Any) -> np.ndarray | None:
         return None
     pts = np.concatenate(polys)
     return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+
+
+# ------------------------------------------------------------------ semantic mask values: the one rule
+#: The mask value that marks pixels to leave out of the loss and the metrics (not a class).
+IGNORE_INDEX = 255
+
+#: The rule, as shown in ``--help`` of ``data check``, ``data info`` and ``train segment``.
+MASK_RULE = (
+    "Mask values: if every mask holds only 0 and 255 (and the class map, if any, names two classes), "
+    "the set is binary: 0 is background, 255 is foreground (class 1). Otherwise each value is a class "
+    "index (0, 1, 2, ...) and 255 marks pixels to ignore. Palette PNG masks are read by index, not colour."
+)
+
+
+@dataclass(frozen=True)
+class MaskCoding:
+    """How a dataset's stored mask values map to class ids -- decided once by :func:`mask_coding`.
+
+    ``kind`` is ``"binary255"`` (0 = background, 255 = class 1, nothing ignored) or ``"index"``
+    (value = class id, :data:`IGNORE_INDEX` ignored). Readers, ``data check``, training and
+    prediction all use this one object, so they cannot disagree about 255.
+    """
+
+    kind: Literal["binary255", "index"] = "index"
+
+    @property
+    def ignore_index(self) -> int | None:
+        """The stored value that is not a class (``None`` for a binary 0/255 set)."""
+        return None if self.kind == "binary255" else IGNORE_INDEX
+
+    @property
+    def values(self) -> dict[int, int] | None:
+        """Stored value -> class id where they differ (``{0: 0, 255: 1}`` for binary sets), else ``None``."""
+        return {0: 0, 255: 1} if self.kind == "binary255" else None
+
+    def to_class_ids(self, mask: np.ndarray) -> np.ndarray:
+        """Stored values -> class ids (the ignore value stays as it is).
+
+        Examples
+        --------
+        >>> MaskCoding("binary255").to_class_ids(np.array([0, 255], np.uint8)).tolist()
+        [0, 1]
+        """
+        values = self.values
+        if not values:
+            return mask
+        lut = np.arange(65536 if mask.dtype == np.uint16 else 256, dtype=mask.dtype)
+        for stored, cls in values.items():
+            lut[stored] = cls
+        return lut[mask]
+
+    def to_stored(self, class_ids: np.ndarray) -> np.ndarray:
+        """Class ids -> the dataset's own stored values (for writing predicted masks).
+
+        Examples
+        --------
+        >>> MaskCoding("binary255").to_stored(np.array([0, 1], np.uint8)).tolist()
+        [0, 255]
+        >>> MaskCoding("index").to_stored(np.array([0, 2], np.uint8)).tolist()
+        [0, 2]
+        """
+        if self.kind == "binary255":
+            return np.where(np.asarray(class_ids) > 0, 255, 0).astype(np.uint8)
+        return np.asarray(class_ids)
+
+    def classes_present(self, values: Iterable[int]) -> set[int]:
+        """The class ids that stored ``values`` stand for (the ignore value left out).
+
+        Examples
+        --------
+        >>> sorted(MaskCoding("binary255").classes_present([0, 255]))
+        [0, 1]
+        >>> sorted(MaskCoding("index").classes_present([0, 2, 255]))
+        [0, 2]
+        """
+        values_map = self.values or {}
+        ignore = self.ignore_index
+        return {values_map.get(int(v), int(v)) for v in values if int(v) != ignore}
+
+    def to_meta(self) -> dict[str, Any]:
+        """The ``DatasetIndex.meta`` entries that carry this coding."""
+        return {"mask_coding": self.kind, "mask_values": self.values, "ignore_index": self.ignore_index}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any] | None) -> MaskCoding:
+        """The coding recorded in a dataset's ``meta`` or a run's model card (index coding when absent)."""
+        meta = meta or {}
+        kind = meta.get("mask_coding")
+        if kind is None and meta.get("mask_values"):  # older indexes: {0: 0, 255: 1}
+            values = {int(k): int(v) for k, v in dict(meta["mask_values"]).items()}
+            kind = "binary255" if values == {0: 0, 255: 1} else "index"
+        if kind not in (None, "binary255", "index"):
+            raise ValueError(f"unknown mask coding {kind!r}; expected 'binary255' or 'index'")
+        return cls(kind or "index")
+
+
+def mask_coding(values: Iterable[int], *, num_classes: int | None = None) -> MaskCoding:
+    """Decide a dataset's mask coding from the set of values its masks hold (see :data:`MASK_RULE`).
+
+    Parameters
+    ----------
+    values : iterable of int
+        Every value seen in the dataset's masks.
+    num_classes : int, optional
+        The number of classes a class map names (``None``: no class map).
+
+    Examples
+    --------
+    >>> mask_coding({0, 255}).kind, mask_coding({0, 1, 255}).kind, mask_coding({0, 255}, num_classes=3).kind
+    ('binary255', 'index', 'index')
+    >>> mask_coding({0}).kind
+    'index'
+    """
+    seen = {int(v) for v in values}
+    binary = IGNORE_INDEX in seen and seen <= {0, IGNORE_INDEX} and num_classes in (None, 2)
+    return MaskCoding("binary255" if binary else "index")

@@ -237,4 +237,17 @@ def describe_dataset(index: DatasetIndex) -> dict[str, Any]:
         "splits": splits,
         "problems": dict(problems),
         "refused": {k: v for k, v in (index.meta.get("refused") or {}).items() if k != "examples"},
+        **_mask_coding_summary(index),
     }
+
+
+def _mask_coding_summary(index: DatasetIndex) -> dict[str, Any]:
+    """Semantic-mask sets: what their values mean (the rule of :mod:`pixlearn.data.masks`)."""
+    if index.task is not Task.SEGMENT:
+        return {}
+    from pixlearn.data.masks import MaskCoding
+
+    coding = MaskCoding.from_meta(index.meta)
+    meaning = ("0 = background, 255 = foreground (a binary 0/255 set)" if coding.kind == "binary255"
+               else f"value = class index (0..{len(index.classes) - 1}), 255 = ignore")
+    return {"mask_coding": coding.kind, "mask_values": meaning}

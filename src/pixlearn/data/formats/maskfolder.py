@@ -6,10 +6,12 @@ its folder, any extension, optionally with a ``_mask`` suffix (``cat1.jpg`` <-> 
 ``cat1_mask.png``). Class names come from ``classes.txt`` (one name per line, line ``i`` is
 class id ``i``) or ``classes.yaml`` (a list, a mapping ``id: name`` or ``{names: ...}``);
 without one, every mask is decoded once to find the largest class id and the classes are named
-``"0"``, ``"1"``, .... The value 255 is the conventional "ignore" label and never a class --
-except in binary masks saved as 0/255 (every mask holds only those two values and no class map
-is given): then the classes are ``background``, ``foreground`` and ``index.meta["mask_values"]``
-(``{0: 0, 255: 1}``) tells :meth:`DatasetIndex.load` to map 255 to class 1.
+``"0"``, ``"1"``, .... Mask values follow :data:`pixlearn.data.masks.MASK_RULE`: 255 is the
+"ignore" label and never a class -- except in binary sets saved as 0/255 (every mask holds only
+those two values, and a class map, if any, names two classes): then 255 is the foreground,
+unnamed classes are ``background`` and ``foreground``, and ``index.meta`` records the coding
+(``mask_coding: "binary255"``, ``mask_values: {0: 0, 255: 1}``) that :meth:`DatasetIndex.load`
+uses to map 255 to class 1.
 
 An image or mask that leads outside the dataset folder (a link pointing out) is refused and counted
 in ``index.meta["refused"]``, and a class map that does is an error -- unless ``allow_outside_root=True``.
@@ -129,6 +131,21 @@ def _mask_index(mask_dir: Path) -> dict[str, Path]:
     return out
 
 
+def _mask_values(records: list[Record]) -> set[int]:
+    """Every value the records' masks hold (palette masks by index); unreadable masks are skipped (data check reports them)."""
+    from pixlearn.io import read_mask
+
+    seen: set[int] = set()
+    for rec in records:
+        if rec.mask_path is None:
+            continue
+        try:
+            seen.update(int(v) for v in np.unique(read_mask(rec.mask_path)))
+        except Exception:
+            continue
+    return seen
+
+
 def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
     """Read an images/ + masks/ folder (see the module docstring)."""
     root = Path(root)
@@ -153,26 +170,22 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
             records.append(rec)
     if not records and not guard.refused:
         raise ConfigError(f"{root}: the images folders hold no images")
-    meta: dict[str, Any] = {"ignore_index": IGNORE_INDEX}
-    if classes is None:
-        from pixlearn.io import read_image
+    from pixlearn.data.masks import mask_coding
 
-        seen: set[int] = set()
-        for rec in records:
-            if rec.mask_path is None:
-                continue
-            try:
-                seen.update(int(v) for v in np.unique(read_image(rec.mask_path, mode="unchanged")))
-            except Exception:  # unreadable: data check reports it
-                continue
-        if IGNORE_INDEX in seen and seen <= {0, IGNORE_INDEX}:
-            # a binary mask saved as 0 / 255: 255 is the foreground, not "ignore"
-            classes = ["background", "foreground"]
-            meta = {"mask_values": {0: 0, IGNORE_INDEX: 1}, "ignore_index": None}
-        else:
-            top = max(seen - {IGNORE_INDEX}, default=0)
-            classes = [str(i) for i in range(top + 1)]
-        meta["classes_from"] = "mask values"
+    meta: dict[str, Any] = {}
+    if classes is None or len(classes) == 2:  # the values decide (binary 0/255 or class indices)
+        seen = _mask_values(records)
+        coding = mask_coding(seen, num_classes=None if classes is None else len(classes))
+        if classes is None:
+            if coding.kind == "binary255":
+                classes = ["background", "foreground"]
+            else:
+                top = max(seen - {IGNORE_INDEX}, default=0)
+                classes = [str(i) for i in range(top + 1)]
+            meta["classes_from"] = "mask values"
+    else:
+        coding = mask_coding((), num_classes=len(classes))
+    meta.update(coding.to_meta())
     order = {s: i for i, s in enumerate(SPLITS)}
     records.sort(key=lambda r: order.get(r.split, len(SPLITS)))
     return guard.finish(DatasetIndex(root=root, format=NAME, task=Task.SEGMENT, classes=classes, records=records, meta=meta))
