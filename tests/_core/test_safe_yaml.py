@@ -147,3 +147,60 @@ def test_json_nested_past_the_recursion_limit_is_a_config_error_in_a_worker_thre
     t.start()
     t.join()
     assert isinstance(errors[0], ConfigError) and "nests more than 64 levels deep" in str(errors[0])
+
+
+# ---------------------------------------------------------------- the call sites: run configs, data.yaml
+def _config_laughs() -> str:
+    """A billion laughs inside a valid-looking run config (anchors are allowed in configs, so it must be counted)."""
+    levels = ["&a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        levels.append(f"&{name} [{', '.join(['*' + prev] * 9)}]")
+    return "train:\n  epochs: 1\nnotes: [" + ", ".join(levels) + "]\n"
+
+
+@pytest.mark.parametrize("text, match", [
+    (_config_laughs(), r"holds more than 100,000 values \(aliases expanded\)"),
+    ("train:\n  epochs: " + "[" * 5000 + "]" * 5000 + "\n", r"nests more than 32 levels deep"),
+])
+def test_run_config_files_are_parsed_within_limits(tmp_path, capsys, text, match):
+    from pixlearn.cli import main
+    from pixlearn.train.config import ClassifyConfig
+
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        ClassifyConfig.load(path)
+    code = main(["train", "classify", "--config", str(path), "--data", str(tmp_path / "no-data")])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    import re
+
+    assert re.search(match, err), err
+
+
+def test_config_anchors_within_the_limits_still_work(tmp_path):
+    from pixlearn.train.config import ClassifyConfig
+
+    path = tmp_path / "run.yaml"
+    path.write_text("optim: &o {lr: 0.01}\ntrain: {epochs: 2}\n")
+    assert ClassifyConfig.load(path).optim.lr == 0.01
+
+
+def test_set_values_are_parsed_within_limits():
+    from pixlearn.train.config import ClassifyConfig
+
+    assert ClassifyConfig().with_set(["train.epochs=3"]).train.epochs == 3
+    with pytest.raises(ConfigError, match=r"^--set train\.epochs: uses the YAML anchor &a"):
+        ClassifyConfig().with_set(["train.epochs=&a 3"])
+    with pytest.raises(ConfigError, match=r"^--set train\.epochs: nests more than 16 levels deep"):
+        ClassifyConfig().with_set(["train.epochs=" + "[" * 5000 + "]" * 5000])
+
+
+def test_a_yolo_data_yaml_with_aliases_is_an_annotation_error(tmp_path):
+    from pixlearn.data.formats import yolo
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    (tmp_path / "data.yaml").write_text("names: &n [cat, dog]\ntrain: images/train\nval: *n\n")
+    with pytest.raises(AnnotationError, match=r"data\.yaml: uses the YAML anchor &n"):
+        yolo.read(tmp_path)
