@@ -750,7 +750,7 @@ def check_weights_file(path: str | os.PathLike[str], model: str) -> dict[str, An
     assert source is not None
     state = read_state_dict(path)
     build_name = name if source != "timm" or _timm_knows(name) else split_name_tag(name)[0]
-    classes = _reference_classes(build_name, source, state)
+    classes = _reference_classes(name, source, state)
     net = create_model(build_name, num_classes=classes)
     check_weights_fit(net.state_dict(), state, model_name=name, path=path)
     try:
