@@ -282,3 +282,44 @@ def test_model_routes_have_typed_answers(app_client) -> None:
     assert ok("/v1/health", "get") == {"$ref": "#/components/schemas/Health"}
     assert ok("/v1/models", "get") == {"$ref": "#/components/schemas/ModelList"}
     assert ok("/v1/models/{name}", "get") == {"$ref": "#/components/schemas/ModelRecord"}
+
+
+# --------------------------------------------------------------------------- DNS rebinding
+def test_a_request_for_another_host_name_is_421_when_hosts_are_listed(app_client) -> None:
+    c = app_client(allowed_hosts=["localhost", "127.0.0.1", "[::1]"])
+    r = c.get("/v1/models")  # TestClient sends Host: testserver, as a rebinding page sends its own name
+    assert r.status_code == 421, r.text
+    err = r.json()["error"]
+    assert err["code"] == "misdirected_request" and "--allowed-host" in err["message"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    r = c.post("/v1/analyze", headers={"Host": "evil.example"}, files={"image": ("a.png", _png())})
+    assert r.status_code == 421
+    for host in ("localhost:8000", "127.0.0.1:8000", "LOCALHOST", "[::1]:8000"):
+        assert c.get("/v1/models", headers={"Host": host}).status_code == 200, host
+    assert app_client().get("/v1/models").status_code == 200  # no list: every name (create_app's default)
+
+
+def test_allowed_hosts_are_checked_when_the_server_starts() -> None:
+    from pixlearn.serve.settings import ServeSettings
+
+    assert ServeSettings(allowed_hosts=["PixLearn.Example.com", "[::1]"]).allowed_hosts == ["pixlearn.example.com",
+                                                                                          "::1"]
+    for bad in ("http://x.example", "x.example:80", "a/b", ""):
+        with pytest.raises(ValueError, match="--allowed-host"):
+            ServeSettings(allowed_hosts=[bad])
+
+
+def test_pixlearn_serve_on_loopback_answers_only_to_loopback_names(start_server) -> None:
+    import httpx
+
+    url = start_server()
+    port = url.rsplit(":", 1)[1]
+    assert httpx.get(url + "/v1/models").status_code == 200
+    assert httpx.get(url + "/v1/models", headers={"Host": f"localhost:{port}"}).status_code == 200
+    r = httpx.get(url + "/v1/models", headers={"Host": f"rebind.example:{port}"})
+    assert r.status_code == 421 and "--allowed-host" in r.json()["error"]["message"]
+    url = start_server("--allowed-host", "rebind.example")
+    port = url.rsplit(":", 1)[1]
+    assert httpx.get(url + "/v1/models", headers={"Host": f"rebind.example:{port}"}).status_code == 200
+    assert httpx.get(url + "/v1/models").status_code == 200  # loopback names stay allowed
+    assert httpx.get(url + "/v1/models", headers={"Host": f"other.example:{port}"}).status_code == 421

@@ -39,6 +39,7 @@ def serve(
     queue_timeout: Annotated[float, typer.Option("--queue-timeout", help="Seconds a queued request waits for a slot before 429.", min=0)] = 10,
     training_workers: Annotated[int, typer.Option("--training-workers", help="Training jobs run at once (each in its own process).", min=0)] = 1,
     cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Let web pages of this origin (scheme://host[:port], e.g. http://localhost:5173) call the API; repeatable. Other sites' pages are refused (403) on POST/DELETE; programs without an Origin header are not affected.", show_default=False)] = None,
+    allowed_host: Annotated[Optional[list[str]], typer.Option("--allowed-host", help="A host name the server answers to (the Host header of requests); repeatable. Others get 421, which stops DNS-rebinding pages. On a loopback --host, localhost, 127.0.0.1 and ::1 are always allowed and other names only when listed; on other addresses, any name unless some are listed.", show_default=False)] = None,
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Train a small digits classifier in the background at start-up (when it is not registered yet), so the page has a model to try.")] = False,
     open_browser: Annotated[bool, typer.Option("--open-browser/--no-open-browser", help="Open the page in a web browser once the server listens.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
@@ -67,6 +68,18 @@ def serve(
             fields["cors_origins"] = [normalize_origin(o) for o in cors_origin]
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--cors-origin") from None
+    hosts = list(allowed_host or [])
+    if host.strip("[]") in _LOOPBACK:  # a loopback server always answers to its loopback names
+        from pixlearn.serve.security import LOOPBACK_HOSTS
+
+        hosts = [*LOOPBACK_HOSTS, *hosts]
+    if hosts:
+        from pixlearn.serve.security import normalize_host
+
+        try:
+            fields["allowed_hosts"] = [normalize_host(h) for h in hosts]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--allowed-host") from None
     if workers is not None:
         fields["workers"] = workers
     if worker_memory_mb is not None:

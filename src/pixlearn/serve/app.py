@@ -160,5 +160,5 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     # Outermost: cross-site refusal and CORS before auth, security headers on every answer.
-    install_security(app, cors_origins=settings.cors_origins)
+    install_security(app, cors_origins=settings.cors_origins, allowed_hosts=settings.allowed_hosts)
     return app

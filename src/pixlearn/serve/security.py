@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 from pixlearn._core.errors import ConfigError
 from pixlearn.serve.errors import error_body
 
-__all__ = ["PAGE_CSP", "STATE_CHANGING", "SECURITY_HEADERS", "normalize_origin", "OriginPolicyMiddleware",
-           "SecurityHeadersMiddleware", "hide_paths", "install_security"]
+__all__ = ["PAGE_CSP", "STATE_CHANGING", "SECURITY_HEADERS", "LOOPBACK_HOSTS", "normalize_origin", "normalize_host",
+           "OriginPolicyMiddleware", "HostCheckMiddleware", "SecurityHeadersMiddleware", "hide_paths",
+           "install_security"]
 
 #: Methods that change state on the server: refused from a cross-site page.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -47,6 +48,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: The names a loopback server answers to by default (``pixlearn serve`` on 127.0.0.1, localhost or ::1).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def _canonical(scheme: str, host: str, port: int | None) -> str:
@@ -185,6 +189,72 @@ class OriginPolicyMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+def normalize_host(name: str) -> str:
+    """A host name for ``--allowed-host``: lower case, without brackets or port; ConfigError when it is not one.
+
+    Examples
+    --------
+    >>> normalize_host("LocalHost")
+    'localhost'
+    >>> normalize_host("[::1]")
+    '::1'
+    >>> normalize_host("example.com:8000")
+    Traceback (most recent call last):
+    ...
+    pixlearn._core.errors.ConfigError: --allowed-host 'example.com:8000': expected a host name or address without scheme, port or path, e.g. pixlearn.example.com or 192.168.1.20
+    """
+    text = str(name).strip().lower()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    ok = bool(text) and len(text) <= 253 and all(c.isalnum() or c in ".-_" for c in text.replace(":", ""))
+    if not ok or (":" in text and text.count(":") < 2):  # one colon is a port; IPv6 has two or more
+        raise ConfigError(f"--allowed-host {name!r}: expected a host name or address without scheme, port or path, "
+                          "e.g. pixlearn.example.com or 192.168.1.20")
+    return text
+
+
+def _request_host(scope) -> str | None:
+    host = _header(scope, b"host")
+    if host is None:
+        return None
+    try:
+        name = urlsplit(f"http://{host}").hostname
+    except ValueError:
+        return ""
+    return (name or "").lower()
+
+
+class HostCheckMiddleware:
+    """421 for a request whose ``Host`` header is not one of ``allowed`` (DNS-rebinding protection).
+
+    A page on ``http://attacker.example`` can make its name resolve to 127.0.0.1 and then call the
+    service as if it were same-origin; its requests still carry ``Host: attacker.example``. ``pixlearn
+    serve`` on a loopback address therefore answers only to :data:`LOOPBACK_HOSTS` (plus ``--allowed-host``
+    names). A request without a ``Host`` header (HTTP/1.0) is let through: browsers always send one.
+    """
+
+    def __init__(self, app, allowed: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(normalize_host(h) for h in allowed)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not self.allowed:
+            await self.app(scope, receive, send)
+            return
+        host = _request_host(scope)
+        if host is None or host in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        shown = (_header(scope, b"host") or "")[:100]
+        message = (f"Host {shown!r} is not a name this server answers to (it answers to "
+                   f"{', '.join(sorted(self.allowed))}); open the page through one of those, or start the server "
+                   "with --allowed-host NAME")
+        body = json.dumps(error_body(421, message, path=scope["path"], code="misdirected_request")).encode()
+        await send({"type": "http.response.start", "status": 421,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 class SecurityHeadersMiddleware:
     """Adds :data:`SECURITY_HEADERS` and a Content-Security-Policy (``csp`` unless the response has one)."""
 
@@ -233,11 +303,13 @@ def hide_paths(text: str, storage: str | Path, *, extra: Iterable[tuple[str | Pa
     return text
 
 
-def install_security(app, *, cors_origins: Iterable[str] = ()) -> None:
-    """Add both middlewares to a Starlette/FastAPI ``app``; call it after every other ``add_middleware``.
+def install_security(app, *, cors_origins: Iterable[str] = (), allowed_hosts: Iterable[str] = ()) -> None:
+    """Add the middlewares to a Starlette/FastAPI ``app``; call it after every other ``add_middleware``.
 
     They become the outermost layers: the headers go on every answer (401, 413, 429, 504 included), and
-    a cross-site request is refused before the API key, the body or the concurrency slot is looked at.
+    a request for another host name or from another site is refused before the API key, the body or the
+    concurrency slot is looked at. An empty ``allowed_hosts`` checks no ``Host`` header.
     """
     app.add_middleware(OriginPolicyMiddleware, allowed=list(cors_origins))
+    app.add_middleware(HostCheckMiddleware, allowed=list(allowed_hosts))
     app.add_middleware(SecurityHeadersMiddleware)

@@ -85,6 +85,9 @@ class ServeSettings(BaseModel):
     demo: bool = False
     #: Origins (``scheme://host[:port]``) whose web pages may call the API (CORS); other sites' pages are refused.
     cors_origins: list[str] = Field(default_factory=list)
+    #: Host names the server answers to (others get 421: DNS-rebinding protection); empty: any.
+    #: ``pixlearn serve`` on a loopback address defaults to localhost, 127.0.0.1 and ::1.
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     @field_validator("api_keys")
     @classmethod
@@ -97,6 +100,13 @@ class ServeSettings(BaseModel):
         from pixlearn.serve.security import normalize_origin
 
         return list(dict.fromkeys(normalize_origin(o) for o in origins))  # ConfigError is a ValueError
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        from pixlearn.serve.security import normalize_host
+
+        return list(dict.fromkeys(normalize_host(h) for h in hosts))
 
     @property
     def database_url(self) -> str:
