@@ -90,21 +90,29 @@ class FitOutcome:
     stop_reason: str
     stopped_at: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
+    trainer: Any = None
 
 
 def run_fit(
-    trainer: Any, module: Any, *, ckpt_path: str | Path | None, budget: Any = None, early_stopping: Any = None,
+    trainer_kwargs: dict[str, Any], module: Any, *, ckpt_path: str | Path | None, budget: Any = None, early_stopping: Any = None,
     on_failure: Callable[[BaseException], None] | None = None,
 ) -> FitOutcome:
-    """``trainer.fit(module)`` (from ``ckpt_path`` when resuming), keeping torch's deterministic flag as it was."""
+    """Build the Lightning trainer and fit ``module`` (from ``ckpt_path`` when resuming).
+
+    Lightning sets torch's process-wide deterministic flag when the trainer is built; it is put
+    back as it was afterwards, for whatever runs next in this process.
+    """
+    import lightning.pytorch as L
     import torch
 
     from pixlearn.engine.budget import stop_reason
 
     before = torch.are_deterministic_algorithms_enabled()
     t0 = time.perf_counter()
+    trainer = None
     try:
         with quiet_lightning():
+            trainer = L.Trainer(**trainer_kwargs)
             trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     except BaseException as exc:
         if on_failure is not None:
@@ -115,4 +123,4 @@ def run_fit(
     reason = stop_reason(budget=budget, early_stopping=early_stopping)
     return FitOutcome(fit_seconds=time.perf_counter() - t0, stop_reason=reason,
                       stopped_at=budget.stopped_at if budget is not None and budget.stopped else None,
-                      budget=budget.report() if budget is not None else None)
+                      budget=budget.report() if budget is not None else None, trainer=trainer)

@@ -357,8 +357,6 @@ def _fit(
     manifest: dict[str, Any],
     rank_zero: bool,
 ) -> TrainResult:
-    import lightning.pytorch as L
-
     from pixlearn.engine.fit import engine_callbacks, run_fit
     from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
     from pixlearn.train.engine import EngineModule
@@ -393,9 +391,8 @@ def _fit(
             manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
             write_json(run_dir / "manifest.json", manifest)
 
-    with _quiet_lightning():
-        trainer = L.Trainer(**kw)
-    outcome = run_fit(trainer, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    outcome = run_fit(kw, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    trainer = outcome.trainer
     fit_seconds = outcome.fit_seconds
     result = TrainResult(
         run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,

@@ -397,9 +397,7 @@ def _fit(
     prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None, callbacks: Sequence[Any],
     ckpt_path: Path | None = None, extend: bool = False,
 ) -> RestoreResult:
-    import lightning.pytorch as L
-
-    from pixlearn.engine.fit import engine_callbacks, quiet_lightning, run_fit
+    from pixlearn.engine.fit import engine_callbacks, run_fit
     from pixlearn.engine.progress import show_progress
     from pixlearn.train.callbacks import BestWeights, LastCheckpoint, ResumableEarlyStopping
     from pixlearn.train.engine import EngineModule
@@ -433,9 +431,8 @@ def _fit(
         manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
         write_json(run_dir / "manifest.json", manifest)
 
-    with quiet_lightning():
-        trainer = L.Trainer(**kw)
-    outcome = run_fit(trainer, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    outcome = run_fit(kw, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    trainer = outcome.trainer
     result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
                            epochs_run=len(metrics_cb.rows), stopped_early=outcome.stop_reason == "early_stopping",
                            stop_reason=outcome.stop_reason)

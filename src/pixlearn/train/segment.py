@@ -167,7 +167,10 @@ def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) ->
     val_ds = make_segment_dataset(index, splits.val, mean=pre.mean, std=pre.std) if splits.val else None
     loaders = _Loaders(train_ds, val_ds, batch_size=d.batch_size, val_batch_size=d.val_batch_size, workers=d.workers, seed=cfg.train.seed,
                        pin_memory=cfg.train.accelerator in ("gpu", "cuda"))
-    card = segment_model_card(model, classes, binary=binary, tile=tile, overlap=cfg.train.overlap, multiple=multiple, ignore_index=d.ignore_index)
+    from pixlearn.data.masks import MaskCoding
+
+    card = segment_model_card(model, classes, binary=binary, tile=tile, overlap=cfg.train.overlap, multiple=multiple, ignore_index=d.ignore_index,
+                              mask_coding=MaskCoding.from_meta(getattr(index, "meta", None)).kind)  # predict writes masks back in it
     return _Prepared(cfg, index, splits, model, task, loaders, classes, card)
 
 
@@ -256,10 +259,6 @@ def _fit(
     prep: _Prepared, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], manifest: dict[str, Any], rank_zero: bool,
     ckpt_path: Path | None = None, extend: bool = False,
 ) -> TrainResult:
-    import lightning.pytorch as L
-
-    from pixlearn.engine.fit import quiet_lightning
-
     from pixlearn.engine.fit import engine_callbacks, run_fit
     from pixlearn.engine.progress import show_progress
     from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
@@ -297,9 +296,8 @@ def _fit(
             manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
             write_json(run_dir / "manifest.json", manifest)
 
-    with quiet_lightning():
-        trainer = L.Trainer(**kw)
-    outcome = run_fit(trainer, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    outcome = run_fit(kw, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
+    trainer = outcome.trainer
     fit_seconds = outcome.fit_seconds
     result = TrainResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows),  # type: ignore[arg-type]
                          best_epoch=best_cb.best_epoch, epochs_run=len(metrics_cb.rows),
