@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from pixlearn.cli import main
-from pixlearn.io import read_image, write_image
+from pixlearn.io import read_image, read_mask, write_image
 
 from .conftest import TINY
 
@@ -27,6 +27,7 @@ def test_train_segment_cli_on_binary_masks(binary_data, tmp_path, capsys):
     assert "run folder:" in captured.err and (tmp_path / "run" / "report.html").is_file()
     seg = load_segmenter(tmp_path / "run")
     assert seg.binary and seg.model.pixlearn_spec.num_classes == 1 and seg.model.pixlearn_spec.name == "unet"
+    assert seg.mask_coding == "binary255"  # the run records the 0/255 coding; predict writes 0/255 masks back
 
 
 def test_train_segment_cli_reports_bad_names(binary_data, tmp_path, capsys):
@@ -43,7 +44,7 @@ def test_predict_writes_masks_and_overlays(trained_run, tmp_path, capsys, rng):
     code = main(["predict", str(trained_run.run_dir), str(img), "-o", str(tmp_path / "out"), "--overlay", "--format", "json"])
     assert code == 0, capsys.readouterr().err
     rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["mask"].endswith("big.png") and read_image(rows[0]["mask"], mode="unchanged").shape == (50, 90)
+    assert rows[0]["mask"].endswith("big.png") and read_mask(rows[0]["mask"]).shape == (50, 90)
     assert (tmp_path / "out" / "big_overlay.png").is_file()
 
 

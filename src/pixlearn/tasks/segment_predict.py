@@ -30,6 +30,8 @@ __all__ = [
     "overlay_mask",
     "predict_segment_files",
     "is_segment_run",
+    "mask_file_array",
+    "mask_palette",
 ]
 
 #: The ``format`` tag of a segmentation run's ``weights/model.json``.
@@ -45,9 +47,13 @@ PALETTE = np.array(
 
 def segment_model_card(
     model: Any, classes: Sequence[str], *, binary: bool, tile: tuple[int, int], overlap: float, multiple: int,
-    ignore_index: int | None = 255,
+    ignore_index: int | None = 255, mask_coding: str = "index",
 ) -> dict[str, Any]:
-    """What ``weights/model.json`` of a segmentation run holds."""
+    """What ``weights/model.json`` of a segmentation run holds.
+
+    ``mask_coding`` is the training set's value coding (:class:`pixlearn.data.masks.MaskCoding`:
+    ``"binary255"`` or ``"index"``); predicted masks are written back in it.
+    """
     from pixlearn.models import model_spec
 
     return {
@@ -56,6 +62,7 @@ def segment_model_card(
         "classes": [str(c) for c in classes],
         "binary": bool(binary),
         "ignore_index": ignore_index,
+        "mask_coding": str(mask_coding),
         "inference": {"tile": [int(tile[0]), int(tile[1])], "overlap": float(overlap), "multiple": int(multiple)},
         "model": model_spec(model).to_dict(),
     }
@@ -128,6 +135,8 @@ class Segmenter:
     run_dir: Path | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     batch: int = 4
+    #: The training set's mask value coding ("binary255": 0/255 files; "index": class ids, palette PNG files).
+    mask_coding: str = "index"
 
     def __post_init__(self) -> None:
         from pixlearn.models import get_preprocess
@@ -234,6 +243,7 @@ def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | 
         model, classes, binary=bool(card.get("binary")), tile=(tile[0], tile[1]),
         overlap=float(inf.get("overlap", 0.25) if overlap is None else overlap), multiple=int(inf.get("multiple", 32)),
         run_dir=path if path.is_dir() else None, device=resolve_device(device),
+        mask_coding=str(card.get("mask_coding") or "index"),  # runs from before the coding was recorded: class ids
     )
 
 
@@ -260,6 +270,37 @@ def iter_predictions(seg: Segmenter, paths: Sequence[Path], *, progress: bool | 
             bar.advance(task)
 
 
+def mask_palette() -> np.ndarray:
+    """The (256, 3) colours of a predicted palette mask: 0 black, class ``k`` the overlay colour ``PALETTE[k - 1]``, 255 (ignore) white."""
+    pal = np.zeros((256, 3), np.uint8)
+    pal[1:255] = PALETTE[np.arange(254) % len(PALETTE)]
+    pal[255] = 255
+    return pal
+
+
+def mask_file_array(mask: np.ndarray, coding: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A class-id mask as written to a file: ``(values, palette)`` for :func:`~pixlearn.io.write_image`.
+
+    ``"binary255"`` (the training masks were 0/255): values 0/255 in a grey PNG; ``"index"``: the
+    class ids themselves in a palette PNG, so a viewer shows colours rather than a black image.
+
+    Examples
+    --------
+    >>> m = np.array([[0, 1]], np.uint8)
+    >>> v, pal = mask_file_array(m, "binary255"); v.tolist(), pal is None
+    ([[0, 255]], True)
+    >>> v, pal = mask_file_array(m, "index"); v.tolist(), pal[1].tolist()
+    ([[0, 1]], [230, 25, 75])
+    """
+    from pixlearn.data.masks import MaskCoding
+
+    if coding not in ("binary255", "index"):
+        raise ConfigError(f"unknown mask coding {coding!r} in the run's model.json; expected 'binary255' or 'index'")
+    if coding == "binary255":
+        return MaskCoding("binary255").to_stored(mask), None
+    return np.asarray(mask, np.uint8), mask_palette()
+
+
 def _class_fractions(mask: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
     counts = np.bincount(mask.ravel(), minlength=len(classes))
     return {str(classes[k]): round(float(counts[k]) / mask.size, 6) for k in range(len(classes)) if counts[k]}
@@ -279,8 +320,10 @@ def predict_segment_files(
     Parameters
     ----------
     out : path, optional
-        Write ``<stem>.png`` masks here (pixel value = class id; a single input may name a
-        ``.png`` file instead of a folder). Without it nothing is written.
+        Write ``<stem>.png`` masks here (a single input may name a ``.png`` file instead of a
+        folder), in the training set's value coding (:func:`mask_file_array`): a binary 0/255 set
+        gets grey 0/255 masks; any other set a palette PNG whose pixel values are the class ids,
+        shown in the overlay colours. Without it nothing is written.
     overlay : bool, default False
         Also write ``<stem>_overlay.png``: the image with the predicted classes tinted.
 
@@ -323,7 +366,8 @@ def predict_segment_files(
                         k += 1
                     used.add(stem)
                     mask_path = target / f"{stem}.png"
-                row["mask"] = str(write_image(mask_path, mask))
+                stored, palette = mask_file_array(mask, seg.mask_coding)
+                row["mask"] = str(write_image(mask_path, stored, palette=palette))
                 if overlay:
                     row["overlay"] = str(write_image(mask_path.with_name(mask_path.stem + "_overlay.png"), overlay_mask(image, mask)))
         rows.append(row)
