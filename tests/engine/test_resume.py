@@ -59,3 +59,18 @@ def test_resume_rules_without_a_run(tmp_path):
         check_new_run_options(resume=tmp_path, extend=None, options={}, config=None, set=["train.seed=1"])
     with pytest.raises(ConfigError, match="not a run folder"):
         plan_resume(tmp_path, load_config=None, with_overrides=None, overrides={}, extend=None)  # type: ignore[arg-type]
+
+
+def test_a_run_stopped_by_its_budget_continues_with_a_new_one(task, tmp_path, monkeypatch):
+    from pixlearn.engine import budget as budget_mod
+    from tests.engine.clock import FakeClock, Tick
+
+    clock = FakeClock(40.0)  # one 40-s step fits a 1-minute budget, two do not
+    monkeypatch.setattr(budget_mod, "monotonic", clock)
+    first = task.run(tmp_path / "run", minutes=1, callbacks=[Tick(clock)])
+    assert first.stop_reason == "budget"
+    with pytest.raises(ConfigError, match="give a new budget"):
+        task.train(resume=tmp_path / "run", progress=False)
+    again = task.train(resume=tmp_path / "run", minutes=2, progress=False, callbacks=[Tick(clock)])
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert again.stop_reason == "budget" and manifest["stopped_at"]["step"] > 1 and manifest["budget"]["minutes"] == 2.0
