@@ -268,3 +268,12 @@ def test_the_shared_efficientnet_lite0_file_is_accepted_and_serves_the_encoder(e
     stem = load_file(str(SHARED))["conv_stem.weight"]
     m = create_segmentation_model("unet", encoder="tu-tf_efficientnet_lite0", num_classes=2, img_size=64, pretrained=True)
     assert torch.equal(m.encoder.model.conv_stem.weight, stem)
+
+
+def test_train_segment_takes_pretrained_through_to_the_encoder(env, tmp_path):
+    from pixlearn.data.samples import write_sample
+    from pixlearn.train.segment import train_segmenter
+
+    write_sample("shapes", tmp_path / "seg", n=8, task="segment", size=32)
+    with pytest.raises(WeightsNotFoundError, match=f"tu-{MODEL}"):  # nothing local: refused before any training
+        train_segmenter(tmp_path / "seg", backbone=f"tu-{MODEL}", pretrained=True, img_size=32, epochs=1, out=tmp_path / "run")

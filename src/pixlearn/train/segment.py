@@ -61,7 +61,7 @@ def _resolve(cfg: SegmentConfig) -> SegmentConfig:
     if o["weight_decay"] is None:
         o["weight_decay"] = 1e-4
     if m["backbone_lr_mult"] is None:
-        m["backbone_lr_mult"] = 0.1 if (m["encoder_weights"] or m["weights"]) else 1.0
+        m["backbone_lr_mult"] = 0.1 if (m["encoder_weights"] or m["weights"] or m.get("pretrained")) else 1.0
     d["train"].update(_resolve_hardware(cfg))  # type: ignore[arg-type]  # the same train fields as classification's
     return SegmentConfig.from_dict(d)
 
@@ -156,7 +156,7 @@ def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) ->
         raise ConfigError(f"binary=True needs masks with 2 classes, these have {len(classes)} ({classes})")
     model = create_segmentation_model(
         m.arch, encoder=m.encoder, num_classes=1 if binary else len(classes), img_size=d.img_size, encoder_depth=m.encoder_depth,
-        decoder_channels=m.decoder_channels, encoder_weights=m.encoder_weights, weights=m.weights,
+        decoder_channels=m.decoder_channels, encoder_weights=m.encoder_weights, weights=m.weights, pretrained=m.pretrained,
     )
     multiple = segmentation_divisor(model)
     pre = model.pixlearn_spec.preprocess
@@ -228,7 +228,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     m = cfg.model
     details = {
         "network": f"{m.arch} on {m.encoder} ({'binary, 1 sigmoid output' if prep.card['binary'] else f'{len(prep.classes)} softmax outputs'})",
-        "initialisation": (f"encoder weights {m.encoder_weights}" if m.encoder_weights else f"weights {m.weights}" if m.weights else "random (from scratch)"),
+        "initialisation": (f"encoder weights {m.encoder_weights}" if m.encoder_weights else f"weights {m.weights}" if m.weights
+                           else "pretrained encoder (local weights folder)" if m.pretrained else "random (from scratch)"),
         "classes": ", ".join(prep.classes),
         "loss": cfg.train.loss,
         "training crops": f"{cfg.data.img_size} px, augment {cfg.data.augment}, {cfg.data.crops_per_image} per image per epoch",

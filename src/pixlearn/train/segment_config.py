@@ -61,6 +61,7 @@ class SegmentModelConfig(_Section):
     encoder_depth: int = Field(5, ge=3, le=5, description="Encoder stages (inputs must be divisible by 2**depth).")
     decoder_channels: int | list[int] | None = Field(None, description="smp decoder widths (default: smp's).")
     encoder_weights: str | None = Field(None, description="Local weights file for the encoder (nothing downloads).")
+    pretrained: bool = Field(False, description="Start a tu-<timm name> encoder from the local weights folders ($PIXLEARN_WEIGHTS, then the cache; see pixlearn weights add); nothing downloads.")
     weights: str | None = Field(None, description="Start from a whole network's weights (e.g. a run's best.safetensors).")
     binary: bool | None = Field(None, description="One sigmoid output for 2-class masks (default: yes when there are 2 classes).")
     freeze_epochs: int = Field(0, ge=0, description="Train only the decoder for this many epochs, then unfreeze the encoder.")
