@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.cli._output import OutputFormat, emit, output_dir, output_file
 from pixlearn.cli._options import AllowOutsideRoot
 
 __all__ = ["register"]
@@ -62,6 +62,8 @@ def check(
     """
     from pixlearn.data.check import check_dataset
 
+    if out is not None:
+        output_file(out)
     index = _read(data, from_)
     report = check_dataset(
         index,
@@ -178,6 +180,8 @@ def split(
     )
 
     shares = _parse_ratios(ratios)
+    if out is not None:
+        output_file(out) if out.suffix.lower() == ".csv" else output_dir(out)
     index = _read(data, from_)
     if not len(index):
         raise ConfigError(f"{data}: the dataset has no records to split")

@@ -31,8 +31,10 @@ def convert(
     Images are hard-linked when SRC and DST share a file system, else copied; SRC is never
     changed. Notes on what the target format cannot hold go to stderr.
     """
+    from pixlearn.cli._output import output_dir
     from pixlearn.data.convert import convert as run_convert
 
+    output_dir(dst, option="DST")
     result = run_convert(src, dst, to=to, format=from_, copy_images=images, overwrite=overwrite)
     for note in result.notes:
         sys.stderr.write(f"note: {note}\n")

@@ -40,6 +40,9 @@ def preview(
     from pixlearn.data.readers import read_dataset
     from pixlearn.io import write_image
 
+    from pixlearn.cli._output import output_file
+
+    output_file(out)
     spec: object = augment
     if Path(augment).suffix.lower() in (".yaml", ".yml") or Path(augment).is_file():
         spec = Path(augment)

@@ -42,6 +42,10 @@ def evaluate(
     """
     if data is None:
         raise typer.BadParameter("give the dataset to score on", param_hint="--data")
+    if out is not None:
+        from pixlearn.cli._output import output_dir
+
+        output_dir(out)
     from pixlearn.cli.segment import evaluate_segment, is_segment_eval
 
     if is_segment_eval(run, method):  # a segmentation run, or --method otsu|adaptive_threshold|kmeans|watershed

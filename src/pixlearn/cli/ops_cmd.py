@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.cli._output import OutputFormat, emit, output_dir, output_file
 
 __all__ = ["register"]
 
@@ -58,6 +58,8 @@ def op(
     options = spec.validate(_parse_extra(list(ctx.args)))
     if spec.returns != "data" and out is None:
         raise ConfigError(f"op '{name}' returns an image; give the output file with -o OUT.png")
+    if out is not None:
+        output_file(out)  # before any work: no folders created outside the current one
     result = spec(read_image(image), **options)  # checks the image-relative bounds (kernel sizes) first
     if spec.returns == "data":
         text = json.dumps(result, indent=2)
@@ -142,6 +144,7 @@ def process(
     from pixlearn.ops.batch import process as run_process
     from pixlearn.ops.recipe import Recipe
 
+    output_dir(out)
     batch = run_process(Recipe.load(recipe), inputs, out, workers=workers, overwrite=overwrite, report=report, progress=progress)
     if format is not None:
         emit(batch.rows(), format, columns=list(REPORT_COLUMNS))
@@ -163,6 +166,7 @@ def demo(
     from pixlearn.ops.batch import process as run_process
     from pixlearn.ops.recipe import Recipe
 
+    output_dir(out)
     inputs = out / "input"
     written = write_skimage_samples(inputs)
     broken = inputs / "broken.jpg"

@@ -55,6 +55,11 @@ def predict(
     A restoration run writes the restored images to --out instead (one row per image).
     Exits 1 when some file could not be read (the other rows are still printed).
     """
+    if out is not None:  # a file for one image, else a folder; checked before any work
+        from pixlearn.cli._output import output_dir, output_file
+        from pixlearn.io import WRITE_FORMATS
+
+        output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
     from pixlearn.tasks.segment_predict import is_segment_run
 
     if is_segment_run(run):  # masks (class ids) as PNG files under --out

@@ -51,6 +51,10 @@ def classic(
     """
     from pixlearn.classic import train_classic
 
+    if out is not None:
+        from pixlearn.cli._output import output_dir
+
+        output_dir(out)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="skipped .* unreadable", category=UserWarning)
         result = train_classic(

@@ -132,6 +132,10 @@ def train_command(app: typer.Typer, name: str, help: TaskHelp) -> Callable[[Call
         def command(**kwargs: Any) -> Any:
             kwargs.pop("allow_outside_root", None)  # acted on by its callback
             opts = TrainOptions(**{k: kwargs.pop(k) for k in _COMMON})
+            if opts.out is not None:  # before any work: no folders created outside the current one
+                from pixlearn.cli._output import output_dir
+
+                output_dir(opts.out)
             return fn(opts, **kwargs)
 
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
