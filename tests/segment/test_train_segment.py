@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pixlearn._core.errors import ConfigError, UnknownNameError
-from pixlearn.io import read_image, write_image
+from pixlearn.io import read_image, read_mask, write_image
 from pixlearn.tasks.segment_predict import load_segmenter, overlay_mask, predict_segment_files
 
 from .conftest import TINY
@@ -65,7 +65,7 @@ def test_predict_any_size(trained_run, tmp_path, rng):
     path = write_image(tmp_path / "big.png", image)
     rows = predict_segment_files(trained_run.run_dir, [path, tmp_path / "missing.png"], out=tmp_path / "masks", overlay=True)
     assert rows[0]["error"] is None and rows[1]["error"].startswith("ImageNotFoundError")
-    written = read_image(rows[0]["mask"], mode="unchanged")
+    written = read_mask(rows[0]["mask"])  # a palette PNG of class ids (4 classes)
     assert written.shape == (70, 100) and np.array_equal(written, mask)
     assert read_image(rows[0]["overlay"]).shape == (70, 100, 3)
     assert abs(sum(rows[0]["classes"].values()) - 1.0) < 1e-6
