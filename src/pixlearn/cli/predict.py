@@ -1,4 +1,9 @@
-"""``pixlearn predict RUN IMAGES...``: classify files, folders and globs with a trained run folder."""
+"""``pixlearn predict RUN IMAGES...``: run a trained model (classify, classic, segment, restore) over files, folders and globs.
+
+Start-up matters here: the run's task is read from its ``weights/model.json`` first, and only that
+task's prediction module is imported (no Lightning, no torchvision, no matplotlib; a classic run
+needs no torch at all).
+"""
 
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ def _flat(rows: list[dict[str, Any]], top_k: int) -> tuple[list[dict[str, Any]],
 
 
 def predict(
-    run: Annotated[Path, typer.Argument(help="A run folder (pixlearn train classify, or train classic).", show_default=False)],
+    run: Annotated[Path, typer.Argument(help="A run folder of pixlearn train classify, classic, segment or restore (or its weights file).", show_default=False)],
     images: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and glob patterns.", show_default=False)],
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list per image, best first.", min=1)] = 1,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output: table, json or csv.")] = OutputFormat.table,
@@ -47,29 +52,33 @@ def predict(
     workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes.", min=0)] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Runs that output images (restore): the output file for one image, else a folder.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="segment and restore runs: the output file for one image, else a folder.", show_default=False)] = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Segmentation runs: also write <name>_overlay.png beside each mask.")] = False,
 ) -> None:
-    """Predict the class of every image; one row each, unreadable files reported in their row.
+    """Run a trained model over images: classify, classic, segment or restore runs; one row per image.
 
-    A restoration run writes the restored images to --out instead (one row per image).
-    Exits 1 when some file could not be read (the other rows are still printed).
+    classify (train classify) and classic (train classic, HOG/LBP + SVM/forest/k-NN): the predicted class and score of each image (--top-k for more).
+
+    segment (train segment): a mask per image written under --out in the training masks' coding (0/255 for a binary 0/255 set, else a palette PNG of class ids), with --overlay the tinted image; the row gives each class's share of the pixels.
+
+    restore (train restore: denoise, super-resolution, enhance): the restored image written to --out.
+
+    The task is read from the run folder. Unreadable files are reported in their row; exits 1 when some file could not be read (the other rows are still printed).
     """
     if out is not None:  # a file for one image, else a folder; checked before any work
         from pixlearn.cli._output import output_dir, output_file
         from pixlearn.io import WRITE_FORMATS
 
         output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
-    from pixlearn.tasks.segment_predict import is_segment_run
+    from pixlearn.tasks.run_card import card_task
 
-    if is_segment_run(run):  # masks (class ids) as PNG files under --out
+    task = card_task(run)  # read from weights/model.json: imports only what this task needs
+    if task == "segment":  # masks under --out, in the training masks' value coding
         from pixlearn.cli.segment import predict_segment
 
         predict_segment(run, images, out=out, overlay=overlay, device=device, progress=progress, format=format)
         return
-    from pixlearn.tasks.restore_predict import is_restore_run
-
-    if is_restore_run(run):
+    if task == "restore":
         _predict_restore(run, images, out=out, device=device, progress=progress, format=format)
         return
     if _is_classic(run):

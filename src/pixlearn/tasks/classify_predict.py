@@ -22,6 +22,7 @@ from pixlearn.data.index import DatasetIndex, Record
 from pixlearn.tasks.run_card import read_model_card
 
 __all__ = [
+    "preprocess_images",
     "MODEL_FORMAT",
     "Classifier",
     "DatasetPredictions",
@@ -78,20 +79,8 @@ class Classifier:
         return torch.softmax(logits.float(), dim=1).cpu()
 
     def to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 images -> the model's preprocessed (N, C, H, W) float batch."""
-        from pixlearn._core.types import Sample
-        from pixlearn.data.augment import to_tensor_sample
-
-        out = []
-        for img in images:
-            arr = np.asarray(img)
-            if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
-                raise ShapeError(f"images must be uint8 (H, W, 3) or (H, W) arrays, got {arr.dtype} {arr.shape}")
-            if arr.ndim == 2:
-                arr = np.repeat(arr[..., None], 3, axis=2)
-            x, _ = to_tensor_sample(Sample(image=arr), img_size=self.preprocess.img_size, mean=self.preprocess.mean, std=self.preprocess.std)
-            out.append(x)
-        return torch.stack(out)
+        """uint8 images -> the model's preprocessed (N, C, H, W) float batch (see :func:`preprocess_images`)."""
+        return preprocess_images(images, img_size=self.preprocess.img_size, mean=self.preprocess.mean, std=self.preprocess.std)
 
     def predict(self, images: Sequence[np.ndarray], *, top_k: int = 1) -> list[dict[str, Any]]:
         """``{"label", "score", "top_k"}`` per image (``top_k``: the k best ``(label, probability)`` pairs).
@@ -117,6 +106,59 @@ class Classifier:
             "score": float(p[order[0]]),
             "top_k": [{"label": self.classes[int(j)], "score": float(p[j])} for j in order],
         }
+
+
+def _resize_uint8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, antialiased resize of a uint8 (1, C, H, W) tensor -- the same arithmetic as
+    torchvision's ``v2.Resize(size, antialias=True)`` that training and evaluation use (native uint8
+    where torchvision uses it, else float with rounding), without importing torchvision: its import
+    costs about two seconds (it loads torch._dynamo), more than a small model's whole prediction.
+    """
+    import platform
+
+    import torch.nn.functional as F
+
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    native = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in ("aarch64", "arm64")
+    if x.device.type == "cpu" and native:
+        return F.interpolate(x, size=list(size), mode="bilinear", align_corners=False, antialias=True)
+    y = F.interpolate(x.to(torch.float32), size=list(size), mode="bilinear", align_corners=False, antialias=True)
+    return y.round_().to(torch.uint8)
+
+
+def preprocess_images(
+    images: Sequence[np.ndarray], *, img_size: int | Sequence[int], mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """uint8 (H, W, 3) or (H, W) images -> a float32 (N, 3, H', W') batch: resized to ``img_size``
+    (bilinear, antialiased), then ``(x / 255 - mean) / std`` -- what training's validation loader
+    gives the model, computed with torch alone (no torchvision import on the prediction path).
+
+    Examples
+    --------
+    >>> preprocess_images([np.full((4, 6, 3), 255, np.uint8)], img_size=8, mean=(0, 0, 0), std=(1, 1, 1)).shape
+    torch.Size([1, 3, 8, 8])
+    """
+    size = (int(img_size), int(img_size)) if isinstance(img_size, (int, np.integer)) else (int(img_size[0]), int(img_size[1]))
+    if mean is None or std is None:
+        scale, shift = torch.full((3, 1, 1), 1 / 255), torch.zeros((3, 1, 1))
+    else:
+        m = torch.as_tensor(mean, dtype=torch.float32).flatten().expand(3).reshape(3, 1, 1)
+        s = torch.as_tensor(std, dtype=torch.float32).flatten().expand(3).reshape(3, 1, 1)
+        scale, shift = 1 / (255 * s), -m / s
+    out = torch.empty((len(images), 3, *size), dtype=torch.float32)
+    for i, img in enumerate(images):
+        arr = np.asarray(img)
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+            raise ShapeError(f"images must be uint8 (H, W, 3) or (H, W) arrays, got {arr.dtype} {arr.shape}")
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        arr = np.ascontiguousarray(arr[..., :3])
+        if not arr.flags.writeable:  # torch warns on read-only arrays (decoded images can be)
+            arr = arr.copy()
+        x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+        out[i].copy_(_resize_uint8(x, size)[0])
+    return out.mul_(scale.unsqueeze(0)).add_(shift.unsqueeze(0))
 
 
 def _explain_missing(path: Path) -> None:
@@ -222,6 +264,33 @@ def predict_dataset(
     return DatasetPredictions(probs, labels, [str(r.path) for r in index.records], errors)
 
 
+def _predict_paths(clf: Classifier, paths: Sequence[Path], *, batch_size: int, progress: bool | None) -> DatasetPredictions:
+    """:func:`predict_dataset` for plain files in this process: the same decoding, errors and probabilities."""
+    from pixlearn._core.errors import PixlearnError
+    from pixlearn.io import read_image
+
+    n = len(paths)
+    probs = np.full((n, len(clf.classes)), np.nan, np.float32)
+    errors: dict[int, str] = {}
+    if n:
+        bar, task = _progress(progress, n, "predicting")
+        with bar:
+            for start in range(0, n, batch_size):
+                stop = min(n, start + batch_size)
+                good, images = [], []
+                for i in range(start, stop):
+                    try:
+                        images.append(read_image(paths[i]))
+                    except (PixlearnError, OSError) as exc:
+                        errors[i] = f"{type(exc).__name__}: {exc}"
+                    else:
+                        good.append(i)
+                if images:
+                    probs[good] = clf.predict_proba(clf.to_tensor(images)).numpy()
+                bar.advance(task, stop - start)
+    return DatasetPredictions(probs, np.full(n, -1, np.int64), [str(p) for p in paths], errors)
+
+
 def predict_files(
     run: Classifier | str | os.PathLike[str],
     images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -253,9 +322,12 @@ def predict_files(
         raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
     clf = run if isinstance(run, Classifier) else load_classifier(run, device=device)
     paths = [p for p, _ in expand_sources(images)]
-    records = [Record(path=p) for p in paths]
-    index = DatasetIndex(root=Path("."), format="files", task=Task.CLASSIFY, classes=list(clf.classes), records=records)
-    preds = predict_dataset(clf, index, batch_size=batch_size, workers=workers, progress=progress)
+    if workers == 0:  # decode here: no DataLoader, no torchvision (see preprocess_images)
+        preds = _predict_paths(clf, paths, batch_size=batch_size, progress=progress)
+    else:
+        records = [Record(path=p) for p in paths]
+        index = DatasetIndex(root=Path("."), format="files", task=Task.CLASSIFY, classes=list(clf.classes), records=records)
+        preds = predict_dataset(clf, index, batch_size=batch_size, workers=workers, progress=progress)
     rows: list[dict[str, Any]] = []
     for i, path in enumerate(paths):
         row: dict[str, Any] = {"path": str(path), "label": None, "score": None, "top_k": [], "error": None}
