@@ -22,12 +22,12 @@ def test_real_server_analyzes_classifies_and_enforces_keys_and_limits(start_serv
         assert http.get("/v1/models").status_code == 401
 
         img = colour_image("red", np.random.default_rng(9))
-        r = http.post("/v1/analyze", params={"features": "colors,quality,labels"},
+        r = http.post("/v1/analyze", params={"features": "colors,quality,labels", "models": "colours"},
                       files={"file": ("red.png", png_bytes(img), "image/png")}, headers=key)
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["image"] == {"width": 20, "height": 20} and body["colors"][0]["rgb"][0] > 150
-        assert [e["label"] for e in body["labels"]["colours"]][:1] in (["red"], ["green"], ["blue"])
+        assert [e["label"] for e in body["models"]["colours"]][:1] in (["red"], ["green"], ["blue"])
 
         r = http.post("/v1/classify", files=[("files", ("a.png", png_bytes(img))), ("files", ("b.txt", b"text"))],
                       headers={"Authorization": f"Bearer {KEY}"})

@@ -28,6 +28,7 @@ def serve(
     db: Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/pixlearn (env PIXLEARN_DB; default SQLite in the storage folder).", show_default=False)] = None,
     api_key: Annotated[Optional[list[str]], typer.Option("--api-key", help="Accept this API key (repeat for several) (env PIXLEARN_API_KEYS, comma-separated). None: no auth.", show_default=False)] = None,
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="Register this run folder (pixlearn train classify) at start-up; repeatable.", show_default=False)] = None,
+    general_model: Annotated[Optional[list[Path]], typer.Option("--general-model", help="Register this run folder as a general labeller: /v1/analyze shows its labels on every image, not only when asked with models=NAME; repeatable.", show_default=False)] = None,
     allow_root: Annotated[Optional[list[Path]], typer.Option("--allow-root", help="Folder whose images /v1/analyze may read by path; repeatable. None: path inputs are refused.", show_default=False)] = None,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body (413 above).", min=0.001)] = 50,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may run (504 after; its CPU work is stopped).", min=0.001)] = 60,
@@ -60,6 +61,7 @@ def serve(
                     "queue_timeout_s": queue_timeout, "training_workers": training_workers, "demo": demo,
                     "api_keys": list(api_key or []) + [k for k in env_api_keys() if k not in (api_key or [])],
                     "models": [p.expanduser().resolve() for p in (model or [])],
+                    "general_models": [p.expanduser().resolve() for p in (general_model or [])],
                     "allowed_roots": [p.expanduser().resolve() for p in (allow_root or [])]}
     if cors_origin:
         from pixlearn.serve.security import normalize_origin
@@ -90,7 +92,7 @@ def serve(
         fields["db"] = db
     settings = ServeSettings(**fields)
     settings.storage = settings.storage.expanduser().resolve()
-    for run in settings.models:  # fail before listening, with the reason
+    for run in [*settings.models, *settings.general_models]:  # fail before listening, with the reason
         read_run_card(run)
     for root in settings.allowed_roots:
         if not root.is_dir():

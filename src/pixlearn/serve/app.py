@@ -57,9 +57,12 @@ def _startup(app: FastAPI, settings: ServeSettings) -> None:
     engine = make_engine(settings.database_url)
     metadata.create_all(engine)
     registry = ModelRegistry(engine, settings.storage)
-    for run_dir in settings.models:
-        record = registry.register_run(run_dir, source="cli")
-        log.info("registered model %s from %s", record["name"], run_dir)
+    for run_dir, general in [*((r, False) for r in settings.models), *((r, True) for r in settings.general_models)]:
+        record = registry.register_run(run_dir, source="cli", general=general)
+        log.info("registered %smodel %s from %s", "general " if general else "", record["name"], run_dir)
+    from pixlearn.serve.routes_analyze import start_labeller_warmup
+
+    start_labeller_warmup()  # the ImageNet labeller of /v1/analyze, loaded in a thread when its weights are there
     for name in registry.names():
         try:
             registry.load(name)

@@ -3,6 +3,10 @@
 A model is a classification run folder written by :func:`pixlearn.train.train_classifier` (its
 ``weights/model.json``, ``weights/best.safetensors`` and ``metrics.json``). Registering reads only
 those small JSON files; :meth:`ModelRegistry.load` rebuilds the network once and caches it.
+
+A record's ``general`` flag (default false) says whether the model labels any photo: ``/v1/analyze``
+shows a custom model's labels only when the request names it (``models=``) or the model is general
+(``pixlearn serve --general-model RUN_DIR``, or ``register_run(..., general=True)``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import JSON, Boolean, Column, Engine, String, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    JSON, Boolean, Column, Engine, String, Table, Text, delete, false, insert, inspect, select, text, update,
+)
 
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.names import closest
@@ -38,6 +44,7 @@ models_table = Table(
     Column("architecture", String(128), nullable=False),
     Column("input_shape", JSON, nullable=False),
     Column("owned", Boolean, nullable=False, default=False),
+    Column("general", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 #: The metrics.json keys copied into a model record (the summary; the run folder has the rest).
@@ -84,6 +91,17 @@ def read_run_card(run_dir: Path) -> dict[str, Any]:
     return card
 
 
+def _add_general_column(engine: Engine) -> None:
+    """Add the ``general`` column to a ``models`` table made by an older pixlearn (false for every model)."""
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("models")}
+    except Exception:  # noqa: BLE001 - no such table yet: create_all makes it with the column
+        return
+    if columns and "general" not in columns:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE models ADD COLUMN general BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
 def _read_metrics(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "metrics.json"
     try:
@@ -124,16 +142,19 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
         self._loading: dict[str, threading.Lock] = {}
+        _add_general_column(engine)
 
     # ------------------------------------------------------------ records
     def register_run(self, run_dir: str | Path, *, name: str | None = None,
-                     source: Literal["cli", "training"] = "cli") -> dict[str, Any]:
+                     source: Literal["cli", "training"] = "cli", general: bool | None = None) -> dict[str, Any]:
         """Register a classification run folder and return its record.
 
         ``name`` defaults to the folder's name; a taken name gets ``-2``, ``-3``... The same run
         folder registered again (e.g. ``--model`` at every start) refreshes its record instead.
         Models with ``source="training"`` whose folder lies under the storage folder are owned by
-        the service: :meth:`delete` removes their files.
+        the service: :meth:`delete` removes their files. ``general`` marks the model as one that
+        labels any photo (``/v1/analyze`` uses it without being asked); None keeps a re-registered
+        model's flag (false for a new one).
         """
         if source not in ("cli", "training"):
             raise ConfigError(f"source must be 'cli' or 'training', got {source!r}")
@@ -151,6 +172,8 @@ class ModelRegistry:
             "input_shape": [int(v) for v in shape],
             "owned": source == "training" and run_dir.is_relative_to(self.storage.resolve()),
         }
+        if general is not None:
+            fields["general"] = bool(general)
         with self._lock, self.engine.begin() as conn:
             existing = conn.execute(select(models_table.c.name).where(models_table.c.run_dir == str(run_dir))).first()
             if existing is not None:
@@ -166,6 +189,19 @@ class ModelRegistry:
                     n += 1
                 conn.execute(insert(models_table).values(name=final, created=_now(), **fields))
         return self.get(final)
+
+    def set_general(self, name: str, general: bool) -> dict[str, Any]:
+        """Mark ``name`` as a general labeller (``/v1/analyze`` uses it without being asked) or not."""
+        self.get(name)
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(update(models_table).where(models_table.c.name == name).values(general=bool(general)))
+        return self.get(name)
+
+    def general_names(self) -> list[str]:
+        """The models marked general, oldest first."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(models_table.c.name).where(models_table.c.general.is_(True))
+                                     .order_by(models_table.c.created, models_table.c.name)).scalars())
 
     def list(self) -> list[dict[str, Any]]:
         """Every record, oldest first."""
@@ -282,6 +318,7 @@ class ModelRegistry:
             "run_dir": row["run_dir"],
             "architecture": row["architecture"],
             "input_shape": list(row["input_shape"]),
+            "general": bool(row.get("general") or False),
         }
 
     def _not_found(self, name: str) -> None:

@@ -1,12 +1,21 @@
-"""``POST /v1/analyze``: dominant colours, quality scores and labels from the registered classifiers, in one call.
+"""``POST /v1/analyze``: dominant colours, quality scores and labels, in one call.
 
 The image comes as a multipart upload (field ``file``, or ``image``), as JSON (``{"image": {"b64": ...}}``
 or ``{"image": {"path": ...}}`` under an allowed root), or as the raw body (``Content-Type: image/...``).
+
+Labels: ``labels`` holds the general ImageNet labeller's classes
+(:mod:`pixlearn.tasks.imagenet_labels`, ``tf_efficientnet_lite0`` from the local weights folders);
+without its weights the answer has no ``labels`` and says why under ``unavailable.labels``. A
+registered (custom) classifier answers under ``models.<name>``, only when the request names it
+(``models=``) or its record is marked general. The labeller is loaded once, in a thread: at
+start-up (:func:`start_labeller_warmup`) or by the first request that needs it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from typing import Any
 
@@ -22,21 +31,26 @@ from pixlearn.serve.inputs import decode_b64, decode_bytes, read_allowed_path
 from pixlearn.serve.registry import ModelRegistry
 from pixlearn.serve.settings import ServeSettings
 
-__all__ = ["router", "FEATURES", "parse_features", "parse_names"]
+__all__ = ["router", "FEATURES", "parse_features", "parse_names", "start_labeller_warmup"]
+
+log = logging.getLogger("pixlearn.serve")
 
 router = APIRouter(tags=["analyze"])
 
-#: Every feature /v1/analyze knows; model-backed ones (objects, faces, text) join as those capabilities land.
+#: Every feature /v1/analyze knows (all are the default); model-backed ones (objects, faces, text) join as those
+#: capabilities land.
 FEATURES = ("colors", "quality", "labels")
 
 _OPENAPI = {
     "parameters": [
         {"name": "features", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "Comma list of colors, quality, labels (default: colors,quality, plus labels when a model "
-                        "is registered)."},
+         "description": "Comma list of colors, quality, labels (default: all). labels: the general ImageNet "
+                        "labeller's classes (tf_efficientnet_lite0; without its weights, unavailable.labels says how "
+                        "to add them), and models.<name> for the models asked for or marked general."},
         {"name": "n_colors", "in": "query", "required": False, "schema": {"type": "integer", "default": 5}},
         {"name": "models", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "Models for labels (comma list or repeated; default: all registered)."},
+         "description": "Registered models whose labels to add under models.<name> (comma list or repeated; "
+                        "default: the models marked general)."},
         {"name": "top_k", "in": "query", "required": False, "schema": {"type": "integer", "default": 5}},
     ],
     "requestBody": {
@@ -92,11 +106,17 @@ def parse_names(value: Any, *, what: str = "names") -> list[str]:
     return out
 
 
-def parse_features(value: Any, *, have_models: bool) -> list[str]:
-    """Validated features in the order of :data:`FEATURES`; unknown -> 400 listing the valid ones."""
+def parse_features(value: Any) -> list[str]:
+    """Validated features in the order of :data:`FEATURES` (none given: all); unknown -> 400 listing the valid ones.
+
+    Examples
+    --------
+    >>> parse_features(None), parse_features("labels, colors")
+    (['colors', 'quality', 'labels'], ['colors', 'labels'])
+    """
     names = parse_names(value, what="features")
     if not names:
-        return [f for f in FEATURES if f != "labels" or have_models]
+        return list(FEATURES)
     for n in names:
         try:
             check_name(n, FEATURES, what="feature")
@@ -167,9 +187,52 @@ async def _read_request(request: Request) -> tuple[dict[str, Any], Any]:
                    "JSON with image.b64, or the image bytes with Content-Type: image/jpeg", status=415)
 
 
+def general_labels(image, *, top_k: int) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """``(labels, None)`` from the ImageNet labeller, or ``(None, why)`` when it is not available."""
+    from pixlearn.tasks.imagenet_labels import get_labeller
+
+    try:
+        labeller = get_labeller()
+    except ConfigError as exc:  # LabellerUnavailable (no weights), or a file that is not the ImageNet model
+        return None, str(exc)
+    return labeller.label(image, top_k=top_k), None
+
+
+def _warm() -> None:
+    from pixlearn.tasks.imagenet_labels import get_labeller
+
+    t = time.perf_counter()
+    try:
+        labeller = get_labeller()
+    except Exception as exc:  # noqa: BLE001 - requests report it under unavailable.labels
+        log.warning("the general labeller is not available: %s", exc)
+        return
+    log.info("general labeller %s loaded from %s in %.1f s", labeller.name, labeller.path, time.perf_counter() - t)
+
+
+def start_labeller_warmup() -> threading.Thread | None:
+    """Load the general labeller in a background thread when its weights are there (None when they are not).
+
+    Start-up does not wait for it; a request that needs it meanwhile waits for the same load.
+    """
+    from pixlearn.tasks.imagenet_labels import find_labeller_weights
+
+    if find_labeller_weights() is None:
+        log.info("no general labeller: /v1/analyze answers labels once tf_efficientnet_lite0 ImageNet weights are "
+                 "added (pixlearn weights add)")
+        return None
+    thread = threading.Thread(target=_warm, name="pixlearn-labeller-warmup", daemon=True)
+    thread.start()
+    return thread
+
+
 def analyze_image(image, *, features: list[str], n_colors: int, models: list[str], top_k: int,
                   registry: ModelRegistry | None) -> dict[str, Any]:
-    """The analysis of one decoded RGB image (colours and quality run in a worker process, labels in a thread)."""
+    """The analysis of one decoded RGB image (colours and quality run in a worker process, labels in a thread).
+
+    ``labels``: the general labeller's classes (``unavailable.labels`` says why when it is absent),
+    and each of ``models`` under ``models.<name>``.
+    """
     from pixlearn.ops.color import dominant_colors, quality
 
     out: dict[str, Any] = {"image": {"width": int(image.shape[1]), "height": int(image.shape[0])}}
@@ -183,12 +246,21 @@ def analyze_image(image, *, features: list[str], n_colors: int, models: list[str
         out["quality"] = quality(image)
         timings["quality"] = (time.perf_counter() - t) * 1e3
     if "labels" in features:
-        out["labels"] = {}
+        t = time.perf_counter()
+        labels, why = general_labels(image, top_k=top_k)
+        if labels is not None:
+            out["labels"] = labels
+            timings["labels"] = (time.perf_counter() - t) * 1e3
+        else:
+            out["unavailable"] = {"labels": why}
+        if models:
+            assert registry is not None
+            out["models"] = {}
         for name in models:
             t = time.perf_counter()
             clf = registry.load(name)
-            out["labels"][name] = clf.predict([image], top_k=top_k)[0]["top_k"]
-            timings[f"labels.{name}"] = (time.perf_counter() - t) * 1e3
+            out["models"][name] = clf.predict([image], top_k=top_k)[0]["top_k"]
+            timings[f"models.{name}"] = (time.perf_counter() - t) * 1e3
     out["timings_ms"] = {k: round(v, 2) for k, v in timings.items()}
     return out
 
@@ -198,24 +270,23 @@ async def analyze(request: Request) -> dict[str, Any]:
     """Analyse an image; ``features`` picks what to compute (unknown feature: 400 listing the valid ones).
 
     Response: ``{"image": {"width", "height"}, "colors": [{"rgb", "hex", "name", "fraction"}], "quality":
-    {"brightness", "contrast", "sharpness", "noise_sigma", "width", "height"}, "labels": {"<model>": [{"label",
-    "score"}]}, "timings_ms": {...}}`` (only the features asked for).
+    {"brightness", "contrast", "sharpness", "noise_sigma", "width", "height"}, "labels": [{"label", "score"}],
+    "models": {"<model>": [{"label", "score"}]}, "unavailable": {"labels": "<why, and how to fix it>"},
+    "timings_ms": {...}}`` (only the features asked for; ``labels`` are the ImageNet labeller's, and
+    ``unavailable.labels`` replaces them when its weights are absent; ``models`` only for the models
+    named in ``models=`` or marked general).
     """
     t0 = time.perf_counter()
     settings: ServeSettings = request.app.state.settings
     registry: ModelRegistry = request.app.state.registry
     params, (kind, payload, name) = await _read_request(request)
-    registered = await run_blocking(registry.names)
-    features = parse_features(params["features"], have_models=bool(registered))
+    features = parse_features(params["features"])
     n_colors = _int(params["n_colors"], name="n_colors", low=1, high=64, default=5)
     top_k = _int(params["top_k"], name="top_k", low=1, high=1000, default=5)
     asked_models = parse_names(params["models"], what="models")  # checked even when labels are not asked for
     models: list[str] = []
     if "labels" in features:
-        models = asked_models or registered
-        if not models:
-            raise ApiError("feature 'labels' needs a registered model and none is; train one (POST /v1/trainings) or "
-                           "start the server with --model RUN_DIR", status=400)
+        models = list(dict.fromkeys(asked_models)) or await run_blocking(registry.general_names)
         for m in models:
             await run_blocking(registry.get, m)  # 404 naming the closest model, before any decoding
 
@@ -232,14 +303,16 @@ async def analyze(request: Request) -> dict[str, Any]:
         result = analyze_image(image, features=[f for f in features if f != "labels"], n_colors=n_colors,
                                models=[], top_k=top_k, registry=None)
         result["timings_ms"] = {"decode": round(decode_ms, 2), **result["timings_ms"]}
-        return result, (image if models else None)
+        return result, (image if "labels" in features else None)
 
     result, image = await run_cpu(work)
     if image is not None:  # labels: the loaded models live in this process (a thread)
         labels = await run_blocking(analyze_image, image, features=["labels"], n_colors=n_colors, models=models,
                                     top_k=top_k, registry=registry)
         timings = result.pop("timings_ms")
-        result["labels"] = labels["labels"]
+        for key in ("labels", "models", "unavailable"):
+            if key in labels:
+                result[key] = labels[key]
         result["timings_ms"] = {**timings, **labels["timings_ms"]}
     result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)
     return result

@@ -40,6 +40,8 @@ class ModelRecord(BaseModel):
                                      "trained, else the folder's name (the server's paths are not shown).")
     architecture: str
     input_shape: list[int] = Field(description="[C, H, W]")
+    general: bool = Field(False, description="Labels any photo: /v1/analyze shows its labels without being asked "
+                                             "(pixlearn serve --general-model RUN_DIR); else only with models=NAME.")
 
 
 class ModelList(BaseModel):
@@ -72,7 +74,7 @@ def health(request: Request) -> dict[str, Any]:
 async def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
     """``{"models": [record, ...]}``, oldest first.
 
-    A record: ``{"name", "task", "classes", "metrics", "created", "source", "run_dir", "architecture", "input_shape"}``;
+    A record: ``{"name", "task", "classes", "metrics", "created", "source", "run_dir", "architecture", "input_shape", "general"}``;
     ``run_dir`` is relative to the storage folder (models the service trained) or the folder's name.
     """
     return {"models": [registry.public(r) for r in await run_blocking(registry.list)]}

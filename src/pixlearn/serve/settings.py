@@ -75,6 +75,8 @@ class ServeSettings(BaseModel):
     max_archive_images: int = Field(256, ge=1)
     allowed_roots: list[Path] = Field(default_factory=list)
     models: list[Path] = Field(default_factory=list)
+    #: Run folders registered as general labellers: /v1/analyze shows their labels without models=NAME.
+    general_models: list[Path] = Field(default_factory=list)
     training_workers: int = Field(1, ge=0)
     max_archive_mb: float = Field(512, gt=0)
     max_archive_ratio: float = Field(200, gt=1)
