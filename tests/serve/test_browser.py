@@ -211,6 +211,12 @@ def test_analyze_shows_colours_quality_and_an_op_beside_the_original(server: _Li
     assert len(card.find_elements(By.CSS_SELECTOR, "img")) == 2  # original + result
     assert browser.find_element(By.ID, "error").is_displayed() is False
 
+    # Labels (on by default): the ImageNet labeller's classes, or the server's note on how to add its weights.
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#labels .label-model, #labels .labels-unavailable"))
+    note = browser.find_elements(By.CSS_SELECTOR, "#labels .labels-unavailable")
+    assert (note and "pixlearn weights add" in note[0].text) or browser.find_elements(
+        By.CSS_SELECTOR, '#labels .label-model[data-model="imagenet"] .score-row')
+
 
 def test_an_api_error_is_shown_not_swallowed(server: _Live, browser, tmp_path: Path) -> None:
     bogus = tmp_path / "not-an-image.png"

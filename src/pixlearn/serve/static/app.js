@@ -376,10 +376,8 @@
   async function refreshLabelsHint() {
     try {
       const data = await api("/v1/models");
-      const n = ((data && data.models) || []).length;
-      const cb = $("#feat-labels");
-      if (!cb.dataset.touched) cb.checked = n > 0;
-      $("#labels-hint").textContent = n ? `(${n} model${n > 1 ? "s" : ""})` : "(no models registered yet)";
+      const n = ((data && data.models) || []).filter((m) => m.general).length;
+      $("#labels-hint").textContent = `(ImageNet classes${n ? `, and ${n} general model${n > 1 ? "s" : ""}` : ""})`;
     } catch (err) {
       showError(err, "Listing models");
     }
@@ -445,18 +443,20 @@
     $("#quality-card").hidden = false;
   }
 
-  function renderLabels(labels) {
-    const entries = Object.entries(labels || {});
-    const box = $("#labels");
-    if (!entries.length) {
-      box.replaceChildren(el("p", { class: "muted", text: "No model is registered: train one in the Train view." }));
-    } else {
-      box.replaceChildren(
-        ...entries.map(([model, items]) =>
-          el("div", { class: "label-model", dataset: { model } }, el("h3", { text: model }), scoreList(items))
-        )
-      );
+  function renderLabels(res) {
+    // labels: the general ImageNet labeller's; models: custom models asked for or marked general;
+    // unavailable.labels: why there are no general labels (its weights are not on the server).
+    const nodes = [];
+    if (Array.isArray(res.labels)) {
+      nodes.push(el("div", { class: "label-model", dataset: { model: "imagenet" } }, el("h3", { text: "ImageNet" }), scoreList(res.labels)));
     }
+    for (const [model, items] of Object.entries(res.models || {})) {
+      nodes.push(el("div", { class: "label-model", dataset: { model } }, el("h3", { text: model }), scoreList(items)));
+    }
+    const why = res.unavailable && res.unavailable.labels;
+    if (why) nodes.push(el("p", { class: "muted small labels-unavailable", text: why }));
+    if (!nodes.length) nodes.push(el("p", { class: "muted", text: "No labels." }));
+    $("#labels").replaceChildren(...nodes);
     $("#labels-card").hidden = false;
   }
 
@@ -567,7 +567,7 @@
           });
           if (res.colors) renderColors(res.colors);
           if (res.quality) renderQuality(res.quality);
-          if (res.labels !== undefined && features.includes("labels")) renderLabels(res.labels);
+          if (features.includes("labels")) renderLabels(res);
         } catch (err) {
           failed += 1;
           showError(err, "Analyze");
@@ -1064,7 +1064,6 @@
     $("#models-refresh").addEventListener("click", loadModels);
     $("#trainings-refresh").addEventListener("click", loadTrainings);
     $("#analyze-form").addEventListener("submit", runAnalyze);
-    $("#feat-labels").addEventListener("change", (ev) => (ev.target.dataset.touched = "1"));
     $("#train-form").addEventListener("submit", startTraining);
     $("#train-cancel").addEventListener("click", cancelJob);
     setupApiKey();
