@@ -86,7 +86,20 @@ def test_labels_without_the_labeller_weights_say_how_to_add_them(client, two_col
     msg = body["unavailable"]["labels"]
     assert msg.startswith("no general labeller")
     assert "pixlearn weights add tf_efficientnet_lite0.in1k.safetensors --model tf_efficientnet_lite0" in msg
-    assert str(no_local_weights) in msg
+    assert "<PIXLEARN_WEIGHTS>, <cache>/weights" in msg and str(no_local_weights) not in msg  # no server paths
+
+
+def test_a_weights_file_of_another_model_is_reported_not_used(client, two_colours, no_local_weights) -> None:
+    from torch import nn
+
+    from pixlearn.models import save_weights
+
+    save_weights(nn.Linear(4, 10), no_local_weights / "tf_efficientnet_lite0.in1k.safetensors")
+    r = client.post("/v1/analyze?features=labels", files={"file": ("a.png", png_bytes(two_colours))})
+    assert r.status_code == 200, r.text
+    msg = r.json()["unavailable"]["labels"]
+    assert "<PIXLEARN_WEIGHTS>/tf_efficientnet_lite0.in1k.safetensors does not fit model" in msg, msg
+    assert str(no_local_weights) not in msg
 
 
 def test_missing_image_and_wrong_content_type(client) -> None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -187,14 +189,22 @@ async def _read_request(request: Request) -> tuple[dict[str, Any], Any]:
                    "JSON with image.b64, or the image bytes with Content-Type: image/jpeg", status=415)
 
 
-def general_labels(image, *, top_k: int) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """``(labels, None)`` from the ImageNet labeller, or ``(None, why)`` when it is not available."""
+def general_labels(image, *, top_k: int, storage: str | Path) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """``(labels, None)`` from the ImageNet labeller, or ``(None, why)`` when it is not available.
+
+    ``why`` names the weights folders as ``<PIXLEARN_WEIGHTS>`` and ``<cache>/weights``, never by their server paths.
+    """
+    from pixlearn._core.paths import cache_dir, weights_dirs
+    from pixlearn.serve.security import hide_paths
     from pixlearn.tasks.imagenet_labels import get_labeller
 
     try:
         labeller = get_labeller()
     except ConfigError as exc:  # LabellerUnavailable (no weights), or a file that is not the ImageNet model
-        return None, str(exc)
+        cache = cache_dir() / "weights"
+        names = [(d, "<cache>/weights" if d == cache else "<PIXLEARN_WEIGHTS>") for d in weights_dirs()]
+        names += [(os.path.realpath(d), name) for d, name in names]
+        return None, hide_paths(str(exc), storage, extra=names)
     return labeller.label(image, top_k=top_k), None
 
 
@@ -247,7 +257,7 @@ def analyze_image(image, *, features: list[str], n_colors: int, models: list[str
         timings["quality"] = (time.perf_counter() - t) * 1e3
     if "labels" in features:
         t = time.perf_counter()
-        labels, why = general_labels(image, top_k=top_k)
+        labels, why = general_labels(image, top_k=top_k, storage=registry.storage if registry else ".")
         if labels is not None:
             out["labels"] = labels
             timings["labels"] = (time.perf_counter() - t) * 1e3
