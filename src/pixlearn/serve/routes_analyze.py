@@ -205,6 +205,8 @@ def general_labels(image, *, top_k: int, storage: str | Path) -> tuple[list[dict
         names = [(d, "<cache>/weights" if d == cache else "<PIXLEARN_WEIGHTS>") for d in weights_dirs()]
         names += [(os.path.realpath(d), name) for d, name in names]
         return None, hide_paths(str(exc), storage, extra=names)
+    if image is None:  # the weights were added after this request looked for them (it did not keep the image)
+        return None, "the general labeller's weights were added while this request ran; send it again"
     return labeller.label(image, top_k=top_k), None
 
 
@@ -234,6 +236,15 @@ def start_labeller_warmup() -> threading.Thread | None:
     thread = threading.Thread(target=_warm, name="pixlearn-labeller-warmup", daemon=True)
     thread.start()
     return thread
+
+
+def _labels(image, *, models: list[str], top_k: int, registry: ModelRegistry) -> dict[str, Any]:
+    """The ``labels`` feature alone (``image`` None: the labeller's weights were absent when the request looked)."""
+    if image is None:
+        out: dict[str, Any] = {"timings_ms": {}}
+        out["unavailable"] = {"labels": general_labels(None, top_k=top_k, storage=registry.storage)[1]}
+        return out
+    return analyze_image(image, features=["labels"], n_colors=1, models=models, top_k=top_k, registry=registry)
 
 
 def analyze_image(image, *, features: list[str], n_colors: int, models: list[str], top_k: int,
@@ -313,12 +324,15 @@ async def analyze(request: Request) -> dict[str, Any]:
         result = analyze_image(image, features=[f for f in features if f != "labels"], n_colors=n_colors,
                                models=[], top_k=top_k, registry=None)
         result["timings_ms"] = {"decode": round(decode_ms, 2), **result["timings_ms"]}
-        return result, (image if "labels" in features else None)
+        return result, (image if need_image else None)
 
+    from pixlearn.tasks.imagenet_labels import find_labeller_weights
+
+    # The decoded image comes back from the worker only when a model will look at it.
+    need_image = "labels" in features and (bool(models) or await run_blocking(find_labeller_weights) is not None)
     result, image = await run_cpu(work)
-    if image is not None:  # labels: the loaded models live in this process (a thread)
-        labels = await run_blocking(analyze_image, image, features=["labels"], n_colors=n_colors, models=models,
-                                    top_k=top_k, registry=registry)
+    if "labels" in features:  # the loaded models live in this process (a thread)
+        labels = await run_blocking(_labels, image, models=models, top_k=top_k, registry=registry)
         timings = result.pop("timings_ms")
         for key in ("labels", "models", "unavailable"):
             if key in labels:
