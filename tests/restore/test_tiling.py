@@ -9,7 +9,7 @@ import torch
 from pixlearn import ShapeError
 from pixlearn.models import create_restorer
 from pixlearn.tasks.restore_predict import Restorer
-from pixlearn.tasks.tiling import tiled_apply
+from pixlearn.engine.tiling import tiled_apply
 
 
 def test_tiled_equals_whole_for_the_trained_denoiser(denoise_run) -> None:

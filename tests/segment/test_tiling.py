@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn.tasks.tiling import blend_window, pad_reflect, tile_starts, tiled_apply
+from pixlearn.engine.tiling import blend_window, pad_reflect, tile_starts, tiled_apply
 
 
 def _conv_net(seed: int = 0) -> nn.Module:

@@ -58,7 +58,7 @@ def test_predict_any_size(trained_run, tmp_path, rng):
     small = image[:20, :27]  # smaller than a tile: one pass, padded by reflection to 32 x 32 and cropped back
     x = seg.to_tensor(small)
     with torch.no_grad():
-        from pixlearn.tasks.tiling import pad_reflect
+        from pixlearn.engine.tiling import pad_reflect
 
         direct = seg.model(pad_reflect(x, 12, 5))[:, :, :20, :27]
         assert torch.allclose(seg.logits(x), direct, atol=1e-5)

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pixlearn.train.engine import lr_factor
-from pixlearn.train.runs import atomic_write_text, default_run_dir
-from pixlearn.train.sampling import EpochSampler
+from pixlearn.engine.module import lr_factor
+from pixlearn.engine.runs import atomic_write_text, default_run_dir
+from pixlearn.engine.sampling import EpochSampler
 
 
 def test_warmup_then_cosine_to_the_floor():

@@ -22,7 +22,7 @@ from pixlearn.models import read_state_dict
 from pixlearn.tasks.classify_data import plan_splits, read_classify_dataset
 from pixlearn.tasks.classify_predict import load_classifier
 from pixlearn.train import TrainingDivergedError, train_classifier
-from pixlearn.train.runs import RUN_FILES
+from pixlearn.engine.runs import RUN_FILES
 from tests.train.helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

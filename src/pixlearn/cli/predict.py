@@ -70,7 +70,7 @@ def predict(
         from pixlearn.io import WRITE_FORMATS
 
         output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
-    from pixlearn.tasks.run_card import card_task
+    from pixlearn.engine.run_card import card_task
 
     task = card_task(run)  # read from weights/model.json: imports only what this task needs
     if task == "segment":  # masks under --out, in the training masks' value coding

@@ -1,1 +1,5 @@
-"""Metrics, plots and reports (never imports train)."""
+"""Metrics, plots and reports (never imports train); an old module path that moved raises an error naming its new place."""
+
+from pixlearn._core.facade import moved_modules
+
+moved_modules({"pixlearn.eval.classify_report": "pixlearn.engine.report"})

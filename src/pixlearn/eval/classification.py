@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from pixlearn._core.errors import ConfigError, ShapeError
+from pixlearn.engine.plots import _figure
+from pixlearn.engine.report import _CSS, _fmt
 
 __all__ = [
     "classification_metrics",
@@ -176,16 +177,6 @@ def classification_metrics(
 # ---------------------------------------------------------------- plots
 
 
-def _figure(width: float, height: float) -> Any:
-    """A matplotlib Figure drawn by the Agg canvas, without pyplot or any global backend change."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def plot_confusion_matrix(
     cm: Sequence[Sequence[int]] | np.ndarray,
     classes: Sequence[str],
@@ -312,24 +303,6 @@ def plot_roc_curves(
 
 
 # ---------------------------------------------------------------- report
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.4f}"
-    return html.escape(str(value))
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:70rem}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-.plots img{max-width:32rem;margin:.5rem 1rem .5rem 0;border:1px solid #eee}
-.muted{color:#666}
-"""
 
 
 def write_classification_report(

@@ -128,7 +128,7 @@ def write_evaluation(
     """
     from pixlearn.eval.classification import plot_confusion_matrix, plot_roc_curves
     from pixlearn.eval.classify_plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves
-    from pixlearn.eval.classify_report import write_run_report
+    from pixlearn.engine.report import write_run_report
 
     out = Path(out_dir)
     plots_dir = out / "plots"

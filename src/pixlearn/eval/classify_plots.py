@@ -14,17 +14,10 @@ from typing import Any
 import numpy as np
 
 from pixlearn._core.errors import ShapeError
-from pixlearn.eval.classification import _as_indices, _as_scores, _figure
+from pixlearn.engine.plots import _figure, _save, plot_lr_find
+from pixlearn.eval.classification import _as_indices, _as_scores
 
 __all__ = ["plot_training_curves", "plot_pr_curves", "plot_per_class", "plot_mistakes", "plot_lr_find", "worst_mistakes"]
-
-
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    return out
 
 
 def _column(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
@@ -214,27 +207,4 @@ def plot_mistakes(
         ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(cap, fontsize=7)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
-
-
-def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], path: str | os.PathLike[str], *, suggestion: float | None = None) -> Path:
-    """The LR finder's loss against learning rate (log scale), with the suggested rate marked.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> plot_lr_find([1e-4, 1e-3, 1e-2], [2.0, 1.5, 3.0], Path(tempfile.mkdtemp()) / "lr.png", suggestion=1e-3).name
-    'lr.png'
-    """
-    fig = _figure(6.0, 4.0)
-    ax = fig.add_subplot()
-    ax.plot(lrs, losses)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss (train split)")
-    if suggestion:
-        ax.axvline(suggestion, color="red", linestyle="--", linewidth=1)
-        ax.set_title(f"LR finder: suggestion {suggestion:.3g}")
-    else:
-        ax.set_title("LR finder")
     return _save(fig, path)

@@ -229,7 +229,7 @@ def write_segment_report(
     results (:func:`~pixlearn.eval.segmentation_classic.evaluate_classic_segmentation`) on the same split.
     """
     from pixlearn.eval.classification import _fmt
-    from pixlearn.eval.classify_report import _esc, _table, report_finish, report_head
+    from pixlearn.engine.report import _esc, _table, report_finish, report_head
 
     parts = report_head(title, notes=notes, details=details, splits=splits)
     if scores:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError, PixlearnError
-from pixlearn.train.runs import write_json
+from pixlearn.engine.runs import write_json
 
 __all__ = ["ProgressWriter", "progress_callback", "run_job", "main"]
 

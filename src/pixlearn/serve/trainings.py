@@ -466,7 +466,7 @@ class JobManager:
         if unknown:
             raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULT_OPTIONS)}")
         opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
-        from pixlearn.train.config import ClassifyConfig
+        from pixlearn.engine.config import ClassifyConfig
 
         ClassifyConfig.from_overrides(model=opts["architecture"], epochs=opts["epochs"], img_size=opts["img_size"],
                                       batch=opts["batch"], lr=opts["lr"])
@@ -616,7 +616,7 @@ class JobManager:
         resume = bool(row["resume"]) and (run_dir / "checkpoints" / "last.ckpt").is_file()
         spec = {"id": job_id, "data": row["dataset"]["root"], "run_dir": str(run_dir), "options": dict(row["options"]),
                 "resume": resume}
-        from pixlearn.train.runs import write_json
+        from pixlearn.engine.runs import write_json
 
         (job_dir / "result.json").unlink(missing_ok=True)
         write_json(job_dir / "job.json", spec)

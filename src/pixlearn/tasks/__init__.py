@@ -4,3 +4,7 @@
 ``classify_data``: checking and splitting a labelled dataset; ``classify_predict``: a trained
 classifier rebuilt from its run folder, and prediction over files, folders and globs.
 """
+
+from pixlearn._core.facade import moved_modules
+
+moved_modules({"pixlearn.tasks.run_card": "pixlearn.engine.run_card", "pixlearn.tasks.tiling": "pixlearn.engine.tiling"})

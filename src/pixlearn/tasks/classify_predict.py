@@ -19,7 +19,7 @@ import torch
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn._core.types import Task
 from pixlearn.data.index import DatasetIndex, Record
-from pixlearn.tasks.run_card import read_model_card
+from pixlearn.engine.run_card import read_model_card
 
 __all__ = [
     "preprocess_images",

@@ -268,7 +268,7 @@ class PatchDataset(Dataset):
     cache_mb : float, default 1024
         Decoded images kept in memory (per process) up to this size.
 
-    ``dataset[(i, seed)]`` (what :class:`~pixlearn.train.sampling.EpochSampler` yields) draws the
+    ``dataset[(i, seed)]`` (what :class:`~pixlearn.engine.sampling.EpochSampler` yields) draws the
     crop, the flip and the degradation from ``seed`` alone: reproducible whatever the workers.
     """
 

@@ -4,7 +4,7 @@ A restoration run's ``weights/model.json`` holds the restorer's spec (no code, n
 task, grey or colour, the scale and the degradation it was trained on; ``weights/best.safetensors``
 holds the tensors (and the same description in its header).
 
-Images larger than a tile are cut into overlapping tiles (:func:`pixlearn.tasks.tiling.tiled_apply`)
+Images larger than a tile are cut into overlapping tiles (:func:`pixlearn.engine.tiling.tiled_apply`)
 whose outputs are blended, so memory stays bounded whatever the image size.
 """
 
@@ -22,7 +22,7 @@ import torch
 
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
 from pixlearn.tasks.degrade import to_float, to_uint8
-from pixlearn.tasks.run_card import card_task, read_model_card
+from pixlearn.engine.run_card import card_task, read_model_card
 
 __all__ = [
     "MODEL_FORMAT",
@@ -115,7 +115,7 @@ class Restorer:
     @torch.no_grad()
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore an (N, C, h, w) float batch in [0, 1]; returns (N, C, scale*h, scale*w), not clamped."""
-        from pixlearn.tasks.tiling import tiled_apply
+        from pixlearn.engine.tiling import tiled_apply
 
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ShapeError(f"the restorer takes (N, {self.channels}, H, W) batches, got {tuple(x.shape)}")

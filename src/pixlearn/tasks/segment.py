@@ -1,6 +1,6 @@
 """Semantic segmentation as a trainable task: the network, its loss (CE, Dice, focal and their sums) and validation metrics.
 
-The engine (:mod:`pixlearn.train.engine`) calls :meth:`SegmentTask.training_loss` on a batch of
+The engine (:mod:`pixlearn.engine.module`) calls :meth:`SegmentTask.training_loss` on a batch of
 images with (N, H, W) integer masks and logs :meth:`SegmentTask.validation_metrics`. Two modes:
 
 * **binary** -- the network has one output channel (a sigmoid logit for class 1); losses in
@@ -9,7 +9,7 @@ images with (N, H, W) integer masks and logs :meth:`SegmentTask.validation_metri
 
 Pixels labelled ``ignore_index`` (255) count in no loss and no metric. Validation images may be
 larger than the training crops: :meth:`SegmentTask.infer` runs the network tile by tile
-(:func:`~pixlearn.tasks.tiling.tiled_apply`) and blends the tiles.
+(:func:`~pixlearn.engine.tiling.tiled_apply`) and blends the tiles.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ class SegmentTask(nn.Module):
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of whole images of any size: tile by tile when larger than ``tile``, blended."""
-        from pixlearn.tasks.tiling import tiled_apply
+        from pixlearn.engine.tiling import tiled_apply
 
         h, w = images.shape[-2:]
         tile = self.tile if self.tile is not None else (h, w)

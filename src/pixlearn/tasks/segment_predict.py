@@ -4,7 +4,7 @@ A segmentation run's ``weights/model.json`` holds the network's spec (``source: 
 names, whether the network is binary, and how to tile large images (the training size and the
 overlap); ``weights/best.safetensors`` the tensors (with the same description in its header).
 Images larger than the training size are segmented tile by tile with blended overlaps
-(:func:`~pixlearn.tasks.tiling.tiled_apply`), so any size works.
+(:func:`~pixlearn.engine.tiling.tiled_apply`), so any size works.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn.tasks.run_card import card_task, read_model_card
+from pixlearn.engine.run_card import card_task, read_model_card
 
 __all__ = [
     "MODEL_FORMAT",
@@ -168,7 +168,7 @@ class Segmenter:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, K, H, W) logits of a normalised (N, C, H, W) batch of any size (tiled beyond the training size)."""
-        from pixlearn.tasks.tiling import tiled_apply
+        from pixlearn.engine.tiling import tiled_apply
 
         return tiled_apply(self.model, x.to(self.device), tile=self.tile, overlap=self.overlap, batch=self.batch, multiple=self.multiple).cpu()
 

@@ -1,47 +1,47 @@
-"""The training engine: Lightning loop, callbacks, checkpoints, cross-validation.
+"""Training entry points, re-exported from the engine and the task packages (this facade holds no code).
 
-``train_classifier(data, model=..., epochs=...)`` trains an image classifier and writes its run
-folder. Importing this package starts nothing and loads no torch: names resolve on first use.
+``train_classifier(data, model=..., epochs=...)`` trains an image classifier and writes its run folder;
+``train_segmenter`` and ``train_restorer`` do the same for segmentation and restoration. Importing this package
+starts nothing and loads no torch: names resolve on first use. The code lives in ``pixlearn.engine`` (the loop,
+callbacks, run folder, config base) and ``pixlearn.tasks.<task>`` (each task's config, data, module and trainer);
+an old module path such as ``pixlearn.train.segment`` raises an error naming its new place.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from pixlearn._core.facade import lazy_exports, moved_modules
 
 _LAZY = {
-    "train_classifier": "classify",
-    "TrainResult": "classify",
-    "ClassifyConfig": "config",
-    "DataConfig": "config",
-    "ModelConfig": "config",
-    "OptimConfig": "config",
-    "ScheduleConfig": "config",
-    "TrainConfig": "config",
-    "load_config": "config",
-    "save_config": "config",
-    "EngineModule": "engine",
-    "EngineOptions": "engine",
-    "TrainingDivergedError": "engine",
-    "EpochSampler": "sampling",
-    "train_segmenter": "segment",
-    "SegmentConfig": "segment_config",
-    "train_restorer": "restore",
-    "RestoreResult": "restore",
-    "RestoreConfig": "restore_config",
+    "train_classifier": "pixlearn.train.classify",
+    "TrainResult": "pixlearn.train.classify",
+    "ClassifyConfig": "pixlearn.engine.config",
+    "DataConfig": "pixlearn.engine.config",
+    "ModelConfig": "pixlearn.engine.config",
+    "OptimConfig": "pixlearn.engine.config",
+    "ScheduleConfig": "pixlearn.engine.config",
+    "TrainConfig": "pixlearn.engine.config",
+    "RunConfig": "pixlearn.engine.config",
+    "load_config": "pixlearn.engine.config",
+    "save_config": "pixlearn.engine.config",
+    "EngineModule": "pixlearn.engine.module",
+    "EngineOptions": "pixlearn.engine.module",
+    "TrainingDivergedError": "pixlearn.engine.module",
+    "EpochSampler": "pixlearn.engine.sampling",
+    "train_segmenter": "pixlearn.train.segment",
+    "SegmentConfig": "pixlearn.train.segment_config",
+    "train_restorer": "pixlearn.train.restore",
+    "RestoreResult": "pixlearn.train.restore",
+    "RestoreConfig": "pixlearn.train.restore_config",
+}
+
+_MOVED = {
+    "pixlearn.train.engine": "pixlearn.engine.module",
+    "pixlearn.train.callbacks": "pixlearn.engine.callbacks",
+    "pixlearn.train.runs": "pixlearn.engine.runs",
+    "pixlearn.train.sampling": "pixlearn.engine.sampling",
+    "pixlearn.train.config": "pixlearn.engine.config",
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pixlearn.train' has no attribute {name!r}")
-    value = getattr(import_module(f"pixlearn.train.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+moved_modules(_MOVED)

@@ -35,8 +35,8 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError
 from pixlearn.engine.resume import HARDWARE_KEYS  # re-exported: the options a resumed run may change
-from pixlearn.train.config import ClassifyConfig, load_config
-from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
+from pixlearn.engine.config import ClassifyConfig, load_config
+from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
 
 __all__ = ["TrainResult", "train_classifier", "HARDWARE_KEYS"]
 
@@ -158,7 +158,7 @@ class _Loaders:
         )
 
     def train(self, world: int, rank: int) -> Any:
-        from pixlearn.train.sampling import EpochSampler
+        from pixlearn.engine.sampling import EpochSampler
 
         sampler = EpochSampler(len(self.train_ds), shuffle=True, seed=self.seed, weights=self.sample_weights, num_replicas=world, rank=rank)
         # drop a last partial batch (batch-norm cannot train on one image) when there is more than one batch
@@ -256,7 +256,7 @@ def _record_pipeline_preprocess(model: Any) -> None:
 
 
 def _engine_options(cfg: ClassifyConfig, *, has_val: bool, run_dir: Path) -> Any:
-    from pixlearn.train.engine import EngineOptions
+    from pixlearn.engine.module import EngineOptions
 
     from pixlearn.engine.budget import clock_schedule
 
@@ -273,7 +273,7 @@ def _engine_options(cfg: ClassifyConfig, *, has_val: bool, run_dir: Path) -> Any
 
 
 def _trainer_kwargs(cfg: ClassifyConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
-    from pixlearn.train.callbacks import AtomicCheckpointIO
+    from pixlearn.engine.callbacks import AtomicCheckpointIO
 
     t = cfg.train
     return {
@@ -319,13 +319,13 @@ def _device_info(cfg: ClassifyConfig) -> dict[str, Any]:
 
 def _run_lr_finder(prep: _Prepared, cfg: ClassifyConfig, run_dir: Path, *, rank_zero: bool, progress: bool) -> dict[str, Any]:
     from pixlearn.engine.lr_finder import find_lr
-    from pixlearn.train.engine import EngineModule
+    from pixlearn.engine.module import EngineModule
 
     module = EngineModule(prep.task, _engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)
     out = find_lr(module, _trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
                   devices=cfg.train.devices * cfg.train.num_nodes, progress=progress)
     if rank_zero:
-        from pixlearn.eval.classify_plots import plot_lr_find
+        from pixlearn.engine.plots import plot_lr_find
 
         plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
     return out
@@ -358,8 +358,8 @@ def _fit(
     rank_zero: bool,
 ) -> TrainResult:
     from pixlearn.engine.fit import engine_callbacks, run_fit
-    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
-    from pixlearn.train.engine import EngineModule
+    from pixlearn.engine.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
+    from pixlearn.engine.module import EngineModule
 
     cfg = prep.cfg
     has_val = bool(prep.splits.val)
@@ -583,7 +583,7 @@ def _train_folds(
     import csv
     import io
 
-    from pixlearn.eval.classify_report import write_run_report
+    from pixlearn.engine.report import write_run_report
     from pixlearn.tasks.classify_data import fold_splits, plan_splits
 
     k = cfg.train.folds
@@ -731,7 +731,7 @@ def train_classifier(
         ``folds``, ``seed``, ``workers``, ``pretrained``, ``weights``, ``optimizer``, ``schedule``,
         ``augment``, ``label_smoothing``, ``mixup``, ``cutmix``, ``balance``, ``patience``,
         ``freeze_epochs``, ``find_lr``, ``devices``, ``strategy``, ... (see
-        :data:`pixlearn.train.config.FLAT_KEYS`); unknown names get a suggestion.
+        :data:`pixlearn.engine.config.FLAT_KEYS`); unknown names get a suggestion.
 
     Returns
     -------

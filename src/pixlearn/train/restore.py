@@ -2,7 +2,7 @@
 
 :func:`train_restorer` is the Python face of ``pixlearn train restore``. It trains on random
 patches of clean images degraded on the fly (or of degraded/clean pairs) with the shared engine
-(:class:`~pixlearn.train.engine.EngineModule`), then scores the best epoch's model on whole
+(:class:`~pixlearn.engine.module.EngineModule`), then scores the best epoch's model on whole
 held-out images -- tile by tile, as a user would apply it -- beside the degraded input and the
 classical methods. A run writes ``runs/restore/<name>/``::
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError
 from pixlearn.train.restore_config import RestoreConfig
-from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, write_json
+from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, write_json
 
 __all__ = ["RestoreResult", "train_restorer", "RESTORE_COLUMNS"]
 
@@ -142,7 +142,7 @@ class _Loaders:
                           drop_last=drop_last, pin_memory=self.pin_memory, **extra)
 
     def train(self, world: int, rank: int) -> Any:
-        from pixlearn.train.sampling import EpochSampler
+        from pixlearn.engine.sampling import EpochSampler
 
         sampler = EpochSampler(len(self.train_ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank)
         return self._loader(self.train_ds, sampler, drop_last=len(sampler) > self.batch_size)
@@ -156,7 +156,7 @@ def _metrics_callback(path: Path, n_train: int) -> Any:
     import csv
     import io
 
-    from pixlearn.train.callbacks import EpochMetrics, _value
+    from pixlearn.engine.callbacks import EpochMetrics, _value
 
     class RestoreEpochMetrics(EpochMetrics):
         """:class:`EpochMetrics` with the restoration columns."""
@@ -209,7 +209,7 @@ def _final_evaluation(
     progress: bool,
 ) -> dict[str, Any]:
     from pixlearn.engine.budget import describe_stop
-    from pixlearn.eval.classify_report import write_run_report
+    from pixlearn.engine.report import write_run_report
     from pixlearn.eval.restoration import CLASSICAL, evaluate_restoration, method_table, plot_restore_curves, save_crops
     from pixlearn.tasks.restore_predict import load_restorer
 
@@ -347,7 +347,7 @@ def _prepare(cfg: RestoreConfig, plan: Any) -> _Prepared:
 
 def _engine_options(cfg: RestoreConfig, run_dir: Path, *, has_val: bool) -> Any:
     from pixlearn.engine.budget import clock_schedule
-    from pixlearn.train.engine import EngineOptions
+    from pixlearn.engine.module import EngineOptions
 
     t, sc = cfg.train, cfg.schedule
     clock = clock_schedule(sc.name, t.minutes)  # the budget callback drives the LR by the clock
@@ -362,7 +362,7 @@ def _engine_options(cfg: RestoreConfig, run_dir: Path, *, has_val: bool) -> Any:
 
 
 def _trainer_kwargs(cfg: RestoreConfig, run_dir: Path) -> dict[str, Any]:
-    from pixlearn.train.callbacks import AtomicCheckpointIO
+    from pixlearn.engine.callbacks import AtomicCheckpointIO
 
     t = cfg.train
     return dict(
@@ -377,8 +377,8 @@ def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progre
     """Run the LR finder and return a fresh, identically seeded preparation that trains with its suggestion."""
     from pixlearn.engine.lr_finder import find_lr
     from pixlearn.engine.progress import show_progress
-    from pixlearn.eval.classify_plots import plot_lr_find
-    from pixlearn.train.engine import EngineModule
+    from pixlearn.engine.plots import plot_lr_find
+    from pixlearn.engine.module import EngineModule
 
     cfg = prep.cfg
     module = EngineModule(prep.task, _engine_options(cfg, run_dir, has_val=prep.loaders.val_ds is not None), loaders=prep.loaders)
@@ -399,8 +399,8 @@ def _fit(
 ) -> RestoreResult:
     from pixlearn.engine.fit import engine_callbacks, run_fit
     from pixlearn.engine.progress import show_progress
-    from pixlearn.train.callbacks import BestWeights, LastCheckpoint, ResumableEarlyStopping
-    from pixlearn.train.engine import EngineModule
+    from pixlearn.engine.callbacks import BestWeights, LastCheckpoint, ResumableEarlyStopping
+    from pixlearn.engine.module import EngineModule
 
     cfg, plan, t, sc = prep.cfg, prep.plan, prep.cfg.train, prep.cfg.schedule
     has_val = prep.loaders.val_ds is not None
@@ -484,7 +484,7 @@ _FOLD_KEYS = ("psnr", "ssim", "mse", "gain_db")
 def _train_folds(cfg: RestoreConfig, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any]) -> RestoreResult:
     from pixlearn.engine.kfold import fold_splits, run_folds
     from pixlearn.tasks.restore_data import plan_restore_data
-    from pixlearn.train.runs import write_folds_report
+    from pixlearn.engine.runs import write_folds_report
 
     k, dc = cfg.train.folds, cfg.data
     base = plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=cfg.train.seed)

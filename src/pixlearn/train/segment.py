@@ -1,7 +1,7 @@
 """Train a semantic segmentation network on a mask dataset and write its run folder.
 
 :func:`train_segmenter` is the Python face of ``pixlearn train segment``. It runs on the same engine
-as classification (:class:`~pixlearn.train.engine.EngineModule` with a
+as classification (:class:`~pixlearn.engine.module.EngineModule` with a
 :class:`~pixlearn.tasks.segment.SegmentTask`), with the same callbacks, checkpoints and run folder
 ``runs/segment/<name>/``::
 
@@ -36,7 +36,7 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError
 from pixlearn.train.classify import TrainResult
-from pixlearn.train.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
+from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
 from pixlearn.train.segment_config import SegmentConfig
 
 __all__ = ["train_segmenter", "SEGMENT_COLUMNS"]
@@ -90,7 +90,7 @@ class _Loaders:
         )
 
     def train(self, world: int, rank: int) -> Any:
-        from pixlearn.train.sampling import EpochSampler
+        from pixlearn.engine.sampling import EpochSampler
 
         sampler = EpochSampler(len(self.train_ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank)
         self.train_loader = self._loader(self.train_ds, sampler, batch_size=self.batch_size, drop_last=len(sampler) > self.batch_size)
@@ -262,9 +262,9 @@ def _fit(
 ) -> TrainResult:
     from pixlearn.engine.fit import engine_callbacks, run_fit
     from pixlearn.engine.progress import show_progress
-    from pixlearn.train.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
+    from pixlearn.engine.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
     from pixlearn.train.classify import _engine_options, _trainer_kwargs
-    from pixlearn.train.engine import EngineModule
+    from pixlearn.engine.module import EngineModule
 
     cfg = prep.cfg
     has_val = bool(prep.splits.val)
@@ -471,7 +471,7 @@ def _train_folds(
 ) -> TrainResult:
     from pixlearn.engine.kfold import fold_splits, run_folds
     from pixlearn.tasks.segment_data import plan_segment_splits
-    from pixlearn.train.runs import write_folds_report
+    from pixlearn.engine.runs import write_folds_report
 
     k = cfg.train.folds
     base = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
@@ -496,14 +496,14 @@ def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progre
     from pixlearn.engine.lr_finder import find_lr
     from pixlearn.engine.progress import show_progress
     from pixlearn.train.classify import _engine_options, _trainer_kwargs
-    from pixlearn.train.engine import EngineModule
+    from pixlearn.engine.module import EngineModule
 
     cfg = prep.cfg
     module = EngineModule(prep.task, _engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)  # type: ignore[arg-type]
     out = find_lr(module, _trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,  # type: ignore[arg-type]
                   devices=cfg.train.devices * cfg.train.num_nodes, progress=show_progress(progress))
     if rank_zero:
-        from pixlearn.eval.classify_plots import plot_lr_find
+        from pixlearn.engine.plots import plot_lr_find
 
         plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
     manifest["lr_find"] = {k: out[k] for k in ("suggestion", "num_training")}

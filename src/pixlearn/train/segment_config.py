@@ -1,6 +1,6 @@
 """Typed configuration of a segmentation run: data, model, optim, schedule and train sections, YAML in and out.
 
-The ``optim`` and ``schedule`` sections are classification's own (:mod:`pixlearn.train.config`);
+The ``optim`` and ``schedule`` sections are classification's own (:mod:`pixlearn.engine.config`);
 ``data``, ``model`` and ``train`` hold what segmentation needs. Unknown keys are rejected with a
 did-you-mean suggestion, and flat names (``epochs``, ``lr``, ``batch``, ``img_size``, ``arch``,
 ``encoder``, ``loss``...) map onto fields, which is how CLI flags and
@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from pixlearn.train.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.engine.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = ["SegmentConfig", "SegmentDataConfig", "SegmentModelConfig", "SegmentTrainConfig", "SEGMENT_FLAT_KEYS", "load_segment_config"]
 

@@ -1,17 +1,37 @@
-"""A self-contained HTML report for a trained (or re-evaluated) classifier that names the split of every number."""
+"""The run report kit every task shares: one page head (title, notes, details, split provenance), score tables,
+the k-fold summary and one finish (inline plots, atomic write); a self-contained HTML page that names the split of
+every number."""
 
 from __future__ import annotations
 
 import base64
 import html
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pixlearn.eval.classification import _CSS, _fmt
 
 __all__ = ["write_run_report", "report_head", "report_finish", "HEADLINE_METRICS"]
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}"
+    return html.escape(str(value))
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:70rem}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.plots img{max-width:32rem;margin:.5rem 1rem .5rem 0;border:1px solid #eee}
+.muted{color:#666}
+"""
+
 
 #: Scalar metrics shown in the report's score table, in order.
 HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
@@ -73,8 +93,7 @@ def write_run_report(
     Examples
     --------
     >>> import tempfile
-    >>> from pixlearn.eval.classification import classification_metrics
-    >>> m = {**classification_metrics([0, 1, 1], [0, 1, 0], classes=["a", "b"]), "split": "test"}
+    >>> m = {"accuracy": 2 / 3, "n": 3, "split": "test"}
     >>> p = write_run_report(Path(tempfile.mkdtemp()) / "r.html", title="demo", scores=[m])
     >>> "accuracy (test)" in p.read_text()
     True

@@ -334,6 +334,6 @@ def load_config(path: str | os.PathLike[str]) -> ClassifyConfig:
 
 def save_config(config: ClassifyConfig, path: str | os.PathLike[str]) -> Path:
     """Write ``config`` as YAML, atomically."""
-    from pixlearn.train.runs import atomic_write_text
+    from pixlearn.engine.runs import atomic_write_text
 
     return atomic_write_text(Path(path), config.to_yaml())

@@ -140,7 +140,7 @@ def base_manifest(*, seed: int) -> dict[str, Any]:
 
 def write_folds_report(run_dir: Path, metrics: dict[str, Any], *, title: str, details: dict[str, Any]) -> None:
     """The k-fold summary page: every metric's mean ± std, and a link to each fold's own report."""
-    from pixlearn.eval.classify_report import write_run_report
+    from pixlearn.engine.report import write_run_report
 
     cv = metrics["cv"]
     rows = [{"split": f"fold {f['fold']}: its val part", "images": None, "source": f"fold_{f['fold']}/ (full report: fold_{f['fold']}/report.html)",

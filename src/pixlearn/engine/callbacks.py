@@ -20,7 +20,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
 
-from pixlearn.train.runs import atomic_write_text, temp_path
+from pixlearn.engine.runs import atomic_write_text, temp_path
 
 __all__ = [
     "AtomicCheckpointIO",
