@@ -11,6 +11,8 @@ validation errors are reshaped to the same body. Only a bug in the service gives
 
 from __future__ import annotations
 
+import json
+
 import logging
 import re
 from typing import Any
@@ -101,6 +103,16 @@ def error_code(exc: BaseException | None, status: int) -> str:
     if isinstance(exc, PixlearnError) and not isinstance(exc, ApiError):
         return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
     return _CODES.get(status, f"http_{status}")
+
+
+async def send_error(send, status: int, message: str, *, path: str = "", code: str | None = None,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Answer an ASGI request with :func:`error_body` as JSON (for middleware that answers before the app runs)."""
+    body = json.dumps(error_body(status, message, path=path, code=code)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_body(status: int, message: str, *, path: str = "", code: str | None = None,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import contextvars
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from collections.abc import Callable
 import anyio
 from starlette.exceptions import HTTPException
 
-from pixlearn.serve.errors import error_body
+from pixlearn.serve.errors import send_error
 
 __all__ = ["BodyTooLarge", "BodyStalled", "BodyLimitMiddleware", "ConcurrencyLimitMiddleware", "TimeoutMiddleware",
            "Deadline", "current_deadline", "BYPASS_PATHS"]
@@ -51,11 +50,7 @@ def _bypass(path: str) -> bool:
 
 async def _send_json(send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None, *,
                      path: str = "") -> None:
-    body = json.dumps(error_body(status, message, path=path)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, status, message, path=path, headers=headers)
 
 
 def _mb(n: int) -> str:

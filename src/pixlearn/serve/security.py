@@ -18,7 +18,6 @@ with an ``Origin`` header (and ``Sec-Fetch-Site``), which a page cannot forge, s
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -26,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.serve.errors import error_body
+from pixlearn.serve.errors import send_error
 
 __all__ = ["PAGE_CSP", "STATE_CHANGING", "SECURITY_HEADERS", "LOOPBACK_HOSTS", "normalize_origin", "normalize_host",
            "OriginPolicyMiddleware", "HostCheckMiddleware", "SecurityHeadersMiddleware", "hide_paths",
@@ -182,11 +181,7 @@ class OriginPolicyMiddleware:
         message = (f"{scope['method']} {scope['path']} refused: {why}; a web page on another origin may only use this "
                    "service when the server is started with --cors-origin ORIGIN (programs that send no Origin "
                    "header, such as curl or Python clients, are not affected)")
-        body = json.dumps(error_body(403, message, path=scope["path"], code="cross_site_request")).encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"vary", b"Origin")]})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 403, message, path=scope["path"], code="cross_site_request", headers=[(b"vary", b"Origin")])
 
 
 def normalize_host(name: str) -> str:
@@ -249,10 +244,7 @@ class HostCheckMiddleware:
         message = (f"Host {shown!r} is not a name this server answers to (it answers to "
                    f"{', '.join(sorted(self.allowed))}); open the page through one of those, or start the server "
                    "with --allowed-host NAME")
-        body = json.dumps(error_body(421, message, path=scope["path"], code="misdirected_request")).encode()
-        await send({"type": "http.response.start", "status": 421,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 421, message, path=scope["path"], code="misdirected_request")
 
 
 class SecurityHeadersMiddleware:
