@@ -326,3 +326,16 @@ def test_mutated_files_raise_only_pixlearn_errors():
             except PixlearnError:
                 continue
             assert isinstance(out, np.ndarray) and out.dtype in (np.uint8, np.uint16)
+
+
+def test_a_nul_byte_fifo_or_folder_path_is_a_typed_error_and_never_blocks(tmp_path) -> None:
+    import os
+
+    from pixlearn import PixlearnError
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it for reading without O_NONBLOCK would wait for a writer forever
+    cases = {"a\x00b.jpg": "NUL byte", str(fifo): "not a regular file", str(tmp_path): "is a folder"}
+    for path, words in cases.items():
+        with pytest.raises(PixlearnError, match=words):
+            read_image(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,22 +90,45 @@ def _describe(source: object) -> str:
     return str(name) if isinstance(name, (str, os.PathLike)) else "<file object>"
 
 
+def _read_regular_file(path: str | os.PathLike, name: str) -> bytes:
+    """The bytes of ``path``, opened without blocking and read only when it is a regular file.
+
+    A FIFO, socket or device would block the reader (or never end): it is refused from the open
+    file's own ``fstat``, so nothing can swap the file between the check and the read.
+    """
+    if "\x00" in str(os.fspath(path)):
+        raise ImageNotFoundError(f"{name!r}: a path cannot contain a NUL byte; check the path")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ImageNotFoundError(f"{name}: no such file; check the path") from None
+    except IsADirectoryError:
+        fd = -1
+    except OSError as exc:
+        raise ImageDecodeError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode if fd >= 0 else stat.S_IFDIR
+        if stat.S_ISDIR(mode):
+            raise ImageDecodeError(f"{name}: is a folder, not an image file; use iter_images() to read a folder")
+        if not stat.S_ISREG(mode):
+            raise ImageDecodeError(f"{name}: is not a regular file (a FIFO, socket or device); give an image file")
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1  # closed by the file object
+            return fh.read()
+    except OSError as exc:
+        raise ImageDecodeError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def _read_source(source: ImageSource) -> tuple[bytes, str]:
     name = _describe(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name
     if isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, "rb") as fh:
-                return fh.read(), name
-        except FileNotFoundError:
-            raise ImageNotFoundError(f"{name}: no such file; check the path") from None
-        except IsADirectoryError:
-            raise ImageDecodeError(
-                f"{name}: is a folder, not an image file; use iter_images() to read a folder"
-            ) from None
-        except OSError as exc:
-            raise ImageDecodeError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+        return _read_regular_file(source, name), name
     read = getattr(source, "read", None)
     if read is None:
         raise ImageDecodeError(
