@@ -47,7 +47,7 @@ def isbi_index(data: Path, *, seed: int, n_val: int) -> tuple[Any, list[str]]:
     """The ISBI slices with a fixed train / val split (seeded permutation of the numeric order)."""
     import numpy as np
 
-    from pixlearn.tasks.segment_data import read_segment_dataset
+    from pixlearn.tasks.segment.data import read_segment_dataset
 
     index = read_segment_dataset(data)
     order = sorted(range(len(index)), key=lambda i: int(Path(index.records[i].path).stem) if Path(index.records[i].path).stem.isdigit() else i)
@@ -63,7 +63,7 @@ def calibrate_epochs(index: Any, *, arch: str, encoder: str, img_size: int, batc
     import torch
 
     from pixlearn.models import create_segmentation_model
-    from pixlearn.tasks.segment import SegmentTask
+    from pixlearn.tasks.segment.module import SegmentTask
 
     model = create_segmentation_model(arch, encoder=encoder, num_classes=1, img_size=img_size)
     task = SegmentTask(model, num_classes=2, tile=img_size)
@@ -93,7 +93,7 @@ def calibrate_epochs(index: Any, *, arch: str, encoder: str, img_size: int, batc
 
 def run_unet(index: Any, out: Path, *, minutes: float, encoder: str, img_size: int, batch: int, crops: int, val_every: int,
              val_px: int, n_val: int, seed: int, lr: float | None) -> dict[str, Any]:
-    from pixlearn.train.segment import train_segmenter
+    from pixlearn.tasks.segment.train import train_segmenter
 
     n_train = sum(1 for r in index.records if r.split != "val")
     epochs, cal = calibrate_epochs(index, arch="unet", encoder=encoder, img_size=img_size, batch=batch, crops=crops, minutes=minutes,
@@ -115,7 +115,7 @@ def run_unet(index: Any, out: Path, *, minutes: float, encoder: str, img_size: i
 
 
 def run_classic(index: Any, *, val_fraction: float, seed: int) -> dict[str, Any]:
-    from pixlearn.eval.segmentation_classic import evaluate_classic_segmentation
+    from pixlearn.tasks.segment.classic import evaluate_classic_segmentation
 
     out = {}
     for method in METHODS:
@@ -188,14 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.shapes_minutes > 0:
         print("shapes ...", file=sys.stderr)
         from pixlearn.data.samples import write_sample
-        from pixlearn.tasks.segment_data import read_segment_dataset
+        from pixlearn.tasks.segment.data import read_segment_dataset
 
         shapes_dir = out / "shapes_data"
         write_sample("shapes", shapes_dir, n=args.shapes_n, task="segment", size=128, seed=args.seed)
         sidx = read_segment_dataset(shapes_dir)
         s_classic = run_classic(sidx, val_fraction=0.2, seed=args.seed)
         n_val = round(0.2 * len(sidx))
-        from pixlearn.tasks.segment_data import plan_segment_splits
+        from pixlearn.tasks.segment.data import plan_segment_splits
 
         plan = plan_segment_splits(sidx, val_fraction=0.2, test_fraction=0.0, seed=args.seed)
         fixed = sidx.with_splits({i: ("val" if i in set(plan.val) else "train") for i in range(len(sidx))})

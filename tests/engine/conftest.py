@@ -48,7 +48,7 @@ def _classify(root: Path) -> Task:
 
 
 def _segment(root: Path) -> Task:
-    from pixlearn.train.segment import train_segmenter
+    from pixlearn.tasks.segment.train import train_segmenter
     from tests.segment.conftest import make_binary_dataset
 
     data = make_binary_dataset(root / "discs", n=8, size=(32, 32))

@@ -272,7 +272,7 @@ def test_the_shared_efficientnet_lite0_file_is_accepted_and_serves_the_encoder(e
 
 def test_train_segment_takes_pretrained_through_to_the_encoder(env, tmp_path):
     from pixlearn.data.samples import write_sample
-    from pixlearn.train.segment import train_segmenter
+    from pixlearn.tasks.segment.train import train_segmenter
 
     write_sample("shapes", tmp_path / "seg", n=8, task="segment", size=32)
     with pytest.raises(WeightsNotFoundError, match=f"tu-{MODEL}"):  # nothing local: refused before any training

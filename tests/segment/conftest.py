@@ -64,7 +64,7 @@ def binary_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, shapes_data: Path):
     """One epoch of a tiny U-Net on 32-px crops of the shapes data (the run the predict / eval tests use)."""
-    from pixlearn.train.segment import train_segmenter
+    from pixlearn.tasks.segment.train import train_segmenter
 
     out = tmp_path_factory.mktemp("runs") / "unet"
     return train_segmenter(shapes_data, model=TINY["arch"], encoder=TINY["encoder"], set=TINY["set"], epochs=1, img_size=32,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pixlearn._core.errors import UnknownNameError
-from pixlearn.eval.segmentation_classic import evaluate_classic_segmentation, fit_classic_segmenter
+from pixlearn.tasks.segment.classic import evaluate_classic_segmentation, fit_classic_segmenter
 
 
 def test_fit_learns_which_side_is_the_object():

@@ -14,7 +14,7 @@ from .conftest import TINY
 
 def test_train_segment_cli_on_binary_masks(binary_data, tmp_path, capsys):
     """0/255 masks: a one-output (sigmoid) network, focal + Dice loss, the last epoch's weights kept."""
-    from pixlearn.tasks.segment_predict import load_segmenter
+    from pixlearn.tasks.segment.predict import load_segmenter
 
     code = main(["train", "segment", "--data", str(binary_data), "--model", "unet", "--backbone", TINY["encoder"], "--set", TINY["set"][0], "--epochs", "1",
                  "--img-size", "32", "--batch", "4", "--loss", "focal+dice", "--keep", "last", "-o", str(tmp_path / "run"),

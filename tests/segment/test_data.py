@@ -10,7 +10,7 @@ import pytest
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Sample
 from pixlearn.io import write_image
-from pixlearn.tasks.segment_data import SegmentCrop, make_segment_dataset, plan_segment_splits, read_segment_dataset
+from pixlearn.tasks.segment.data import SegmentCrop, make_segment_dataset, plan_segment_splits, read_segment_dataset
 
 from .conftest import disc_image
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn.eval.segmentation import SegmentationScorer, confusion_matrix, scores_from_confusion, segmentation_metrics
-from pixlearn.tasks.segment import confusion_metric_class
+from pixlearn.tasks.segment.metrics import SegmentationScorer, confusion_matrix, scores_from_confusion, segmentation_metrics
+from pixlearn.tasks.segment.module import confusion_metric_class
 
 
 def test_known_binary_masks():

@@ -14,7 +14,7 @@ from PIL import Image
 
 from pixlearn.cli import main
 from pixlearn.io import read_image, read_mask, write_image
-from pixlearn.tasks.segment_predict import PALETTE, Segmenter, mask_file_array, predict_segment_files
+from pixlearn.tasks.segment.predict import PALETTE, Segmenter, mask_file_array, predict_segment_files
 
 
 def _segmenter(binary: bool, coding: str, fixed: np.ndarray) -> Segmenter:

@@ -7,7 +7,7 @@ import torch
 
 from pixlearn._core.errors import ConfigError, ShapeError, UnknownNameError
 from pixlearn.models import create_segmentation_model
-from pixlearn.tasks.segment import SegmentLoss, SegmentTask, logits_to_mask, parse_loss
+from pixlearn.tasks.segment.module import SegmentLoss, SegmentTask, logits_to_mask, parse_loss
 
 
 def _confident(mask: torch.Tensor, k: int, scale: float = 20.0) -> torch.Tensor:

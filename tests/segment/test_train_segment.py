@@ -11,7 +11,7 @@ import torch
 
 from pixlearn._core.errors import ConfigError, UnknownNameError
 from pixlearn.io import read_image, read_mask, write_image
-from pixlearn.tasks.segment_predict import load_segmenter, overlay_mask, predict_segment_files
+from pixlearn.tasks.segment.predict import load_segmenter, overlay_mask, predict_segment_files
 
 from .conftest import TINY
 
@@ -37,8 +37,8 @@ def test_run_folder_holds_everything(trained_run):
 
 def test_final_scores_are_those_of_the_saved_weights_on_the_val_images(trained_run):
     """Rebuilt from the folder alone, the network reproduces metrics.json on the val files of the manifest."""
-    from pixlearn.eval.segmentation import segmentation_metrics
-    from pixlearn.tasks.segment_data import read_segment_dataset
+    from pixlearn.tasks.segment.metrics import segmentation_metrics
+    from pixlearn.tasks.segment.data import read_segment_dataset
 
     run = trained_run.run_dir
     seg = load_segmenter(run)
@@ -79,7 +79,7 @@ def test_overlay_colours_are_fixed_per_class():
 
 
 def test_bad_options_fail_before_training(shapes_data, tmp_path):
-    from pixlearn.train.segment import train_segmenter
+    from pixlearn.tasks.segment.train import train_segmenter
 
     with pytest.raises(UnknownNameError, match="encoder"):
         train_segmenter(shapes_data, encodr="tu-resnet18", out=tmp_path / "x")

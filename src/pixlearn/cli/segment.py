@@ -20,7 +20,7 @@ _HEADLINE = ("mean_iou", "mean_dice", "pixel_accuracy", "foreground_iou", "foreg
 def is_segment_eval(run: Optional[Path], methods: Optional[list[str]]) -> bool:
     """A segmentation run folder, or (without a run) classical segmentation methods."""
     if run is not None:
-        from pixlearn.tasks.segment_predict import is_segment_run
+        from pixlearn.tasks.segment.predict import is_segment_run
 
         return is_segment_run(run)
     return any(m in SEGMENT_METHODS for m in methods or [])  # a misspelt partner gets a did-you-mean there
@@ -39,7 +39,7 @@ def evaluate_segment(
 ) -> None:
     """Score a segmentation run and/or classical segmenters on DIR under the same metrics; one row each."""
     from pixlearn._core.names import check_name
-    from pixlearn.eval.segmentation_classic import evaluate_classic_segmentation
+    from pixlearn.tasks.segment.classic import evaluate_classic_segmentation
 
     methods = [check_name(m, SEGMENT_METHODS, what="segmentation method") for m in methods]
     results: dict[str, Any] = {}
@@ -48,7 +48,7 @@ def evaluate_segment(
     if run is not None:
         import yaml
 
-        from pixlearn.eval.segmentation_eval import evaluate_segment_run
+        from pixlearn.tasks.segment.evaluate import evaluate_segment_run
 
         res = evaluate_segment_run(run, data, split=split, out=out, device=device, progress=progress)
         results[str(run)] = res
@@ -76,7 +76,7 @@ def predict_segment(
     run: Path, images: list[str], *, out: Optional[Path], overlay: bool, device: str, progress: Optional[bool], format: OutputFormat,
 ) -> None:
     """A segmentation run: write one mask PNG per image under --out (and overlays); print one row each."""
-    from pixlearn.tasks.segment_predict import predict_segment_files
+    from pixlearn.tasks.segment.predict import predict_segment_files
 
     rows = predict_segment_files(run, images, out=out, overlay=overlay, device=device, progress=progress)
     if not rows:

@@ -71,7 +71,7 @@ def segment(
     Training uses random crops of --img-size; scores are measured on whole held-out images (the
     test split when there is one, else val), segmented tile by tile when larger than the crops.
     """
-    from pixlearn.train.segment import train_segmenter
+    from pixlearn.tasks.segment.train import train_segmenter
 
     own = {
         "backbone": backbone, "loss": loss, "augment": augment, "encoder_weights": str(encoder_weights) if encoder_weights else None,

@@ -1,4 +1,5 @@
-"""A seeded epoch sampler: shuffled or class-weighted order, sharded across DDP ranks, one augmentation seed per item."""
+"""Seeded samplers: the epoch sampler (shuffled or class-weighted order, sharded across DDP ranks, one augmentation seed
+per item) and the validation shard (every world-th item, no padding)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch.utils.data import Sampler
 from pixlearn._core.errors import ConfigError
 from pixlearn.data.augment import sample_seed
 
-__all__ = ["EpochSampler"]
+__all__ = ["EpochSampler", "ShardSampler"]
 
 
 class EpochSampler(Sampler):
@@ -80,3 +81,16 @@ class EpochSampler(Sampler):
             i = order[pos]
             # the seed follows the position, so a repeated index (weighted draw) is augmented anew
             yield (i, sample_seed(self.seed, epoch, pos))
+
+
+class ShardSampler:
+    """Every ``world``-th item from ``rank`` (validation: no padding, no shuffling)."""
+
+    def __init__(self, n: int, world: int, rank: int) -> None:
+        self.items = list(range(rank, n, world))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

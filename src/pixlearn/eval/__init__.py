@@ -2,4 +2,9 @@
 
 from pixlearn._core.facade import moved_modules
 
-moved_modules({"pixlearn.eval.classify_report": "pixlearn.engine.report"})
+moved_modules({
+    "pixlearn.eval.classify_report": "pixlearn.engine.report",
+    "pixlearn.eval.segmentation": "pixlearn.tasks.segment.metrics",
+    "pixlearn.eval.segmentation_eval": "pixlearn.tasks.segment.evaluate",
+    "pixlearn.eval.segmentation_classic": "pixlearn.tasks.segment.classic",
+})

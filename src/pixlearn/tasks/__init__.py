@@ -7,4 +7,9 @@ classifier rebuilt from its run folder, and prediction over files, folders and g
 
 from pixlearn._core.facade import moved_modules
 
-moved_modules({"pixlearn.tasks.run_card": "pixlearn.engine.run_card", "pixlearn.tasks.tiling": "pixlearn.engine.tiling"})
+moved_modules({
+    "pixlearn.tasks.run_card": "pixlearn.engine.run_card",
+    "pixlearn.tasks.tiling": "pixlearn.engine.tiling",
+    "pixlearn.tasks.segment_data": "pixlearn.tasks.segment.data",
+    "pixlearn.tasks.segment_predict": "pixlearn.tasks.segment.predict",
+})

@@ -20,6 +20,7 @@ from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn._core.types import Task
 from pixlearn.data.index import DatasetIndex, Record
 from pixlearn.engine.run_card import read_model_card
+from pixlearn.engine.trainer import resolve_device
 
 __all__ = [
     "preprocess_images",
@@ -35,16 +36,6 @@ __all__ = [
 
 #: The ``format`` tag of ``weights/model.json``.
 MODEL_FORMAT = "pixlearn.classifier/1"
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None: the first CUDA GPU when there is one, else the CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
 
 
 def model_card(model: Any, classes: Sequence[str]) -> dict[str, Any]:

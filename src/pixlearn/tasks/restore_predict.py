@@ -23,6 +23,7 @@ import torch
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
 from pixlearn.tasks.degrade import to_float, to_uint8
 from pixlearn.engine.run_card import card_task, read_model_card
+from pixlearn.engine.trainer import resolve_device
 
 __all__ = [
     "MODEL_FORMAT",
@@ -51,15 +52,6 @@ def model_card(model: Any, *, restore_task: str, mode: str, degradation: Mapping
         "degradation": dict(degradation) if degradation is not None else None,
         "model": spec.to_dict(),
     }
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
 
 
 @dataclass
@@ -187,7 +179,7 @@ def load_restorer(
     model = build_restorer(card["model"])
     load_weights(model, weights, strict=True)
     return Restorer(
-        model, mode=str(card.get("mode", "L")), tile=tile, overlap=overlap, device=_resolve_device(device),
+        model, mode=str(card.get("mode", "L")), tile=tile, overlap=overlap, device=resolve_device(device),
         restore_task=str(card.get("restore_task", "denoise")), degradation=card.get("degradation"),
         run_dir=path if path.is_dir() else None,
     )

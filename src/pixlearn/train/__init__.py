@@ -4,7 +4,7 @@
 ``train_segmenter`` and ``train_restorer`` do the same for segmentation and restoration. Importing this package
 starts nothing and loads no torch: names resolve on first use. The code lives in ``pixlearn.engine`` (the loop,
 callbacks, run folder, config base) and ``pixlearn.tasks.<task>`` (each task's config, data, module and trainer);
-an old module path such as ``pixlearn.train.segment`` raises an error naming its new place.
+an old module path such as ``pixlearn.tasks.segment.train`` raises an error naming its new place.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pixlearn._core.facade import lazy_exports, moved_modules
 
 _LAZY = {
     "train_classifier": "pixlearn.train.classify",
-    "TrainResult": "pixlearn.train.classify",
+    "TrainResult": "pixlearn.engine.trainer",
     "ClassifyConfig": "pixlearn.engine.config",
     "DataConfig": "pixlearn.engine.config",
     "ModelConfig": "pixlearn.engine.config",
@@ -27,8 +27,8 @@ _LAZY = {
     "EngineOptions": "pixlearn.engine.module",
     "TrainingDivergedError": "pixlearn.engine.module",
     "EpochSampler": "pixlearn.engine.sampling",
-    "train_segmenter": "pixlearn.train.segment",
-    "SegmentConfig": "pixlearn.train.segment_config",
+    "train_segmenter": "pixlearn.tasks.segment.train",
+    "SegmentConfig": "pixlearn.tasks.segment.config",
     "train_restorer": "pixlearn.train.restore",
     "RestoreResult": "pixlearn.train.restore",
     "RestoreConfig": "pixlearn.train.restore_config",
@@ -40,6 +40,8 @@ _MOVED = {
     "pixlearn.train.runs": "pixlearn.engine.runs",
     "pixlearn.train.sampling": "pixlearn.engine.sampling",
     "pixlearn.train.config": "pixlearn.engine.config",
+    "pixlearn.train.segment": "pixlearn.tasks.segment.train",
+    "pixlearn.train.segment_config": "pixlearn.tasks.segment.config",
 }
 
 __all__ = sorted(_LAZY)

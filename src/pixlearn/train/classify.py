@@ -28,14 +28,16 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
 from pixlearn.engine.resume import HARDWARE_KEYS  # re-exported: the options a resumed run may change
 from pixlearn.engine.config import ClassifyConfig, load_config
+from pixlearn.engine.trainer import TrainResult, device_info, engine_options, resolve_hardware, trainer_kwargs
+from pixlearn.engine.sampling import ShardSampler
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
 
 __all__ = ["TrainResult", "train_classifier", "HARDWARE_KEYS"]
@@ -46,64 +48,11 @@ log = logging.getLogger("pixlearn.train")
 _SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
 
 
-@dataclass
-class TrainResult:
-    """What a training run produced.
-
-    Attributes
-    ----------
-    run_dir : Path
-    config : ClassifyConfig
-        The resolved configuration (as saved in ``config.yaml``).
-    metrics : dict or None
-        ``metrics.json``'s content (None in DDP processes other than rank 0).
-    history : list of dict
-        The rows of ``metrics.csv``.
-    best_epoch, epochs_run : int
-    stopped_early : bool
-    stop_reason : {"budget", "early_stopping", "last_epoch"}
-        Why training stopped (also in ``metrics.json`` and the report).
-    lr_find : dict, optional
-        ``{"suggestion", "lrs", "losses"}`` when the LR finder ran.
-    folds : list of TrainResult
-        One per fold of a k-fold run.
-    """
-
-    run_dir: Path
-    config: ClassifyConfig
-    metrics: dict[str, Any] | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    epochs_run: int = 0
-    stopped_early: bool = False
-    lr_find: dict[str, Any] | None = None
-    folds: list[TrainResult] = field(default_factory=list)
-    stop_reason: str = "last_epoch"
-
-
 # ---------------------------------------------------------------- config resolution
 def _default_lr(optimizer: str, batch_size: int) -> float:
     if optimizer == "sgd":
         return 0.05 * batch_size / 64  # linear scaling
     return 2e-3 * math.sqrt(batch_size / 64)  # square-root scaling for Adam-style optimisers
-
-
-def _resolve_hardware(cfg: ClassifyConfig) -> dict[str, Any]:
-    import torch
-
-    t = cfg.train
-    acc = t.accelerator
-    if acc == "auto":
-        acc = "gpu" if torch.cuda.is_available() else "cpu"
-    gpu = acc in ("gpu", "cuda")
-    precision = t.precision
-    if precision == "auto":
-        precision = "bf16" if gpu and torch.cuda.is_bf16_supported() else ("16" if gpu else "32")
-    channels_last = gpu if t.channels_last is None else t.channels_last
-    strategy = t.strategy
-    if strategy == "auto" and t.devices * t.num_nodes > 1:
-        strategy = "ddp"
-    return {"accelerator": acc, "precision": precision, "channels_last": channels_last, "strategy": strategy}
 
 
 def _resolve(cfg: ClassifyConfig, *, img_size: int) -> ClassifyConfig:
@@ -116,22 +65,11 @@ def _resolve(cfg: ClassifyConfig, *, img_size: int) -> ClassifyConfig:
     if m["backbone_lr_mult"] is None:
         m["backbone_lr_mult"] = 0.1 if (m["pretrained"] or m["weights"]) else 1.0
     d["data"]["img_size"] = img_size
-    d["train"].update(_resolve_hardware(cfg))
+    d["train"].update(resolve_hardware(cfg))
     return ClassifyConfig.from_dict(d)
 
 
 # ---------------------------------------------------------------- loaders
-class _Shard:
-    """Every ``world``-th item from ``rank`` (validation: no padding, no shuffling)."""
-
-    def __init__(self, n: int, world: int, rank: int) -> None:
-        self.items = list(range(rank, n, world))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 @dataclass
@@ -166,7 +104,7 @@ class _Loaders:
         return self.train_loader
 
     def val(self, world: int, rank: int) -> Any:
-        return self._loader(self.val_ds, _Shard(len(self.val_ds), world, rank), drop_last=False)
+        return self._loader(self.val_ds, ShardSampler(len(self.val_ds), world, rank), drop_last=False)
 
 
 # ---------------------------------------------------------------- quiet Lightning
@@ -174,20 +112,6 @@ def _quiet_lightning() -> Any:
     from pixlearn.engine.fit import quiet_lightning
 
     return quiet_lightning()
-
-
-def _strategy(name: str, *, accelerator: str, find_unused: bool) -> Any:
-    if name == "ddp":
-        from lightning.pytorch.strategies import DDPStrategy
-
-        kwargs: dict[str, Any] = {"find_unused_parameters": find_unused}
-        if accelerator == "cpu":
-            kwargs["process_group_backend"] = "gloo"
-        return DDPStrategy(**kwargs)
-    return "auto"
-
-
-_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
 
 
 # ---------------------------------------------------------------- one run
@@ -255,74 +179,18 @@ def _record_pipeline_preprocess(model: Any) -> None:
     model.pixlearn_spec = replace(spec, preprocess=replace(spec.preprocess, interpolation="bilinear", crop_pct=1.0))
 
 
-def _engine_options(cfg: ClassifyConfig, *, has_val: bool, run_dir: Path) -> Any:
-    from pixlearn.engine.module import EngineOptions
-
-    from pixlearn.engine.budget import clock_schedule
-
-    o, s, t, m = cfg.optim, cfg.schedule, cfg.train, cfg.model
-    clock = clock_schedule(s.name, getattr(t, "minutes", None))  # the budget callback drives the LR by the clock
-    return EngineOptions(
-        optimizer=o.optimizer, lr=float(o.lr), momentum=o.momentum, nesterov=o.nesterov, weight_decay=float(o.weight_decay),
-        l1=o.l1, schedule="constant" if clock else s.name, warmup_epochs=0.0 if clock else s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
-        gamma=s.gamma, plateau_patience=s.plateau_patience, pct_start=s.pct_start, freeze_epochs=m.freeze_epochs,
-        backbone_lr_mult=float(m.backbone_lr_mult), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
-        monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
-        checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
-    )
-
-
-def _trainer_kwargs(cfg: ClassifyConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
-    from pixlearn.engine.callbacks import AtomicCheckpointIO
-
-    t = cfg.train
-    return {
-        "max_epochs": t.epochs,
-        "accelerator": t.accelerator,
-        "devices": t.devices,
-        "num_nodes": t.num_nodes,
-        "strategy": _strategy(t.strategy, accelerator=t.accelerator, find_unused=cfg.model.freeze_epochs > 0),
-        "precision": _PRECISION[t.precision],
-        "deterministic": t.deterministic,
-        "gradient_clip_val": cfg.optim.grad_clip,
-        "accumulate_grad_batches": t.accumulate,
-        "logger": False,
-        "enable_checkpointing": True,
-        "enable_model_summary": False,
-        "enable_progress_bar": False,  # pixlearn.engine's TrainProgress shows progress
-        "num_sanity_val_steps": 0,
-        "use_distributed_sampler": False,
-        "default_root_dir": str(run_dir),
-        "plugins": [AtomicCheckpointIO()],
-        "log_every_n_steps": 50,
-    }
-
-
 def _show_progress(progress: bool | None) -> bool:
     from pixlearn.engine.progress import show_progress
 
     return show_progress(progress)
 
 
-def _device_info(cfg: ClassifyConfig) -> dict[str, Any]:
-    import torch
-
-    t = cfg.train
-    info: dict[str, Any] = {
-        "accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes, "strategy": t.strategy,
-        "precision": t.precision, "channels_last": t.channels_last, "cpu_threads": torch.get_num_threads(),
-    }
-    if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def _run_lr_finder(prep: _Prepared, cfg: ClassifyConfig, run_dir: Path, *, rank_zero: bool, progress: bool) -> dict[str, Any]:
     from pixlearn.engine.lr_finder import find_lr
     from pixlearn.engine.module import EngineModule
 
-    module = EngineModule(prep.task, _engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)
-    out = find_lr(module, _trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
+    module = EngineModule(prep.task, engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)
+    out = find_lr(module, trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
                   devices=cfg.train.devices * cfg.train.num_nodes, progress=progress)
     if rank_zero:
         from pixlearn.engine.plots import plot_lr_find
@@ -363,7 +231,7 @@ def _fit(
 
     cfg = prep.cfg
     has_val = bool(prep.splits.val)
-    options = _engine_options(cfg, has_val=has_val, run_dir=run_dir)
+    options = engine_options(cfg, has_val=has_val, run_dir=run_dir)
     module = EngineModule(prep.task, options, loaders=prep.loaders)
     metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.splits.train), freeze_epochs=cfg.model.freeze_epochs)
     best_cb = BestWeights(_SaveBest(run_dir, prep.classes), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val)
@@ -383,7 +251,7 @@ def _fit(
     cbs = eng.as_list() + cbs
     cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
     cbs.extend(callbacks)
-    kw = _trainer_kwargs(cfg, run_dir, progress=False)
+    kw = trainer_kwargs(cfg, run_dir, progress=False)
     kw["callbacks"] = cbs
 
     def failed(exc: BaseException) -> None:
@@ -540,7 +408,7 @@ def _train_one(
     splits = _plan(cfg, index)
     prep = _prepare(cfg, index, splits)
     manifest = base_manifest(seed=cfg.train.seed)
-    manifest.update(status="running", task="classify", device=_device_info(cfg), data=_data_manifest(index, splits),
+    manifest.update(status="running", task="classify", device=device_info(cfg), data=_data_manifest(index, splits),
                     model=prep.model.pixlearn_spec.to_dict(), run_dir=str(run_dir.resolve()))
     finder = None
     if lr_find:
@@ -590,7 +458,7 @@ def _train_folds(
     base = plan_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
     fold_splits(base, folds=k, seed=cfg.train.seed)  # fail early when the data is too small for k folds
     manifest = base_manifest(seed=cfg.train.seed)
-    manifest.update(status="running", task="classify", kind="k-fold", folds=k, device=_device_info(cfg),
+    manifest.update(status="running", task="classify", kind="k-fold", folds=k, device=device_info(cfg),
                     data=_data_manifest(index, base), run_dir=str(run_dir.resolve()))
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -682,7 +550,7 @@ def _resume(
     from pixlearn.engine.resume import note_resume
 
     note_resume(manifest, plan, epochs=cfg.train.epochs, at=base_manifest(seed=cfg.train.seed)["created"])
-    manifest.update(device=_device_info(cfg))
+    manifest.update(device=device_info(cfg))
     if rank_zero:
         atomic_write_text(cfg_path, cfg.to_yaml())
         write_json(manifest_path, manifest)

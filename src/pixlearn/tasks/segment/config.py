@@ -4,7 +4,7 @@ The ``optim`` and ``schedule`` sections are classification's own (:mod:`pixlearn
 ``data``, ``model`` and ``train`` hold what segmentation needs. Unknown keys are rejected with a
 did-you-mean suggestion, and flat names (``epochs``, ``lr``, ``batch``, ``img_size``, ``arch``,
 ``encoder``, ``loss``...) map onto fields, which is how CLI flags and
-:func:`~pixlearn.train.segment.train_segmenter` keywords reach the config.
+:func:`~pixlearn.tasks.segment.train.train_segmenter` keywords reach the config.
 
 Examples
 --------

@@ -7,8 +7,8 @@ the category -> class map with the best training mean IoU (a majority vote would
 accuracy, and on imbalanced data give every category the largest class), and where a method has
 options (window size, polarity, marker distance), the variant with the best training mean IoU is
 kept. The fitted segmenter is then scored on the **val** (or test) images it never saw, under the
-same metrics as a network (:mod:`pixlearn.eval.segmentation`). The split plan is a trained
-network's (:func:`~pixlearn.tasks.segment_data.plan_segment_splits`), so with the same seed and
+same metrics as a network (:mod:`pixlearn.tasks.segment.metrics`). The split plan is a trained
+network's (:func:`~pixlearn.tasks.segment.data.plan_segment_splits`), so with the same seed and
 fractions both are scored on the same images.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from pixlearn._core.errors import ConfigError
 from pixlearn._core.names import check_name
-from pixlearn.eval.segmentation import IGNORE_INDEX, SegmentationScorer, scores_from_confusion
+from pixlearn.tasks.segment.metrics import IGNORE_INDEX, SegmentationScorer, scores_from_confusion
 
 __all__ = ["CLASSIC_SEGMENTERS", "ClassicSegmenter", "fit_classic_segmenter", "evaluate_classic_segmentation"]
 
@@ -228,7 +228,7 @@ def evaluate_classic_segmentation(
     Parameters
     ----------
     data : path or DatasetIndex
-        A mask dataset (see :func:`~pixlearn.tasks.segment_data.read_segment_dataset`).
+        A mask dataset (see :func:`~pixlearn.tasks.segment.data.read_segment_dataset`).
     method : {"otsu", "adaptive_threshold", "kmeans", "watershed"}
     split : {"auto", "val", "test"}, default "auto"
         auto: the test split when there is one, else val.
@@ -238,11 +238,11 @@ def evaluate_classic_segmentation(
     Returns
     -------
     dict
-        The scores (:func:`~pixlearn.eval.segmentation.scores_from_confusion`) with ``method``,
+        The scores (:func:`~pixlearn.tasks.segment.metrics.scores_from_confusion`) with ``method``,
         ``params``, ``mapping``, ``split``, ``n``, ``fit_seconds``, ``predict_seconds``,
         ``train_mean_iou`` and ``source``.
     """
-    from pixlearn.tasks.segment_data import plan_segment_splits, read_segment_dataset
+    from pixlearn.tasks.segment.data import plan_segment_splits, read_segment_dataset
 
     method = check_name(method, CLASSIC_SEGMENTERS, what="classical segmenter")
     index = read_segment_dataset(data)

@@ -193,7 +193,7 @@ class Segmenter:
         ((40, 70), 'uint8', True)
         """
         z = self.logits(self.to_tensor(image))
-        from pixlearn.tasks.segment import logits_to_mask
+        from pixlearn.tasks.segment.module import logits_to_mask
 
         return logits_to_mask(z, binary=self.binary)[0].numpy().astype(np.uint8)
 
@@ -225,7 +225,7 @@ def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | 
         Not a segmentation run (the message says what is wrong).
     """
     from pixlearn.models import build_from_spec, load_weights
-    from pixlearn.tasks.classify_predict import resolve_device
+    from pixlearn.engine.trainer import resolve_device
 
     path = Path(run)
     card, weights = _card_and_weights(path)

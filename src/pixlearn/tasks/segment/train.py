@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.train.classify import TrainResult
+from pixlearn.engine.trainer import TrainResult
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
-from pixlearn.train.segment_config import SegmentConfig
+from pixlearn.tasks.segment.config import SegmentConfig
 
 __all__ = ["train_segmenter", "SEGMENT_COLUMNS"]
 
@@ -51,7 +51,7 @@ SEGMENT_COLUMNS = (
 
 
 def _resolve(cfg: SegmentConfig) -> SegmentConfig:
-    from pixlearn.train.classify import _resolve_hardware
+    from pixlearn.engine.trainer import resolve_hardware as _resolve_hardware
 
     d = cfg.to_dict()
     o, m = d["optim"], d["model"]
@@ -97,9 +97,9 @@ class _Loaders:
         return self.train_loader
 
     def val(self, world: int, rank: int) -> Any:
-        from pixlearn.train.classify import _Shard
+        from pixlearn.engine.sampling import ShardSampler
 
-        return self._loader(self.val_ds, _Shard(len(self.val_ds), world, rank), batch_size=self.val_batch_size, drop_last=False)
+        return self._loader(self.val_ds, ShardSampler(len(self.val_ds), world, rank), batch_size=self.val_batch_size, drop_last=False)
 
 
 class _SaveBest:
@@ -145,9 +145,9 @@ def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) ->
     import torch
 
     from pixlearn.models import create_segmentation_model, segmentation_divisor
-    from pixlearn.tasks.segment import SegmentTask
-    from pixlearn.tasks.segment_data import make_segment_dataset
-    from pixlearn.tasks.segment_predict import segment_model_card
+    from pixlearn.tasks.segment.module import SegmentTask
+    from pixlearn.tasks.segment.data import make_segment_dataset
+    from pixlearn.tasks.segment.predict import segment_model_card
 
     torch.manual_seed(cfg.train.seed)
     m, d = cfg.model, cfg.data
@@ -187,8 +187,10 @@ def _split_rows(prep: _Prepared) -> list[dict[str, Any]]:
 
 def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manifest: dict[str, Any], *, fit_seconds: float, progress: bool) -> dict[str, Any]:
     from pixlearn.engine.budget import describe_stop
-    from pixlearn.eval.segmentation_eval import evaluate_split, plot_overlays, plot_segment_curves, write_segment_report
-    from pixlearn.tasks.segment_predict import load_segmenter
+    from pixlearn.tasks.segment.evaluate import evaluate_split
+    from pixlearn.tasks.segment.plots import plot_overlays, plot_segment_curves
+    from pixlearn.tasks.segment.report import write_segment_report
+    from pixlearn.tasks.segment.predict import load_segmenter
 
     cfg, s = prep.cfg, prep.splits
     t0 = time.perf_counter()
@@ -263,7 +265,7 @@ def _fit(
     from pixlearn.engine.fit import engine_callbacks, run_fit
     from pixlearn.engine.progress import show_progress
     from pixlearn.engine.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
-    from pixlearn.train.classify import _engine_options, _trainer_kwargs
+    from pixlearn.engine.trainer import engine_options as _engine_options, trainer_kwargs as _trainer_kwargs
     from pixlearn.engine.module import EngineModule
 
     cfg = prep.cfg
@@ -365,7 +367,7 @@ def train_segmenter(
         ``focal``, sums such as ``ce+dice``), ``epochs``, ``img_size`` (training crop), ``batch``,
         ``lr``, ``augment``, ``val_fraction``, ``test_fraction``, ``keep`` (best / last),
         ``patience``, ``minutes``, ``find_lr``, ``encoder_weights``, ``weights``, ``binary``, ``seed``,
-        ``workers``, ``crops_per_image``... (see :data:`~pixlearn.train.segment_config.SEGMENT_FLAT_KEYS`).
+        ``workers``, ``crops_per_image``... (see :data:`~pixlearn.tasks.segment.config.SEGMENT_FLAT_KEYS`).
 
     Returns
     -------
@@ -391,7 +393,7 @@ def train_segmenter(
     ('val', ['best.safetensors', 'model.json'])
     """
     from pixlearn.data.index import DatasetIndex
-    from pixlearn.tasks.segment_data import read_segment_dataset
+    from pixlearn.tasks.segment.data import read_segment_dataset
 
     from pixlearn.engine.budget import epochs_for_budget
     from pixlearn.engine.resume import check_new_run_options
@@ -431,7 +433,7 @@ def train_segmenter(
 
 def _splits(cfg: SegmentConfig, index: Any) -> Any:
     from pixlearn.engine.kfold import fold_of
-    from pixlearn.tasks.segment_data import plan_segment_splits
+    from pixlearn.tasks.segment.data import plan_segment_splits
 
     splits = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
     if cfg.train.fold:
@@ -470,7 +472,7 @@ def _train_folds(
     cfg: SegmentConfig, index: Any, names: list[str], run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
 ) -> TrainResult:
     from pixlearn.engine.kfold import fold_splits, run_folds
-    from pixlearn.tasks.segment_data import plan_segment_splits
+    from pixlearn.tasks.segment.data import plan_segment_splits
     from pixlearn.engine.runs import write_folds_report
 
     k = cfg.train.folds
@@ -495,7 +497,7 @@ def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progre
     """Run the LR finder and return a fresh, identically seeded preparation that trains with its suggestion."""
     from pixlearn.engine.lr_finder import find_lr
     from pixlearn.engine.progress import show_progress
-    from pixlearn.train.classify import _engine_options, _trainer_kwargs
+    from pixlearn.engine.trainer import engine_options as _engine_options, trainer_kwargs as _trainer_kwargs
     from pixlearn.engine.module import EngineModule
 
     cfg = prep.cfg
@@ -519,7 +521,7 @@ def _resume(
     progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
 ) -> TrainResult:
     from pixlearn.engine.resume import check_same_data, note_resume, plan_resume
-    from pixlearn.tasks.segment_data import read_segment_dataset
+    from pixlearn.tasks.segment.data import read_segment_dataset
 
     overrides = {k: v for k, v in options.items() if v is not None}
     if data is not None:
@@ -543,6 +545,6 @@ def _resume(
 
 
 def _device_info(cfg: SegmentConfig) -> dict[str, Any]:
-    from pixlearn.train.classify import _device_info as classify_device_info
+    from pixlearn.engine.trainer import device_info as classify_device_info
 
     return classify_device_info(cfg)  # type: ignore[arg-type]  # reads the same train fields

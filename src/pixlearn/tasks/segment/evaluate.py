@@ -1,9 +1,9 @@
-"""Score a trained segmenter on a mask dataset; overlay figures, training curves and the run's HTML report.
+"""Score a trained segmenter on a mask dataset, and ``pixlearn eval`` of a segmentation run.
 
-:func:`evaluate_split` runs a :class:`~pixlearn.tasks.segment_predict.Segmenter` over whole images
-(tiled beyond the training size) and fills one confusion matrix (:mod:`pixlearn.eval.segmentation`);
-:func:`plot_overlays` draws image / true mask / predicted mask rows; :func:`write_segment_report`
-writes ``report.html`` naming the split of every number; :func:`evaluate_segment_run` is
+:func:`evaluate_split` runs a :class:`~pixlearn.tasks.segment.predict.Segmenter` over whole images
+(tiled beyond the training size) and fills one confusion matrix (:mod:`pixlearn.tasks.segment.metrics`);
+figures are in :mod:`pixlearn.tasks.segment.plots`, the report in :mod:`pixlearn.tasks.segment.report`;
+:func:`evaluate_segment_run` is
 ``pixlearn eval RUN --data DIR`` for a segmentation run.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.eval.segmentation import HEADLINE_SEGMENTATION, IGNORE_INDEX, SegmentationScorer, confusion_matrix, scores_from_confusion
+from pixlearn.tasks.segment.metrics import IGNORE_INDEX, SegmentationScorer, confusion_matrix, scores_from_confusion
 
-__all__ = ["SegmentEvaluation", "evaluate_split", "plot_overlays", "plot_segment_curves", "write_segment_report", "evaluate_segment_run"]
+__all__ = ["SegmentEvaluation", "evaluate_split", "evaluate_segment_run"]
 
 
 @dataclass
@@ -74,7 +74,7 @@ def evaluate_split(
         How many (image, truth, prediction) triples to keep for :func:`plot_overlays`.
     """
     from pixlearn._core.errors import PixlearnError
-    from pixlearn.tasks.segment_predict import _progress
+    from pixlearn.tasks.segment.predict import _progress
 
     classes = list(seg.classes)
     lut = _class_map(index, classes)
@@ -107,150 +107,6 @@ def evaluate_split(
     if ev.errors:
         ev.metrics["skipped"] = len(ev.errors)
     return ev
-
-
-def _thumb(image: np.ndarray, longest: int = 320) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = min(1.0, longest / max(h, w))
-    if scale >= 1.0:
-        return image
-    import cv2
-
-    interp = cv2.INTER_AREA if image.ndim == 3 and image.dtype == np.uint8 and image.shape[2] == 3 else cv2.INTER_NEAREST
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
-
-
-def plot_overlays(
-    examples: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, float | None]],
-    path: str | os.PathLike[str],
-    *,
-    classes: Sequence[str],
-    split: str = "val",
-) -> Path:
-    """One row per image: the image, its true mask and the predicted mask tinted over it (fixed class colours).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> img = np.zeros((16, 16, 3), np.uint8); m = np.zeros((16, 16), int); m[4:12, 4:12] = 1
-    >>> plot_overlays([("a.png", img, m, m, 1.0)], Path(tempfile.mkdtemp()) / "o.png", classes=["bg", "fg"]).suffix
-    '.png'
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from pixlearn.tasks.segment_predict import PALETTE, overlay_mask
-
-    rows = max(len(examples), 1)
-    fig = Figure(figsize=(9.6, 3.2 * rows + 0.6), dpi=100)
-    axes = fig.subplots(rows, 3, squeeze=False)
-    for r, (name, image, true, pred, miou) in enumerate(examples):
-        shown_true = np.where(true == IGNORE_INDEX, 0, true)
-        panels = (image, overlay_mask(image, shown_true), overlay_mask(image, pred))
-        titles = (Path(name).name, "true mask", "predicted" + (f" (IoU {miou:.3f})" if miou is not None else ""))
-        for c in range(3):
-            ax = axes[r][c]
-            ax.imshow(_thumb(np.asarray(panels[c])), cmap="gray" if np.asarray(panels[c]).ndim == 2 else None)
-            ax.set_title(titles[c], fontsize=8)
-            ax.axis("off")
-    handles = [Patch(color=PALETTE[(k - 1) % len(PALETTE)] / 255.0, label=str(classes[k])) for k in range(1, len(classes))]
-    if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8)
-    fig.suptitle(f"{split} images: true and predicted masks (background untinted)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    return out
-
-
-def plot_segment_curves(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str = "training curves") -> Path:
-    """Train / val loss and val mean IoU, Dice and pixel accuracy per epoch (rows of ``metrics.csv``)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    def col(key: str) -> np.ndarray:
-        out = []
-        for r in rows:
-            v = r.get(key)
-            try:
-                out.append(float(v) if v not in (None, "") else np.nan)
-            except (TypeError, ValueError):
-                out.append(np.nan)
-        return np.asarray(out, np.float64)
-
-    epoch = col("epoch")
-    fig = Figure(figsize=(10, 3.6), dpi=100)
-    ax1, ax2 = fig.subplots(1, 2)
-    for key, label in (("train_loss", "train loss (train crops)"), ("val_loss", "val loss (whole val images)")):
-        y = col(key)
-        if np.isfinite(y).any():
-            ax1.plot(epoch, y, marker="o", markersize=3, label=label)
-    ax1.set_xlabel("epoch")
-    ax1.set_title("loss")
-    ax1.legend(fontsize=7)
-    for key, label in (("val_miou", "val mean IoU"), ("val_dice", "val mean Dice"), ("val_pixel_accuracy", "val pixel accuracy")):
-        y = col(key)
-        if np.isfinite(y).any():
-            ax2.plot(epoch, y, marker="o", markersize=3, label=label)
-    ax2.set_xlabel("epoch")
-    ax2.set_ylim(0, 1.01)
-    ax2.set_title("validation scores (val split)")
-    if ax2.lines:
-        ax2.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    return out
-
-
-def write_segment_report(
-    path: str | os.PathLike[str],
-    *,
-    title: str,
-    scores: Sequence[Mapping[str, Any]],
-    splits: Sequence[Mapping[str, Any]] = (),
-    details: Mapping[str, Any] | None = None,
-    plots: Sequence[tuple[str | os.PathLike[str], str]] = (),
-    baselines: Sequence[Mapping[str, Any]] = (),
-    notes: Sequence[str] = (),
-) -> Path:
-    """Write ``report.html``: details, the provenance of every split, scores per split, per-class IoU/Dice, plots.
-
-    ``scores`` are :func:`~pixlearn.eval.segmentation.scores_from_confusion` dicts with a
-    ``"split"`` key; the first gets the per-class table. ``baselines`` are classical segmenters'
-    results (:func:`~pixlearn.eval.segmentation_classic.evaluate_classic_segmentation`) on the same split.
-    """
-    from pixlearn.eval.classification import _fmt
-    from pixlearn.engine.report import _esc, _table, report_finish, report_head
-
-    parts = report_head(title, notes=notes, details=details, splits=splits)
-    if scores:
-        parts.append("<h2>Scores</h2><p>Each column is measured on the split named in its header; IoU and Dice from one confusion matrix over all its pixels.</p>")
-        header = ["metric"] + [f"{s.get('split', '?')} ({_fmt(s.get('n'))} images)" for s in scores]
-        rows = [[k] + [s.get(k) for s in scores] for k in HEADLINE_SEGMENTATION if any(s.get(k) is not None for s in scores)]
-        parts.append(_table(header, rows))
-        head = scores[0]
-        parts.append("<p class='muted'>" + "; ".join(f"{k} ({_esc(head.get('split'))}) = {_fmt(head.get(k))}" for k in HEADLINE_SEGMENTATION if head.get(k) is not None) + "</p>")
-        per = head.get("per_class") or {}
-        if per:
-            parts.append(f"<h2>Per class ({_esc(head.get('split'))} split)</h2>")
-            parts.append(_table(["class", "IoU", "Dice", "precision", "recall", "true pixels", "predicted pixels"],
-                                [(str(c), r.get("iou"), r.get("dice"), r.get("precision"), r.get("recall"), r.get("true_pixels"), r.get("predicted_pixels"))
-                                 for c, r in per.items()]))
-    if baselines:
-        parts.append("<h2>Classical baselines on the same images</h2><p>Each is fitted on the train split (category -> class map, options) and scored on the split named.</p>")
-        parts.append(_table(["method", "split", "mean IoU", "mean Dice", "pixel accuracy", "fit seconds", "options"],
-                            [(str(b.get("method")), str(b.get("split")), b.get("mean_iou"), b.get("mean_dice"), b.get("pixel_accuracy"),
-                              b.get("fit_seconds"), str(b.get("params"))) for b in baselines]))
-    return report_finish(path, parts, plots)
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -293,8 +149,8 @@ def evaluate_segment_run(
     """
     import json
 
-    from pixlearn.tasks.segment_data import read_segment_dataset
-    from pixlearn.tasks.segment_predict import load_segmenter
+    from pixlearn.tasks.segment.data import read_segment_dataset
+    from pixlearn.tasks.segment.predict import load_segmenter
 
     seg = load_segmenter(run, device=device)
     index = read_segment_dataset(Path(data).resolve())  # absolute paths, as the run recorded them
@@ -335,6 +191,9 @@ def evaluate_segment_run(
     result = dict(ev.metrics)
     result.update(task="segment", run=str(run_dir), data=str(index.root))
     if out is not None:
+        from pixlearn.tasks.segment.plots import plot_overlays
+        from pixlearn.tasks.segment.report import write_segment_report
+
         out_dir = Path(out)
         plots = []
         if ev.examples:

@@ -1,0 +1,156 @@
+"""From a task's resolved :class:`~pixlearn.engine.config.RunConfig` to Lightning's settings, shared by every task.
+
+:func:`resolve_hardware` (accelerator, precision, strategy), :func:`engine_options` (the optimiser and schedule of
+:class:`~pixlearn.engine.module.EngineModule`), :func:`trainer_kwargs` (the Lightning ``Trainer``), :func:`device_info`
+(the manifest's device block), :func:`resolve_device` (predictors) and :class:`TrainResult` (what a run produced).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pixlearn._core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from pixlearn.engine.config import RunConfig
+
+__all__ = ["TrainResult", "resolve_hardware", "engine_options", "trainer_kwargs", "device_info", "resolve_device"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes
+    ----------
+    run_dir : Path
+    config : RunConfig
+        The resolved configuration (as saved in ``config.yaml``).
+    metrics : dict or None
+        ``metrics.json``'s content (None in DDP processes other than rank 0).
+    history : list of dict
+        The rows of ``metrics.csv``.
+    best_epoch, epochs_run : int
+    stopped_early : bool
+    stop_reason : {"budget", "early_stopping", "last_epoch"}
+        Why training stopped (also in ``metrics.json`` and the report).
+    lr_find : dict, optional
+        ``{"suggestion", "lrs", "losses"}`` when the LR finder ran.
+    folds : list of TrainResult
+        One per fold of a k-fold run.
+    """
+
+    run_dir: Path
+    config: RunConfig
+    metrics: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    stopped_early: bool = False
+    lr_find: dict[str, Any] | None = None
+    folds: list[TrainResult] = field(default_factory=list)
+    stop_reason: str = "last_epoch"
+
+
+def resolve_hardware(cfg: RunConfig) -> dict[str, Any]:
+    import torch
+
+    t = cfg.train
+    acc = t.accelerator
+    if acc == "auto":
+        acc = "gpu" if torch.cuda.is_available() else "cpu"
+    gpu = acc in ("gpu", "cuda")
+    precision = t.precision
+    if precision == "auto":
+        precision = "bf16" if gpu and torch.cuda.is_bf16_supported() else ("16" if gpu else "32")
+    channels_last = gpu if t.channels_last is None else t.channels_last
+    strategy = t.strategy
+    if strategy == "auto" and t.devices * t.num_nodes > 1:
+        strategy = "ddp"
+    return {"accelerator": acc, "precision": precision, "channels_last": channels_last, "strategy": strategy}
+
+
+def _strategy(name: str, *, accelerator: str, find_unused: bool) -> Any:
+    if name == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        kwargs: dict[str, Any] = {"find_unused_parameters": find_unused}
+        if accelerator == "cpu":
+            kwargs["process_group_backend"] = "gloo"
+        return DDPStrategy(**kwargs)
+    return "auto"
+
+
+_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+
+
+def engine_options(cfg: RunConfig, *, has_val: bool, run_dir: Path) -> Any:
+    from pixlearn.engine.module import EngineOptions
+
+    from pixlearn.engine.budget import clock_schedule
+
+    o, s, t, m = cfg.optim, cfg.schedule, cfg.train, cfg.model
+    clock = clock_schedule(s.name, getattr(t, "minutes", None))  # the budget callback drives the LR by the clock
+    return EngineOptions(
+        optimizer=o.optimizer, lr=float(o.lr), momentum=o.momentum, nesterov=o.nesterov, weight_decay=float(o.weight_decay),
+        l1=o.l1, schedule="constant" if clock else s.name, warmup_epochs=0.0 if clock else s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
+        gamma=s.gamma, plateau_patience=s.plateau_patience, pct_start=s.pct_start, freeze_epochs=m.freeze_epochs,
+        backbone_lr_mult=float(m.backbone_lr_mult), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
+        monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
+        checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
+    )
+
+
+def trainer_kwargs(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
+    from pixlearn.engine.callbacks import AtomicCheckpointIO
+
+    t = cfg.train
+    return {
+        "max_epochs": t.epochs,
+        "accelerator": t.accelerator,
+        "devices": t.devices,
+        "num_nodes": t.num_nodes,
+        "strategy": _strategy(t.strategy, accelerator=t.accelerator, find_unused=cfg.model.freeze_epochs > 0),
+        "precision": _PRECISION[t.precision],
+        "deterministic": t.deterministic,
+        "gradient_clip_val": cfg.optim.grad_clip,
+        "accumulate_grad_batches": t.accumulate,
+        "logger": False,
+        "enable_checkpointing": True,
+        "enable_model_summary": False,
+        "enable_progress_bar": False,  # pixlearn.engine's TrainProgress shows progress
+        "num_sanity_val_steps": 0,
+        "use_distributed_sampler": False,
+        "default_root_dir": str(run_dir),
+        "plugins": [AtomicCheckpointIO()],
+        "log_every_n_steps": 50,
+    }
+
+
+def device_info(cfg: RunConfig) -> dict[str, Any]:
+    import torch
+
+    t = cfg.train
+    info: dict[str, Any] = {
+        "accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes, "strategy": t.strategy,
+        "precision": t.precision, "channels_last": t.channels_last, "cpu_threads": torch.get_num_threads(),
+    }
+    if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None: the first CUDA GPU when there is one, else the CPU."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
