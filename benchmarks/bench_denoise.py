@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_denoise.py [--minutes 25] [--depth 15] [--width 32] [--threads 1] [--json PATH]
 
-* Training: ``pixlearn.train.restore.train_restorer`` on ``denoise/train400`` (the 400 BSD images DnCNN
+* Training: ``pixlearn.tasks.restore.train.train_restorer`` on ``denoise/train400`` (the 400 BSD images DnCNN
   is trained on), random 40 px patches, gaussian noise sigma 25 added to each patch (unclipped, as in
   the paper), for a bounded wall time (``minutes``: the cosine learning-rate schedule follows the
   clock and training stops after the last epoch that fits). 5% of train400 is held out to choose the
@@ -13,7 +13,7 @@ Usage: python benchmarks/bench_denoise.py [--minutes 25] [--depth 15] [--width 3
   image clipped and rounded; the model is scored on both inputs.
 * Peers, measured in the same run on the same noisy images: OpenCV non-local means (the named peer,
   ``cv2.fastNlMeansDenoising``, h = 0.9 sigma), bilateral, TV (scikit-image) and wavelet
-  (BayesShrink), with parameter rules tuned on six train400 images (pixlearn.eval.restoration),
+  (BayesShrink), with parameter rules tuned on six train400 images (pixlearn.tasks.restore.metrics),
   and the noisy input itself. Published: BM3D 29.97 dB, DnCNN-S 30.44 dB (Zhang et al. 2017, Table 2).
 """
 
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pixlearn.eval.restoration import classical_restore, psnr, ssim
+    from pixlearn.tasks.restore.metrics import classical_restore, psnr, ssim
     from pixlearn.io import read_image
-    from pixlearn.tasks.restore_predict import load_restorer
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.predict import load_restorer
+    from pixlearn.tasks.restore.train import train_restorer
 
     torch.set_num_threads(args.threads)
     train_dir, test_dir = args.data / "train400", args.data / "set12"

@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_sr.py [--minutes 12] [--model edsr] [--width 32] [--blocks 6] [--threads 1] [--json PATH]
 
-* Training: ``pixlearn.train.restore.train_restorer(task="super-resolution", scale=2)`` on the 400 grey
+* Training: ``pixlearn.tasks.restore.train.train_restorer(task="super-resolution", scale=2)`` on the 400 grey
   BSD images of ``denoise/train400`` (local, no downloads; grey images stand for luma), 48 px clean
   patches downscaled x2 by antialiased bicubic (Pillow, like MATLAB's imresize), for a bounded wall
   time (the learning-rate schedule follows the clock); 5% of the images choose the best epoch.
@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from pixlearn.eval.restoration import psnr, rgb_to_y, ssim
+    from pixlearn.tasks.restore.metrics import psnr, rgb_to_y, ssim
     from pixlearn.io import read_image
-    from pixlearn.tasks.restore_predict import load_restorer
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.predict import load_restorer
+    from pixlearn.tasks.restore.train import train_restorer
 
     torch.set_num_threads(args.threads)
     train_dir, test_dir = args.data / "train400", args.data / "set5"

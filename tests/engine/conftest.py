@@ -60,7 +60,7 @@ def _segment(root: Path) -> Task:
 
 
 def _restore(root: Path) -> Task:
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.train import train_restorer
 
     rng = np.random.default_rng(0)
     data = root / "grey"

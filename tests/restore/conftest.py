@@ -66,7 +66,7 @@ def denoise_run(grey_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     """One tiny DnCNN trained for an epoch at sigma 25 (shared by the tests that need a run folder)."""
     import torch
 
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.train import train_restorer
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pixlearn import ConfigError, ShapeError, UnknownNameError
-from pixlearn.tasks.degrade import (
+from pixlearn.tasks.restore.degrade import (
     STEPS, Blur, Downscale, GaussianNoise, Jpeg, LowLight, Pipeline, SaltPepper, degrade, preset, to_float,
 )
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pixlearn import ShapeError
-from pixlearn.eval.restoration import classical_restore, mse, psnr, rgb_to_y, ssim, summarize
-from pixlearn.tasks.restore import RestoreTask, batch_mse, batch_psnr, batch_ssim, restoration_loss
+from pixlearn.tasks.restore.metrics import classical_restore, mse, psnr, rgb_to_y, ssim, summarize
+from pixlearn.tasks.restore.module import RestoreTask, batch_mse, batch_psnr, batch_ssim, restoration_loss
 
 
 def test_mse_and_psnr_known_answers() -> None:

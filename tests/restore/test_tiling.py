@@ -8,12 +8,12 @@ import torch
 
 from pixlearn import ShapeError
 from pixlearn.models import create_restorer
-from pixlearn.tasks.restore_predict import Restorer
+from pixlearn.tasks.restore.predict import Restorer
 from pixlearn.engine.tiling import tiled_apply
 
 
 def test_tiled_equals_whole_for_the_trained_denoiser(denoise_run) -> None:
-    from pixlearn.tasks.restore_predict import load_restorer
+    from pixlearn.tasks.restore.predict import load_restorer
 
     r = load_restorer(denoise_run.run_dir, tile=32)
     x = torch.rand(1, 1, 75, 101)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pixlearn import ConfigError
-from pixlearn.tasks.restore_predict import is_restore_run, load_restorer, restore_files
+from pixlearn.tasks.restore.predict import is_restore_run, load_restorer, restore_files
 
 from .conftest import TINY
 
@@ -38,7 +38,7 @@ def test_model_rebuilt_from_the_folder_alone_gives_the_logged_scores(denoise_run
     r = load_restorer(denoise_run.run_dir)
     assert r.mode == "L" and r.scale == 1
     m = denoise_run.metrics
-    from pixlearn.eval.restoration_eval import evaluate_restore_folder
+    from pixlearn.tasks.restore.evaluate import evaluate_restore_folder
 
     again = evaluate_restore_folder(grey_folder, run=denoise_run.run_dir, seed=1)
     assert again["split"] == "holdout" and again["n"] == 2
@@ -61,7 +61,7 @@ def test_predict_on_an_odd_sized_image(denoise_run, tmp_path: Path, gray_photo: 
 
 
 def test_x2_super_resolution_on_pairs(sr_pairs: Path, tmp_path: Path) -> None:
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.train import train_restorer
 
     res = train_restorer(sr_pairs, task="super-resolution", model="espcn", width=8, val_fraction=0.34, out=tmp_path / "sr", **TINY)
     m = res.metrics
@@ -73,7 +73,7 @@ def test_x2_super_resolution_on_pairs(sr_pairs: Path, tmp_path: Path) -> None:
 
 
 def test_mismatched_model_and_task_are_refused(grey_folder: Path, tmp_path: Path) -> None:
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.train import train_restorer
 
     with pytest.raises(ConfigError, match="espcn or edsr"):
         train_restorer(grey_folder, task="super-resolution", model="dncnn", degrade="downscale:scale=2", out=tmp_path / "a", **TINY)
@@ -87,7 +87,7 @@ def test_a_time_budget_stops_training_and_anneals_by_the_clock(grey_folder: Path
     import csv
 
     from pixlearn.engine import budget as budget_mod
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.train import train_restorer
     from tests.engine.clock import FakeClock, Tick
 
     clock = FakeClock(0.05)  # 0.05 s per step against a 0.02-minute (1.2 s) budget: 24 steps at most
@@ -100,7 +100,7 @@ def test_a_time_budget_stops_training_and_anneals_by_the_clock(grey_folder: Path
 
 
 def test_enhance_with_the_unet_and_a_custom_degradation(grey_folder: Path, tmp_path: Path) -> None:
-    from pixlearn.train.restore import train_restorer
+    from pixlearn.tasks.restore.train import train_restorer
 
     res = train_restorer(grey_folder, task="enhance", model="unet", width=4, levels=2, val_fraction=0.25, out=tmp_path / "en", **TINY)
     assert res.metrics["degradation"].startswith("low_light") and {"clahe", "equalize", "nl_means", "model"} <= set(res.metrics["methods"])

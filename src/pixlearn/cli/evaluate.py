@@ -71,8 +71,8 @@ def evaluate(
 
 
 def _is_restoration(run: Optional[Path], method: Optional[list[str]]) -> bool:
-    from pixlearn.eval.restoration import CLASSICAL_METHODS
-    from pixlearn.tasks.restore_predict import is_restore_run
+    from pixlearn.tasks.restore.metrics import CLASSICAL_METHODS
+    from pixlearn.tasks.restore.predict import is_restore_run
 
     if run is not None:
         return is_restore_run(run)
@@ -80,7 +80,7 @@ def _is_restoration(run: Optional[Path], method: Optional[list[str]]) -> bool:
 
 
 def _evaluate_restore(run: Optional[Path], data: Path, *, methods: list[str], format: OutputFormat, out: Optional[Path], **kw: Any) -> None:
-    from pixlearn.eval.restoration_eval import evaluate_restore_folder
+    from pixlearn.tasks.restore.evaluate import evaluate_restore_folder
 
     result = evaluate_restore_folder(data, run=run, methods=methods, out=out, **kw)
     if format is OutputFormat.json:

@@ -106,7 +106,7 @@ def predict(
 
 def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], device: str, progress: Optional[bool], format: OutputFormat) -> None:
     """A restoration run: write each restored image under --out, print one row per image."""
-    from pixlearn.tasks.restore_predict import restore_files
+    from pixlearn.tasks.restore.predict import restore_files
 
     if out is None:
         raise typer.BadParameter("a restoration run writes images: give -o out.png for one image, or -o DIR", param_hint="--out")

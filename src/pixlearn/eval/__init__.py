@@ -7,4 +7,6 @@ moved_modules({
     "pixlearn.eval.segmentation": "pixlearn.tasks.segment.metrics",
     "pixlearn.eval.segmentation_eval": "pixlearn.tasks.segment.evaluate",
     "pixlearn.eval.segmentation_classic": "pixlearn.tasks.segment.classic",
+    "pixlearn.eval.restoration": "pixlearn.tasks.restore.metrics",
+    "pixlearn.eval.restoration_eval": "pixlearn.tasks.restore.evaluate",
 })

@@ -12,4 +12,7 @@ moved_modules({
     "pixlearn.tasks.tiling": "pixlearn.engine.tiling",
     "pixlearn.tasks.segment_data": "pixlearn.tasks.segment.data",
     "pixlearn.tasks.segment_predict": "pixlearn.tasks.segment.predict",
+    "pixlearn.tasks.restore_data": "pixlearn.tasks.restore.data",
+    "pixlearn.tasks.restore_predict": "pixlearn.tasks.restore.predict",
+    "pixlearn.tasks.degrade": "pixlearn.tasks.restore.degrade",
 })

@@ -29,9 +29,9 @@ _LAZY = {
     "EpochSampler": "pixlearn.engine.sampling",
     "train_segmenter": "pixlearn.tasks.segment.train",
     "SegmentConfig": "pixlearn.tasks.segment.config",
-    "train_restorer": "pixlearn.train.restore",
-    "RestoreResult": "pixlearn.train.restore",
-    "RestoreConfig": "pixlearn.train.restore_config",
+    "train_restorer": "pixlearn.tasks.restore.train",
+    "RestoreResult": "pixlearn.tasks.restore.train",
+    "RestoreConfig": "pixlearn.tasks.restore.config",
 }
 
 _MOVED = {
@@ -42,6 +42,8 @@ _MOVED = {
     "pixlearn.train.config": "pixlearn.engine.config",
     "pixlearn.train.segment": "pixlearn.tasks.segment.train",
     "pixlearn.train.segment_config": "pixlearn.tasks.segment.config",
+    "pixlearn.train.restore": "pixlearn.tasks.restore.train",
+    "pixlearn.train.restore_config": "pixlearn.tasks.restore.config",
 }
 
 __all__ = sorted(_LAZY)

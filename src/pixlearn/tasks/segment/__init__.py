@@ -6,3 +6,9 @@
 ``evaluate``, ``predict`` (a run folder as a :class:`~pixlearn.tasks.segment.predict.Segmenter`), ``plots``,
 ``report`` and ``classic`` (the classical baselines every report compares against).
 """
+
+from pixlearn._core.facade import lazy_exports
+
+#: What ``pixlearn.tasks.segment`` held when it was one module keeps resolving, lazily, from ``.module``.
+_LAZY = dict.fromkeys(("SegmentTask", "LOSSES", "parse_loss", "SegmentLoss", "confusion_metric_class", "logits_to_mask"), "pixlearn.tasks.segment.module")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

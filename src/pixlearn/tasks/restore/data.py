@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
 from pixlearn.data.augment import sample_seed
-from pixlearn.tasks.degrade import Pipeline, modcrop
+from pixlearn.tasks.restore.degrade import Pipeline, modcrop
 
 __all__ = [
     "PairSource",

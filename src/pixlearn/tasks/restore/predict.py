@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
-from pixlearn.tasks.degrade import to_float, to_uint8
+from pixlearn.tasks.restore.degrade import to_float, to_uint8
 from pixlearn.engine.run_card import card_task, read_model_card
 from pixlearn.engine.trainer import resolve_device
 

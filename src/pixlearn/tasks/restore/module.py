@@ -6,7 +6,7 @@ the clean one; ``validation_update`` scores each validation image by MSE, PSNR a
 batch functions :func:`batch_mse`, :func:`batch_psnr`, :func:`batch_ssim`, on images in [0, 1])
 and also scores the degraded input itself, so every epoch shows what the network adds.
 
-The numpy metrics for uint8 images and whole datasets are in :mod:`pixlearn.eval.restoration`.
+The numpy metrics for uint8 images and whole datasets are in :mod:`pixlearn.tasks.restore.metrics`.
 """
 
 from __future__ import annotations

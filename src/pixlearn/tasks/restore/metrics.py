@@ -204,7 +204,7 @@ def _estimate_sigma(image_u8: np.ndarray) -> float:
 
 def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
     """Bicubic upscaling of float (H, W, C) (Pillow, like MATLAB's imresize)."""
-    from pixlearn.tasks.degrade import _resize_float
+    from pixlearn.tasks.restore.degrade import _resize_float
 
     h, w = image.shape[:2]
     return _resize_float(np.asarray(image, np.float32), (h * scale, w * scale))
@@ -233,7 +233,7 @@ def classical_restore(method: str, degraded: np.ndarray, *, sigma: float | None 
     (32, 32, 1)
     """
     from pixlearn.ops import denoise as dn
-    from pixlearn.tasks.degrade import to_float, to_uint8
+    from pixlearn.tasks.restore.degrade import to_float, to_uint8
 
     method = check_name(method, _ALL_METHODS, what="classical method")
     x = np.asarray(degraded, dtype=np.float32)
@@ -337,7 +337,7 @@ def evaluate_restoration(
     clean : sequence of ndarray
         Clean images: uint8 (H, W) / (H, W, C), or float32 (H, W, C) in [0, 1].
     restorer : Restorer, optional
-        A trained model (:func:`~pixlearn.tasks.restore_predict.load_restorer`); scored as ``model``.
+        A trained model (:func:`~pixlearn.tasks.restore.predict.load_restorer`); scored as ``model``.
     pipeline : Pipeline, optional
         Degrades each clean image with the seed ``sample_seed(seed, 0, k)`` (image ``k``).
     degraded : sequence of ndarray, optional
@@ -359,7 +359,7 @@ def evaluate_restoration(
         The degraded input itself is scored as ``input`` (``bicubic`` when it is smaller).
     """
     from pixlearn.data.augment import sample_seed
-    from pixlearn.tasks.degrade import modcrop, to_float
+    from pixlearn.tasks.restore.degrade import modcrop, to_float
 
     if (pipeline is None) == (degraded is None):
         raise ConfigError("give either a degradation pipeline or the degraded images (not both)")

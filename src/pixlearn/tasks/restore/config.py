@@ -1,7 +1,7 @@
 """Typed configuration of a restoration run: data (and its degradation), model, optim, schedule, train.
 
 Flat names (``sigma``, ``patch``, ``depth``, ``epochs``, ``lr``, ``batch``...) map onto fields, the
-way CLI flags and :func:`~pixlearn.train.restore.train_restorer` keywords reach the config; unknown
+way CLI flags and :func:`~pixlearn.tasks.restore.train.train_restorer` keywords reach the config; unknown
 keys are refused with the closest valid one.
 
 Examples

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.train.restore_config import RestoreConfig
+from pixlearn.tasks.restore.config import RestoreConfig
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, write_json
 
 __all__ = ["RestoreResult", "train_restorer", "RESTORE_COLUMNS"]
@@ -86,7 +86,7 @@ def _resolve(cfg: RestoreConfig) -> RestoreConfig:
 def _pipeline(cfg: RestoreConfig) -> Any:
     """The degradation of clean images (the task's preset, or ``data.degrade``)."""
     from pixlearn.models.restoration import is_upsampler
-    from pixlearn.tasks.degrade import Pipeline, preset
+    from pixlearn.tasks.restore.degrade import Pipeline, preset
 
     dc = cfg.data
     up = is_upsampler(cfg.model.name)
@@ -133,7 +133,7 @@ class _Loaders:
         from torch.utils.data import DataLoader
 
         from pixlearn.data.loader import seed_worker
-        from pixlearn.tasks.restore_data import collate_pairs
+        from pixlearn.tasks.restore.data import collate_pairs
 
         extra: dict[str, Any] = {}
         if self.workers > 0:
@@ -190,7 +190,7 @@ class _SaveBest:
 
     def __call__(self, model: Any) -> None:
         from pixlearn.models import save_weights
-        from pixlearn.tasks.restore_predict import model_card
+        from pixlearn.tasks.restore.predict import model_card
 
         card = model_card(model, restore_task=self.restore_task, mode=self.mode, degradation=self.degradation)
         save_weights(model, self.run_dir / "weights" / "best.safetensors", metadata={"pixlearn": json.dumps(card)})
@@ -199,7 +199,7 @@ class _SaveBest:
 
 # ---------------------------------------------------------------- evaluation
 def _read_images(sources: Sequence[Any], mode: str, *, degraded: bool) -> list[Any]:
-    from pixlearn.tasks.restore_data import load_clean
+    from pixlearn.tasks.restore.data import load_clean
 
     return [load_clean(s.degraded if degraded else s.clean, mode) for s in sources]  # type: ignore[arg-type]
 
@@ -210,8 +210,8 @@ def _final_evaluation(
 ) -> dict[str, Any]:
     from pixlearn.engine.budget import describe_stop
     from pixlearn.engine.report import write_run_report
-    from pixlearn.eval.restoration import CLASSICAL, evaluate_restoration, method_table, plot_restore_curves, save_crops
-    from pixlearn.tasks.restore_predict import load_restorer
+    from pixlearn.tasks.restore.metrics import CLASSICAL, evaluate_restoration, method_table, plot_restore_curves, save_crops
+    from pixlearn.tasks.restore.predict import load_restorer
 
     t0 = time.perf_counter()
     split = "test" if data.test else "val"
@@ -322,8 +322,8 @@ def _prepare(cfg: RestoreConfig, plan: Any) -> _Prepared:
     import torch
 
     from pixlearn.models import create_restorer
-    from pixlearn.tasks.restore import RestoreTask
-    from pixlearn.tasks.restore_data import FixedPatchDataset, PatchDataset
+    from pixlearn.tasks.restore.module import RestoreTask
+    from pixlearn.tasks.restore.data import FixedPatchDataset, PatchDataset
 
     dc, t = cfg.data, cfg.train
     pipeline = None if plan.paired else _pipeline(cfg)
@@ -468,7 +468,7 @@ def _manifest(prep: _Prepared, run_dir: Path) -> dict[str, Any]:
 
 def _plan(cfg: RestoreConfig) -> Any:
     from pixlearn.engine.kfold import fold_of
-    from pixlearn.tasks.restore_data import plan_restore_data
+    from pixlearn.tasks.restore.data import plan_restore_data
 
     dc = cfg.data
     plan = plan_restore_data(dc.path, mode=dc.mode, val_fraction=dc.val_fraction, test_fraction=dc.test_fraction, seed=cfg.train.seed)
@@ -483,7 +483,7 @@ _FOLD_KEYS = ("psnr", "ssim", "mse", "gain_db")
 
 def _train_folds(cfg: RestoreConfig, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any]) -> RestoreResult:
     from pixlearn.engine.kfold import fold_splits, run_folds
-    from pixlearn.tasks.restore_data import plan_restore_data
+    from pixlearn.tasks.restore.data import plan_restore_data
     from pixlearn.engine.runs import write_folds_report
 
     k, dc = cfg.train.folds, cfg.data
@@ -571,7 +571,7 @@ def train_restorer(
     scale : int, default 2
         Super-resolution factor.
     degrade : str or list, optional
-        A custom degradation pipeline (:meth:`~pixlearn.tasks.degrade.Pipeline.parse`).
+        A custom degradation pipeline (:meth:`~pixlearn.tasks.restore.degrade.Pipeline.parse`).
     patch : int, default 48
         Side of the clean training patches (the CLI's ``--img-size``; ``img_size=`` works too).
     epochs, batch, lr
@@ -592,7 +592,7 @@ def train_restorer(
     **overrides
         Any other flat option: ``depth``, ``width``, ``patches_per_image``, ``val_fraction``,
         ``loss``, ``minutes``, ``find_lr``, ``clip``, ``mode``, ``seed``, ``schedule``, ... (see
-        :data:`~pixlearn.train.restore_config.RESTORE_FLAT_KEYS`).
+        :data:`~pixlearn.tasks.restore.config.RESTORE_FLAT_KEYS`).
 
     Returns
     -------

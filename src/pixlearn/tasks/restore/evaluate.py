@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.eval.restoration import CLASSICAL, evaluate_restoration, save_crops
+from pixlearn.tasks.restore.metrics import CLASSICAL, evaluate_restoration, save_crops
 
 __all__ = ["evaluate_restore_folder"]
 
@@ -87,9 +87,9 @@ def evaluate_restore_folder(
     """
     import json
 
-    from pixlearn.tasks.degrade import GaussianNoise, Pipeline, preset
-    from pixlearn.tasks.restore_data import load_clean, plan_restore_data
-    from pixlearn.tasks.restore_predict import load_restorer
+    from pixlearn.tasks.restore.degrade import GaussianNoise, Pipeline, preset
+    from pixlearn.tasks.restore.data import load_clean, plan_restore_data
+    from pixlearn.tasks.restore.predict import load_restorer
 
     root = Path(data)
     restorer = load_restorer(run, device=device, tile=tile) if run is not None else None

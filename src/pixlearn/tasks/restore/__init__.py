@@ -1,0 +1,14 @@
+"""Image restoration (denoising, deblurring, super-resolution) on the engine (importing it loads no torch).
+
+``config`` (:class:`~pixlearn.tasks.restore.config.RestoreConfig`), ``degrade`` (the synthetic degradations a model
+learns to undo), ``data`` (clean images, patches), ``module`` (:class:`~pixlearn.tasks.restore.module.RestoreTask`:
+loss and PSNR/SSIM around the network), ``train`` (:func:`~pixlearn.tasks.restore.train.train_restorer`),
+``metrics`` (PSNR/SSIM, the classical baselines, crops and curves), ``evaluate`` and ``predict`` (a run folder as a
+tiled :class:`~pixlearn.tasks.restore.predict.Restorer`).
+"""
+
+from pixlearn._core.facade import lazy_exports
+
+#: What ``pixlearn.tasks.restore`` held when it was one module keeps resolving, lazily, from ``.module``.
+_LAZY = dict.fromkeys(("LOSSES", "PSNR_CAP_DB", "RestoreTask", "batch_mse", "batch_psnr", "batch_ssim", "charbonnier", "restoration_loss"), "pixlearn.tasks.restore.module")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
