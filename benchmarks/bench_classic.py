@@ -34,7 +34,7 @@ def raw_pixel_peer(data: Path, model: str, *, seed: int, workers: int) -> dict:
     """The same classifier on flattened raw pixels: the accuracy the features have to beat."""
     from pixlearn.classic import build_model
     from pixlearn.data.folder import scan_image_folder
-    from pixlearn.eval.classification import classification_metrics
+    from pixlearn.tasks.classify.metrics import classification_metrics
     from pixlearn.io import read_image
 
     index = scan_image_folder(data)

@@ -50,9 +50,9 @@ def hand_loop(view: Path, *, epochs: int, batch: int, workers: int, seed: int) -
 
     from pixlearn.data.augment import build_augment
     from pixlearn.data.loader import ImageDataset, make_loader
-    from pixlearn.eval.classification import classification_metrics
+    from pixlearn.tasks.classify.metrics import classification_metrics
     from pixlearn.models import create_model
-    from pixlearn.tasks.classify_data import plan_splits, read_classify_dataset
+    from pixlearn.tasks.classify.data import plan_splits, read_classify_dataset
 
     index = read_classify_dataset(view)
     splits = plan_splits(index, val_fraction=0.1, test_fraction=0.1, seed=seed)  # pixlearn's split: the same 4,500 images

@@ -164,7 +164,7 @@ def _config_laughs() -> str:
 ])
 def test_run_config_files_are_parsed_within_limits(tmp_path, capsys, text, match):
     from pixlearn.cli import main
-    from pixlearn.engine.config import ClassifyConfig
+    from pixlearn.tasks.classify.config import ClassifyConfig
 
     path = tmp_path / "run.yaml"
     path.write_text(text)
@@ -179,7 +179,7 @@ def test_run_config_files_are_parsed_within_limits(tmp_path, capsys, text, match
 
 
 def test_config_anchors_within_the_limits_still_work(tmp_path):
-    from pixlearn.engine.config import ClassifyConfig
+    from pixlearn.tasks.classify.config import ClassifyConfig
 
     path = tmp_path / "run.yaml"
     path.write_text("optim: &o {lr: 0.01}\ntrain: {epochs: 2}\n")
@@ -187,7 +187,7 @@ def test_config_anchors_within_the_limits_still_work(tmp_path):
 
 
 def test_set_values_are_parsed_within_limits():
-    from pixlearn.engine.config import ClassifyConfig
+    from pixlearn.tasks.classify.config import ClassifyConfig
 
     assert ClassifyConfig().with_set(["train.epochs=3"]).train.epochs == 3
     with pytest.raises(ConfigError, match=r"^--set train\.epochs: uses the YAML anchor &a"):

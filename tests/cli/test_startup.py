@@ -40,7 +40,7 @@ def classify_run(tmp_path_factory) -> tuple[Path, Path]:
     """A classification run folder as train classify writes it (model.json + best.safetensors), built without training."""
     from pixlearn.io import write_image
     from pixlearn.models import create_model, save_weights
-    from pixlearn.tasks.classify_predict import model_card
+    from pixlearn.tasks.classify.predict import model_card
 
     root = tmp_path_factory.mktemp("startup")
     run = root / "run"
@@ -94,7 +94,7 @@ def test_preprocessing_matches_the_training_loader():
     from pixlearn._core.types import Task
     from pixlearn.data.index import DatasetIndex, Record
     from pixlearn.data.loader import ImageDataset, collate_skip_none
-    from pixlearn.tasks.classify_predict import preprocess_images
+    from pixlearn.tasks.classify.predict import preprocess_images
 
     rng = np.random.default_rng(0)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -115,7 +115,7 @@ def test_preprocessing_matches_the_training_loader():
 def test_inline_prediction_equals_the_loader_path(classify_run, tmp_path):
     """predict_files without workers (no DataLoader) gives the probabilities and errors of the loader path."""
     from pixlearn.io import write_image
-    from pixlearn.tasks.classify_predict import load_classifier, predict_files
+    from pixlearn.tasks.classify.predict import load_classifier, predict_files
 
     run, img = classify_run
     rng = np.random.default_rng(1)

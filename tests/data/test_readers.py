@@ -806,7 +806,7 @@ def test_cli_refuses_outside_records_and_allow_outside_root_reads_them(tmp_path,
 
 
 def test_messages_name_formats_with_the_right_article(tmp_path):
-    from pixlearn.tasks.classify_data import read_classify_dataset
+    from pixlearn.tasks.classify.data import read_classify_dataset
     from pixlearn.tasks.segment.data import read_segment_dataset
 
     img(tmp_path / "folder" / "cat" / "a.png")

@@ -38,7 +38,7 @@ class Task:
 
 
 def _classify(root: Path) -> Task:
-    from pixlearn.train.classify import train_classifier
+    from pixlearn.tasks.classify.train import train_classifier
     from tests.train.helpers import make_dataset
 
     data = make_dataset(root / "colours", per_class=8, classes=("red", "green"), size=12)

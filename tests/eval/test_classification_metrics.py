@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn.eval.classification import (
+from pixlearn.tasks.classify.metrics import (
     classification_metrics,
     plot_confusion_matrix,
     plot_roc_curves,
-    write_classification_report,
 )
+from pixlearn.tasks.classify.report import write_classification_report
 
 CLASSES = ["cat", "dog", "bird"]
 # true:  cat cat cat dog dog dog dog bird bird bird
@@ -143,7 +143,7 @@ def test_plotting_does_not_touch_the_global_backend(tmp_path):
 
     code = (
         "import matplotlib;"
-        "from pixlearn.eval.classification import plot_confusion_matrix;"
+        "from pixlearn.tasks.classify.metrics import plot_confusion_matrix;"
         f"plot_confusion_matrix([[1]], ['a'], r'{tmp_path / 'cm.png'}');"
         "import sys; print('matplotlib.pyplot' in sys.modules)"
     )

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.eval.classification import classification_metrics
-from pixlearn.eval.classify_eval import evaluate_run
-from pixlearn.eval.classify_plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves, worst_mistakes
+from pixlearn.tasks.classify.metrics import classification_metrics
+from pixlearn.tasks.classify.evaluate import evaluate_run
+from pixlearn.tasks.classify.plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves, worst_mistakes
 from pixlearn.engine.report import write_run_report
 from pixlearn.models import create_model, save_weights
-from pixlearn.tasks.classify_predict import model_card
+from pixlearn.tasks.classify.predict import model_card
 from tests.train.helpers import make_dataset
 
 

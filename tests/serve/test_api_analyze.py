@@ -143,7 +143,7 @@ def test_a_registered_model_labels_only_when_asked_and_under_its_name(settings, 
     from fastapi.testclient import TestClient
 
     from pixlearn.serve.app import create_app
-    from pixlearn.tasks.classify_predict import load_classifier
+    from pixlearn.tasks.classify.predict import load_classifier
 
     img = colour_image("green", np.random.default_rng(5))
     expected = load_classifier(trained_run).predict([img], top_k=2)[0]["top_k"]

@@ -36,7 +36,7 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 
 
 def test_files_and_zip_match_the_classifier(app_client, trained_run, images) -> None:
-    from pixlearn.tasks.classify_predict import load_classifier
+    from pixlearn.tasks.classify.predict import load_classifier
 
     clf = load_classifier(trained_run)
     files = [("files", (n, png_bytes(img), "image/png")) for n, img in list(images.items())[:2]]

@@ -14,7 +14,7 @@ import pytest
 
 from pixlearn.io import encode_image
 from pixlearn.serve.archive import ArchiveError, ArchiveLimits, check_archive, extract_archive
-from pixlearn.tasks.classify_data import read_classify_dataset
+from pixlearn.tasks.classify.data import read_classify_dataset
 
 
 def _png(seed: int, size: int = 16) -> bytes:

@@ -36,7 +36,7 @@ def api(trained_run, storage):
 
 @pytest.fixture(scope="module")
 def clf(trained_run):
-    from pixlearn.tasks.classify_predict import load_classifier
+    from pixlearn.tasks.classify.predict import load_classifier
 
     return load_classifier(trained_run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pixlearn._core.errors import ConfigError, UnknownNameError
-from pixlearn.engine.config import FLAT_KEYS, ClassifyConfig, load_config, save_config
+from pixlearn.tasks.classify.config import FLAT_KEYS, ClassifyConfig, load_config, save_config
 
 
 def test_defaults_and_flat_overrides():

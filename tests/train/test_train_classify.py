@@ -17,10 +17,10 @@ import yaml
 
 from pixlearn._core.errors import ConfigError, UnknownNameError
 from pixlearn.cli import main
-from pixlearn.eval.classification import classification_metrics
+from pixlearn.tasks.classify.metrics import classification_metrics
 from pixlearn.models import read_state_dict
-from pixlearn.tasks.classify_data import plan_splits, read_classify_dataset
-from pixlearn.tasks.classify_predict import load_classifier
+from pixlearn.tasks.classify.data import plan_splits, read_classify_dataset
+from pixlearn.tasks.classify.predict import load_classifier
 from pixlearn.train import TrainingDivergedError, train_classifier
 from pixlearn.engine.runs import RUN_FILES
 from tests.train.helpers import make_dataset
@@ -95,7 +95,7 @@ def test_test_images_never_reach_training(run, data_dir):
 
 
 def test_model_rebuilds_from_the_folder_and_eval_reproduces_the_scores(run, data_dir):
-    from pixlearn.eval.classify_eval import evaluate_run
+    from pixlearn.tasks.classify.evaluate import evaluate_run
 
     clf = load_classifier(run.run_dir)
     assert clf.classes == ["blue", "green", "red"]

@@ -249,12 +249,12 @@ def train_classic(
     t0 = time.perf_counter()
     pred = estimator.predict(X_held)
     scores_held = model_scores(estimator, X_held)
-    from pixlearn.eval.classification import (
+    from pixlearn.tasks.classify.metrics import (
         classification_metrics,
         plot_confusion_matrix,
         plot_roc_curves,
-        write_classification_report,
     )
+    from pixlearn.tasks.classify.report import write_classification_report
 
     metrics_core = classification_metrics(y_held, pred, classes=classes, scores=scores_held)
     eval_seconds = time.perf_counter() - t0

@@ -57,7 +57,7 @@ def evaluate(
         return
     if run is None:
         raise typer.BadParameter("give a run folder (or --method for a classical baseline)", param_hint="RUN")
-    from pixlearn.eval.classify_eval import evaluate_run
+    from pixlearn.tasks.classify.evaluate import evaluate_run
 
     result = evaluate_run(run, data, split=split, out=out, batch_size=batch, workers=workers, device=device, progress=progress)
     if format is OutputFormat.json:

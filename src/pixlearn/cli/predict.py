@@ -88,7 +88,7 @@ def predict(
                 for r in predict_classic(run, images)]
         top_k = 1
     else:
-        from pixlearn.tasks.classify_predict import predict_files
+        from pixlearn.tasks.classify.predict import predict_files
 
         rows = predict_files(run, images, top_k=top_k, batch_size=batch, workers=workers, device=device, progress=progress)
     if not rows:

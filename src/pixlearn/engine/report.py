@@ -72,7 +72,7 @@ def write_run_report(
         Output file.
     title : str
     scores : sequence of metrics dicts
-        :func:`~pixlearn.eval.classification.classification_metrics` results, each with a
+        :func:`~pixlearn.tasks.classify.metrics.classification_metrics` results, each with a
         ``"split"`` key (and optionally ``"note"``); the first is the headline (the test split)
         and gets the per-class table.
     splits : sequence of dict

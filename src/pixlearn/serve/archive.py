@@ -12,7 +12,7 @@ whatever its header said. Files are created exclusively under a fresh folder, so
 written outside it, and a refused archive leaves nothing behind.
 
 What the extracted folder holds is then read by pixlearn's dataset readers
-(:func:`pixlearn.tasks.classify_data.read_classify_dataset`): a folder per class, optionally under
+(:func:`pixlearn.tasks.classify.data.read_classify_dataset`): a folder per class, optionally under
 ``train/ val/ test/``, or any labelled format the readers take (a CSV ``path,label``). A single
 top-level folder that wraps everything is unwrapped; ``__MACOSX/`` and dotfiles are skipped.
 """
@@ -549,7 +549,7 @@ def extract_archive(
 def _read_extracted(root: Path, plan: ArchivePlan, limits: ArchiveLimits, label: str, total: int) -> ExtractedDataset:
     """The dataset readers' verdict on the extracted folder; raises _Refused (the caller cleans up)."""
     from pixlearn.data.readers import outside_root_allowed
-    from pixlearn.tasks.classify_data import read_classify_dataset
+    from pixlearn.tasks.classify.data import read_classify_dataset
 
     try:
         with outside_root_allowed(False):  # an upload never reads outside itself

@@ -263,7 +263,7 @@ class ModelRegistry:
 
     # ------------------------------------------------------------ loading
     def load(self, name: str) -> Any:
-        """The :class:`~pixlearn.tasks.classify_predict.Classifier` of ``name``, built once and cached."""
+        """The :class:`~pixlearn.tasks.classify.predict.Classifier` of ``name``, built once and cached."""
         with self._lock:
             clf = self._cache.get(name)
             if clf is not None:
@@ -275,7 +275,7 @@ class ModelRegistry:
             if clf is not None:
                 return clf
             record = self.get(name)
-            from pixlearn.tasks.classify_predict import load_classifier
+            from pixlearn.tasks.classify.predict import load_classifier
 
             try:
                 clf = load_classifier(record["run_dir"], device="cpu")

@@ -156,7 +156,7 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     ProgressWriter(job_dir / "progress.json").write(stage="loading")
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
-        from pixlearn.tasks.classify_data import read_classify_dataset
+        from pixlearn.tasks.classify.data import read_classify_dataset
 
         # Readers refuse paths outside the upload by default; a job never lifts that (no
         # outside_root_allowed here) and fails rather than train on what is left.

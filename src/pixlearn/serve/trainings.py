@@ -466,7 +466,7 @@ class JobManager:
         if unknown:
             raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULT_OPTIONS)}")
         opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
-        from pixlearn.engine.config import ClassifyConfig
+        from pixlearn.tasks.classify.config import ClassifyConfig
 
         ClassifyConfig.from_overrides(model=opts["architecture"], epochs=opts["epochs"], img_size=opts["img_size"],
                                       batch=opts["batch"], lr=opts["lr"])

@@ -8,6 +8,8 @@ classifier rebuilt from its run folder, and prediction over files, folders and g
 from pixlearn._core.facade import moved_modules
 
 moved_modules({
+    "pixlearn.tasks.classify_data": "pixlearn.tasks.classify.data",
+    "pixlearn.tasks.classify_predict": "pixlearn.tasks.classify.predict",
     "pixlearn.tasks.run_card": "pixlearn.engine.run_card",
     "pixlearn.tasks.tiling": "pixlearn.engine.tiling",
     "pixlearn.tasks.segment_data": "pixlearn.tasks.segment.data",

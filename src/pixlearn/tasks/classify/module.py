@@ -1,7 +1,7 @@
 """Image classification as a trainable task: the model, its loss (label smoothing, class weights,
 mixup / CutMix) and its validation metrics.
 
-The training engine (:mod:`pixlearn.train`) knows nothing about classes or labels: it calls
+The training engine (:mod:`pixlearn.engine`) knows nothing about classes or labels: it calls
 :meth:`ClassifyTask.training_loss` on a batch and logs what :meth:`ClassifyTask.validation_metrics`
 returns. Another task plugs into the same engine by offering the same methods.
 """

@@ -15,7 +15,7 @@ import numpy as np
 
 from pixlearn._core.errors import ShapeError
 from pixlearn.engine.plots import _figure, _save, plot_lr_find
-from pixlearn.eval.classification import _as_indices, _as_scores
+from pixlearn.tasks.classify.metrics import _as_indices, _as_scores
 
 __all__ = ["plot_training_curves", "plot_pr_curves", "plot_per_class", "plot_mistakes", "plot_lr_find", "worst_mistakes"]
 
@@ -128,7 +128,7 @@ def plot_per_class(metrics: Mapping[str, Any], path: str | os.PathLike[str], *, 
     Examples
     --------
     >>> import tempfile
-    >>> from pixlearn.eval.classification import classification_metrics
+    >>> from pixlearn.tasks.classify.metrics import classification_metrics
     >>> m = classification_metrics([0, 1, 1], [0, 1, 0], classes=["a", "b"])
     >>> plot_per_class(m, Path(tempfile.mkdtemp()) / "pc.png").name
     'pc.png'

@@ -62,8 +62,8 @@ def evaluate_split(
     ConfigError
         The split is empty, holds classes the model does not know, or nothing in it could be read.
     """
-    from pixlearn.eval.classification import classification_metrics
-    from pixlearn.tasks.classify_predict import predict_dataset
+    from pixlearn.tasks.classify.metrics import classification_metrics
+    from pixlearn.tasks.classify.predict import predict_dataset
 
     indices = list(indices)
     if not indices:
@@ -91,7 +91,7 @@ def evaluate_split(
 
 
 def _mistake_tiles(ev: SplitEvaluation, classes: Sequence[str], k: int) -> tuple[list[np.ndarray], list[str]]:
-    from pixlearn.eval.classify_plots import worst_mistakes
+    from pixlearn.tasks.classify.plots import worst_mistakes
     from pixlearn.io import read_image
 
     images, captions = [], []
@@ -126,8 +126,8 @@ def write_evaluation(
     ``confusion_matrix.png``, ``confusion_matrix_normalized.png``, ``roc.png``, ``pr.png``,
     ``per_class.png`` and ``mistakes.png``. Returns the plot paths.
     """
-    from pixlearn.eval.classification import plot_confusion_matrix, plot_roc_curves
-    from pixlearn.eval.classify_plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves
+    from pixlearn.tasks.classify.metrics import plot_confusion_matrix, plot_roc_curves
+    from pixlearn.tasks.classify.plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves
     from pixlearn.engine.report import write_run_report
 
     out = Path(out_dir)
@@ -209,8 +209,8 @@ def evaluate_run(
         ``holdout`` request on other data than the run's.
     """
     from pixlearn._core.names import check_name
-    from pixlearn.tasks.classify_data import plan_splits, read_classify_dataset
-    from pixlearn.tasks.classify_predict import load_classifier
+    from pixlearn.tasks.classify.data import plan_splits, read_classify_dataset
+    from pixlearn.tasks.classify.predict import load_classifier
 
     split = check_name(str(split), EVAL_SPLITS, what="split")
     run_dir = Path(run)

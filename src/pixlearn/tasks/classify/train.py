@@ -7,7 +7,7 @@
     manifest.json             versions, seed, data fingerprint and splits, git commit, device, timings
     metrics.csv               one row per epoch: train/val loss, val metrics, lr, epoch time
     metrics.json              final scores on the test (or held-out) split, in the schema of
-                              pixlearn.eval.classification_metrics, plus "split" and the val scores
+                              pixlearn.tasks.classify.metrics.classification_metrics, plus "split" and the val scores
     weights/best.safetensors  the best epoch's weights (by the monitored val metric)
     weights/model.json        the model spec, classes and preprocessing that rebuild it
     checkpoints/last.ckpt     the full training state at the last epoch end (resume / extend)
@@ -35,7 +35,7 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError
 from pixlearn.engine.resume import HARDWARE_KEYS  # re-exported: the options a resumed run may change
-from pixlearn.engine.config import ClassifyConfig, load_config
+from pixlearn.tasks.classify.config import ClassifyConfig, load_config
 from pixlearn.engine.trainer import TrainResult, device_info, engine_options, resolve_hardware, trainer_kwargs
 from pixlearn.engine.sampling import ShardSampler
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
@@ -131,8 +131,8 @@ def _prepare(cfg: ClassifyConfig, index: Any, splits: Any, *, spec: Mapping[str,
     import torch
 
     from pixlearn.models import build_from_spec, create_model
-    from pixlearn.tasks.classify import ClassifyTask, inverse_frequency_weights
-    from pixlearn.tasks.classify_data import make_dataset
+    from pixlearn.tasks.classify.module import ClassifyTask, inverse_frequency_weights
+    from pixlearn.tasks.classify.data import make_dataset
 
     classes = list(index.classes)
     torch.manual_seed(cfg.train.seed)
@@ -207,7 +207,7 @@ class _SaveBest:
 
     def __call__(self, model: Any) -> None:
         from pixlearn.models import save_weights
-        from pixlearn.tasks.classify_predict import model_card
+        from pixlearn.tasks.classify.predict import model_card
 
         card = model_card(model, self.classes)
         save_weights(model, self.run_dir / "weights" / "best.safetensors", metadata={"pixlearn": json.dumps(card)})
@@ -296,8 +296,8 @@ def _final_evaluation(
     prep: _Prepared, run_dir: Path, result: TrainResult, manifest: dict[str, Any], *, fit_seconds: float, progress: bool = False,
 ) -> dict[str, Any]:
     from pixlearn.engine.budget import describe_stop
-    from pixlearn.eval.classify_eval import evaluate_split, write_evaluation
-    from pixlearn.tasks.classify_predict import load_classifier
+    from pixlearn.tasks.classify.evaluate import evaluate_split, write_evaluation
+    from pixlearn.tasks.classify.predict import load_classifier
 
     cfg = prep.cfg
     t0 = time.perf_counter()
@@ -377,7 +377,7 @@ def _data_manifest(index: Any, splits: Any) -> dict[str, Any]:
 
 
 def _plan(cfg: ClassifyConfig, index: Any) -> Any:
-    from pixlearn.tasks.classify_data import fold_splits, plan_splits
+    from pixlearn.tasks.classify.data import fold_splits, plan_splits
 
     splits = plan_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
     if cfg.train.fold:
@@ -452,7 +452,7 @@ def _train_folds(
     import io
 
     from pixlearn.engine.report import write_run_report
-    from pixlearn.tasks.classify_data import fold_splits, plan_splits
+    from pixlearn.tasks.classify.data import fold_splits, plan_splits
 
     k = cfg.train.folds
     base = plan_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
@@ -525,7 +525,7 @@ def _resume(
     callbacks: Sequence[Any], rank_zero: bool,
 ) -> TrainResult:
     from pixlearn.engine.resume import plan_resume
-    from pixlearn.tasks.classify_data import read_classify_dataset
+    from pixlearn.tasks.classify.data import read_classify_dataset
 
     plan = plan_resume(run, load_config=load_config, with_overrides=ClassifyConfig.from_overrides, overrides=overrides, extend=extend)
     run_dir, cfg_path, ckpt = plan.run_dir, plan.run_dir / "config.yaml", plan.checkpoint
@@ -599,7 +599,7 @@ def train_classifier(
         ``folds``, ``seed``, ``workers``, ``pretrained``, ``weights``, ``optimizer``, ``schedule``,
         ``augment``, ``label_smoothing``, ``mixup``, ``cutmix``, ``balance``, ``patience``,
         ``freeze_epochs``, ``find_lr``, ``devices``, ``strategy``, ... (see
-        :data:`pixlearn.engine.config.FLAT_KEYS`); unknown names get a suggestion.
+        :data:`pixlearn.tasks.classify.config.FLAT_KEYS`); unknown names get a suggestion.
 
     Returns
     -------
@@ -648,7 +648,7 @@ def train_classifier(
                                                                       config=config, set=set))
     if cfg.data.path is None:
         raise ConfigError("no data: pass --data DIR (a folder with one sub-folder of images per class)")
-    from pixlearn.tasks.classify_data import read_classify_dataset
+    from pixlearn.tasks.classify.data import read_classify_dataset
 
     index = read_classify_dataset(cfg.data.path)
     cfg = ClassifyConfig.from_overrides(cfg, data=str(Path(cfg.data.path).resolve()))

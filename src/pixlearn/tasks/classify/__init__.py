@@ -1,0 +1,14 @@
+"""Image classification on the engine: one package, one module per concern (importing it loads no torch).
+
+``config`` (:class:`~pixlearn.tasks.classify.config.ClassifyConfig`), ``data`` (checking and splitting a labelled
+dataset), ``module`` (:class:`~pixlearn.tasks.classify.module.ClassifyTask`: loss, mixup/CutMix, metrics), ``train``
+(:func:`~pixlearn.tasks.classify.train.train_classifier`), ``metrics`` (one JSON schema for every classifier),
+``evaluate``, ``predict`` (a run folder as a :class:`~pixlearn.tasks.classify.predict.Classifier`), ``plots`` and
+``report``.
+"""
+
+from pixlearn._core.facade import lazy_exports
+
+#: What ``pixlearn.tasks.classify`` held when it was one module keeps resolving, lazily, from ``.module``.
+_LAZY = dict.fromkeys(("ClassifyTask", "inverse_frequency_weights", "mix_batch"), "pixlearn.tasks.classify.module")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
