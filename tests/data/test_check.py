@@ -302,6 +302,7 @@ def test_cli_check_exit_codes(planted, tmp_path, cli):
 
 def test_cli_check_json_and_out_file(planted, tmp_path, cli):
     report_file = tmp_path / "reports" / "report.json"
+    report_file.parent.mkdir()  # outside the current folder, pixlearn creates no missing folders above an output
     code, out, err = cli(
         "data", "check", planted, "--format", "json", "--out", report_file, "--workers", "1", "--no-progress"
     )

@@ -228,6 +228,7 @@ def cli(capsys):
 def test_cli_split_writes_manifest_and_counts(tmp_path, cli):
     root = _folder(tmp_path / "ds", {"cat": 20, "dog": 10})
     out = tmp_path / "out" / "split.csv"
+    out.parent.mkdir()  # outside the current folder, pixlearn creates no missing folders above an output
     code, stdout, err = cli(
         "data", "split", root, "--ratios", "0.6,0.2,0.2", "--seed", "1", "--out", out, "--format", "json"
     )

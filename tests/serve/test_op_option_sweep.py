@@ -100,7 +100,8 @@ def _cap_memory() -> None:  # runs in the child between fork and exec
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux")
 def test_every_op_option_at_extreme_values_is_200_or_400_fast_and_bounded(tmp_path: Path) -> None:
     env = {**os.environ, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "PIXLEARN_API_KEY": ""}
+           "MKL_NUM_THREADS": "1", "PIXLEARN_API_KEY": "",
+           "PIXLEARN_CACHE": str(tmp_path / "cache"), "PIXLEARN_WEIGHTS": ""}  # no labeller weights: no torch
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(tmp_path / "storage"), json.dumps(EXTREMES), json.dumps(YAML_EXTREMES)],
         capture_output=True, text=True, env=env, preexec_fn=_cap_memory, timeout=900,

@@ -16,6 +16,7 @@ __all__ = [
     "ImageWriteError",
     "ShapeError",
     "ConfigError",
+    "WeightsNotFoundError",
     "UnknownNameError",
     "AnnotationError",
 ]
@@ -51,6 +52,10 @@ class ShapeError(PixlearnError, ValueError):
 
 class ConfigError(PixlearnError, ValueError):
     """A configuration value or option is invalid."""
+
+
+class WeightsNotFoundError(ConfigError, FileNotFoundError):
+    """Weights were asked for but are not on this machine (and could not be downloaded)."""
 
 
 class AnnotationError(PixlearnError, ValueError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "weights_dirs", "torch_hub_dir", "hf_cache_dir", "offline_mode", "is_inside", "Containment"]
+__all__ = ["cache_dir", "weights_dirs", "WEIGHTS_SUFFIX", "weights_file_names", "find_local_weights", "torch_hub_dir", "hf_cache_dir", "offline_mode", "is_inside", "Containment"]
 
 
 def _xdg_cache() -> Path:
@@ -34,6 +34,47 @@ def weights_dirs() -> list[Path]:
     dirs = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     dirs.append(cache_dir() / "weights")
     return list(dict.fromkeys(dirs))
+
+
+#: The only format local pretrained weights come in (nothing is unpickled).
+WEIGHTS_SUFFIX = ".safetensors"
+
+def weights_file_names(model: str, *, tag: str | None = None, default_tag: str | None = None) -> list[str]:
+    """The file names that serve ``model`` (in the order they are tried).
+
+    With a ``tag`` only ``<model>.<tag>.safetensors``; without one, the default tag's file (timm's
+    default pretrained tag for that model) and then ``<model>.safetensors``.
+
+    Examples
+    --------
+    >>> weights_file_names("tf_efficientnet_lite0", default_tag="in1k")
+    ['tf_efficientnet_lite0.in1k.safetensors', 'tf_efficientnet_lite0.safetensors']
+    >>> weights_file_names("resnet18", tag="a1_in1k")
+    ['resnet18.a1_in1k.safetensors']
+    """
+    if tag:
+        return [f"{model}.{tag}{WEIGHTS_SUFFIX}"]
+    names = [f"{model}.{default_tag}{WEIGHTS_SUFFIX}"] if default_tag else []
+    return names + [f"{model}{WEIGHTS_SUFFIX}"]
+
+
+def find_local_weights(
+    model: str, *, tag: str | None = None, default_tag: str | None = None, dirs: list[Path] | None = None
+) -> Path | None:
+    """The first local file serving ``model``: each folder of ``dirs`` in turn (default
+    :func:`~pixlearn._core.paths.weights_dirs`), each name of :func:`weights_file_names` in turn.
+
+    Examples
+    --------
+    >>> find_local_weights("no_such_model", dirs=[]) is None
+    True
+    """
+    for folder in weights_dirs() if dirs is None else dirs:
+        for fname in weights_file_names(model, tag=tag, default_tag=default_tag):
+            path = folder / fname
+            if path.is_file():
+                return path
+    return None
 
 
 def torch_hub_dir() -> Path:

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn._core.paths import weights_dirs
+from pixlearn._core.errors import ConfigError, ShapeError, WeightsNotFoundError
+from pixlearn._core.paths import WEIGHTS_SUFFIX, find_local_weights, weights_dirs, weights_file_names
 
 __all__ = [
     "WeightsNotFoundError",
@@ -44,17 +44,11 @@ __all__ = [
     "WEIGHTS_SUFFIX",
 ]
 
-#: The only format local pretrained weights come in (nothing is unpickled).
-WEIGHTS_SUFFIX = ".safetensors"
 
 _SAFE_SUFFIXES = (".safetensors",)
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
 _WRAPPERS = ("state_dict", "model", "model_state_dict", "module", "net")
 _PREFIXES = ("module.", "model.", "task.model.", "_orig_mod.", "net.")
-
-
-class WeightsNotFoundError(ConfigError, FileNotFoundError):
-    """Weights were asked for but are not on this machine (and could not be downloaded)."""
 
 
 class WeightsMismatchError(ConfigError):
@@ -302,42 +296,6 @@ def split_name_tag(name: str) -> tuple[str, str | None]:
     return model, (tag or None)
 
 
-def weights_file_names(model: str, *, tag: str | None = None, default_tag: str | None = None) -> list[str]:
-    """The file names that serve ``model`` (in the order they are tried).
-
-    With a ``tag`` only ``<model>.<tag>.safetensors``; without one, the default tag's file (timm's
-    default pretrained tag for that model) and then ``<model>.safetensors``.
-
-    Examples
-    --------
-    >>> weights_file_names("tf_efficientnet_lite0", default_tag="in1k")
-    ['tf_efficientnet_lite0.in1k.safetensors', 'tf_efficientnet_lite0.safetensors']
-    >>> weights_file_names("resnet18", tag="a1_in1k")
-    ['resnet18.a1_in1k.safetensors']
-    """
-    if tag:
-        return [f"{model}.{tag}{WEIGHTS_SUFFIX}"]
-    names = [f"{model}.{default_tag}{WEIGHTS_SUFFIX}"] if default_tag else []
-    return names + [f"{model}{WEIGHTS_SUFFIX}"]
-
-
-def find_local_weights(
-    model: str, *, tag: str | None = None, default_tag: str | None = None, dirs: list[Path] | None = None
-) -> Path | None:
-    """The first local file serving ``model``: each folder of ``dirs`` in turn (default
-    :func:`~pixlearn._core.paths.weights_dirs`), each name of :func:`weights_file_names` in turn.
-
-    Examples
-    --------
-    >>> find_local_weights("no_such_model", dirs=[]) is None
-    True
-    """
-    for folder in weights_dirs() if dirs is None else dirs:
-        for fname in weights_file_names(model, tag=tag, default_tag=default_tag):
-            path = folder / fname
-            if path.is_file():
-                return path
-    return None
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn.models.weights import WeightsNotFoundError, check_weights_fit, find_local_weights, read_state_dict
+from pixlearn._core.errors import ConfigError, ShapeError, WeightsNotFoundError
+from pixlearn._core.paths import find_local_weights
 
 __all__ = [
     "LABELLER_MODEL",
@@ -114,6 +114,7 @@ class ImageNetLabeller:
         from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
         from pixlearn.models import create_model
+        from pixlearn.models.weights import check_weights_fit, read_state_dict
 
         self.path = Path(path)
         state = read_state_dict(self.path)
