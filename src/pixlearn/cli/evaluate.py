@@ -57,7 +57,9 @@ def evaluate(
         return
     if run is None:
         raise typer.BadParameter("give a run folder (or --method for a classical baseline)", param_hint="RUN")
-    from pixlearn.tasks.classify.evaluate import evaluate_run
+    from pixlearn.tasks.registry import task as get_task
+
+    evaluate_run = get_task("classify").load("evaluate")
 
     result = evaluate_run(run, data, split=split, out=out, batch_size=batch, workers=workers, device=device, progress=progress)
     if format is OutputFormat.json:
@@ -71,8 +73,10 @@ def evaluate(
 
 
 def _is_restoration(run: Optional[Path], method: Optional[list[str]]) -> bool:
-    from pixlearn.tasks.restore.metrics import CLASSICAL_METHODS
-    from pixlearn.tasks.restore.predict import is_restore_run
+    from pixlearn.tasks.registry import task as get_task
+
+    restore = get_task("restore")
+    CLASSICAL_METHODS, is_restore_run = restore.load("classical_methods"), restore.load("is_run")
 
     if run is not None:
         return is_restore_run(run)
@@ -80,7 +84,9 @@ def _is_restoration(run: Optional[Path], method: Optional[list[str]]) -> bool:
 
 
 def _evaluate_restore(run: Optional[Path], data: Path, *, methods: list[str], format: OutputFormat, out: Optional[Path], **kw: Any) -> None:
-    from pixlearn.tasks.restore.evaluate import evaluate_restore_folder
+    from pixlearn.tasks.registry import task as get_task
+
+    evaluate_restore_folder = get_task("restore").load("evaluate")
 
     result = evaluate_restore_folder(data, run=run, methods=methods, out=out, **kw)
     if format is OutputFormat.json:

@@ -70,15 +70,16 @@ def predict(
         from pixlearn.io import WRITE_FORMATS
 
         output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
-    from pixlearn.engine.run_card import card_task
+    from pixlearn.tasks.registry import task as get_task, task_for_run
 
-    task = card_task(run)  # read from weights/model.json: imports only what this task needs
-    if task == "segment":  # masks under --out, in the training masks' value coding
+    spec = task_for_run(run)  # read from weights/model.json: imports only what this task needs
+    name = spec.name if spec is not None else None
+    if name == "segment":  # masks under --out, in the training masks' value coding
         from pixlearn.cli.segment import predict_segment
 
         predict_segment(run, images, out=out, overlay=overlay, device=device, progress=progress, format=format)
         return
-    if task == "restore":
+    if name == "restore":
         _predict_restore(run, images, out=out, device=device, progress=progress, format=format)
         return
     if _is_classic(run):
@@ -88,9 +89,7 @@ def predict(
                 for r in predict_classic(run, images)]
         top_k = 1
     else:
-        from pixlearn.tasks.classify.predict import predict_files
-
-        rows = predict_files(run, images, top_k=top_k, batch_size=batch, workers=workers, device=device, progress=progress)
+        rows = get_task("classify").load("predict")(run, images, top_k=top_k, batch_size=batch, workers=workers, device=device, progress=progress)
     if not rows:
         raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
     if format is OutputFormat.json:
@@ -106,8 +105,9 @@ def predict(
 
 def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], device: str, progress: Optional[bool], format: OutputFormat) -> None:
     """A restoration run: write each restored image under --out, print one row per image."""
-    from pixlearn.tasks.restore.predict import restore_files
+    from pixlearn.tasks.registry import task as get_task
 
+    restore_files = get_task("restore").load("predict")
     if out is None:
         raise typer.BadParameter("a restoration run writes images: give -o out.png for one image, or -o DIR", param_hint="--out")
     rows = restore_files(run, images, out=out, device=device, progress=progress)

@@ -20,9 +20,9 @@ _HEADLINE = ("mean_iou", "mean_dice", "pixel_accuracy", "foreground_iou", "foreg
 def is_segment_eval(run: Optional[Path], methods: Optional[list[str]]) -> bool:
     """A segmentation run folder, or (without a run) classical segmentation methods."""
     if run is not None:
-        from pixlearn.tasks.segment.predict import is_segment_run
+        from pixlearn.tasks.registry import task as get_task
 
-        return is_segment_run(run)
+        return get_task("segment").load("is_run")(run)
     return any(m in SEGMENT_METHODS for m in methods or [])  # a misspelt partner gets a did-you-mean there
 
 
@@ -39,7 +39,9 @@ def evaluate_segment(
 ) -> None:
     """Score a segmentation run and/or classical segmenters on DIR under the same metrics; one row each."""
     from pixlearn._core.names import check_name
-    from pixlearn.tasks.segment.classic import evaluate_classic_segmentation
+    from pixlearn.tasks.registry import task as get_task
+
+    evaluate_classic_segmentation = get_task("segment").load("classical")
 
     methods = [check_name(m, SEGMENT_METHODS, what="segmentation method") for m in methods]
     results: dict[str, Any] = {}
@@ -48,9 +50,7 @@ def evaluate_segment(
     if run is not None:
         import yaml
 
-        from pixlearn.tasks.segment.evaluate import evaluate_segment_run
-
-        res = evaluate_segment_run(run, data, split=split, out=out, device=device, progress=progress)
+        res = get_task("segment").load("evaluate")(run, data, split=split, out=out, device=device, progress=progress)
         results[str(run)] = res
         rows.append(_row(Path(run).name, res))
         cfg_path = Path(run) / "config.yaml"
@@ -76,9 +76,9 @@ def predict_segment(
     run: Path, images: list[str], *, out: Optional[Path], overlay: bool, device: str, progress: Optional[bool], format: OutputFormat,
 ) -> None:
     """A segmentation run: write one mask PNG per image under --out (and overlays); print one row each."""
-    from pixlearn.tasks.segment.predict import predict_segment_files
+    from pixlearn.tasks.registry import task as get_task
 
-    rows = predict_segment_files(run, images, out=out, overlay=overlay, device=device, progress=progress)
+    rows = get_task("segment").load("predict")(run, images, out=out, overlay=overlay, device=device, progress=progress)
     if not rows:
         raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
     if format is OutputFormat.json:

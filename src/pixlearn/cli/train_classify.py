@@ -66,7 +66,9 @@ def classify(
     Scores are measured on the test split (or a held-out part of train), never on images used
     for training or early stopping; the val split picks the best epoch.
     """
-    from pixlearn.tasks.classify.train import train_classifier
+    from pixlearn.tasks.registry import task as get_task
+
+    train_classifier = get_task("classify").load("train")
 
     own = {
         "pretrained": pretrained, "optimizer": optimizer, "schedule": schedule, "augment": augment, "label_smoothing": label_smoothing,

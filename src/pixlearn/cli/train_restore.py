@@ -51,7 +51,9 @@ def restore(
     The final scores are PSNR / SSIM on whole held-out images (test split, else val), for the
     model, the degraded input and the classical methods on the same images.
     """
-    from pixlearn.tasks.restore.train import train_restorer
+    from pixlearn.tasks.registry import task as get_task
+
+    train_restorer = get_task("restore").load("train")
 
     own: dict[str, Any] = {
         "task": task, "sigma": sigma, "noise": noise, "scale": scale, "degrade": degrade, "patches_per_image": patches_per_image,

@@ -71,7 +71,9 @@ def segment(
     Training uses random crops of --img-size; scores are measured on whole held-out images (the
     test split when there is one, else val), segmented tile by tile when larger than the crops.
     """
-    from pixlearn.tasks.segment.train import train_segmenter
+    from pixlearn.tasks.registry import task as get_task
+
+    train_segmenter = get_task("segment").load("train")
 
     own = {
         "backbone": backbone, "loss": loss, "augment": augment, "encoder_weights": str(encoder_weights) if encoder_weights else None,

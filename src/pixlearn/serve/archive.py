@@ -549,7 +549,9 @@ def extract_archive(
 def _read_extracted(root: Path, plan: ArchivePlan, limits: ArchiveLimits, label: str, total: int) -> ExtractedDataset:
     """The dataset readers' verdict on the extracted folder; raises _Refused (the caller cleans up)."""
     from pixlearn.data.readers import outside_root_allowed
-    from pixlearn.tasks.classify.data import read_classify_dataset
+    from pixlearn.tasks.registry import task as get_task
+
+    read_classify_dataset = get_task("classify").load("read_dataset")
 
     try:
         with outside_root_allowed(False):  # an upload never reads outside itself

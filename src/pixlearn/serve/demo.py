@@ -36,7 +36,9 @@ def train_demo(data_dir: str, out_dir: str) -> None:
     import torch
 
     from pixlearn.data.samples import write_sample
-    from pixlearn.train import train_classifier
+    from pixlearn.tasks.registry import task as get_task
+
+    train_classifier = get_task("classify").load("train")
 
     torch.set_num_threads(1)  # leave the other cores to the requests
     write_sample("digits", data_dir, n=DEMO_IMAGES, seed=0)

@@ -275,7 +275,9 @@ class ModelRegistry:
             if clf is not None:
                 return clf
             record = self.get(name)
-            from pixlearn.tasks.classify.predict import load_classifier
+            from pixlearn.tasks.registry import task as get_task
+
+            load_classifier = get_task("classify").load("load")
 
             try:
                 clf = load_classifier(record["run_dir"], device="cpu")

@@ -156,7 +156,9 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     ProgressWriter(job_dir / "progress.json").write(stage="loading")
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
-        from pixlearn.tasks.classify.data import read_classify_dataset
+        from pixlearn.tasks.registry import task as get_task
+
+        read_classify_dataset = get_task("classify").load("read_dataset")
 
         # Readers refuse paths outside the upload by default; a job never lifts that (no
         # outside_root_allowed here) and fails rather than train on what is left.
@@ -167,7 +169,9 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
                 f"{refused} path(s) in the uploaded dataset lead outside it (e.g. "
                 f"{index.meta['refused']['examples'][0]}); use paths relative to the dataset folder"
             )
-    from pixlearn.train import train_classifier
+    from pixlearn.tasks.registry import task as get_task
+
+    train_classifier = get_task("classify").load("train")
 
     progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env())
     progress.write(stage="starting")

@@ -466,7 +466,9 @@ class JobManager:
         if unknown:
             raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULT_OPTIONS)}")
         opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
-        from pixlearn.tasks.classify.config import ClassifyConfig
+        from pixlearn.tasks.registry import task as get_task
+
+        ClassifyConfig = get_task("classify").load("config")
 
         ClassifyConfig.from_overrides(model=opts["architecture"], epochs=opts["epochs"], img_size=opts["img_size"],
                                       batch=opts["batch"], lr=opts["lr"])

@@ -8,7 +8,25 @@
 """
 
 from pixlearn._core.facade import lazy_exports
+from pixlearn.tasks.registry import TaskSpec, register
 
 #: What ``pixlearn.tasks.segment`` held when it was one module keeps resolving, lazily, from ``.module``.
 _LAZY = dict.fromkeys(("SegmentTask", "LOSSES", "parse_loss", "SegmentLoss", "confusion_metric_class", "logits_to_mask"), "pixlearn.tasks.segment.module")
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
+#: This task's registry entry: how ``pixlearn train/predict/eval`` and the service reach it.
+SPEC = register(TaskSpec(
+    name="segment",
+    summary="Semantic segmentation: images and masks in, a segmenter run folder out (beside the classical baselines).",
+    package=__name__,
+    entry={
+        "train": "pixlearn.tasks.segment.train:train_segmenter",
+        "config": "pixlearn.tasks.segment.config:SegmentConfig",
+        "load": "pixlearn.tasks.segment.predict:load_segmenter",
+        "predict": "pixlearn.tasks.segment.predict:predict_segment_files",
+        "evaluate": "pixlearn.tasks.segment.evaluate:evaluate_segment_run",
+        "is_run": "pixlearn.tasks.segment.predict:is_segment_run",
+        "classical": "pixlearn.tasks.segment.classic:evaluate_classic_segmentation",
+    },
+    serves=("segment",),
+))
