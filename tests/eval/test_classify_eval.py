@@ -13,6 +13,7 @@ from pixlearn.tasks.classify.metrics import classification_metrics
 from pixlearn.tasks.classify.evaluate import evaluate_run
 from pixlearn.tasks.classify.plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves, worst_mistakes
 from pixlearn.engine.report import write_run_report
+from pixlearn.tasks.classify.report import HEADLINE_METRICS
 from pixlearn.models import create_model, save_weights
 from pixlearn.tasks.classify.predict import model_card
 from tests.train.helpers import make_dataset
@@ -83,7 +84,7 @@ def test_report_names_the_split_of_every_number(tmp_path):
               {"split": "test", "images": 4, "source": "test/", "used_for": "final scores only"}]
     cv = {"folds": 3, "split": "test", "metrics": {"test_accuracy": {"mean": 0.7, "std": 0.1, "per_fold": [0.6, 0.7, 0.8]}}}
     html = write_run_report(tmp_path / "r.html", title="t", scores=[test, val], splits=splits, cv=cv,
-                            notes=["a note"], details={"model": "x"}).read_text()
+                            notes=["a note"], details={"model": "x"}, headline=HEADLINE_METRICS).read_text()
     assert "test (4 images)" in html and "val (2 images)" in html and "accuracy (test) = 0.7500" in html
     assert "Per class (test split)" in html and "final scores only" in html and "chose the epoch" in html
     assert "0.7000 ± 0.1000" in html and "a note" in html

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-__all__ = ["write_run_report", "report_head", "report_finish", "HEADLINE_METRICS"]
+__all__ = ["write_run_report", "report_head", "report_finish"]
 
 def _fmt(value: Any) -> str:
     if value is None:
@@ -32,9 +32,6 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .muted{color:#666}
 """
 
-
-#: Scalar metrics shown in the report's score table, in order.
-HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
 
 _EXTRA_CSS = """
 figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}
@@ -63,6 +60,7 @@ def write_run_report(
     plots: Sequence[tuple[str | os.PathLike[str], str]] = (),
     cv: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
+    headline: Sequence[str] = (),
 ) -> Path:
     """Write ``report.html``: details, where each split came from, scores per split, per-class table, plots.
 
@@ -85,6 +83,9 @@ def write_run_report(
         k-fold summary: ``{"folds": k, "metrics": {name: {"mean", "std", "per_fold"}}, "split": ...}``.
     notes : sequence of str
         Highlighted remarks (e.g. "no test split: scores are on val").
+    headline : sequence of str
+        The metrics of the score table, in order (a task's headline metrics); by default every numeric entry of
+        the first scores dict except ``n``.
 
     Returns
     -------
@@ -99,11 +100,13 @@ def write_run_report(
     True
     """
     parts = report_head(title, notes=notes, details=details, splits=splits)
+    if scores and not headline:
+        headline = [k for k, v in scores[0].items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)]
     if scores:
         parts.append("<h2>Scores</h2><p>Each column is measured on the split named in its header.</p>")
         header = ["metric"] + [f"{s.get('split', '?')} ({_fmt(s.get('n'))} images)" for s in scores]
         rows = []
-        for key in HEADLINE_METRICS:
+        for key in headline:
             if any(key in s for s in scores):
                 rows.append([f"{key}"] + [s.get(key) for s in scores])
         parts.append(_table(header, rows))
@@ -113,7 +116,7 @@ def write_run_report(
         head = scores[0]
         split = head.get("split", "?")
         # a compact "metric (split)" list for readers and tools that grep the report
-        parts.append("<p class='muted'>" + "; ".join(f"{k} ({_esc(split)}) = {_fmt(head[k])}" for k in HEADLINE_METRICS if k in head) + "</p>")
+        parts.append("<p class='muted'>" + "; ".join(f"{k} ({_esc(split)}) = {_fmt(head[k])}" for k in headline if k in head) + "</p>")
         per_class = head.get("per_class") or {}
         if per_class:
             parts.append(f"<h2>Per class ({_esc(split)} split)</h2>")

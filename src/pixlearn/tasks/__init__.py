@@ -1,8 +1,10 @@
-"""One module per task: model, loss, pre/post-processing and metrics meet here.
+"""One package per task on the engine: ``classify/``, ``segment/``, ``restore/``.
 
-``classify``: :class:`~pixlearn.tasks.classify.ClassifyTask` (loss, mixup/CutMix, metrics);
-``classify_data``: checking and splitting a labelled dataset; ``classify_predict``: a trained
-classifier rebuilt from its run folder, and prediction over files, folders and globs.
+Each holds its ``config``, ``data``, ``module`` (model + loss + metrics), ``train``, ``metrics``, ``evaluate`` and
+``predict`` (and ``plots``, ``report``, ``classic`` or ``degrade`` as the task needs) and registers itself in
+:mod:`pixlearn.tasks.registry`, which is how the CLI and the service reach it. Tasks never import each other;
+what they share lives in :mod:`pixlearn.engine`. Importing this package loads no torch; an old module path
+(``pixlearn.tasks.classify_predict``) raises an error naming its new place.
 """
 
 from pixlearn._core.facade import moved_modules

@@ -129,6 +129,7 @@ def write_evaluation(
     from pixlearn.tasks.classify.metrics import plot_confusion_matrix, plot_roc_curves
     from pixlearn.tasks.classify.plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves
     from pixlearn.engine.report import write_run_report
+    from pixlearn.tasks.classify.report import HEADLINE_METRICS
 
     out = Path(out_dir)
     plots_dir = out / "plots"
@@ -156,7 +157,7 @@ def write_evaluation(
     shown += list(extra_plots)
     write_run_report(
         out / "report.html", title=title, scores=[e.metrics for e in evaluations], splits=splits,
-        details=details, plots=shown, cv=cv, notes=notes,
+        details=details, plots=shown, cv=cv, notes=notes, headline=HEADLINE_METRICS,
     )
     return [p for p, _ in shown]
 

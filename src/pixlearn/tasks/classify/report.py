@@ -1,7 +1,7 @@
 """Classification reports: the one-split HTML page of a classic or re-evaluated classifier (no torch).
 
-A trained classifier's run report is the engine's :func:`~pixlearn.engine.report.write_run_report` (classification's
-scores are its default headline rows).
+A trained classifier's run report is the engine's :func:`~pixlearn.engine.report.write_run_report` with
+:data:`HEADLINE_METRICS` as its score rows.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Any
 
 from pixlearn.engine.report import _CSS, _fmt
 
-__all__ = ["write_classification_report"]
+__all__ = ["write_classification_report", "HEADLINE_METRICS"]
+
+#: Scalar metrics shown in a classification run report's score table, in order.
+HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy", "roc_auc_macro")
 
 
 def write_classification_report(
