@@ -53,7 +53,7 @@ def test_lower_layers_never_import_torch(layer):
 
 # ---------------------------------------------------------------- one package per task on one engine
 
-TASK_FILES = ("__init__.py", "config.py", "data.py", "module.py", "train.py", "evaluate.py", "predict.py", "metrics.py")
+TASK_FILES = ("__init__.py", "config.py", "data.py", "module.py", "train.py", "evaluate.py", "predict.py", "metrics.py", "report.py")
 
 
 def test_layout_contracts_are_declared_and_kept():

@@ -3,7 +3,7 @@
 ``config`` (:class:`~pixlearn.tasks.restore.config.RestoreConfig`), ``degrade`` (the synthetic degradations a model
 learns to undo), ``data`` (clean images, patches), ``module`` (:class:`~pixlearn.tasks.restore.module.RestoreTask`:
 loss and PSNR/SSIM around the network), ``train`` (:func:`~pixlearn.tasks.restore.train.train_restorer`),
-``metrics`` (PSNR/SSIM, the classical baselines, crops and curves), ``evaluate`` and ``predict`` (a run folder as a
+``metrics`` (PSNR/SSIM, the classical baselines, crops and curves), ``report``, ``evaluate`` and ``predict`` (a run folder as a
 tiled :class:`~pixlearn.tasks.restore.predict.Restorer`).
 """
 

@@ -208,9 +208,8 @@ def _final_evaluation(
     cfg: RestoreConfig, data: Any, pipeline: Any, run_dir: Path, result: RestoreResult, manifest: dict[str, Any], *, fit_seconds: float,
     progress: bool,
 ) -> dict[str, Any]:
-    from pixlearn.engine.budget import describe_stop
-    from pixlearn.engine.report import write_run_report
-    from pixlearn.tasks.restore.metrics import CLASSICAL, evaluate_restoration, method_table, plot_restore_curves, save_crops
+    from pixlearn.tasks.restore.metrics import CLASSICAL, evaluate_restoration, plot_restore_curves, save_crops
+    from pixlearn.tasks.restore.report import write_restore_report
     from pixlearn.tasks.restore.predict import load_restorer
 
     t0 = time.perf_counter()
@@ -278,26 +277,9 @@ def _final_evaluation(
         },
     }
     write_json(run_dir / "metrics.json", metrics)
-    table = method_table(summary)
-    details = {
-        "restoration task": cfg.data.task,
-        "model": f"{cfg.model.name} {restorer.model.pixlearn_spec.kwargs}",
-        "degradation": metrics["degradation"],
-        "grey / colour": "grey (L)" if data.mode == "L" else "colour (RGB)",
-        "patches": f"{cfg.data.patch} px, {cfg.data.patches_per_image} per image per epoch, batch {cfg.data.batch_size}",
-        "loss": cfg.train.loss,
-        "epochs run": f"{result.epochs_run} of {cfg.train.epochs}",
-        "stopped by": describe_stop(result.stop_reason, epochs_run=result.epochs_run, epochs=cfg.train.epochs, minutes=cfg.train.minutes),
-        "best epoch": result.best_epoch,
-        "fit seconds": round(fit_seconds, 1),
-        **{f"{r['method']} ({split}, n={r['n']})": f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}, {r['seconds']:.1f} s" for r in table},
-        "data": str(Path(data.root).resolve()),
-        "run folder": str(run_dir.resolve()),
-    }
-    write_run_report(
-        run_dir / "report.html", title=f"pixlearn train restore: {cfg.model.name} ({cfg.data.task}) on {Path(data.root).name}",
-        scores=[], splits=[{"split": k, **v} for k, v in metrics["splits"].items()], details=details,
-        plots=[(crops, f"{split} images, centre crops"), (curves, "training curves (val: fixed centre crops)")], notes=[note],
+    write_restore_report(
+        run_dir, cfg, data, metrics, result, model_kwargs=restorer.model.pixlearn_spec.kwargs, fit_seconds=fit_seconds,
+        plots=[(crops, f"{split} images, centre crops"), (curves, "training curves (val: fixed centre crops)")],
     )
     manifest.setdefault("timings", {})["eval_seconds"] = round(eval_seconds, 3)
     manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stop_reason=result.stop_reason)
