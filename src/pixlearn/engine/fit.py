@@ -92,6 +92,19 @@ class FitOutcome:
     budget: dict[str, Any] | None = None
     trainer: Any = None
 
+    def record(self, manifest: dict[str, Any], *, skipped: Any = ()) -> None:
+        """Write the fit's seconds (added to a resumed run's earlier ones), stop reason, stop point, budget and
+        the files the last epoch skipped (objects with ``path`` and ``error``) into ``manifest``."""
+        timings = manifest.setdefault("timings", {})
+        timings["fit_seconds"] = round(self.fit_seconds + timings.get("fit_seconds_before", 0.0), 3)
+        manifest["stop_reason"] = self.stop_reason
+        if self.stopped_at:
+            manifest["stopped_at"] = self.stopped_at
+        if self.budget:
+            manifest["budget"] = self.budget
+        if skipped:
+            manifest["skipped_last_epoch"] = [{"path": s.path, "error": s.error} for s in skipped]
+
 
 def run_fit(
     trainer_kwargs: dict[str, Any], module: Any, *, ckpt_path: str | Path | None, budget: Any = None, early_stopping: Any = None,

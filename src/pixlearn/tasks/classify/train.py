@@ -266,15 +266,7 @@ def _fit(
         run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
         epochs_run=len(metrics_cb.rows), stopped_early=outcome.stop_reason == "early_stopping", stop_reason=outcome.stop_reason,
     )
-    manifest.setdefault("timings", {})["fit_seconds"] = round(fit_seconds + manifest.get("timings", {}).get("fit_seconds_before", 0.0), 3)
-    manifest["stop_reason"] = outcome.stop_reason
-    if outcome.stopped_at:
-        manifest["stopped_at"] = outcome.stopped_at
-    if outcome.budget:
-        manifest["budget"] = outcome.budget
-    skipped = prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else []
-    if skipped:
-        manifest["skipped_last_epoch"] = [{"path": s.path, "error": s.error} for s in skipped]
+    outcome.record(manifest, skipped=prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else ())
     if not trainer.is_global_zero or not rank_zero:
         return result
     result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds,

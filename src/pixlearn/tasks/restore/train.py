@@ -418,12 +418,7 @@ def _fit(
     result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
                            epochs_run=len(metrics_cb.rows), stopped_early=outcome.stop_reason == "early_stopping",
                            stop_reason=outcome.stop_reason)
-    manifest.setdefault("timings", {})["fit_seconds"] = round(outcome.fit_seconds + manifest.get("timings", {}).get("fit_seconds_before", 0.0), 3)
-    manifest["stop_reason"] = outcome.stop_reason
-    if outcome.stopped_at:
-        manifest["stopped_at"] = outcome.stopped_at
-    if outcome.budget:
-        manifest["budget"] = outcome.budget
+    outcome.record(manifest)
     if not trainer.is_global_zero:
         return result
     show = show_progress(progress) and sys.stderr.isatty()  # scoring bars: terminals only
