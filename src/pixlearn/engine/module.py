@@ -8,7 +8,9 @@
   a separate, lower learning rate for the backbone when fine-tuning; an optional L1 penalty;
 * cosine, one-cycle, step or constant schedules stepped per optimiser step, all with a linear
   warmup, or reduce-on-plateau with the same warmup;
-* freezing the backbone for the first N epochs (its norm layers kept in eval mode);
+* freezing the backbone for the first N epochs, or for a share of the run (of the time budget under
+  ``--minutes``), its norm layers kept in eval mode; optionally BatchNorm frozen all along (small
+  batches) and layer-wise learning-rate decay down the backbone;
 * reseeding torch's generators from ``(seed, epoch, rank)`` at every epoch start, so dropout,
   mixup and CutMix draws do not depend on where a run was interrupted and resumed;
 * a non-finite loss stops the run with :class:`TrainingDivergedError` before the weights change.
@@ -27,7 +29,7 @@ from torch import nn
 
 from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn.data.augment import sample_seed
-from pixlearn.models.freeze import backbone_norm_eval, set_backbone_trainable, split_parameters
+from pixlearn.models.freeze import backbone_depths, backbone_norm_eval, set_backbone_trainable, split_parameters
 
 __all__ = ["EngineOptions", "EngineModule", "TrainingDivergedError", "lr_factor"]
 
@@ -55,6 +57,12 @@ class EngineOptions:
     pct_start: float = 0.25
     freeze_epochs: int = 0
     backbone_lr_mult: float = 1.0
+    #: Head-only share of the run (of the time budget when a TimeBudget runs, else of the steps); 0: off.
+    freeze_fraction: float = 0.0
+    #: Layer-wise LR decay in the backbone: depth d below the top gets backbone_lr x layer_decay**d (1: off).
+    layer_decay: float = 1.0
+    #: Keep the backbone's BatchNorm statistics frozen (eval mode) for the whole run (small batches).
+    bn_eval: bool = False
     seed: int = 0
     channels_last: bool = False
     monitor: str = "val_accuracy"
@@ -124,6 +132,7 @@ class EngineModule(L.LightningModule):
         self.options = options
         self.lr = float(options.lr)  # the LR finder writes its suggestion here
         self._loaders = loaders
+        self.unfrozen_at: dict[str, Any] | None = None  # when a head-only share ended (freeze_fraction)
         backbone, head = split_parameters(task.model)
         self._decayed = [p for n, p in backbone + head if not _is_norm_or_bias(n, p)]
 
@@ -151,9 +160,37 @@ class EngineModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         epoch = self.current_epoch
         torch.manual_seed(sample_seed(self.options.seed, epoch, -(2 + self.global_rank)))
-        frozen = epoch < self.options.freeze_epochs
+        frozen = epoch < self.options.freeze_epochs or self._frozen_by_fraction()
         set_backbone_trainable(self.task.model, not frozen)
-        if frozen:
+        if frozen or self.options.bn_eval:
+            backbone_norm_eval(self.task.model)
+
+    # ------------------------------------------------------------ fine-tuning: head warm-up share, BN
+    def run_progress(self) -> float:
+        """Share of the run done: the time budget's (a :class:`~pixlearn.engine.budget.TimeBudget` callback), else the steps'."""
+        from pixlearn.engine.budget import TimeBudget
+
+        for cb in getattr(self.trainer, "callbacks", None) or ():
+            if isinstance(cb, TimeBudget) and cb.t0 is not None:
+                return cb.elapsed() / cb.budget_s
+        try:
+            total = int(self.trainer.estimated_stepping_batches)
+        except Exception:  # pragma: no cover - a loader without length
+            return 1.0
+        return self.global_step / max(total, 1)
+
+    def _frozen_by_fraction(self) -> bool:
+        return self.options.freeze_fraction > 0 and self.run_progress() < self.options.freeze_fraction
+
+    def _fine_tune_step(self) -> None:
+        """Before every step: unfreeze the backbone once its head-only share is over; keep frozen BN in eval mode."""
+        o = self.options
+        if o.freeze_fraction <= 0 and not o.bn_eval:
+            return
+        frozen = self.current_epoch < o.freeze_epochs or self._frozen_by_fraction()
+        if o.freeze_fraction > 0 and set_backbone_trainable(self.task.model, not frozen) and not frozen:
+            self.unfrozen_at = {"step": int(self.global_step), "progress": round(self.run_progress(), 4)}
+        if frozen or o.bn_eval:
             backbone_norm_eval(self.task.model)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
@@ -187,7 +224,17 @@ class EngineModule(L.LightningModule):
         backbone, head = split_parameters(self.task.model)
         o = self.options
         groups = []
-        for part, named, mult in (("head", head, 1.0), ("backbone", backbone, o.backbone_lr_mult)):
+        parts: list[tuple[str, list[tuple[str, nn.Parameter]], float]] = [("head", head, 1.0)]
+        if o.layer_decay < 1.0 and backbone:
+            depth = backbone_depths(self.task.model)
+            top = max(depth.values())
+            for d in range(top, -1, -1):  # the top of the backbone first, at backbone_lr_mult
+                named_d = [(n, p) for n, p in backbone if depth[n] == d]
+                if named_d:
+                    parts.append((f"backbone_{d}", named_d, o.backbone_lr_mult * o.layer_decay ** (top - d)))
+        else:
+            parts.append(("backbone", backbone, o.backbone_lr_mult))
+        for part, named, mult in parts:
             decay = [p for n, p in named if not _is_norm_or_bias(n, p)]
             no_decay = [p for n, p in named if _is_norm_or_bias(n, p)]
             for suffix, params, wd in (("", decay, o.weight_decay), ("_no_decay", no_decay, 0.0)):
@@ -222,6 +269,7 @@ class EngineModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._fine_tune_step()
         # linear warmup for reduce-on-plateau (the other schedules build it into their factor)
         if self.options.schedule != "plateau" or self.global_step > getattr(self, "_warmup_steps", 0):
             return

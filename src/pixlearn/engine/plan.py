@@ -131,7 +131,7 @@ class BudgetPlan:
         why = f" ({'; '.join(self.reasons)})" if self.reasons else ""
         head = (
             f"plan: {self.minutes:g} min; measured {self.seconds_per_step:.3g} s/step at {describe_choice(self.choice)} "
-            f"-> ~{self.steps:,} steps = ~{self.epochs:g} epochs of {self.steps_per_epoch:,} steps; "
+            f"-> ~{self.steps:,} steps = ~{_epochs(self.epochs)} of {self.steps_per_epoch:,} steps; "
             f"chose {describe_choice(self.choice)}{why}"
         )
         return [head]
@@ -148,6 +148,10 @@ class BudgetPlan:
             p["seconds_per_step"] = round(p["seconds_per_step"], 4)
         d["text"] = self.lines()[0]
         return d
+
+
+def _epochs(n: float) -> str:
+    return f"{n:g} epoch" + ("" if n == 1 else "s")
 
 
 def _afford(budget_s: float, seconds_per_step: float, steps_per_epoch: int, reserve: float) -> tuple[int, float]:
@@ -216,10 +220,10 @@ def choose(
         if epochs >= min_epochs:
             chosen = timing
             break
-        reasons.append(f"{describe_choice(cand)} would give {epochs:g} epochs, < {min_epochs:g} wanted")
+        reasons.append(f"{describe_choice(cand)} would give {_epochs(epochs)}, < {min_epochs:g} wanted")
     if chosen is None:  # nothing affords min_epochs: the cheapest, said plainly
         chosen = probed[-1]
-        reasons[-1] = f"even the cheapest gives only {chosen.epochs:g} epochs, < {min_epochs:g} wanted"
+        reasons[-1] = f"even the cheapest gives only {_epochs(chosen.epochs)}, < {min_epochs:g} wanted"
     return BudgetPlan(
         minutes=round(budget_s / 60.0, 4), choice=chosen.choice, seconds_per_step=chosen.seconds_per_step,
         steps_per_epoch=chosen.steps_per_epoch, steps=chosen.steps, epochs=chosen.epochs, min_epochs=float(min_epochs),

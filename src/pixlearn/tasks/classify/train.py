@@ -66,6 +66,7 @@ def _resolve(cfg: ClassifyConfig, *, img_size: int) -> ClassifyConfig:
         m["backbone_lr_mult"] = 0.1 if (m["pretrained"] or m["weights"]) else 1.0
     d["data"]["img_size"] = img_size
     d["train"].update(resolve_hardware(cfg))
+    _resolve_fine_tune(d)
     return ClassifyConfig.from_dict(d)
 
 
@@ -146,6 +147,7 @@ def _prepare(cfg: ClassifyConfig, index: Any, splits: Any, *, spec: Mapping[str,
             drop_rate=m.drop_rate, drop_path_rate=m.drop_path_rate, img_size=size,
         )
         _record_pipeline_preprocess(model)
+        _init_new_head(model, cfg)
     pre = model.pixlearn_spec.preprocess
     counts = splits.class_counts("train")
     weights = None
@@ -231,7 +233,7 @@ def _fit(
 
     cfg = prep.cfg
     has_val = bool(prep.splits.val)
-    options = engine_options(cfg, has_val=has_val, run_dir=run_dir)
+    options = _fine_tune_options(engine_options(cfg, has_val=has_val, run_dir=run_dir), cfg)
     module = EngineModule(prep.task, options, loaders=prep.loaders)
     metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.splits.train), freeze_epochs=cfg.model.freeze_epochs)
     best_cb = BestWeights(_SaveBest(run_dir, prep.classes), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val)
@@ -393,15 +395,46 @@ def _default_img_size(name: str) -> int:
     return int(pc.input_size[1]) if pc is not None and pc.input_size else 224
 
 
+# ---------------------------------------------------------------- fine-tuning recipe and budget plan (tasks.classify.recipe)
+def _resolve_fine_tune(d: dict[str, Any]) -> None:
+    from pixlearn.tasks.classify.recipe import resolve_fine_tune_fields
+
+    resolve_fine_tune_fields(d)
+
+
+def _init_new_head(model: Any, cfg: ClassifyConfig) -> None:
+    if cfg.model.head_init == "zero":
+        from pixlearn.models.freeze import init_head
+
+        init_head(model, std=0.0)
+
+
+def _fine_tune_options(options: Any, cfg: ClassifyConfig) -> Any:
+    m = cfg.model
+    options.freeze_fraction = float(m.freeze_fraction or 0.0)
+    options.layer_decay = float(m.layer_decay or 1.0)
+    options.bn_eval = bool(m.bn_eval)
+    return options
+
+
+def _start_run(cfg: ClassifyConfig, index: Any, *, options: Mapping[str, Any], config: Any, set: Sequence[str],
+               progress: bool | None) -> tuple[ClassifyConfig, Any]:
+    from pixlearn.tasks.classify.recipe import start_run
+
+    return start_run(cfg, index, options=options, config=config, set=set, progress=progress,
+                     n_train=lambda c: len(_plan(c, index).train))
+
+
 def _train_one(
     cfg: ClassifyConfig, index: Any, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
-    lr_find: bool,
+    lr_find: bool, start: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     splits = _plan(cfg, index)
     prep = _prepare(cfg, index, splits)
     manifest = base_manifest(seed=cfg.train.seed)
     manifest.update(status="running", task="classify", device=device_info(cfg), data=_data_manifest(index, splits),
                     model=prep.model.pixlearn_spec.to_dict(), run_dir=str(run_dir.resolve()))
+    manifest.update(start or {})
     finder = None
     if lr_find:
         with _quiet_lightning():
@@ -644,6 +677,7 @@ def train_classifier(
 
     index = read_classify_dataset(cfg.data.path)
     cfg = ClassifyConfig.from_overrides(cfg, data=str(Path(cfg.data.path).resolve()))
+    cfg, start = _start_run(cfg, index, options=options, config=config, set=set, progress=progress)
     cfg = _resolve(cfg, img_size=int(cfg.data.img_size or _default_img_size(cfg.model.name)))
     run_dir = Path(out) if out is not None else default_run_dir("classify", cfg.model.name)
     if rank_zero and run_dir.exists() and any(run_dir.iterdir()):
@@ -653,4 +687,5 @@ def train_classifier(
         if cfg.train.find_lr:
             raise ConfigError("--find-lr and --folds do not mix; find the learning rate on a single run first")
         return _train_folds(cfg, index, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
-    return _train_one(cfg, index, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero, lr_find=cfg.train.find_lr)
+    return _train_one(cfg, index, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero, lr_find=cfg.train.find_lr,
+                      start=start.manifest)
