@@ -130,3 +130,78 @@ def test_inline_prediction_equals_the_loader_path(classify_run, tmp_path):
         assert a["label"] == b["label"]
         if a["score"] is not None:
             assert abs(a["score"] - b["score"]) < 1e-6
+
+
+def test_root_help_imports_no_rich_and_no_command_module():
+    """``pixlearn --help`` lists the commands from pixlearn.cli.app.COMMANDS: no command module, no rich/markdown."""
+    probe = (
+        "import sys, json\n"
+        "import pixlearn.cli\n"
+        "code = pixlearn.cli.main(['--help'])\n"
+        "mods = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'markdown_it', 'pygments', 'torch', 'numpy', 'yaml',"
+        " 'pydantic') or m.startswith('pixlearn.cli.') and m.split('.')[2] not in ('app', '_group', '_clickmod'))\n"
+        "print('MODULES=' + json.dumps(mods), file=sys.__stderr__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES=")), None)
+    assert line is not None, proc.stderr[-2000:]
+    assert json.loads(line[len("MODULES="):]) == []
+    from pixlearn.cli.app import COMMANDS
+
+    for name in COMMANDS:  # every command is listed, with its help
+        assert f"\n  {name} " in proc.stdout, name
+
+
+def test_command_table_matches_the_registered_commands():
+    """The root's lazy table says what each module registers: same names, same one-line help."""
+    from pixlearn.cli._clickmod import click
+    from pixlearn.cli.app import COMMANDS, load_command
+
+    for name, (_, text) in COMMANDS.items():
+        command = load_command(name)
+        assert command.name == name
+        assert command.get_short_help_str(300) == click.utils.make_default_short_help(text, 300), name
+
+
+@pytest.fixture()
+def fake_task(monkeypatch):
+    """A task registered the way a new task package registers itself, with fresh command objects."""
+    from pixlearn.cli import app as app_module
+    from pixlearn.tasks import registry
+
+    spec = registry.TaskSpec(
+        name="sketchify", summary="Sketches from photos (a test task).", package="tests.cli",
+        entry={k: "builtins:print" for k in registry.ENTRY_POINTS}, serves=("sketchify",),
+        predicts="a sketch per image written to --out.",
+    )
+    registry.tasks()  # discover the real ones first
+    monkeypatch.setitem(registry._REGISTRY, "sketchify", spec)
+    monkeypatch.setattr(app_module, "_LOADED", {})
+    return spec
+
+
+def test_predict_help_lists_the_registered_tasks(fake_task):
+    from typer.testing import CliRunner
+
+    from pixlearn.cli.app import app
+
+    result = CliRunner().invoke(app, ["predict", "--help"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("\u2502", " ").split())
+    assert "sketchify (train sketchify): a sketch per image written to --out." in text
+    assert "classify, restore, segment, sketchify and classic" in text
+
+
+def test_train_has_a_command_for_every_registered_task(fake_task):
+    from typer.testing import CliRunner
+
+    from pixlearn.cli.app import app
+
+    result = CliRunner().invoke(app, ["train", "--help"])
+    assert result.exit_code == 0, result.output
+    for name in ("classic", "classify", "restore", "segment", "sketchify"):
+        assert f" {name} " in result.output, name
+    result = CliRunner().invoke(app, ["train", "sketchify", "--help"])  # the shared grammar, generated
+    text = " ".join(result.output.replace("\u2502", " ").split())
+    for option in ("--data", "--model", "--minutes", "--resume", "--extend", "--folds", "--find-lr", "--progress", "--set"):
+        assert option in text, option

@@ -50,11 +50,14 @@ class SuggestingGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-def new_app(help: str) -> typer.Typer:
-    """A typer app with the house settings: suggestions, no rich tracebacks, -h for help."""
+def new_app(help: str, *, cls: type[TyperGroup] | None = None, rich: bool = True) -> typer.Typer:
+    """A typer app with the house settings: suggestions, no rich tracebacks, -h for help (``rich=False``: click's plain
+    help, which imports no rich)."""
+    extra = {} if rich else {"rich_markup_mode": None}
     return typer.Typer(
-        cls=SuggestingGroup,
+        cls=cls or SuggestingGroup,
         help=help,
+        **extra,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,

@@ -30,6 +30,15 @@ def _is_classic(run: Path) -> bool:
         return False
 
 
+def _warn_below_baseline(run: Path) -> None:
+    """One stderr line, before any prediction, when the run's model did not beat its baselines on its held-out split."""
+    from pixlearn.engine.verdict import run_warning
+
+    line = run_warning(run)  # reads metrics.json's verdict only (no torch)
+    if line:
+        sys.stderr.write(line + "\n")
+
+
 def _flat(rows: list[dict[str, Any]], top_k: int) -> tuple[list[dict[str, Any]], list[str]]:
     """CSV / table rows: path, label, score, label_2, score_2, ..., error."""
     columns = ["path", "label", "score"] + [c for k in range(2, top_k + 1) for c in (f"label_{k}", f"score_{k}")] + ["error"]
@@ -44,7 +53,7 @@ def _flat(rows: list[dict[str, Any]], top_k: int) -> tuple[list[dict[str, Any]],
 
 
 def predict(
-    run: Annotated[Path, typer.Argument(help="A run folder of pixlearn train classify, classic, segment or restore (or its weights file).", show_default=False)],
+    run: Annotated[Path, typer.Argument(help="A run folder of pixlearn train TASK or train classic (or its weights file).", show_default=False)],
     images: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and glob patterns.", show_default=False)],
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list per image, best first.", min=1)] = 1,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output: table, json or csv.")] = OutputFormat.table,
@@ -55,16 +64,7 @@ def predict(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="segment and restore runs: the output file for one image, else a folder.", show_default=False)] = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Segmentation runs: also write <name>_overlay.png beside each mask.")] = False,
 ) -> None:
-    """Run a trained model over images: classify, classic, segment or restore runs; one row per image.
-
-    classify (train classify) and classic (train classic, HOG/LBP + SVM/forest/k-NN): the predicted class and score of each image (--top-k for more).
-
-    segment (train segment): a mask per image written under --out in the training masks' coding (0/255 for a binary 0/255 set, else a palette PNG of class ids), with --overlay the tinted image; the row gives each class's share of the pixels.
-
-    restore (train restore: denoise, super-resolution, enhance): the restored image written to --out.
-
-    The task is read from the run folder. Unreadable files are reported in their row; exits 1 when some file could not be read (the other rows are still printed).
-    """
+    """Run a trained model over images; one row per image (the help text is :func:`predict_help`)."""
     if out is not None:  # a file for one image, else a folder; checked before any work
         from pixlearn.cli._output import output_dir, output_file
         from pixlearn.io import WRITE_FORMATS
@@ -74,6 +74,7 @@ def predict(
 
     spec = task_for_run(run)  # read from weights/model.json: imports only what this task needs
     name = spec.name if spec is not None else None
+    _warn_below_baseline(run)
     if name == "segment":  # masks under --out, in the training masks' value coding
         from pixlearn.cli.segment import predict_segment
 
@@ -120,5 +121,22 @@ def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], devic
         raise typer.Exit(1)
 
 
+#: classic runs (train classic) are not a registry task: their line is written here.
+_CLASSIC = "classic (train classic, HOG/LBP + SVM/forest/k-NN): the predicted class and score of each image."
+
+
+def predict_help() -> str:
+    """``predict --help``: one paragraph per registered task (from :mod:`pixlearn.tasks.registry`), then classic runs."""
+    from pixlearn.tasks.registry import tasks
+
+    specs = tasks()
+    head = f"Run a trained model over images; one row per image. It serves the runs of {', '.join(specs)} and classic."
+    return "\n\n".join([
+        head, *(spec.predict_help() for spec in specs.values()), _CLASSIC,
+        "The task is read from the run folder. Unreadable files are reported in their row; exits 1 when some file could not "
+        "be read (the other rows are still printed).",
+    ])
+
+
 def register(app: typer.Typer) -> None:
-    app.command("predict")(predict)
+    app.command("predict", help=predict_help())(predict)

@@ -12,10 +12,11 @@ import typer
 from pixlearn.cli._group import new_app
 from pixlearn.cli._output import OutputFormat, emit
 from pixlearn.cli._options import AllowOutsideRoot
+from pixlearn.cli.train_options import TaskHelp, TrainOptions, finish, train_command
 
-__all__ = ["train_app", "register"]
+__all__ = ["register", "generic_train_command", "TRAIN_HELP"]
 
-train_app = new_app("Train a model on a labelled folder; each run writes a run folder.")
+TRAIN_HELP = "Train a model on a labelled folder; each run writes a run folder."
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +32,6 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-@train_app.command("classic")
 def classic(
     data: Annotated[Path, typer.Option("--data", help="Labelled folder: <class>/ folders, optionally under train/ val/ test/.", show_default=False)],
     features: Annotated[str, typer.Option("--features", help="Feature set: hog, lbp, color_hist or hog+color.")] = "hog",
@@ -70,14 +70,47 @@ def classic(
     sys.stderr.write(f"run folder: {result.run_dir}\n")
 
 
+def _generic_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary of a task without its own CLI module: k-fold means, else every number of metrics.json's top level."""
+    if metrics.get("kind") == "k-fold":
+        cv = metrics["cv"]
+        return [{"metric": name, "mean": v["mean"], "std": v["std"], "folds": cv["folds"]} for name, v in cv["metrics"].items()]
+    split = metrics.get("split", "test")
+    skip = {"fit_seconds", "eval_seconds", "best_epoch", "epochs_run"}
+    return [{"metric": k, split: v} for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in skip]
+
+
+def generic_train_command(app: typer.Typer, spec: Any) -> None:
+    """``train NAME`` for a registered task without a ``pixlearn.cli.train_NAME`` module: the shared options only
+    (``--set`` reaches every config field)."""
+    help = TaskHelp(data=f"The {spec.name} dataset folder.", model=f"The {spec.name} model (see its config).",
+                    out=f"Run folder (default runs/{spec.name}/<model>).")
+
+    def command(opts: TrainOptions) -> None:
+        opts.require_data()
+        result = spec.load("train")(opts.data, config=opts.config, out=opts.out, resume=opts.resume, extend=opts.extend,
+                                    set=opts.set_ or (), progress=opts.progress, **opts.flat())
+        finish(result, opts, _generic_rows)
+
+    command.__doc__ = f"{spec.summary}\n\nWrites runs/{spec.name}/<name>/ with weights, metrics and report.html."
+    train_command(app, spec.name, help)(command)
+
+
 def register(app: typer.Typer) -> None:
-    from pixlearn.cli import train_classify as _classify
+    """One ``train NAME`` per registered task (its ``pixlearn.cli.train_NAME`` module when it has its own options, else
+    :func:`generic_train_command`), then ``train classic``."""
+    import importlib.util
+    from importlib import import_module
 
-    _classify.register(train_app)
-    from pixlearn.cli import train_segment as _segment
+    from pixlearn.tasks.registry import tasks
 
-    _segment.register(train_app)
-    from pixlearn.cli import train_restore as _restore
-
-    _restore.register(train_app)
+    train_app = new_app(TRAIN_HELP)
+    train_app.command("classic")(classic)
+    for name, spec in tasks().items():
+        module = f"pixlearn.cli.train_{name}"
+        if importlib.util.find_spec(module) is not None:
+            import_module(module).register(train_app)
+        else:
+            generic_train_command(train_app, spec)
     app.add_typer(train_app, name="train")

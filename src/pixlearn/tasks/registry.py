@@ -60,6 +60,8 @@ class TaskSpec:
         ``"classical"``); :meth:`load` imports one.
     serves : tuple of str
         The ``task`` values of ``weights/model.json`` whose run folders this task predicts and evaluates.
+    predicts : str
+        What ``pixlearn predict`` gives for this task's runs, for its ``--help`` (default: the summary).
     """
 
     name: str
@@ -67,6 +69,11 @@ class TaskSpec:
     package: str
     entry: Mapping[str, str] = field(default_factory=dict)
     serves: tuple[str, ...] = ()
+    predicts: str = ""
+
+    def predict_help(self) -> str:
+        """The paragraph ``pixlearn predict --help`` shows for this task: ``NAME (train NAME): what it writes``."""
+        return f"{self.name} (train {self.name}): {self.predicts or self.summary}"
 
     def load(self, what: str) -> Any:
         """Import and return entry point ``what`` (e.g. ``"train"``, ``"load"``, ``"evaluate"``)."""

@@ -28,4 +28,5 @@ SPEC = register(TaskSpec(
         "read_dataset": "pixlearn.tasks.classify.data:read_classify_dataset",
     },
     serves=("classify",),
+    predicts="the predicted class and score of each image (--top-k for more).",
 ))

@@ -29,4 +29,5 @@ SPEC = register(TaskSpec(
         "classical_methods": "pixlearn.tasks.restore.metrics:CLASSICAL_METHODS",
     },
     serves=("restore",),
+    predicts="the restored image (denoise, super-resolution, enhance) written to --out.",
 ))

@@ -29,4 +29,6 @@ SPEC = register(TaskSpec(
         "classical": "pixlearn.tasks.segment.classic:evaluate_classic_segmentation",
     },
     serves=("segment",),
+    predicts=("a mask per image written under --out in the training masks' coding (0/255 for a binary 0/255 set, else a palette "
+              "PNG of class ids), with --overlay the tinted image; the row gives each class's share of the pixels."),
 ))
