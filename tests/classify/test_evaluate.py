@@ -16,7 +16,7 @@ from pixlearn.engine.report import write_run_report
 from pixlearn.tasks.classify.report import HEADLINE_METRICS
 from pixlearn.models import create_model, save_weights
 from pixlearn.tasks.classify.predict import model_card
-from tests.train.helpers import make_dataset
+from tests.classify.helpers import make_dataset
 
 
 def _fake_run(root, classes=("blue", "green", "red")):

@@ -23,7 +23,7 @@ from pixlearn.tasks.classify.data import plan_splits, read_classify_dataset
 from pixlearn.tasks.classify.predict import load_classifier
 from pixlearn.train import TrainingDivergedError, train_classifier
 from pixlearn.engine.runs import RUN_FILES
-from tests.train.helpers import make_dataset
+from tests.classify.helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"model": "pixlearn_smallcnn_tiny", "img_size": 12, "batch": 8, "progress": False}

@@ -39,7 +39,7 @@ class Task:
 
 def _classify(root: Path) -> Task:
     from pixlearn.tasks.classify.train import train_classifier
-    from tests.train.helpers import make_dataset
+    from tests.classify.helpers import make_dataset
 
     data = make_dataset(root / "colours", per_class=8, classes=("red", "green"), size=12)
     kw = {"model": "pixlearn_smallcnn_tiny", "img_size": 12, "batch": 8}

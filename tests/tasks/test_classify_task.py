@@ -14,7 +14,7 @@ from pixlearn.models import create_model, save_weights
 from pixlearn.tasks.classify.module import ClassifyTask, inverse_frequency_weights, mix_batch
 from pixlearn.tasks.classify.data import fold_splits, plan_splits, read_classify_dataset
 from pixlearn.tasks.classify.predict import Classifier, load_classifier, model_card, predict_files
-from tests.train.helpers import colour_image, make_dataset
+from tests.classify.helpers import colour_image, make_dataset
 
 
 def _task(**kw):
