@@ -163,4 +163,7 @@ def finish(result: Any, opts: TrainOptions, rows: Callable[[dict[str, Any]], Any
     if reason and metrics.get("kind") != "k-fold":
         stopped = describe_stop(reason, epochs_run=result.epochs_run, epochs=cfg.train.epochs, minutes=getattr(cfg.train, "minutes", None))
         sys.stderr.write(f"stopped: {stopped}\n")
+    verdict = metrics.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("sentence"):  # the model against its baselines, in words
+        sys.stderr.write(f"{verdict['sentence']}\n")
     sys.stderr.write(f"run folder: {result.run_dir}; report: {result.run_dir / 'report.html'}\n")

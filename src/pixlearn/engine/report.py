@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-__all__ = ["write_run_report", "report_head", "report_finish"]
+__all__ = ["write_run_report", "report_head", "report_finish", "verdict_html"]
 
 def _fmt(value: Any) -> str:
     if value is None:
@@ -37,6 +37,9 @@ _EXTRA_CSS = """
 figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}
 figure img{max-width:34rem;border:1px solid #eee}figcaption{font-size:.85rem;color:#444;max-width:34rem}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4rem .8rem;max-width:60rem}
+.verdict{padding:.5rem .8rem;max-width:60rem;font-weight:600}
+.verdict.beats{background:#e8f5e9;border-left:4px solid #2e7d32}
+.verdict.warning{background:#fdecea;border-left:4px solid #c62828}
 """
 
 
@@ -61,6 +64,7 @@ def write_run_report(
     cv: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
     headline: Sequence[str] = (),
+    verdict: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``report.html``: details, where each split came from, scores per split, per-class table, plots.
 
@@ -86,6 +90,9 @@ def write_run_report(
     headline : sequence of str
         The metrics of the score table, in order (a task's headline metrics); by default every numeric entry of
         the first scores dict except ``n``.
+    verdict : mapping, optional
+        :meth:`pixlearn.engine.verdict.Verdict.to_dict`: the model against its baselines, shown first, in words
+        (a warning when it does not beat them) and as a table.
 
     Returns
     -------
@@ -99,7 +106,7 @@ def write_run_report(
     >>> "accuracy (test)" in p.read_text()
     True
     """
-    parts = report_head(title, notes=notes, details=details, splits=splits)
+    parts = report_head(title, notes=notes, details=details, splits=splits, verdict=verdict)
     if scores and not headline:
         headline = [k for k, v in scores[0].items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)]
     if scores:
@@ -137,16 +144,48 @@ def write_run_report(
     return report_finish(path, parts, plots)
 
 
+def verdict_html(verdict: Mapping[str, Any]) -> list[str]:
+    """HTML parts of a verdict (:meth:`~pixlearn.engine.verdict.Verdict.to_dict`): its sentence, then the model and
+    each baseline on the same split with the model's lead (positive: the model is better).
+
+    Examples
+    --------
+    >>> from pixlearn.engine.verdict import Verdict
+    >>> v = Verdict("accuracy", "test", 0.5, {"the majority class (a)": 0.8}, n=10).to_dict()
+    >>> "class='verdict warning'" in "".join(verdict_html(v))
+    True
+    """
+    kind = "beats" if verdict.get("beats") else "warning"
+    split, unit, digits = verdict.get("split", "?"), str(verdict.get("unit", "")), int(verdict.get("digits", 3))
+
+    def num(value: Any, sign: str = "") -> str:
+        return "-" if not isinstance(value, (int, float)) or math.isnan(value) else f"{value:{sign}.{digits}f}{unit}"
+
+    outcome = {"beats": "beaten", "tie": "not clearly beaten (within the margin)", "worse": "not beaten"}
+    rows = [("the model", num(verdict.get("model_value")), "", "")]
+    rows += [(str(b.get("name")), num(b.get("value")), num(b.get("difference"), "+"), outcome.get(str(b.get("outcome")), str(b.get("outcome"))))
+             for b in verdict.get("baselines") or []]
+    n = verdict.get("n")
+    return [
+        f"<p class='verdict {kind}'>{_esc(verdict.get('sentence', ''))}</p>",
+        f"<h2>Against the baselines ({_esc(split)} split{f', {_esc(n)} images' if n is not None else ''})</h2>",
+        _table([f"{verdict.get('metric', 'score')} ({split})", "value", "model's lead", "baseline"], rows),
+    ]
+
+
 def report_head(
     title: str, *, notes: Sequence[str] = (), details: Mapping[str, Any] | None = None,
-    splits: Sequence[Mapping[str, Any]] = (),
+    splits: Sequence[Mapping[str, Any]] = (), verdict: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The opening HTML parts every run report shares: title, notes, details and where every split came from."""
+    """The opening HTML parts every run report shares: title, the verdict against the baselines, notes, details and
+    where every split came from."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{_esc(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
     ]
+    if verdict:
+        parts += verdict_html(verdict)
     parts += [f"<p class='note'>{_esc(note)}</p>" for note in notes]
     if details:
         parts.append(_table(["setting", "value"], [(str(k), v if isinstance(v, (int, float)) or v is None else str(v)) for k, v in details.items()]))

@@ -47,9 +47,10 @@ models_table = Table(
     Column("general", Boolean, nullable=False, default=False, server_default=false()),
 )
 
-#: The metrics.json keys copied into a model record (the summary; the run folder has the rest).
+#: The metrics.json keys copied into a model record (the summary; the run folder has the rest). ``verdict`` is the
+#: model against chance and the majority class on its held-out split (pixlearn.engine.verdict), read-only.
 _SUMMARY_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy",
-                 "roc_auc_macro", "best_epoch", "epochs_run", "stopped_early", "fit_seconds")
+                 "roc_auc_macro", "best_epoch", "epochs_run", "stopped_early", "fit_seconds", "verdict")
 
 
 def safe_name(name: str) -> str:

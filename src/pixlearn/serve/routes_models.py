@@ -33,7 +33,8 @@ class ModelRecord(BaseModel):
     name: str
     task: str = Field(examples=["classify"])
     classes: list[str]
-    metrics: dict[str, Any] = Field(description="The run's final metrics summary (split, accuracy, macro_f1...).")
+    metrics: dict[str, Any] = Field(description="The run's final metrics summary (split, accuracy, macro_f1...; verdict: "
+                                                "whether it beats chance and the majority class on that split, in words).")
     created: str = Field(description="ISO 8601 time of registration (UTC).")
     source: Literal["cli", "training"] = Field(description="cli: --model at start-up; training: trained by the service.")
     run_dir: str = Field(description="The run folder: relative to the server's storage folder for a model the service "

@@ -17,10 +17,14 @@ import numpy as np
 from pixlearn._core.errors import ConfigError
 from pixlearn.data.index import DatasetIndex
 
-__all__ = ["SplitEvaluation", "evaluate_split", "write_evaluation", "evaluate_run", "EVAL_SPLITS"]
+__all__ = ["SplitEvaluation", "evaluate_split", "write_evaluation", "evaluate_run", "classification_verdict", "EVAL_SPLITS",
+           "ACCURACY_MARGIN"]
 
 #: What ``evaluate_run(split=...)`` accepts.
 EVAL_SPLITS = ("auto", "test", "val", "train", "holdout", "all")
+
+#: A classifier within half an accuracy point of a baseline does not clearly beat it.
+ACCURACY_MARGIN = 0.005
 
 
 @dataclass
@@ -90,6 +94,41 @@ def evaluate_split(
     return SplitEvaluation(split, source, out, y[ok], probs, paths, errors)
 
 
+def classification_verdict(ev: SplitEvaluation, classes: Sequence[str]) -> Any:
+    """The model's accuracy on a scored split against chance (1/K) and the majority class of that same split.
+
+    The majority class baseline always answers the class most frequent among ``ev``'s own images, so its
+    accuracy is that class's share of the split; chance is a uniform guess over the model's K classes.
+
+    Returns
+    -------
+    pixlearn.engine.verdict.Verdict
+        accuracy, higher is better, margin :data:`ACCURACY_MARGIN`.
+
+    Examples
+    --------
+    >>> y = np.array([0, 0, 0, 1])
+    >>> probs = np.array([[0.2, 0.8]] * 4)  # always answers class "b"
+    >>> ev = SplitEvaluation("test", "", {"accuracy": 0.25, "n": 4}, y, probs, [])
+    >>> print(classification_verdict(ev, ["a", "b"]).sentence())  # doctest: +NORMALIZE_WHITESPACE
+    Warning: on the test split (n=4), accuracy 0.250 does not beat the majority class 'a' (0.750), worse by 0.500 and
+    chance (0.500), worse by 0.250. The model is not useful as trained -- try a longer --minutes budget, more data
+    or --pretrained.
+    """
+    from pixlearn.engine.verdict import Verdict
+
+    classes = [str(c) for c in classes]
+    y = np.asarray(ev.y_true, np.int64)
+    counts = np.bincount(y, minlength=len(classes)) if y.size else np.zeros(len(classes), np.int64)
+    top = int(np.argmax(counts))
+    baselines = {
+        f"the majority class '{classes[top]}'": float(counts[top] / y.size) if y.size else None,
+        "chance": 1.0 / max(len(classes), 1),
+    }
+    return Verdict("accuracy", ev.split, ev.metrics.get("accuracy"), baselines, higher_is_better=True, margin=ACCURACY_MARGIN,
+                   n=ev.metrics.get("n", int(y.size)), digits=3, key="accuracy")
+
+
 def _mistake_tiles(ev: SplitEvaluation, classes: Sequence[str], k: int) -> tuple[list[np.ndarray], list[str]]:
     from pixlearn.tasks.classify.plots import worst_mistakes
     from pixlearn.io import read_image
@@ -119,12 +158,14 @@ def write_evaluation(
     cv: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
     mistakes: int = 16,
+    verdict: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write ``plots/*.png`` and ``report.html`` into ``out_dir``; the first evaluation is the headline.
 
     Plots: ``training_curves.png`` (with ``history``), then for the headline split
     ``confusion_matrix.png``, ``confusion_matrix_normalized.png``, ``roc.png``, ``pr.png``,
-    ``per_class.png`` and ``mistakes.png``. Returns the plot paths.
+    ``per_class.png`` and ``mistakes.png``. ``verdict`` (:meth:`~pixlearn.engine.verdict.Verdict.to_dict`) opens the
+    report. Returns the plot paths.
     """
     from pixlearn.tasks.classify.metrics import plot_confusion_matrix, plot_roc_curves
     from pixlearn.tasks.classify.plots import plot_mistakes, plot_per_class, plot_pr_curves, plot_training_curves
@@ -157,7 +198,7 @@ def write_evaluation(
     shown += list(extra_plots)
     write_run_report(
         out / "report.html", title=title, scores=[e.metrics for e in evaluations], splits=splits,
-        details=details, plots=shown, cv=cv, notes=notes, headline=HEADLINE_METRICS,
+        details=details, plots=shown, cv=cv, notes=notes, headline=HEADLINE_METRICS, verdict=verdict,
     )
     return [p for p, _ in shown]
 
@@ -251,7 +292,7 @@ def evaluate_run(
         indices = [i for i, r in enumerate(index.records) if r.split == split]
         source = f"the {split} split of {data_path}"
     ev = evaluate_split(clf, index, indices, split=split, source=source, batch_size=batch_size, workers=workers, progress=progress)
-    result = {**ev.metrics, "source": source, "run": str(run_dir)}
+    result = {**ev.metrics, "source": source, "run": str(run_dir), "verdict": classification_verdict(ev, clf.classes).to_dict()}
     if out is not None:
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -263,5 +304,6 @@ def evaluate_run(
             details={"run": str(run_dir), "model": clf.model.pixlearn_spec.name, "data": str(data_path.resolve()),
                      "same data as training": same_data},
             splits=[{"split": split, "images": ev.metrics["n"], "source": source, "used_for": "these scores only"}],
+            verdict=result["verdict"],
         )
     return result

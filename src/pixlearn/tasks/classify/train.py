@@ -327,6 +327,7 @@ def _final_evaluation(
     )
     for ev in evaluations[1:]:
         metrics[ev.split] = {k: v for k, v in ev.metrics.items()}
+    metrics["verdict"] = _verdict(head, prep.classes)
     extra = []
     if (run_dir / "plots" / "lr_find.png").is_file():
         extra.append((run_dir / "plots" / "lr_find.png", "LR finder: training loss (train split) against the learning rate."))
@@ -347,9 +348,10 @@ def _final_evaluation(
     }
     write_evaluation(
         run_dir, evaluations, classes=prep.classes, title=title, details=details, history=result.history,
-        splits=_split_rows(prep), extra_plots=extra, notes=notes,
+        splits=_split_rows(prep), extra_plots=extra, notes=notes, verdict=metrics["verdict"],
     )
     write_json(run_dir / "metrics.json", metrics)
+    manifest["verdict"] = metrics["verdict"]
     manifest["timings"]["eval_seconds"] = round(eval_seconds, 3)
     manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stopped_early=result.stopped_early,
                     stop_reason=result.stop_reason)
@@ -357,6 +359,13 @@ def _final_evaluation(
         manifest["skipped_in_evaluation"] = {ev.split: ev.errors for ev in evaluations if ev.errors}
     write_json(run_dir / "manifest.json", manifest)
     return metrics
+
+
+def _verdict(head: Any, classes: Sequence[str]) -> dict[str, Any]:
+    """metrics.json's verdict: the headline split's accuracy against chance and that split's majority class."""
+    from pixlearn.tasks.classify.evaluate import classification_verdict
+
+    return classification_verdict(head, classes).to_dict()
 
 
 # ---------------------------------------------------------------- public entry point

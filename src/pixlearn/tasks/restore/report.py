@@ -1,5 +1,5 @@
-"""A restoration run's ``report.html``: the model beside the degraded input and the classical methods (PSNR, SSIM,
-seconds), on the engine's shared page head and finish (:mod:`pixlearn.engine.report`)."""
+"""A restoration run's ``report.html``: the verdict against the degraded input and the best classical method, then the
+model beside every method (PSNR, SSIM, seconds), on the engine's shared page head and finish (:mod:`pixlearn.engine.report`)."""
 
 from __future__ import annotations
 
@@ -40,5 +40,5 @@ def write_restore_report(
     return write_run_report(
         run_dir / "report.html", title=f"pixlearn train restore: {cfg.model.name} ({cfg.data.task}) on {Path(data.root).name}",
         scores=[], splits=[{"split": k, **v} for k, v in metrics["splits"].items()], details=details,
-        plots=plots, notes=[metrics["note"]],
+        plots=plots, notes=[metrics["note"]], verdict=metrics.get("verdict"),
     )

@@ -276,15 +276,24 @@ def _final_evaluation(
             "test": {"images": len(data.test), "source": data.sources.get("test", ""), "used_for": "the final scores only" if data.test else "nothing (no test split)"},
         },
     }
+    metrics["verdict"] = _verdict(summary, split=split, task=cfg.data.task, methods=methods)
     write_json(run_dir / "metrics.json", metrics)
     write_restore_report(
         run_dir, cfg, data, metrics, result, model_kwargs=restorer.model.pixlearn_spec.kwargs, fit_seconds=fit_seconds,
         plots=[(crops, f"{split} images, centre crops"), (curves, "training curves (val: fixed centre crops)")],
     )
     manifest.setdefault("timings", {})["eval_seconds"] = round(eval_seconds, 3)
+    manifest["verdict"] = metrics["verdict"]
     manifest.update(status="finished", epochs_completed=result.epochs_run, best_epoch=result.best_epoch, stop_reason=result.stop_reason)
     write_json(run_dir / "manifest.json", manifest)
     return metrics
+
+
+def _verdict(summary: dict[str, Any], *, split: str, task: str, methods: Sequence[str]) -> dict[str, Any]:
+    """metrics.json's verdict: the model's PSNR against the degraded input and the best classical method."""
+    from pixlearn.tasks.restore.evaluate import restoration_verdict
+
+    return restoration_verdict(summary, split=split, task=task, classical=[m for m in methods if m != "bicubic"]).to_dict()
 
 
 # ---------------------------------------------------------------- public entry point

@@ -21,7 +21,13 @@ import numpy as np
 from pixlearn._core.errors import ConfigError
 from pixlearn.tasks.segment.metrics import IGNORE_INDEX, SegmentationScorer, confusion_matrix, scores_from_confusion
 
-__all__ = ["SegmentEvaluation", "evaluate_split", "evaluate_segment_run"]
+__all__ = ["SegmentEvaluation", "evaluate_split", "evaluate_segment_run", "classic_baselines", "segmentation_verdict",
+           "IOU_MARGIN", "BASELINE_METHODS"]
+
+#: A segmenter within half an IoU point of a baseline's mean IoU does not clearly beat it.
+IOU_MARGIN = 0.005
+#: The classical segmenters a trained network is compared with (see :mod:`pixlearn.tasks.segment.classic`).
+BASELINE_METHODS = ("otsu", "adaptive_threshold", "kmeans", "watershed")
 
 
 @dataclass
@@ -107,6 +113,104 @@ def evaluate_split(
     if ev.errors:
         ev.metrics["skipped"] = len(ev.errors)
     return ev
+
+
+def _spread(indices: Sequence[int], k: int) -> list[int]:
+    """At most ``k`` of ``indices``, evenly spaced (all of them when there are few)."""
+    indices = list(indices)
+    if len(indices) <= k:
+        return indices
+    return [indices[round(j * (len(indices) - 1) / (k - 1))] for j in range(k)] if k > 1 else indices[:1]
+
+
+def classic_baselines(
+    index: Any,
+    train: Sequence[int],
+    held_out: Sequence[int],
+    *,
+    split: str,
+    classes: Sequence[str],
+    methods: Sequence[str] = BASELINE_METHODS,
+    max_train_images: int = 4,
+    max_pixels: int = 512 * 512,
+) -> list[dict[str, Any]]:
+    """Fit each classical segmenter on training images and score it on the held-out images a network is scored on.
+
+    Each method learns its category -> class map and options on at most ``max_train_images`` training images
+    (evenly spaced; :func:`~pixlearn.tasks.segment.classic.fit_classic_segmenter`), then segments every image of
+    ``held_out`` and is scored like the network: one confusion matrix over all their pixels, with the model's
+    class list and ignore label. Images larger than ``max_pixels`` are fitted and scored on a nearest-neighbour
+    downscale (the masks too), which keeps the comparison cheap on large images.
+
+    Returns
+    -------
+    list of dict
+        One entry per method, best mean IoU first: the scores plus ``method``, ``params``, ``split``, ``n``,
+        ``train_images``, ``fit_seconds``, ``predict_seconds`` and ``description``.
+    """
+    from pixlearn._core.errors import PixlearnError
+    from pixlearn.tasks.segment.classic import CLASSIC_SEGMENTERS, fit_classic_segmenter
+
+    classes = [str(c) for c in classes]
+    lut = _class_map(index, classes)
+    ignore = index.meta.get("ignore_index", IGNORE_INDEX)
+    ignore = IGNORE_INDEX if ignore is None else ignore
+
+    def load(i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            sample = index.load(i)
+        except (PixlearnError, OSError):
+            return None  # evaluate_split reports unreadable files
+        image, true = np.asarray(sample.image), np.asarray(sample.mask).astype(np.int64)
+        if lut is not None:
+            true = np.where(true == ignore, true, lut[np.clip(true, 0, 255)])
+        h, w = true.shape[:2]
+        if h * w > max_pixels:
+            f = (max_pixels / (h * w)) ** 0.5
+            rows = (np.arange(max(1, int(h * f))) / f).astype(np.int64)
+            cols = (np.arange(max(1, int(w * f))) / f).astype(np.int64)
+            image, true = image[rows][:, cols], true[rows][:, cols]
+        return np.ascontiguousarray(image), np.ascontiguousarray(true)
+
+    fit_on = [p for p in (load(i) for i in _spread(train, max_train_images)) if p is not None]
+    scored = [p for p in (load(i) for i in held_out) if p is not None]
+    if not fit_on or not scored:
+        return []
+    out = []
+    for method in methods:
+        seg = fit_classic_segmenter(method, fit_on, num_classes=len(classes), ignore_index=ignore)
+        scorer = SegmentationScorer(num_classes=len(classes), classes=classes, ignore_index=ignore)
+        t0 = time.perf_counter()
+        for image, true in scored:
+            scorer.update(seg.predict(image), true)
+        out.append({
+            "method": method, **scorer.scores(), "params": seg.params, "split": split, "n": len(scored), "train_images": len(fit_on),
+            "fit_seconds": round(seg.fit_seconds, 3), "predict_seconds": round(time.perf_counter() - t0, 3),
+            "description": CLASSIC_SEGMENTERS[method].doc,
+        })
+    out.sort(key=lambda r: -(r.get("mean_iou") if r.get("mean_iou") is not None else -1.0))
+    return out
+
+
+def segmentation_verdict(metrics: dict[str, Any], baselines: Sequence[dict[str, Any]]) -> Any:
+    """The network's mean IoU against the best classical segmenter on the same images (None without a scored baseline).
+
+    Examples
+    --------
+    >>> m = {"split": "test", "n": 6, "mean_iou": 0.62}
+    >>> v = segmentation_verdict(m, [{"method": "otsu", "mean_iou": 0.70}])
+    >>> v.beats, v.sentence().split(";")[0]
+    (False, 'Warning: on the test split (n=6), mean IoU 0.620 does not beat the best classical segmenter, otsu (0.700), worse by 0.080. The model is not useful as trained -- try a longer --minutes budget, more data or --pretrained.')
+    """
+    from pixlearn.engine.verdict import Verdict
+
+    scored = [b for b in baselines if isinstance(b.get("mean_iou"), (int, float))]
+    if not scored:
+        return None
+    best = max(scored, key=lambda b: b["mean_iou"])
+    return Verdict("mean IoU", str(metrics.get("split", "?")), metrics.get("mean_iou"),
+                   {f"the best classical segmenter, {best['method'].replace('_', ' ')}": best["mean_iou"]},
+                   higher_is_better=True, margin=IOU_MARGIN, n=metrics.get("n"), digits=3, key="mean_iou")
 
 
 def _write_text(path: Path, text: str) -> Path:
