@@ -42,6 +42,7 @@ __all__ = [
 
 #: The backbone a budgeted run fine-tunes when its weights are local.
 AUTO_BACKBONE = "tf_efficientnet_lite0"
+AUTO_BACKBONE_TAG = "in1k"
 #: Square sizes small images are upsampled to for a pretrained backbone (the plan picks one under --minutes).
 FINE_TUNE_SIZES = (96, 128, 160)
 #: Without a budget, small images are fine-tuned at this size.
@@ -97,7 +98,7 @@ def pick_backbone(cfg: ClassifyConfig, *, given: set[str]) -> tuple[ClassifyConf
         return cfg, None
     from pixlearn._core.paths import find_local_weights, weights_dirs
 
-    path = find_local_weights(AUTO_BACKBONE)
+    path = find_local_weights(AUTO_BACKBONE, default_tag=AUTO_BACKBONE_TAG)
     if path is not None:
         cfg = ClassifyConfig.from_overrides(cfg, model=AUTO_BACKBONE, pretrained=True)
         return cfg, (f"model: {AUTO_BACKBONE}, fine-tuned from its ImageNet weights ({path.name} found in {path.parent}); "
