@@ -3,8 +3,9 @@
 - ``settings``: ServeSettings on a fresh storage folder (no API keys, no models, no env leaking in).
 - ``client``: a fastapi TestClient on ``create_app(settings)``, started (lifespan) and stopped.
 - ``trained_run``: a tiny classification run folder (3 colour classes, smallcnn_tiny, 16 px, 1 epoch), made once.
-- ``start_server``: a factory, ``start_server(*cli_args) -> base URL``, running ``pixlearn serve`` on a free
-  loopback port in its own process (stopped after the test); ``live_server``: one such server, no models.
+- ``start_server``: a factory, ``start_server(*cli_args, env={...}) -> base URL``, running ``pixlearn serve`` on a
+  free loopback port in its own process (no ``PIXLEARN_*`` variable of the caller's, plus ``env``; stopped after the
+  test); ``live_server``: one such server, no models.
 """
 
 from __future__ import annotations
@@ -85,13 +86,13 @@ def free_port() -> int:
 class ServerProcess:
     """``pixlearn serve`` in a child process, its output in a log file."""
 
-    def __init__(self, storage: Path, args: tuple[str, ...]) -> None:
+    def __init__(self, storage: Path, args: tuple[str, ...], env: dict[str, str] | None = None) -> None:
         self.storage = storage
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = storage.parent / f"server-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIXLEARN_")}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("PIXLEARN_")}, **(env or {})}
         cmd = [sys.executable, "-m", "pixlearn.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--storage", str(storage), "--log-level", "warning", *args]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -132,8 +133,8 @@ class ServerProcess:
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
     servers: list[ServerProcess] = []
 
-    def start(*args: str) -> str:
-        srv = ServerProcess(tmp_path_factory.mktemp("live") / "storage", tuple(args))
+    def start(*args: str, env: dict[str, str] | None = None) -> str:
+        srv = ServerProcess(tmp_path_factory.mktemp("live") / "storage", tuple(args), env)
         servers.append(srv)
         srv.wait_ready()
         return srv.url

@@ -234,8 +234,21 @@ def test_an_api_error_is_shown_not_swallowed(server: _Live, browser, tmp_path: P
     assert browser.find_elements(By.CSS_SELECTOR, "#colors .swatch") == []
 
 
+def _no_weights_env(tmp_path: Path) -> dict[str, str]:
+    """An empty local weights folder and cache: 'auto' trains the small CNN whatever the machine holds."""
+    (tmp_path / "no-weights").mkdir(exist_ok=True)
+    return {"PIXLEARN_WEIGHTS": str(tmp_path / "no-weights"), "PIXLEARN_CACHE": str(tmp_path / "cache")}
+
+
+@pytest.fixture
+def no_weights_server(start_server, tmp_path: Path) -> _Live:
+    """A real ``pixlearn serve`` whose local weights folders are empty (no models, no keys)."""
+    return _Live(start_server(env=_no_weights_env(tmp_path)), start_server)
+
+
 @pytest.mark.slow  # a real training process (torch + Lightning start-up, 2 epochs): ~30-50 s on a busy 2-core box
-def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Live, browser, tmp_path: Path) -> None:
+def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(no_weights_server: _Live, browser, tmp_path: Path) -> None:
+    server = no_weights_server
     archive = _dataset_zip(tmp_path / "colours.zip")
     probe = tmp_path / "probe.png"
     probe.write_bytes(_png(_tinted(RED, np.random.default_rng(1))))
@@ -244,9 +257,10 @@ def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Live
     browser.find_element(By.ID, "tab-train").click()
     _wait(browser).until(lambda d: d.find_element(By.ID, "view-train").is_displayed())
     browser.find_element(By.ID, "train-file").send_keys(str(archive))
+    browser.find_element(By.CSS_SELECTOR, "#train-advanced summary").click()  # epochs, size, batch: advanced
     for field, value in (("train-name", "web-colours"), ("train-epochs", "2"), ("train-img-size", "16"),
                          ("train-batch", "8")):
-        box = browser.find_element(By.ID, field)
+        box = _wait(browser).until(EC.visibility_of_element_located((By.ID, field)))
         box.clear()
         box.send_keys(value)
     browser.find_element(By.ID, "train-btn").click()
@@ -268,6 +282,16 @@ def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(server: _Live
     assert len(chart.find_elements(By.CSS_SELECTOR, ".line-val-acc circle")) == 2
     assert len(browser.find_elements(By.CSS_SELECTOR, "#train-metrics tbody tr")) == 2
     assert not browser.find_element(By.ID, "train-cancel").is_displayed()
+
+    # Which model it trained and why (no local weights: the small CNN), and the held-out score with its split.
+    backbone = browser.find_element(By.ID, "train-backbone")
+    assert backbone.is_displayed() and backbone.get_attribute("data-pretrained") == "false"
+    assert browser.find_element(By.ID, "train-backbone-model").text == "pixlearn_smallcnn"
+    assert "no local weights for a pretrained backbone" in backbone.text and "<PIXLEARN_WEIGHTS>" in backbone.text
+    final = browser.find_element(By.ID, "train-final")
+    assert final.is_displayed() and final.get_attribute("data-split") == "holdout"
+    assert re.fullmatch(r"\d+\.\d%", browser.find_element(By.ID, "train-final-acc").text)
+    assert re.search(r"on the holdout split \(n = \d+\): images never used for training", final.text), final.text
 
     # Try it: classify an image with the new model.
     try_section = _wait(browser).until(EC.visibility_of_element_located((By.ID, "try-section")))
@@ -416,6 +440,54 @@ def other_site() -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_the_train_form_sends_a_time_budget_and_keeps_the_rest_advanced(queue_only_server: _Live, browser,
+                                                                       tmp_path: Path) -> None:
+    """The form's main field is the time budget (3 minutes); epochs, size, batch and lr sit in a closed
+    "Advanced" disclosure and are sent only when filled in; the job panel shows the budget and that the
+    model is chosen when the job starts; a budget out of range shows the server's message."""
+    import httpx
+
+    srv = queue_only_server
+    _open(browser, srv.url + "/#train")
+    _wait(browser).until(lambda d: d.find_element(By.ID, "view-train").is_displayed())
+    minutes = browser.find_element(By.ID, "train-minutes")
+    assert minutes.is_displayed() and minutes.get_attribute("value") == "3"
+    assert browser.find_element(By.CSS_SELECTOR, "label[for=train-minutes]").text == "Time budget (minutes)"
+    assert browser.find_element(By.ID, "train-advanced").get_attribute("open") is None
+    for hidden in ("train-epochs", "train-img-size", "train-batch", "train-lr", "train-arch"):
+        assert not browser.find_element(By.ID, hidden).is_displayed(), hidden
+
+    browser.find_element(By.ID, "train-file").send_keys(str(_dataset_zip(tmp_path / "colours.zip", per_class=3)))
+    browser.find_element(By.ID, "train-btn").click()
+    status = browser.find_element(By.ID, "train-status")
+    _wait(browser).until(lambda d: status.text == "queued")
+    job = httpx.get(srv.url + "/v1/trainings").json()["trainings"][0]
+    assert job["options"] == {"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None, "batch": None,
+                              "lr": None}
+    assert browser.find_element(By.ID, "train-epoch").text == "· budget 3:00 · 0%"
+    backbone = browser.find_element(By.ID, "train-backbone")
+    assert backbone.is_displayed() and browser.find_element(By.ID, "train-backbone-model").text == "auto"
+    assert "chosen when the job starts" in backbone.text
+    assert not browser.find_element(By.ID, "train-final").is_displayed()
+
+    browser.find_element(By.CSS_SELECTOR, "#train-advanced summary").click()
+    epochs = _wait(browser).until(EC.visibility_of_element_located((By.ID, "train-epochs")))
+    epochs.send_keys("4")
+    minutes.clear()
+    minutes.send_keys("0.5")
+    browser.find_element(By.ID, "train-btn").click()
+    _wait(browser).until(lambda d: len(httpx.get(srv.url + "/v1/trainings").json()["trainings"]) == 2)
+    newest = httpx.get(srv.url + "/v1/trainings").json()["trainings"][0]
+    assert (newest["options"]["minutes"], newest["options"]["epochs"], newest["options"]["img_size"]) == (0.5, 4, None)
+
+    minutes.clear()
+    minutes.send_keys("10000")
+    browser.find_element(By.ID, "train-btn").click()
+    error = _wait(browser).until(EC.visibility_of_element_located((By.ID, "train-error")))
+    _wait(browser).until(lambda d: "minutes must be between 0.5 and 120" in error.text)
+    assert len(httpx.get(srv.url + "/v1/trainings").json()["trainings"]) == 2
 
 
 def test_a_page_of_another_site_cannot_start_a_training(queue_only_server: _Live, other_site: str, browser,

@@ -712,7 +712,8 @@
     }
     const fd = new FormData();
     fd.append("archive", file, file.name);
-    const fields = { name: "#train-name", architecture: "#train-arch", epochs: "#train-epochs", img_size: "#train-img-size", batch: "#train-batch", lr: "#train-lr" };
+    // The time budget is the main field; the advanced ones are sent only when filled in (else the server's recipe decides).
+    const fields = { name: "#train-name", minutes: "#train-minutes", architecture: "#train-arch", epochs: "#train-epochs", img_size: "#train-img-size", batch: "#train-batch", lr: "#train-lr" };
     for (const [k, sel] of Object.entries(fields)) {
       const v = $(sel).value.trim();
       if (v !== "") fd.append(k, v);
@@ -798,7 +799,9 @@
     const metrics = job.metrics || [];
     const epochs = job.epochs || (job.options && job.options.epochs);
     const done = metrics.length;
-    $("#train-epoch").textContent = epochs ? `· epoch ${Math.min(done, epochs)} of ${epochs} · ${Math.round(progress * 100)}%` : `· ${Math.round(progress * 100)}%`;
+    $("#train-epoch").textContent = progressText(job, progress, epochs, done);
+    renderBackbone(job);
+    renderFinal(job);
     $("#train-cancel").hidden = TERMINAL.has(job.status);
     const errBox = $("#train-error");
     if (job.error) {
@@ -815,6 +818,50 @@
       if (train.lastStatus !== null && TERMINAL.has(job.status)) refreshLabelsHint();
       train.lastStatus = job.status;
     }
+  }
+
+  const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+
+  /** "· 1:12 of 3:00 · epoch 2 · 40%" under a time budget, "· epoch 2 of 5 · 40%" without one. */
+  function progressText(job, progress, epochs, done) {
+    const parts = [];
+    if (job.minutes) {
+      const budget = clock(job.minutes * 60);
+      parts.push(typeof job.elapsed_s === "number" ? `${clock(job.elapsed_s)} of ${budget}` : `budget ${budget}`);
+      if (done) parts.push(epochs ? `epoch ${Math.min(done, epochs)} of at most ${epochs}` : `epoch ${done}`);
+    } else if (epochs) {
+      parts.push(`epoch ${Math.min(done, epochs)} of ${epochs}`);
+    }
+    parts.push(`${Math.round(progress * 100)}%`);
+    return "· " + parts.join(" · ");
+  }
+
+  /** Which model the job trains and why (a pretrained backbone from local weights, or a small CNN). */
+  function renderBackbone(job) {
+    const b = job.backbone || {};
+    const box = $("#train-backbone");
+    box.hidden = !b.reason;
+    if (!b.reason) return;
+    $("#train-backbone-model").textContent = b.model || "auto";
+    $("#train-backbone-reason").textContent = `(${b.reason})`;
+    box.dataset.model = b.model || "";
+    box.dataset.pretrained = b.pretrained === true ? "true" : b.pretrained === false ? "false" : "";
+  }
+
+  /** The final held-out accuracy, naming its split and its size, and the baseline verdict in words. */
+  function renderFinal(job) {
+    const f = job.status === "succeeded" ? job.final : null;
+    const box = $("#train-final");
+    box.hidden = !(f && typeof f.accuracy === "number");
+    if (box.hidden) return;
+    $("#train-final-acc").textContent = pct(f.accuracy);
+    $("#train-final-split").textContent = f.split === "val"
+      ? `on the val split (n = ${fmt(f.n)}), which chose the best epoch: optimistic`
+      : `on the ${f.split || "held-out"} split (n = ${fmt(f.n)}): images never used for training or choosing the epoch`;
+    box.dataset.split = f.split || "";
+    const verdict = $("#train-final-verdict");
+    verdict.textContent = f.verdict || "";
+    verdict.dataset.beats = f.beats_baselines === false ? "false" : "true";
   }
 
   function valAcc(m) {
