@@ -81,9 +81,14 @@ class DnCNN(nn.Module):
         Feature channels.
     bn : bool, default True
         Batch normalisation in the middle layers.
+    down : {1, 2, 3, 4}, default 1
+        Pixel-unshuffle factor (FFDNet's trick, Zhang et al. 2018): the stack runs on
+        ``down**2 * in_chans`` channels at ``1/down`` of the resolution and the predicted noise is
+        shuffled back, so a layer costs ``1/down**2`` as much per pixel and the receptive field is
+        ``down`` times wider. Inputs of any size are reflect-padded to a multiple of ``down``.
 
     The output is ``x - noise(x)``: the residual learning of the paper. Its receptive field
-    reaches ``depth`` pixels each side (``self.halo``).
+    reaches ``depth * down`` pixels each side (``self.halo``).
 
     Examples
     --------
@@ -92,20 +97,24 @@ class DnCNN(nn.Module):
     (torch.Size([1, 1, 9, 9]), 4)
     """
 
-    def __init__(self, in_chans: int = 1, *, depth: int = 17, width: int = 64, bn: bool = True) -> None:
+    def __init__(self, in_chans: int = 1, *, depth: int = 17, width: int = 64, bn: bool = True, down: int = 1) -> None:
         super().__init__()
         self.in_chans = _check_chans(in_chans)
         depth = _check_positive(depth, "depth", 2)
         width = _check_positive(width, "width")
-        layers: list[nn.Module] = [nn.Conv2d(in_chans, width, 3, padding=1), nn.ReLU(inplace=True)]
+        if isinstance(down, bool) or not isinstance(down, int) or not 1 <= down <= 4:
+            raise ConfigError(f"down (the pixel-unshuffle factor) must be 1, 2, 3 or 4, got {down!r}")
+        self.down = down
+        chans = in_chans * down * down
+        layers: list[nn.Module] = [nn.Conv2d(chans, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
             layers += [nn.Conv2d(width, width, 3, padding=1, bias=not bn)]
             if bn:
                 layers.append(nn.BatchNorm2d(width, eps=1e-4, momentum=0.05))
             layers.append(nn.ReLU(inplace=True))
         self.body = nn.Sequential(*layers)
-        self.tail = nn.Conv2d(width, in_chans, 3, padding=1)
-        self.halo = depth
+        self.tail = nn.Conv2d(width, chans, 3, padding=1)
+        self.halo = depth * down
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
@@ -116,7 +125,15 @@ class DnCNN(nn.Module):
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """The predicted noise (what :meth:`forward` subtracts)."""
-        return self.tail(self.body(x))
+        r = self.down
+        if r == 1:
+            return self.tail(self.body(x))
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % r, (-w) % r
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        n = F.pixel_shuffle(self.tail(self.body(F.pixel_unshuffle(x, r))), r)
+        return n[..., :h, :w]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.in_chans, "DnCNN")
@@ -364,7 +381,7 @@ def register_restorer(name: str, *, upsampler: bool, defaults: Mapping[str, Any]
     return deco
 
 
-@register_restorer("dncnn", upsampler=False, defaults={"depth": 17, "width": 64, "bn": True})
+@register_restorer("dncnn", upsampler=False, defaults={"depth": 17, "width": 64, "bn": True, "down": 1})
 def _dncnn(in_chans: int, *, scale: int, **kw: Any) -> nn.Module:
     """DnCNN residual denoiser (predicts the noise); depth x width configurable."""
     return DnCNN(in_chans, **kw)

@@ -90,6 +90,7 @@ class RestoreModelConfig(_Section):
     depth: int | None = Field(None, ge=2, description="dncnn: convolution layers (default 17).")
     width: int | None = Field(None, ge=2, description="Feature channels: dncnn, espcn, edsr (default 64); unet: of the first level (default 32).")
     bn: bool | None = Field(None, description="dncnn, unet: batch normalisation (default on).")
+    down: int | None = Field(None, ge=1, le=4, description="dncnn: pixel-unshuffle factor; the layers run at 1/down of the resolution (FFDNet's trick; default 1).")
     levels: int | None = Field(None, ge=1, description="unet: down-sampling steps (default 3).")
     blocks: int | None = Field(None, ge=0, description="edsr: residual blocks (default 8).")
     res_scale: float | None = Field(None, gt=0.0, description="edsr: residual scaling (default 1.0).")

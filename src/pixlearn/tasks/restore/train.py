@@ -517,6 +517,24 @@ def _resume(
     return _fit(prep, rp.run_dir, manifest, progress=progress, callbacks=callbacks, ckpt_path=rp.checkpoint, extend=extend is not None)
 
 
+# ---------------------------------------------------------------- budget plan (tasks.restore.budget)
+def _budget_recipe(cfg: RestoreConfig, flat: Mapping[str, Any], set: Sequence[str]) -> tuple[RestoreConfig, bool]:
+    """With ``--minutes`` and no ``--epochs``: the budget recipe for every option the user left unset (else ``cfg`` as is)."""
+    from pixlearn.engine.budget import BUDGET_EPOCHS
+    from pixlearn.tasks.restore.budget import budget_overrides, wants_plan
+
+    if not wants_plan(cfg, budget_epochs=BUDGET_EPOCHS):
+        return cfg, False
+    return RestoreConfig.from_overrides(cfg, **budget_overrides(cfg, options=flat, set=set)), True
+
+
+def _plan_budget(prep: _Prepared, flat: Mapping[str, Any], set: Sequence[str], *, progress: bool | None) -> tuple[_Prepared, dict[str, Any]]:
+    """Time the candidate networks, choose network and patches per epoch for the budget, rebuild the run with them."""
+    from pixlearn.tasks.restore.budget import plan_run
+
+    return plan_run(prep, prepare=_prepare, options=flat, set=set, progress=progress)
+
+
 # ---------------------------------------------------------------- public entry point
 def train_restorer(
     data: str | os.PathLike[str] | None = None,
@@ -604,6 +622,7 @@ def train_restorer(
         cfg = cfg.with_set(set)
     cfg = RestoreConfig.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=cfg.train.minutes, options=flat,
                                                                     config=config, set=set))
+    cfg, planned = _budget_recipe(cfg, flat, set)
     cfg = _resolve(cfg)
     if not cfg.data.path:
         raise ConfigError("no data: give a folder of clean images (or degraded/ + clean/ pairs) with --data")
@@ -616,8 +635,14 @@ def train_restorer(
             raise ConfigError("--find-lr and --folds do not mix; find the learning rate on a single run first")
         return _train_folds(cfg, run_dir, progress=progress, callbacks=callbacks)
     prep = _prepare(cfg, _plan(cfg))
+    budget_plan = None
+    if planned:
+        prep, budget_plan = _plan_budget(prep, flat, set, progress=progress)
+        cfg = prep.cfg
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(prep, run_dir)
+    if budget_plan is not None:
+        manifest["plan"] = budget_plan
     if cfg.train.find_lr:
         prep = _find_lr(prep, run_dir, manifest, progress=progress)
         cfg = prep.cfg
