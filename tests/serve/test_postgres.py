@@ -124,7 +124,7 @@ def test_training_jobs_queue_list_cancel_and_survive_a_restart(settings, postgre
         second = submit(c, tiny_zip(n=2, classes=("red", "green", "blue")), filename="second.zip", epochs=3).json()
         assert (first["status"], first["name"], first["epochs"]) == ("queued", "first", 1)
         assert first["dataset"]["per_class"] == {"blue": 3, "red": 3} and first["dataset"]["archive"] == "first.zip"
-        assert second["options"] == {"architecture": "pixlearn_smallcnn_tiny", "epochs": 3, "img_size": 16, "batch": 8,
+        assert second["options"] == {"minutes": 3.0, "architecture": "auto", "epochs": 3, "img_size": 16, "batch": 8,
                                      "lr": None}
         assert [j["id"] for j in c.get("/v1/trainings").json()["trainings"]] == [second["id"], first["id"]]
         r = c.delete(f"/v1/trainings/{second['id']}")

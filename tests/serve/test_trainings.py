@@ -1,14 +1,15 @@
 """/v1/trainings: jobs from an uploaded zip, run in a separate process, cancelled, and recovered after a restart.
 
 The training tests start real worker processes (``python -m pixlearn.serve.train_worker``) that
-train smallcnn_tiny on 2 classes x 8 images of 16 px; the slow part is the worker importing torch
-and Lightning. ``PIXLEARN_TRAIN_HOLD_AFTER_EPOCH`` makes a worker wait after N checkpointed epochs,
+train the small CNN (or timm's tiny test_efficientnet from a local weights file made in the test) on
+2 classes x 8 images of 16 px; the slow part is the worker importing torch and Lightning. ``PIXLEARN_TRAIN_HOLD_AFTER_EPOCH`` makes a worker wait after N checkpointed epochs,
 so that cancel and restart happen mid-job deterministically.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -28,6 +29,17 @@ from pixlearn.serve.train_worker import HOLD_ENV
 from tests.serve.conftest import colour_image, png_bytes
 
 TIMEOUT_S = 240  # a worker importing torch + Lightning on a busy 2-core machine
+
+
+@pytest.fixture(autouse=True)
+def no_local_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty PIXLEARN_WEIGHTS folder and a cache without weights (workers inherit them): "auto" is the small
+    CNN unless a test puts weights there; nothing from the user's own folders."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setenv("PIXLEARN_WEIGHTS", str(folder))
+    monkeypatch.setenv("PIXLEARN_CACHE", str(tmp_path / "cache"))
+    return folder
 
 
 def tiny_zip(*, classes: tuple[str, ...] = ("red", "blue"), n: int = 8, wrapper: str = "colours") -> bytes:
@@ -118,11 +130,52 @@ def test_invalid_options_are_4xx_naming_the_field(client, settings) -> None:
     r = submit(client, tiny_zip(n=2), architecture="pixlearn_smalcnn_tiny")
     assert r.status_code == 400, r.text
     assert "architecture" in r.json()["error"]["message"] and "did you mean 'pixlearn_smallcnn_tiny'" in r.json()["error"]["message"]
-    r = submit(client, tiny_zip(n=2), epochs=0)
+    r = submit(client, tiny_zip(n=2), epochs="two")
     assert r.status_code == 422 and "epochs" in r.json()["error"]["message"]
     r = client.post("/v1/trainings", data={"epochs": "1"})
     assert r.status_code == 422 and "archive is required" in r.json()["error"]["message"]
     assert not list((settings.storage / "trainings").iterdir())
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("minutes", "0", "minutes must be between 0.5 and 120 (the training's time budget in minutes), got 0.0; send e.g. minutes=3"),
+    ("minutes", "10000", "minutes must be between 0.5 and 120 (the training's time budget in minutes), got 10000.0; "
+                         "send e.g. minutes=3"),
+    ("minutes", "nan", "minutes must be between 0.5 and 120"),
+    ("minutes", "inf", "minutes must be between 0.5 and 120"),
+    ("epochs", "0", "epochs must be between 1 and 1000 (the most epochs to train), got 0"),
+    ("epochs", "100000", "epochs must be between 1 and 1000"),
+    ("img_size", "4", "img_size must be between 8 and 1024 (the square training size in pixels), got 4"),
+    ("batch", "0", "batch must be between 1 and 1024 (images per batch), got 0"),
+    ("lr", "-1", "lr must be between 1e-07 and 10 (the learning rate), got -1.0"),
+])
+def test_options_out_of_range_are_400_naming_the_range(client, settings, field: str, value: str, expected: str) -> None:
+    r = client.post("/v1/trainings", files={"archive": ("colours.zip", tiny_zip(n=2), "application/zip")},
+                    data={field: value})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith(expected), r.json()
+    assert not list((settings.storage / "trainings").iterdir())  # checked before the archive is extracted
+
+
+def test_default_options_are_a_three_minute_budget_and_an_auto_backbone(settings) -> None:
+    """What the page sends by default (only the archive and minutes) is stored with every default filled in; a
+    queued job says the backbone is chosen when it starts."""
+    idle = settings.model_copy(update={"training_workers": 0})
+    with TestClient(create_app(idle)) as client:
+        r = client.post("/v1/trainings", files={"archive": ("colours.zip", tiny_zip(n=2), "application/zip")},
+                        data={"minutes": "3"})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert job["options"] == {"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None,
+                                  "batch": None, "lr": None}
+        assert (job["minutes"], job["epochs"], job["progress"], job["elapsed_s"]) == (3.0, None, 0.0, None)
+        assert job["backbone"]["model"] is None and "a pretrained backbone when its weights are in a local" in job["backbone"]["reason"]
+        r = client.post("/v1/trainings", files={"archive": ("colours.zip", tiny_zip(n=2), "application/zip")},
+                        data={"architecture": "AUTO", "minutes": "0.5", "epochs": "7"})
+        assert r.json()["options"]["architecture"] == "auto" and r.json()["epochs"] == 7
+        r = client.post("/v1/trainings", files={"archive": ("colours.zip", tiny_zip(n=2), "application/zip")},
+                        data={"architecture": "resnet18"})
+        assert r.json()["backbone"] == {"model": "resnet18", "pretrained": None, "weights": None, "reason": "asked for by name"}
 
 
 def test_unknown_job_is_404(client) -> None:
@@ -162,17 +215,21 @@ def test_training_end_to_end_registers_a_usable_model(client, settings) -> None:
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["status"] == "queued" and job["options"] == {
-        "architecture": "pixlearn_smallcnn_tiny", "epochs": 1, "img_size": 16, "batch": 8, "lr": None}
+        "minutes": 3.0, "architecture": "auto", "epochs": 1, "img_size": 16, "batch": 8, "lr": None}
     done = wait_for(client, job["id"], lambda j: j["status"] == "succeeded", "succeeded")
     assert (done["progress"], done["epoch"], done["epochs"], done["error"], done["model"]) == (1.0, 1, 1, None, "colours")
     assert [m["epoch"] for m in done["metrics"]] == [1]
     assert done["metrics"][0]["train_loss"] > 0 and 0 <= done["metrics"][0]["val_accuracy"] <= 1
-    assert done["final"]["split"] == "holdout"
+    # no weights in the (empty) local weights folders: the small CNN, and the job says why
+    assert (done["backbone"]["model"], done["backbone"]["pretrained"], done["backbone"]["weights"]) == ("pixlearn_smallcnn", False, None)
+    assert done["backbone"]["reason"].startswith("no local weights for a pretrained backbone (looked for tf_efficientnet_lite0 in "
+                                                 "<PIXLEARN_WEIGHTS>, <cache>/weights): small CNN pixlearn_smallcnn"), done
+    assert done["final"]["split"] == "holdout" and done["final"]["n"] >= 1 and 0 <= done["final"]["accuracy"] <= 1
     assert [j["id"] for j in client.get("/v1/trainings").json()["trainings"]] == [job["id"]]
 
     model = client.get("/v1/models/colours").json()
     assert (model["source"], model["classes"], model["architecture"], model["input_shape"]) == (
-        "training", ["blue", "red"], "pixlearn_smallcnn_tiny", [3, 16, 16])
+        "training", ["blue", "red"], "pixlearn_smallcnn", [3, 16, 16])
     assert model["run_dir"].startswith("models/") and not Path(model["run_dir"]).is_absolute()
 
     rng = np.random.default_rng(7)
@@ -251,7 +308,8 @@ def test_restart_marks_a_job_it_cannot_resume_failed_with_the_reason(settings, l
 def test_restart_adopts_a_live_worker_then_resumes_from_its_checkpoint(settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(HOLD_ENV, "1")  # the worker waits once epoch 1 is done and checkpointed
     with TestClient(create_app(settings)) as client:
-        job = submit(client, tiny_zip(), epochs=2, name="resumed").json()
+        # a long budget: the progress shown is the epochs' share (1 of 2), however slow the machine
+        job = submit(client, tiny_zip(), epochs=2, name="resumed", minutes=120).json()
         held = wait_for(client, job["id"], lambda j: j["stage"] == "held", "held after epoch 1")
         assert (held["status"], held["epoch"], held["progress"]) == ("running", 1, 0.5)
         assert [m["epoch"] for m in held["metrics"]] == [1]
@@ -271,8 +329,6 @@ def test_restart_adopts_a_live_worker_then_resumes_from_its_checkpoint(settings,
         assert [m["epoch"] for m in done["metrics"]] == [1, 2]
         assert done["metrics"][0] == held["metrics"][0]  # epoch 1 was not trained again
         run_dir = settings.storage / client.get("/v1/models/resumed").json()["run_dir"]
-        import json
-
         manifest = json.loads((run_dir / "manifest.json").read_text())
         assert [r["from_epoch"] for r in manifest["resumed"]] == [1]
         assert manifest["status"] == "finished"
@@ -345,3 +401,134 @@ def test_a_queued_job_whose_data_names_host_files_fails_without_reading_them(set
         for text in (str(done), log, client.get("/v1/trainings").text):
             _no_leak(text, secret)
         assert "allow_outside_root=True" not in done["error"]
+
+
+# ---------------------------------------------------------------- the model a job trains, its budget and its progress
+def _tiny_timm_weights(folder: Path, name: str = "test_efficientnet") -> Path:
+    """A local weights file of timm's tiny ``test_efficientnet`` (0.36 M parameters, random values): what
+    ``pixlearn weights add`` leaves in a weights folder, without ../shared."""
+    import safetensors.torch
+    import timm
+
+    model = timm.create_model(name)
+    path = folder / f"{name}.safetensors"
+    safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def test_auto_picks_a_local_pretrained_backbone_else_the_small_cnn(no_local_weights: Path) -> None:
+    from pixlearn.serve.train_worker import SMALL_CNN, choose_backbone
+
+    none = choose_backbone("auto")
+    assert (none["model"], none["pretrained"], none["weights"]) == (SMALL_CNN, False, None)
+    assert none["reason"].startswith("no local weights for a pretrained backbone (looked for tf_efficientnet_lite0 in ")
+    assert str(no_local_weights) in none["reason"] and "pixlearn weights add FILE --model tf_efficientnet_lite0" in none["reason"]
+
+    tiny = _tiny_timm_weights(no_local_weights)
+    (no_local_weights / "notes.safetensors").write_bytes(b"")  # not a timm model: never picked
+    found = choose_backbone("auto")
+    assert found == {"model": "test_efficientnet", "pretrained": True, "weights": str(tiny),
+                     "reason": f"backbone test_efficientnet from local weights {tiny}: fine-tuned from its pretrained weights"}
+
+    preferred = no_local_weights / "tf_efficientnet_lite0.in1k.safetensors"
+    preferred.write_bytes(b"")  # only its presence is looked at here
+    assert choose_backbone("auto")["model"] == "tf_efficientnet_lite0" and choose_backbone("auto")["weights"] == str(preferred)
+
+    named = choose_backbone("test_efficientnet")
+    assert (named["model"], named["pretrained"], named["weights"]) == ("test_efficientnet", True, str(tiny))
+    assert choose_backbone("resnet18")["pretrained"] is False and choose_backbone("pixlearn_smallcnn_tiny")["pretrained"] is False
+
+
+def test_the_worker_passes_the_budget_and_the_chosen_model_to_train_classifier(tmp_path: Path, no_local_weights: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake train_classifier records what the worker asks for: the job's minutes, the chosen model, and only the
+    advanced options the job set."""
+    from types import SimpleNamespace
+
+    import pixlearn.tasks.classify.train as classify_train
+    from pixlearn.engine.runs import write_json
+    from pixlearn.io import write_image
+    from pixlearn.serve.train_worker import run_job
+
+    rng = np.random.default_rng(0)
+    for c in ("red", "blue"):
+        for i in range(3):
+            write_image(tmp_path / "data" / c / f"{i}.png", colour_image(c, rng, size=8))
+    calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def fake_train(data: Any = None, **kwargs: Any) -> Any:
+        calls.append((data, kwargs))
+        return SimpleNamespace(run_dir=kwargs["out"], epochs_run=2, metrics={"accuracy": 0.75, "split": "holdout", "n": 4})
+
+    monkeypatch.setattr(classify_train, "train_classifier", fake_train)
+    tiny = _tiny_timm_weights(no_local_weights)
+    for options, model, extra in (
+        ({"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None, "batch": None, "lr": None},
+         "test_efficientnet", {"pretrained": True}),
+        ({"minutes": 0.5, "architecture": "pixlearn_smallcnn_tiny", "epochs": 4, "img_size": 16, "batch": 8, "lr": 0.01},
+         "pixlearn_smallcnn_tiny", {"epochs": 4, "img_size": 16, "batch": 8, "lr": 0.01}),
+    ):
+        job = tmp_path / f"job-{model}"
+        job.mkdir()
+        write_json(job / "job.json", {"data": str(tmp_path / "data"), "run_dir": str(job / "run"), "options": options})
+        result = run_job(job)
+        assert result["status"] == "succeeded", result
+        data, kwargs = calls[-1]
+        assert data == str(tmp_path / "data")
+        assert {k: v for k, v in kwargs.items() if k not in ("out", "workers", "progress", "callbacks")} == {
+            "model": model, "minutes": options["minutes"], **extra}
+        assert (result["accuracy"], result["split"], result["n"]) == (0.75, "holdout", 4)
+        progress = json.loads((job / "progress.json").read_text())
+        assert progress["backbone"]["model"] == model and progress["budget_s"] == options["minutes"] * 60
+    assert calls[0][1]["callbacks"][0].budget_s == 180.0
+    assert str(tiny) in json.loads((tmp_path / "job-test_efficientnet" / "progress.json").read_text())["backbone"]["weights"]
+
+
+def test_progress_under_a_budget_follows_the_clock(tmp_path: Path) -> None:
+    """With a fake clock: 10 000 planned epochs (the budget's cap) barely move the epoch share; the clock's does."""
+    from types import SimpleNamespace
+
+    from pixlearn.serve.train_worker import ProgressWriter
+
+    now = [100.0]
+    writer = ProgressWriter(tmp_path / "progress.json", every_s=0.0, minutes=2.0, clock=lambda: now[0])
+    trainer = SimpleNamespace(max_epochs=10000, current_epoch=0, num_training_batches=4, callback_metrics={})
+    writer.on_train_start(trainer, None)
+    assert (writer.state["fraction"], writer.state["budget_s"], writer.state["elapsed_s"]) == (0.0, 120.0, 0.0)
+    now[0] += 30.0
+    writer.on_train_batch_end(trainer, None, {"loss": 0.5}, None, 1)
+    assert (writer.state["fraction"], writer.state["elapsed_s"]) == (0.25, 30.0)
+    now[0] += 60.0
+    trainer.current_epoch = 3
+    writer.on_train_epoch_end(trainer, None)
+    assert writer.state["fraction"] == 0.75 and writer.state["epoch"] == 4
+    now[0] += 600.0  # past the budget (the run stops at its next step): never above 1
+    writer.on_train_epoch_start(trainer, None)
+    assert writer.state["fraction"] == 1.0
+
+    epochs_only = ProgressWriter(tmp_path / "p2.json", every_s=0.0, clock=lambda: now[0])  # a job stored before budgets
+    trainer = SimpleNamespace(max_epochs=4, current_epoch=0, num_training_batches=4, callback_metrics={})
+    epochs_only.on_train_start(trainer, None)
+    now[0] += 10_000.0
+    trainer.current_epoch = 1
+    epochs_only.on_train_epoch_end(trainer, None)
+    assert epochs_only.state["fraction"] == 0.5 and epochs_only.state["elapsed_s"] is None
+
+
+@pytest.mark.slow
+def test_a_job_fine_tunes_the_backbone_whose_weights_are_local(client, settings, no_local_weights: Path) -> None:
+    """A real worker with timm's tiny test_efficientnet in PIXLEARN_WEIGHTS: the job says it fine-tunes that backbone
+    from local weights (the folder named, not its path) and reports its held-out score with the split and n."""
+    _tiny_timm_weights(no_local_weights)
+    r = submit(client, tiny_zip(), filename="colours.zip", minutes="0.5")
+    assert r.status_code == 202, r.text
+    done = wait_for(client, r.json()["id"], lambda j: j["status"] == "succeeded", "succeeded")
+    assert done["backbone"] == {
+        "model": "test_efficientnet", "pretrained": True, "weights": "<PIXLEARN_WEIGHTS>/test_efficientnet.safetensors",
+        "reason": "backbone test_efficientnet from local weights <PIXLEARN_WEIGHTS>/test_efficientnet.safetensors: "
+                  "fine-tuned from its pretrained weights"}
+    assert str(no_local_weights) not in client.get(f"/v1/trainings/{done['id']}").text
+    assert done["minutes"] == 0.5 and done["final"]["split"] == "holdout" and done["final"]["n"] >= 1
+    assert 0.0 <= done["final"]["accuracy"] <= 1.0
+    model = client.get(f"/v1/models/{done['model']}").json()
+    assert model["architecture"] == "test_efficientnet"

@@ -4,11 +4,15 @@ The :class:`~pixlearn.serve.trainings.JobManager` starts it in a new session (so
 signal the whole process group) with ``JOB_DIR/job.json`` saying what to do::
 
     {"data": "<dataset folder>", "run_dir": "<run folder>", "resume": false,
-     "options": {"architecture", "epochs", "img_size", "batch", "lr"}}
+     "options": {"minutes", "architecture", "epochs", "img_size", "batch", "lr"}}
 
-It trains with :func:`pixlearn.train.train_classifier` (``resume=run_dir`` continues from the run's
-``checkpoints/last.ckpt``), writes ``JOB_DIR/progress.json`` atomically as it goes (epoch, batch
-fraction, latest metrics) and ends by writing ``JOB_DIR/result.json``: ``{"status": "succeeded"}``,
+It trains with :func:`pixlearn.train.train_classifier` under the job's time budget (``minutes``;
+``resume=run_dir`` continues from the run's ``checkpoints/last.ckpt``). With ``architecture="auto"``
+:func:`choose_backbone` picks the model: a pretrained backbone when its weights are in a local
+weights folder, else a small CNN; the choice and why go into ``progress.json`` (``backbone``). It
+writes ``JOB_DIR/progress.json`` atomically as it goes (epoch, batch fraction, overall fraction --
+under a budget the clock's ``elapsed / budget`` --, latest metrics) and ends by writing
+``JOB_DIR/result.json``: ``{"status": "succeeded"}``,
 or ``{"status": "failed", "error": "<readable message>"}`` with exit code 1 (the message is also
 its last line on stderr). SIGTERM ends it at once (exit code 143).
 
@@ -30,9 +34,15 @@ from typing import Any
 from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn.engine.runs import write_json
 
-__all__ = ["ProgressWriter", "progress_callback", "run_job", "main"]
+__all__ = ["ProgressWriter", "progress_callback", "choose_backbone", "train_options", "run_job", "main",
+           "PREFERRED_BACKBONES", "SMALL_CNN"]
 
 HOLD_ENV = "PIXLEARN_TRAIN_HOLD_AFTER_EPOCH"
+
+#: Pretrained backbones a training from a zip fine-tunes, in order of preference, when their weights are local.
+PREFERRED_BACKBONES = ("tf_efficientnet_lite0",)
+#: What a training from a zip trains when no pretrained backbone's weights are local.
+SMALL_CNN = "pixlearn_smallcnn"
 
 
 def _float(value: Any) -> float | None:
@@ -60,12 +70,16 @@ class ProgressWriter:
     'starting'
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None,
+                 minutes: float | None = None, clock: Any = None) -> None:
         self.path = Path(path)
         self.every_s = float(every_s)
         self.hold_after_epoch = hold_after_epoch
+        self.budget_s = float(minutes) * 60.0 if minutes else None
+        self._clock = clock or time.monotonic
+        self._t0: float | None = None
         self.state: dict[str, Any] = {"stage": "starting", "epoch": 0, "epochs": None, "batch_fraction": 0.0,
-                                      "fraction": 0.0, "latest": {}}
+                                      "fraction": 0.0, "latest": {}, "budget_s": self.budget_s, "elapsed_s": None}
         self._last = 0.0
 
     def write(self, **changes: Any) -> dict[str, Any]:
@@ -76,10 +90,18 @@ class ProgressWriter:
         return self.state
 
     def _fraction(self, done: float, trainer: Any) -> float:
+        """Share of the work done: epochs done over epochs, or under a budget the clock's share when larger."""
         total = trainer.max_epochs or 1
-        return round(min(max(done / total, 0.0), 1.0), 4)
+        frac = done / total
+        if self.budget_s and self._t0 is not None:
+            elapsed = self._clock() - self._t0
+            self.state["elapsed_s"] = round(elapsed, 1)
+            frac = max(frac, elapsed / self.budget_s)
+        return round(min(max(frac, 0.0), 1.0), 4)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._t0 is None:
+            self._t0 = self._clock()
         self.write(stage="training", epochs=trainer.max_epochs, epoch=trainer.current_epoch,
                    fraction=self._fraction(trainer.current_epoch, trainer))
 
@@ -113,12 +135,13 @@ class ProgressWriter:
         self.write(stage="evaluating")
 
 
-def progress_callback(path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None) -> Any:
+def progress_callback(path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None,
+                      minutes: float | None = None) -> Any:
     """A :class:`ProgressWriter` that is also a ``lightning.pytorch.Callback``."""
     import lightning.pytorch as L
 
     cls = type("ProgressCallback", (ProgressWriter, L.Callback), {"__module__": __name__})
-    return cls(path, every_s=every_s, hold_after_epoch=hold_after_epoch)
+    return cls(path, every_s=every_s, hold_after_epoch=hold_after_epoch, minutes=minutes)
 
 
 def _hold_from_env() -> int | None:
@@ -152,9 +175,83 @@ def run_job(job_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return result
 
 
+def choose_backbone(architecture: str = "auto") -> dict[str, Any]:
+    """The model a job trains, from which weights, and why: ``{"model", "pretrained", "weights", "reason"}``.
+
+    With ``"auto"``: the first of :data:`PREFERRED_BACKBONES` whose weights file is in a local weights folder
+    (:func:`pixlearn._core.paths.weights_dirs`: ``$PIXLEARN_WEIGHTS``, then the cache's ``weights/``), else any
+    other timm model with a weights file there, fine-tuned from those weights; else :data:`SMALL_CNN`, trained
+    from scratch. A model name: that model, from its local weights when there are some.
+
+    ``weights`` is the file's path on this machine (the service shows it without the folder's path).
+
+    Examples
+    --------
+    >>> choose_backbone("pixlearn_smallcnn_tiny")["pretrained"]
+    False
+    """
+    from pixlearn._core.paths import weights_dirs
+    from pixlearn.models.registry import find_pretrained
+
+    def local(name: str) -> Path | None:
+        try:
+            return find_pretrained(name)
+        except Exception:  # noqa: BLE001 - a name timm cannot describe has no local weights
+            return None
+
+    if architecture != "auto":
+        path = None if architecture.startswith("pixlearn_") else local(architecture)
+        if path is None:
+            return {"model": architecture, "pretrained": False, "weights": None,
+                    "reason": f"{architecture}, asked for by name, trained from scratch (no local weights for it)"}
+        return {"model": architecture, "pretrained": True, "weights": str(path),
+                "reason": f"{architecture}, asked for by name, fine-tuned from local weights {path}"}
+    candidates = [(name, local(name)) for name in PREFERRED_BACKBONES]
+    if not any(path for _, path in candidates):
+        import timm
+
+        from pixlearn.models.weights import scan_weights_dirs
+
+        candidates = [(item.name, item.path) for item in scan_weights_dirs() if timm.is_model(item.model)]
+    for name, path in candidates:
+        if path is not None:
+            return {"model": name, "pretrained": True, "weights": str(path),
+                    "reason": f"backbone {name} from local weights {path}: fine-tuned from its pretrained weights"}
+    folders = ", ".join(str(d) for d in weights_dirs())
+    return {"model": SMALL_CNN, "pretrained": False, "weights": None,
+            "reason": f"no local weights for a pretrained backbone (looked for {', '.join(PREFERRED_BACKBONES)} in "
+                      f"{folders}): small CNN {SMALL_CNN} trained from scratch; add weights with `pixlearn weights add "
+                      f"FILE --model {PREFERRED_BACKBONES[0]}`"}
+
+
+def train_options(options: dict[str, Any], backbone: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments :func:`pixlearn.train.train_classifier` gets for a job's ``options`` and ``backbone``.
+
+    ``minutes`` is passed as the budget; ``epochs``, ``img_size``, ``batch``, ``lr`` only when the job set them
+    (otherwise the task's recipe for the chosen model decides). Jobs stored before budgets existed have no
+    ``minutes`` and train their ``epochs``.
+
+    Examples
+    --------
+    >>> train_options({"minutes": 3.0, "architecture": "auto", "epochs": None},
+    ...               {"model": "pixlearn_smallcnn", "pretrained": False})
+    {'model': 'pixlearn_smallcnn', 'minutes': 3.0}
+    """
+    kwargs: dict[str, Any] = {"model": backbone["model"]}
+    if backbone.get("pretrained"):
+        kwargs["pretrained"] = True
+    for key in ("minutes", "epochs", "img_size", "batch", "lr"):
+        if options.get(key) is not None:
+            kwargs[key] = options[key]
+    return kwargs
+
+
 def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
-    ProgressWriter(job_dir / "progress.json").write(stage="loading")
+    opts = dict(spec.get("options") or {})
+    # a resumed job keeps the model it started with (the checkpoint is of that model)
+    previous = (_read_progress(job_dir) or {}).get("backbone") if spec.get("resume") else None
+    ProgressWriter(job_dir / "progress.json").write(stage="loading", backbone=previous)
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
         from pixlearn.tasks.registry import task as get_task
 
@@ -173,20 +270,28 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
     train_classifier = get_task("classify").load("train")
 
-    progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env())
-    progress.write(stage="starting")
+    progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env(), minutes=opts.get("minutes"))
+    backbone = previous or choose_backbone(str(opts.get("architecture") or "auto"))
+    progress.write(stage="starting", backbone=backbone)
     if spec.get("resume"):
         res = train_classifier(resume=run_dir, workers=0, progress=False, callbacks=[progress])
     else:
-        opts = dict(spec.get("options") or {})
-        kwargs = {"model": opts.get("architecture", "pixlearn_smallcnn_tiny"), "epochs": opts.get("epochs"),
-                  "img_size": opts.get("img_size"), "batch": opts.get("batch"), "lr": opts.get("lr")}
+        print(f"model: {backbone['reason']}", file=sys.stderr, flush=True)
         res = train_classifier(spec["data"], out=run_dir, workers=0, progress=False, callbacks=[progress],
-                               **{k: v for k, v in kwargs.items() if v is not None})
+                               **train_options(opts, backbone))
     progress.write(stage="done", fraction=1.0)
     metrics = res.metrics or {}
     return {"status": "succeeded", "run_dir": str(res.run_dir), "epochs_run": res.epochs_run,
-            "accuracy": metrics.get("accuracy"), "split": metrics.get("split")}
+            "accuracy": metrics.get("accuracy"), "split": metrics.get("split"), "n": metrics.get("n"),
+            "backbone": backbone}
+
+
+def _read_progress(job_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((job_dir / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _terminate(signum: int, _frame: Any) -> None:

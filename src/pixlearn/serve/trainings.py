@@ -30,6 +30,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -53,7 +54,7 @@ from pixlearn.serve.errors import ApiError
 from pixlearn.serve.registry import safe_name
 
 __all__ = ["JobManager", "JobNotFound", "KeyConflict", "router", "trainings_table", "training_keys_table", "STATUSES",
-           "DEFAULT_OPTIONS", "MAX_KEY_LENGTH"]
+           "DEFAULT_OPTIONS", "OPTION_RANGES", "AUTO", "MAX_KEY_LENGTH", "check_options"]
 
 log = logging.getLogger("pixlearn.serve.trainings")
 
@@ -61,8 +62,23 @@ log = logging.getLogger("pixlearn.serve.trainings")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 _FINAL = ("succeeded", "failed", "cancelled")
 
-#: Training options a job accepts, with their defaults.
-DEFAULT_OPTIONS: dict[str, Any] = {"architecture": "pixlearn_smallcnn_tiny", "epochs": 5, "img_size": 32, "batch": 32, "lr": None}
+#: Training options a job accepts, with their defaults. ``minutes`` is the primary knob: a wall-clock budget the
+#: training plans to; ``architecture="auto"`` lets the classification task choose (a pretrained backbone when its
+#: weights are in a local weights folder, else a small CNN). ``epochs`` (a cap under the budget), ``img_size``,
+#: ``batch`` and ``lr`` are advanced options; None means the task's default for the chosen model.
+DEFAULT_OPTIONS: dict[str, Any] = {"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None, "batch": None,
+                                   "lr": None}
+
+#: The allowed range (inclusive) of each numeric option.
+OPTION_RANGES: dict[str, tuple[float, float]] = {"minutes": (0.5, 120.0), "epochs": (1, 1000), "img_size": (8, 1024),
+                                                 "batch": (1, 1024), "lr": (1e-7, 10.0)}
+_OPTION_MEANING = {"minutes": "the training's time budget in minutes", "epochs": "the most epochs to train",
+                   "img_size": "the square training size in pixels", "batch": "images per batch",
+                   "lr": "the learning rate"}
+_INTEGER_OPTIONS = ("epochs", "img_size", "batch")
+
+#: The architecture name that lets the classification task choose the model.
+AUTO = "auto"
 
 #: Why a job that was running when the server stopped could not continue.
 NO_CHECKPOINT = "the server stopped while this job was running, before its first checkpoint; submit it again"
@@ -152,12 +168,22 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
     return [{k: _number(v) for k, v in row.items() if k} for row in csv.DictReader(text.splitlines())]
 
 
-_FINAL_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "best_epoch", "epochs_run", "stopped_early")
+_FINAL_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "best_epoch", "epochs_run", "stopped_early",
+               "stop_reason", "fit_seconds")
 
 
 def _final_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """The run's held-out scores (``split`` names the split, ``n`` its images) and, when the report judged the
+    model against its baselines, that judgement in words (``verdict``)."""
     data = _read_json(Path(run_dir) / "metrics.json")
-    return {k: data[k] for k in _FINAL_KEYS if k in data} if data else None
+    if not data:
+        return None
+    final = {k: data[k] for k in _FINAL_KEYS if k in data}
+    verdict = data.get("verdict")
+    if isinstance(verdict, dict) and isinstance(verdict.get("sentence"), str):
+        final["verdict"] = verdict["sentence"]
+        final["beats_baselines"] = verdict.get("beats")
+    return final
 
 
 def _tail(path: Path, n_bytes: int = 4096) -> str:
@@ -332,7 +358,8 @@ class JobManager:
             Called right before the job is stored; when it returns False (the request's deadline has passed
             and the client was answered 504) nothing is stored and :class:`ConfigError` is raised.
         **options
-            ``architecture``, ``epochs``, ``img_size``, ``batch``, ``lr`` (see :data:`DEFAULT_OPTIONS`).
+            ``minutes``, ``architecture``, ``epochs``, ``img_size``, ``batch``, ``lr`` (see :data:`DEFAULT_OPTIONS`
+            and :data:`OPTION_RANGES`).
 
         Returns
         -------
@@ -462,23 +489,7 @@ class JobManager:
     # ------------------------------------------------------------ options
     @staticmethod
     def _check_options(options: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULT_OPTIONS)}")
-        opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
-        from pixlearn.tasks.registry import task as get_task
-
-        ClassifyConfig = get_task("classify").load("config")
-
-        ClassifyConfig.from_overrides(model=opts["architecture"], epochs=opts["epochs"], img_size=opts["img_size"],
-                                      batch=opts["batch"], lr=opts["lr"])
-        from pixlearn.models.registry import check_model_name
-
-        try:
-            check_model_name(str(opts["architecture"]))
-        except UnknownNameError as exc:
-            raise ConfigError(f"architecture: {exc}") from None
-        return opts
+        return check_options(options)
 
     # ------------------------------------------------------------ rows and job dicts
     def _row(self, job_id: str) -> Any:
@@ -496,26 +507,35 @@ class JobManager:
             return conn.execute(stmt.values(**values)).rowcount > 0
 
     def _hide(self, text: str | None) -> str | None:
+        """``text`` without server paths: the storage, Python and the weights folders by name."""
+        from pixlearn._core.paths import cache_dir, weights_dirs
         from pixlearn.serve.security import hide_paths
 
-        return hide_paths(text, self.storage) if text else text
+        if not text:
+            return text
+        cache = cache_dir() / "weights"
+        names = [(d, "<cache>/weights" if d == cache else "<PIXLEARN_WEIGHTS>") for d in weights_dirs()]
+        names += [(os.path.realpath(d), name) for d, name in names]
+        return hide_paths(text, self.storage, extra=names)
 
     def _job(self, row: Any) -> dict[str, Any]:
         opts = dict(row["options"])
-        epochs = int(opts.get("epochs") or 0)
+        minutes = opts.get("minutes")  # None for jobs stored before budgets
         status = row["status"]
         job_dir, run_dir = Path(row["job_dir"]), Path(row["run_dir"])
         history = row["history"] if row["history"] is not None else read_history(run_dir)
         progress_file = (_read_json(job_dir / "progress.json") or {}) if status != "queued" else {}
+        epochs = int(opts.get("epochs") or 0) or (None if minutes else int(progress_file.get("epochs") or 0) or None)
         done = len(history)
         epoch = max(done, int(progress_file.get("epoch") or 0)) if status == "running" else done
         if status == "succeeded":
             progress = 1.0
-        elif status == "queued" or not epochs:
+        elif status == "queued":
             progress = 0.0
-        else:
+        else:  # under a budget the writer's fraction follows the clock (elapsed / budget), else the epochs
             frac = float(progress_file.get("fraction") or 0.0)
-            progress = min(max(frac, done / epochs), 0.99 if status == "running" else 1.0)
+            by_epochs = done / epochs if epochs else 0.0
+            progress = min(max(frac, by_epochs), 0.99 if status == "running" else 1.0)
         return {
             "id": row["id"],
             "name": row["name"],
@@ -523,9 +543,12 @@ class JobManager:
             "progress": round(progress, 4),
             "epoch": epoch,
             "epochs": epochs,
+            "minutes": minutes,
+            "elapsed_s": progress_file.get("elapsed_s") if status == "running" else None,
             "metrics": history,
             "latest": progress_file.get("latest") if status == "running" else None,
             "stage": progress_file.get("stage") if status == "running" else None,
+            "backbone": self._backbone(progress_file.get("backbone"), opts),
             "error": self._hide(row["error"]),
             "model": row["model"],
             "created": row["created"],
@@ -536,6 +559,17 @@ class JobManager:
             "final": row["final"],
             "resumed": max(int(row["attempts"] or 0) - 1, 0),
         }
+
+    def _backbone(self, chosen: Any, opts: dict[str, Any]) -> dict[str, Any]:
+        """What the job trains: the worker's choice once it has made it, else what was asked for."""
+        if isinstance(chosen, dict) and chosen.get("model"):
+            return {k: self._hide(v) if k in ("reason", "weights") and isinstance(v, str) else v for k, v in chosen.items()}
+        arch = opts.get("architecture") or AUTO
+        if arch == AUTO:
+            return {"model": None, "pretrained": None, "weights": None,
+                    "reason": "chosen when the job starts: a pretrained backbone when its weights are in a local "
+                              "weights folder, else a small CNN"}
+        return {"model": arch, "pretrained": None, "weights": None, "reason": "asked for by name"}
 
     def _store_history(self, job_id: str) -> None:
         row = self._row(job_id)
@@ -687,6 +721,54 @@ class JobManager:
         return error.replace(root, "the uploaded data") if root else error
 
 
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a job, defaults filled in, each checked against :data:`OPTION_RANGES` before any work.
+
+    Raises
+    ------
+    ConfigError
+        An unknown option, a value outside its range (the message names the option, the range and the
+        value received), or an unknown architecture (with the closest names).
+
+    Examples
+    --------
+    >>> check_options({"minutes": 5})["architecture"]
+    'auto'
+    >>> check_options({"minutes": 0})
+    Traceback (most recent call last):
+    ...
+    pixlearn._core.errors.ConfigError: minutes must be between 0.5 and 120 (the training's time budget in minutes), got 0; send e.g. minutes=3
+    """
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULT_OPTIONS)}")
+    opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
+    for key, (low, high) in OPTION_RANGES.items():
+        value = opts[key]
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+        if ok and key in _INTEGER_OPTIONS and float(value) != int(value):
+            ok = False
+        if not ok:
+            example = DEFAULT_OPTIONS[key] if DEFAULT_OPTIONS[key] is not None else {"epochs": 20, "img_size": 96, "batch": 32,
+                                                                                      "lr": 0.001}[key]
+            raise ConfigError(f"{key} must be between {low:g} and {high:g} ({_OPTION_MEANING[key]}), got {value!r}; "
+                              f"send e.g. {key}={example:g}")
+        opts[key] = int(value) if key in _INTEGER_OPTIONS else float(value)
+    arch = str(opts["architecture"]).strip() or AUTO
+    opts["architecture"] = AUTO if arch.lower() == AUTO else arch
+    if opts["architecture"] != AUTO:
+        from pixlearn.models.registry import check_model_name
+
+        try:
+            check_model_name(opts["architecture"])
+        except UnknownNameError as exc:
+            raise ConfigError(f"architecture: {exc} (or 'auto': a pretrained backbone when local weights exist, "
+                              "else a small CNN)") from None
+    return opts
+
+
 def _check_key(key: str) -> str:
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
@@ -729,21 +811,28 @@ def create_training(
     archive: UploadFile = File(..., description="A zip: one folder of images per class (optionally under train/ val/), "
                                                   "or a CSV path,label with its images."),
     name: str | None = Form(None, description="Model name to register (default: from the file name)."),
-    architecture: str = Form(DEFAULT_OPTIONS["architecture"], description="pixlearn_smallcnn_tiny, pixlearn_smallcnn, "
-                                                                          "resnet18, ... (any pixlearn model name)."),
-    epochs: int = Form(DEFAULT_OPTIONS["epochs"], ge=1, le=1000),
-    img_size: int = Form(DEFAULT_OPTIONS["img_size"], ge=8, le=1024),
-    batch: int = Form(DEFAULT_OPTIONS["batch"], ge=1, le=4096),
-    lr: float | None = Form(None, gt=0),
+    minutes: float | None = Form(None, description="The time budget in minutes, 0.5 to 120 (default 3): the training "
+                                                    "plans its work to finish inside it."),
+    architecture: str = Form(AUTO, description="'auto' (default): a pretrained backbone when its weights are in a "
+                                               "local weights folder (PIXLEARN_WEIGHTS or the cache), else a small "
+                                               "CNN. Or a model name: pixlearn_smallcnn, resnet18, ... (advanced)."),
+    epochs: int | None = Form(None, description="Advanced: the most epochs, 1 to 1000 (default: as many as the "
+                                                "budget allows)."),
+    img_size: int | None = Form(None, description="Advanced: square training size in pixels, 8 to 1024 (default: "
+                                                  "the model's)."),
+    batch: int | None = Form(None, description="Advanced: images per batch, 1 to 1024."),
+    lr: float | None = Form(None, description="Advanced: learning rate (default: the recipe's)."),
     idempotency_key: str | None = Header(None, description="Any unique string (e.g. a UUID): a retry with the same "
                                                            "key answers 200 with the job the first request created "
                                                            "instead of queueing a second one."),
 ) -> dict[str, Any]:
     """Check the archive (400 with ``reasons`` when refused), extract it and queue the job: 202 with the job.
 
-    Then poll ``GET /v1/trainings/{id}``: ``status``, ``progress`` (0..1), ``epoch``/``epochs``,
-    ``metrics`` (one row per finished epoch: train_loss, val_loss, val_accuracy, ...) and, once
-    succeeded, ``model`` (the registered model's name, usable at once in /v1/classify).
+    Then poll ``GET /v1/trainings/{id}``: ``status``, ``progress`` (0..1; under the time budget it follows
+    the clock), ``epoch``/``epochs``, ``minutes``/``elapsed_s``, ``backbone`` (the model trained and why:
+    a pretrained backbone from local weights, or a small CNN), ``metrics`` (one row per finished epoch:
+    train_loss, val_loss, val_accuracy, ...) and, once succeeded, ``final`` (the held-out scores with
+    their ``split`` and ``n``) and ``model`` (the registered model's name, usable at once in /v1/classify).
 
     Once the job is stored the request's time limit no longer applies: it is never answered 504 for a job
     that exists. A 504 before that means nothing was queued. With ``Idempotency-Key``, a retry is safe
@@ -757,7 +846,8 @@ def create_training(
     try:
         job = jobs.submit(archive.file, filename=archive.filename or "archive.zip", name=name or None,
                           idempotency_key=idempotency_key, commit=deadline.commit if deadline is not None else None,
-                          architecture=architecture, epochs=epochs, img_size=img_size, batch=batch, lr=lr)
+                          minutes=minutes, architecture=architecture, epochs=epochs, img_size=img_size, batch=batch,
+                          lr=lr)
     except KeyConflict as exc:
         raise ApiError(str(exc), status=422) from None
     except ArchiveError as exc:
