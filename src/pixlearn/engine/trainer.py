@@ -88,7 +88,13 @@ def _strategy(name: str, *, accelerator: str, find_unused: bool) -> Any:
 _PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
 
 
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def engine_options(cfg: RunConfig, *, has_val: bool, run_dir: Path) -> Any:
+    """The :class:`~pixlearn.engine.module.EngineOptions` of ``cfg``; sections a task does not have (no backbone to
+    freeze, no ``accumulate``...) take the engine's neutral defaults."""
     from pixlearn.engine.module import EngineOptions
 
     from pixlearn.engine.budget import clock_schedule
@@ -98,14 +104,16 @@ def engine_options(cfg: RunConfig, *, has_val: bool, run_dir: Path) -> Any:
     return EngineOptions(
         optimizer=o.optimizer, lr=float(o.lr), momentum=o.momentum, nesterov=o.nesterov, weight_decay=float(o.weight_decay),
         l1=o.l1, schedule="constant" if clock else s.name, warmup_epochs=0.0 if clock else s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
-        gamma=s.gamma, plateau_patience=s.plateau_patience, pct_start=s.pct_start, freeze_epochs=m.freeze_epochs,
-        backbone_lr_mult=float(m.backbone_lr_mult), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
+        gamma=s.gamma, plateau_patience=s.plateau_patience, pct_start=s.pct_start, freeze_epochs=getattr(m, "freeze_epochs", 0),
+        backbone_lr_mult=float(_or(getattr(m, "backbone_lr_mult", None), 1.0)), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
         monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
         checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
     )
 
 
-def trainer_kwargs(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
+def trainer_kwargs(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> dict[str, Any]:
+    """Lightning ``Trainer`` keywords of ``cfg`` (one node, no accumulation, Lightning's own strategy when the task's
+    ``train`` section does not name them)."""
     from pixlearn.engine.callbacks import AtomicCheckpointIO
 
     t = cfg.train
@@ -113,12 +121,12 @@ def trainer_kwargs(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str
         "max_epochs": t.epochs,
         "accelerator": t.accelerator,
         "devices": t.devices,
-        "num_nodes": t.num_nodes,
-        "strategy": _strategy(t.strategy, accelerator=t.accelerator, find_unused=cfg.model.freeze_epochs > 0),
+        "num_nodes": getattr(t, "num_nodes", 1),
+        "strategy": _strategy(getattr(t, "strategy", "auto"), accelerator=t.accelerator, find_unused=getattr(cfg.model, "freeze_epochs", 0) > 0),
         "precision": _PRECISION[t.precision],
         "deterministic": t.deterministic,
         "gradient_clip_val": cfg.optim.grad_clip,
-        "accumulate_grad_batches": t.accumulate,
+        "accumulate_grad_batches": getattr(t, "accumulate", 1),
         "logger": False,
         "enable_checkpointing": True,
         "enable_model_summary": False,
@@ -136,8 +144,8 @@ def device_info(cfg: RunConfig) -> dict[str, Any]:
 
     t = cfg.train
     info: dict[str, Any] = {
-        "accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes, "strategy": t.strategy,
-        "precision": t.precision, "channels_last": t.channels_last, "cpu_threads": torch.get_num_threads(),
+        "accelerator": t.accelerator, "devices": t.devices, "num_nodes": getattr(t, "num_nodes", 1), "strategy": getattr(t, "strategy", "auto"),
+        "precision": t.precision, "channels_last": getattr(t, "channels_last", False), "cpu_threads": torch.get_num_threads(),
     }
     if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -35,6 +35,7 @@ from typing import Any
 from pixlearn._core.errors import ConfigError
 from pixlearn.tasks.restore.config import RestoreConfig
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, write_json
+from pixlearn.engine.trainer import engine_options, trainer_kwargs
 
 __all__ = ["RestoreResult", "train_restorer", "RESTORE_COLUMNS"]
 
@@ -336,34 +337,6 @@ def _prepare(cfg: RestoreConfig, plan: Any) -> _Prepared:
     return _Prepared(cfg, plan, pipeline, sr, net, rtask, loaders)
 
 
-def _engine_options(cfg: RestoreConfig, run_dir: Path, *, has_val: bool) -> Any:
-    from pixlearn.engine.budget import clock_schedule
-    from pixlearn.engine.module import EngineOptions
-
-    t, sc = cfg.train, cfg.schedule
-    clock = clock_schedule(sc.name, t.minutes)  # the budget callback drives the LR by the clock
-    return EngineOptions(
-        optimizer=cfg.optim.optimizer, lr=float(cfg.optim.lr), momentum=cfg.optim.momentum, nesterov=cfg.optim.nesterov,
-        weight_decay=float(cfg.optim.weight_decay), l1=cfg.optim.l1, schedule="constant" if clock else sc.name,
-        warmup_epochs=0.0 if clock else sc.warmup_epochs, min_lr_ratio=sc.min_lr_ratio, step_epochs=sc.step_epochs, gamma=sc.gamma,
-        plateau_patience=sc.plateau_patience, pct_start=sc.pct_start, seed=t.seed, channels_last=t.channels_last,
-        monitor=t.monitor, monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
-        checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
-    )
-
-
-def _trainer_kwargs(cfg: RestoreConfig, run_dir: Path) -> dict[str, Any]:
-    from pixlearn.engine.callbacks import AtomicCheckpointIO
-
-    t = cfg.train
-    return dict(
-        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, precision={"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}[t.precision],
-        deterministic=t.deterministic, gradient_clip_val=cfg.optim.grad_clip, logger=False, enable_checkpointing=True,
-        enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, use_distributed_sampler=False,
-        default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()], log_every_n_steps=50,
-    )
-
-
 def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None) -> _Prepared:
     """Run the LR finder and return a fresh, identically seeded preparation that trains with its suggestion."""
     from pixlearn.engine.lr_finder import find_lr
@@ -372,8 +345,8 @@ def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progre
     from pixlearn.engine.module import EngineModule
 
     cfg = prep.cfg
-    module = EngineModule(prep.task, _engine_options(cfg, run_dir, has_val=prep.loaders.val_ds is not None), loaders=prep.loaders)
-    out = find_lr(module, _trainer_kwargs(cfg, run_dir), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
+    module = EngineModule(prep.task, engine_options(cfg, has_val=prep.loaders.val_ds is not None, run_dir=run_dir), loaders=prep.loaders)
+    out = find_lr(module, trainer_kwargs(cfg, run_dir), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
                   devices=cfg.train.devices, progress=show_progress(progress))
     plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
     manifest["lr_find"] = {k: out[k] for k in ("suggestion", "num_training")}
@@ -395,7 +368,7 @@ def _fit(
 
     cfg, plan, t, sc = prep.cfg, prep.plan, prep.cfg.train, prep.cfg.schedule
     has_val = prep.loaders.val_ds is not None
-    options = _engine_options(cfg, run_dir, has_val=has_val)
+    options = engine_options(cfg, has_val=has_val, run_dir=run_dir)
     module = EngineModule(prep.task, options, loaders=prep.loaders)
     metrics_cb = _metrics_callback(run_dir / "metrics.csv", len(prep.loaders.train_ds))
     card_degradation = None if prep.pipeline is None else prep.pipeline.to_dict()
@@ -415,7 +388,7 @@ def _fit(
     cbs = eng.as_list() + cbs
     cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
     cbs.extend(callbacks)
-    kw = _trainer_kwargs(cfg, run_dir)
+    kw = trainer_kwargs(cfg, run_dir)
     kw["callbacks"] = cbs
 
     def failed(exc: BaseException) -> None:
