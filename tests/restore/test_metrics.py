@@ -84,3 +84,16 @@ def test_classical_denoisers_improve_a_noisy_image(gray_photo: np.ndarray) -> No
         out = classical_restore(method, noisy, sigma=25)
         assert out.shape == clean.shape and psnr(np.clip(out, 0, 1), clean, data_range=1.0) > base + 3, method
     assert classical_restore("bicubic", noisy, scale=2).shape == (128, 128, 1)
+
+
+def test_the_non_local_means_baseline_is_the_stronger_scikit_image_one(gray_photo: np.ndarray) -> None:
+    """The baseline a model must beat: scikit-image's non-local means with the noise variance taken out (h = 0.6 sigma),
+    which scores well above OpenCV's fastNlMeansDenoising at h = 0.9 sigma (the previous rule) at sigma 25."""
+    from pixlearn.ops import denoise as dn
+    from pixlearn.tasks.restore.degrade import to_float, to_uint8
+
+    clean = gray_photo[:128, :128].astype(np.float32)[..., None] / 255
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
+    ours = psnr(np.clip(classical_restore("nl_means", noisy, sigma=25), 0, 1), clean, data_range=1.0)
+    opencv = psnr(to_float(dn.nl_means(to_uint8(noisy), h=22.5)).reshape(clean.shape), clean, data_range=1.0)
+    assert ours > opencv + 0.3, (ours, opencv)

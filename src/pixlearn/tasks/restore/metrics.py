@@ -210,6 +210,17 @@ def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
     return _resize_float(np.asarray(image, np.float32), (h * scale, w * scale))
 
 
+def _nl_means(x: np.ndarray, sigma: float) -> np.ndarray:
+    """scikit-image's non-local means of a float (H, W, C) image in [0, 1] at noise ``sigma`` grey levels (h = 0.6 sigma)."""
+    from skimage.restoration import denoise_nl_means
+
+    s = float(sigma) / 255.0
+    img = np.clip(x, 0.0, 1.0)
+    out = denoise_nl_means(img[..., 0] if img.shape[2] == 1 else img, h=0.6 * s, sigma=s, patch_size=5, patch_distance=6,
+                           fast_mode=True, channel_axis=None if img.shape[2] == 1 else 2)
+    return np.asarray(out, np.float32).reshape(img.shape)
+
+
 def classical_restore(method: str, degraded: np.ndarray, *, sigma: float | None = None, scale: int = 1) -> np.ndarray:
     """Restore a float (H, W, C) image in [0, 1] with a classical method; float32 (sH, sW, C) back.
 
@@ -220,9 +231,13 @@ def classical_restore(method: str, degraded: np.ndarray, *, sigma: float | None 
     sigma : float, optional
         Noise standard deviation in grey levels; estimated from the image when None
         (``skimage.restoration.estimate_sigma``). Parameters follow it: non-local means
-        ``h = 0.9 sigma``; bilateral 9 px, ``sigma_color = 2.5 sigma``, ``sigma_space = 2.5``;
-        TV ``weight = 0.9 sigma / 255``; wavelet BayesShrink (db1) at ``sigma`` -- rules tuned on
-        six BSD training images (train400) at sigma 15, 25, 50, not on any test set.
+        (scikit-image, on the float image, 5 px patches, 6 px search, the noise variance
+        subtracted from the patch distances) ``h = 0.6 sigma``; bilateral 9 px,
+        ``sigma_color = 2.5 sigma``, ``sigma_space = 2.5``; TV ``weight = 0.9 sigma / 255``;
+        wavelet BayesShrink (db1) at ``sigma`` -- rules tuned on six BSD training images
+        (train400) at sigma 15, 25, 50, not on any test set. (Non-local means this way scores
+        0.6-0.9 dB above OpenCV's ``fastNlMeansDenoising`` with ``h = 0.9 sigma`` on those images,
+        so a model is compared with the stronger baseline.)
     scale : int, default 1
         ``bicubic`` upscales by it; the others need 1.
 
@@ -246,8 +261,8 @@ def classical_restore(method: str, degraded: np.ndarray, *, sigma: float | None 
     u8 = to_uint8(x)  # (H, W) or (H, W, 3)
     s = float(sigma) if sigma is not None else _estimate_sigma(u8)
     if method == "nl_means":
-        out = dn.nl_means(u8, h=0.9 * s, h_color=0.9 * s)
-    elif method == "bilateral":
+        return _nl_means(x, s)
+    if method == "bilateral":
         out = dn.bilateral(u8, ksize=9, sigma_color=2.5 * s, sigma_space=2.5)
     elif method == "tv":
         out = dn.tv(u8, weight=max(0.9 * s / 255.0, 1e-4))
