@@ -74,6 +74,9 @@ EPOCHS = 8
 RESERVE = 0.05
 #: Largest share of the budget the probing may take before it stops timing larger networks.
 _PROBE_SHARE = 0.1
+#: A larger network is timed when its extrapolated steps reach this share of MIN_STEPS (a small network's step
+#: carries more fixed overhead per multiply-add, so the extrapolation overstates a larger one's cost).
+_TIME_IF = 0.3
 
 #: Flat option name -> the config field that says whether the user set it.
 _FIELDS = {
@@ -248,7 +251,7 @@ def plan_restore_budget(
             guess = base * max(candidate_cost(c, down=down), 1e-9) / max(candidate_cost(cheapest, down=down), 1e-9)
             affords = budget_s * (1.0 - RESERVE) / max(guess, 1e-9)
             spent = probe_clock() - started
-            if affords < 0.5 * MIN_STEPS or spent > _PROBE_SHARE * budget_s:
+            if affords < _TIME_IF * MIN_STEPS or spent > _PROBE_SHARE * budget_s:
                 estimated.append({**dict(c), "seconds_per_step": round(guess, 4)})
                 return guess  # clearly out of reach (or probing has cost enough): extrapolated, not timed
             measured[k] = float(timer(c))
