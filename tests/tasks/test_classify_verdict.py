@@ -122,3 +122,14 @@ def test_the_service_model_listing_carries_the_verdict(useless_run, tmp_path):
     verdict = record["metrics"]["verdict"]
     assert verdict == json.loads((run / "metrics.json").read_text())["verdict"] and verdict["beats"] is False
     assert str(tmp_path) not in json.dumps(registry.public(record))
+
+
+def test_eval_of_the_run_says_the_same_on_the_split_it_scores(useless_run, tmp_path, capsys):
+    run, data, _ = useless_run
+    code = main(["eval", str(run), "--data", str(data), "--format", "json", "--out", str(tmp_path / "ev")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    v = json.loads(out)["verdict"]
+    assert v["split"] == "test" and v["beats"] is False and v["sentence"] in err
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["verdict"] == v
+    assert "class='verdict warning'" in (tmp_path / "ev" / "report.html").read_text()

@@ -68,8 +68,16 @@ def evaluate(
         row: list[dict[str, Any]] = [{"metric": k, f"{result['split']} (n={result['n']})": result[k]} for k in _HEADLINE if k in result]
         emit(row, format)
     sys.stderr.write(f"scored on: {result['source']}" + (f"; {result['skipped']} unreadable image(s) left out" if result.get("skipped") else "") + "\n")
+    _say_verdict(result)
     if out is not None:
         sys.stderr.write(f"report: {Path(out) / 'report.html'}\n")
+
+
+def _say_verdict(result: dict[str, Any]) -> None:
+    """The model against its baselines on the scored split, in words (a warning when it does not beat them)."""
+    verdict = result.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("sentence"):
+        sys.stderr.write(f"{verdict['sentence']}\n")
 
 
 def _is_restoration(run: Optional[Path], method: Optional[list[str]]) -> bool:
@@ -96,6 +104,7 @@ def _evaluate_restore(run: Optional[Path], data: Path, *, methods: list[str], fo
                  "mse": s["mse"], "seconds": round(s["seconds"], 2)} for m, s in sorted(result["methods"].items(), key=lambda kv: -kv[1]["psnr"])]
         emit(rows, format)
     sys.stderr.write(f"scored on: {result['source']}; degradation: {result['degradation']} (seed {result['seed']})\n")
+    _say_verdict(result)
 
 
 def register(app: typer.Typer) -> None:
