@@ -287,7 +287,7 @@ def test_train_from_a_zip_watch_it_finish_then_classify_and_delete(no_weights_se
     backbone = browser.find_element(By.ID, "train-backbone")
     assert backbone.is_displayed() and backbone.get_attribute("data-pretrained") == "false"
     assert browser.find_element(By.ID, "train-backbone-model").text == "pixlearn_smallcnn"
-    assert "no local weights for a pretrained backbone" in backbone.text and "<PIXLEARN_WEIGHTS>" in backbone.text
+    assert "no local weights: small CNN pixlearn_smallcnn" in backbone.text and "<PIXLEARN_WEIGHTS>" in backbone.text
     final = browser.find_element(By.ID, "train-final")
     assert final.is_displayed() and final.get_attribute("data-split") == "holdout"
     assert re.fullmatch(r"\d+\.\d%", browser.find_element(By.ID, "train-final-acc").text)
@@ -469,7 +469,7 @@ def test_the_train_form_sends_a_time_budget_and_keeps_the_rest_advanced(queue_on
     assert browser.find_element(By.ID, "train-epoch").text == "· budget 3:00 · 0%"
     backbone = browser.find_element(By.ID, "train-backbone")
     assert backbone.is_displayed() and browser.find_element(By.ID, "train-backbone-model").text == "auto"
-    assert "chosen when the job starts" in backbone.text
+    assert "auto: chosen when the job starts" in backbone.text
     assert not browser.find_element(By.ID, "train-final").is_displayed()
 
     browser.find_element(By.CSS_SELECTOR, "#train-advanced summary").click()
@@ -488,6 +488,11 @@ def test_the_train_form_sends_a_time_budget_and_keeps_the_rest_advanced(queue_on
     error = _wait(browser).until(EC.visibility_of_element_located((By.ID, "train-error")))
     _wait(browser).until(lambda d: "minutes must be between 0.5 and 120" in error.text)
     assert len(httpx.get(srv.url + "/v1/trainings").json()["trainings"]) == 2
+    # the watched (queued) job is still polled: its next answer must not hide the refusal
+    panel = browser.find_element(By.ID, "train-job")
+    renders = int(panel.get_attribute("data-renders"))
+    _wait(browser).until(lambda d: int(panel.get_attribute("data-renders")) > renders)
+    assert error.is_displayed() and "minutes must be between 0.5 and 120" in error.text
 
 
 def test_a_page_of_another_site_cannot_start_a_training(queue_only_server: _Live, other_site: str, browser,

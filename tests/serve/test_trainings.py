@@ -169,13 +169,14 @@ def test_default_options_are_a_three_minute_budget_and_an_auto_backbone(settings
         assert job["options"] == {"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None,
                                   "batch": None, "lr": None}
         assert (job["minutes"], job["epochs"], job["progress"], job["elapsed_s"]) == (3.0, None, 0.0, None)
-        assert job["backbone"]["model"] is None and "a pretrained backbone when its weights are in a local" in job["backbone"]["reason"]
+        assert (job["backbone"]["model"], job["backbone"]["choice"]) == (None, "chosen when the job starts")
+        assert "a pretrained backbone when its weights are in a local weights folder" in job["backbone"]["reason"]
         r = client.post("/v1/trainings", files={"archive": ("colours.zip", tiny_zip(n=2), "application/zip")},
                         data={"architecture": "AUTO", "minutes": "0.5", "epochs": "7"})
         assert r.json()["options"]["architecture"] == "auto" and r.json()["epochs"] == 7
         r = client.post("/v1/trainings", files={"archive": ("colours.zip", tiny_zip(n=2), "application/zip")},
                         data={"architecture": "resnet18"})
-        assert r.json()["backbone"] == {"model": "resnet18", "pretrained": None, "weights": None, "reason": "asked for by name"}
+        assert r.json()["backbone"]["model"] == "resnet18" and r.json()["backbone"]["choice"] == "resnet18 (asked for by name)"
 
 
 def test_unknown_job_is_404(client) -> None:
@@ -222,8 +223,8 @@ def test_training_end_to_end_registers_a_usable_model(client, settings) -> None:
     assert done["metrics"][0]["train_loss"] > 0 and 0 <= done["metrics"][0]["val_accuracy"] <= 1
     # no weights in the (empty) local weights folders: the small CNN, and the job says why
     assert (done["backbone"]["model"], done["backbone"]["pretrained"], done["backbone"]["weights"]) == ("pixlearn_smallcnn", False, None)
-    assert done["backbone"]["reason"].startswith("no local weights for a pretrained backbone (looked for tf_efficientnet_lite0 in "
-                                                 "<PIXLEARN_WEIGHTS>, <cache>/weights): small CNN pixlearn_smallcnn"), done
+    assert done["backbone"]["choice"] == "no local weights: small CNN pixlearn_smallcnn"
+    assert "no local weights for tf_efficientnet_lite0 in <PIXLEARN_WEIGHTS>, <cache>/weights" in done["backbone"]["reason"], done
     assert done["final"]["split"] == "holdout" and done["final"]["n"] >= 1 and 0 <= done["final"]["accuracy"] <= 1
     assert [j["id"] for j in client.get("/v1/trainings").json()["trainings"]] == [job["id"]]
 
@@ -404,45 +405,64 @@ def test_a_queued_job_whose_data_names_host_files_fails_without_reading_them(set
 
 
 # ---------------------------------------------------------------- the model a job trains, its budget and its progress
-def _tiny_timm_weights(folder: Path, name: str = "test_efficientnet") -> Path:
-    """A local weights file of timm's tiny ``test_efficientnet`` (0.36 M parameters, random values): what
-    ``pixlearn weights add`` leaves in a weights folder, without ../shared."""
+def _lite0_weights(folder: Path) -> Path:
+    """A local ``tf_efficientnet_lite0.in1k.safetensors`` with timm's random initial values (19 MB, made in the
+    test; never ../shared): what the classification task looks for to fine-tune a pretrained backbone."""
     import safetensors.torch
     import timm
+    import torch
 
-    model = timm.create_model(name)
-    path = folder / f"{name}.safetensors"
+    torch.manual_seed(0)
+    model = timm.create_model("tf_efficientnet_lite0")
+    path = folder / "tf_efficientnet_lite0.in1k.safetensors"
     safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
 
 
-def test_auto_picks_a_local_pretrained_backbone_else_the_small_cnn(no_local_weights: Path) -> None:
-    from pixlearn.serve.train_worker import SMALL_CNN, choose_backbone
+def _fake_run(run_dir: Path, *, name: str, pretrained: bool, why: str | None) -> None:
+    """The two files a classification run writes before its first step: config.yaml and manifest.json."""
+    import yaml
 
-    none = choose_backbone("auto")
-    assert (none["model"], none["pretrained"], none["weights"]) == (SMALL_CNN, False, None)
-    assert none["reason"].startswith("no local weights for a pretrained backbone (looked for tf_efficientnet_lite0 in ")
-    assert str(no_local_weights) in none["reason"] and "pixlearn weights add FILE --model tf_efficientnet_lite0" in none["reason"]
-
-    tiny = _tiny_timm_weights(no_local_weights)
-    (no_local_weights / "notes.safetensors").write_bytes(b"")  # not a timm model: never picked
-    found = choose_backbone("auto")
-    assert found == {"model": "test_efficientnet", "pretrained": True, "weights": str(tiny),
-                     "reason": f"backbone test_efficientnet from local weights {tiny}: fine-tuned from its pretrained weights"}
-
-    preferred = no_local_weights / "tf_efficientnet_lite0.in1k.safetensors"
-    preferred.write_bytes(b"")  # only its presence is looked at here
-    assert choose_backbone("auto")["model"] == "tf_efficientnet_lite0" and choose_backbone("auto")["weights"] == str(preferred)
-
-    named = choose_backbone("test_efficientnet")
-    assert (named["model"], named["pretrained"], named["weights"]) == ("test_efficientnet", True, str(tiny))
-    assert choose_backbone("resnet18")["pretrained"] is False and choose_backbone("pixlearn_smallcnn_tiny")["pretrained"] is False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"name": name, "pretrained": pretrained, "weights": None}}))
+    manifest = {"status": "running"}
+    if why is not None:
+        manifest["auto_model"] = {"model": name, "pretrained": pretrained, "why": why}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_the_worker_passes_the_budget_and_the_chosen_model_to_train_classifier(tmp_path: Path, no_local_weights: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fake train_classifier records what the worker asks for: the job's minutes, the chosen model, and only the
-    advanced options the job set."""
+def test_describe_model_reads_the_tasks_choice_from_the_run_folder(tmp_path: Path, no_local_weights: Path) -> None:
+    from pixlearn.serve.train_worker import describe_model, train_options
+
+    assert train_options({"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None, "batch": None,
+                          "lr": None}) == {"minutes": 3.0}  # no model: the classification task picks it
+    assert train_options({"minutes": 0.5, "architecture": "pixlearn_smallcnn_tiny", "epochs": 4, "img_size": 16,
+                          "batch": 8, "lr": 0.01}) == {"model": "pixlearn_smallcnn_tiny", "minutes": 0.5, "epochs": 4,
+                                                      "img_size": 16, "batch": 8, "lr": 0.01}
+    assert train_options({"minutes": 1.0, "architecture": "tf_efficientnet_lite0"}) == {"model": "tf_efficientnet_lite0",
+                                                                                         "minutes": 1.0}
+    weights = no_local_weights / "tf_efficientnet_lite0.in1k.safetensors"
+    weights.write_bytes(b"")  # only its presence is looked at here
+    assert train_options({"minutes": 1.0, "architecture": "tf_efficientnet_lite0"}) == {
+        "model": "tf_efficientnet_lite0", "pretrained": True, "minutes": 1.0}  # a named model uses its local weights
+
+    assert describe_model(tmp_path / "none") is None
+    _fake_run(tmp_path / "a", name="tf_efficientnet_lite0", pretrained=True, why="model: tf_efficientnet_lite0, fine-tuned")
+    assert describe_model(tmp_path / "a") == {
+        "model": "tf_efficientnet_lite0", "pretrained": True, "weights": str(weights),
+        "choice": "backbone tf_efficientnet_lite0 from local weights", "reason": "model: tf_efficientnet_lite0, fine-tuned"}
+    _fake_run(tmp_path / "b", name="pixlearn_smallcnn", pretrained=False, why="model: pixlearn_smallcnn from scratch (...)")
+    assert describe_model(tmp_path / "b")["choice"] == "no local weights: small CNN pixlearn_smallcnn"
+    _fake_run(tmp_path / "c", name="pixlearn_smallcnn_tiny", pretrained=False, why=None)
+    assert describe_model(tmp_path / "c") == {
+        "model": "pixlearn_smallcnn_tiny", "pretrained": False, "weights": None,
+        "choice": "pixlearn_smallcnn_tiny from scratch (asked for by name)", "reason": "pixlearn_smallcnn_tiny, trained from scratch"}
+
+
+def test_the_worker_passes_the_budget_and_no_model_to_train_classifier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake train_classifier records what the worker asks for (the job's minutes; with 'auto' no model, so the
+    task picks; only the advanced options the job set) and writes the run folder's start as the task would: the
+    worker's progress file then names the task's choice once training starts."""
     from types import SimpleNamespace
 
     import pixlearn.tasks.classify.train as classify_train
@@ -455,33 +475,38 @@ def test_the_worker_passes_the_budget_and_the_chosen_model_to_train_classifier(t
         for i in range(3):
             write_image(tmp_path / "data" / c / f"{i}.png", colour_image(c, rng, size=8))
     calls: list[tuple[Any, dict[str, Any]]] = []
+    seen: list[dict[str, Any]] = []
 
     def fake_train(data: Any = None, **kwargs: Any) -> Any:
         calls.append((data, kwargs))
-        return SimpleNamespace(run_dir=kwargs["out"], epochs_run=2, metrics={"accuracy": 0.75, "split": "holdout", "n": 4})
+        name = kwargs.get("model", "pixlearn_smallcnn")
+        _fake_run(Path(kwargs["out"]), name=name, pretrained=False, why=None if "model" in kwargs else "model: picked")
+        progress = kwargs["callbacks"][0]
+        progress.on_train_start(SimpleNamespace(max_epochs=10000, current_epoch=0), None)
+        seen.append(json.loads(progress.path.read_text()))
+        return SimpleNamespace(run_dir=Path(kwargs["out"]), epochs_run=2, metrics={"accuracy": 0.75, "split": "holdout", "n": 4})
 
     monkeypatch.setattr(classify_train, "train_classifier", fake_train)
-    tiny = _tiny_timm_weights(no_local_weights)
-    for options, model, extra in (
+    for options, expected in (
         ({"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None, "batch": None, "lr": None},
-         "test_efficientnet", {"pretrained": True}),
+         {"minutes": 3.0}),
         ({"minutes": 0.5, "architecture": "pixlearn_smallcnn_tiny", "epochs": 4, "img_size": 16, "batch": 8, "lr": 0.01},
-         "pixlearn_smallcnn_tiny", {"epochs": 4, "img_size": 16, "batch": 8, "lr": 0.01}),
+         {"model": "pixlearn_smallcnn_tiny", "minutes": 0.5, "epochs": 4, "img_size": 16, "batch": 8, "lr": 0.01}),
     ):
-        job = tmp_path / f"job-{model}"
+        job = tmp_path / f"job-{options['architecture']}"
         job.mkdir()
         write_json(job / "job.json", {"data": str(tmp_path / "data"), "run_dir": str(job / "run"), "options": options})
         result = run_job(job)
         assert result["status"] == "succeeded", result
         data, kwargs = calls[-1]
         assert data == str(tmp_path / "data")
-        assert {k: v for k, v in kwargs.items() if k not in ("out", "workers", "progress", "callbacks")} == {
-            "model": model, "minutes": options["minutes"], **extra}
+        assert {k: v for k, v in kwargs.items() if k not in ("out", "workers", "progress", "callbacks")} == expected
+        assert kwargs["callbacks"][0].budget_s == options["minutes"] * 60
         assert (result["accuracy"], result["split"], result["n"]) == (0.75, "holdout", 4)
-        progress = json.loads((job / "progress.json").read_text())
-        assert progress["backbone"]["model"] == model and progress["budget_s"] == options["minutes"] * 60
-    assert calls[0][1]["callbacks"][0].budget_s == 180.0
-    assert str(tiny) in json.loads((tmp_path / "job-test_efficientnet" / "progress.json").read_text())["backbone"]["weights"]
+        assert seen[-1]["stage"] == "training" and seen[-1]["budget_s"] == options["minutes"] * 60
+    assert seen[0]["backbone"]["choice"] == "no local weights: small CNN pixlearn_smallcnn"
+    assert seen[0]["backbone"]["reason"] == "model: picked"
+    assert seen[1]["backbone"]["choice"] == "pixlearn_smallcnn_tiny from scratch (asked for by name)"
 
 
 def test_progress_under_a_budget_follows_the_clock(tmp_path: Path) -> None:
@@ -517,18 +542,20 @@ def test_progress_under_a_budget_follows_the_clock(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_job_fine_tunes_the_backbone_whose_weights_are_local(client, settings, no_local_weights: Path) -> None:
-    """A real worker with timm's tiny test_efficientnet in PIXLEARN_WEIGHTS: the job says it fine-tunes that backbone
-    from local weights (the folder named, not its path) and reports its held-out score with the split and n."""
-    _tiny_timm_weights(no_local_weights)
-    r = submit(client, tiny_zip(), filename="colours.zip", minutes="0.5")
+    """A real worker with (random-valued) tf_efficientnet_lite0 weights in PIXLEARN_WEIGHTS: the classification
+    task picks that backbone, and the job says so -- from local weights, the folder named, not its path -- and
+    reports its held-out score with the split and n."""
+    _lite0_weights(no_local_weights)
+    r = submit(client, tiny_zip(), filename="colours.zip", minutes="0.5", img_size="32")
     assert r.status_code == 202, r.text
     done = wait_for(client, r.json()["id"], lambda j: j["status"] == "succeeded", "succeeded")
-    assert done["backbone"] == {
-        "model": "test_efficientnet", "pretrained": True, "weights": "<PIXLEARN_WEIGHTS>/test_efficientnet.safetensors",
-        "reason": "backbone test_efficientnet from local weights <PIXLEARN_WEIGHTS>/test_efficientnet.safetensors: "
-                  "fine-tuned from its pretrained weights"}
+    backbone = done["backbone"]
+    assert (backbone["model"], backbone["pretrained"], backbone["choice"]) == (
+        "tf_efficientnet_lite0", True, "backbone tf_efficientnet_lite0 from local weights")
+    assert backbone["weights"] == "<PIXLEARN_WEIGHTS>/tf_efficientnet_lite0.in1k.safetensors"
+    assert "tf_efficientnet_lite0.in1k.safetensors found in <PIXLEARN_WEIGHTS>" in backbone["reason"], backbone
     assert str(no_local_weights) not in client.get(f"/v1/trainings/{done['id']}").text
     assert done["minutes"] == 0.5 and done["final"]["split"] == "holdout" and done["final"]["n"] >= 1
     assert 0.0 <= done["final"]["accuracy"] <= 1.0
     model = client.get(f"/v1/models/{done['model']}").json()
-    assert model["architecture"] == "test_efficientnet"
+    assert model["architecture"] == "tf_efficientnet_lite0"

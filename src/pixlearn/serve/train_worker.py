@@ -8,9 +8,10 @@ signal the whole process group) with ``JOB_DIR/job.json`` saying what to do::
 
 It trains with :func:`pixlearn.train.train_classifier` under the job's time budget (``minutes``;
 ``resume=run_dir`` continues from the run's ``checkpoints/last.ckpt``). With ``architecture="auto"``
-:func:`choose_backbone` picks the model: a pretrained backbone when its weights are in a local
-weights folder, else a small CNN; the choice and why go into ``progress.json`` (``backbone``). It
-writes ``JOB_DIR/progress.json`` atomically as it goes (epoch, batch fraction, overall fraction --
+it passes no model, so the classification task picks one the way ``pixlearn train classify --minutes N``
+does (a pretrained backbone when its weights are in a local weights folder, else a small CNN) and
+sizes the run to the budget; :func:`describe_model` reads the choice and why back from the run
+folder into ``progress.json`` (``backbone``) when training starts. It writes ``JOB_DIR/progress.json`` atomically as it goes (epoch, batch fraction, overall fraction --
 under a budget the clock's ``elapsed / budget`` --, latest metrics) and ends by writing
 ``JOB_DIR/result.json``: ``{"status": "succeeded"}``,
 or ``{"status": "failed", "error": "<readable message>"}`` with exit code 1 (the message is also
@@ -34,15 +35,9 @@ from typing import Any
 from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn.engine.runs import write_json
 
-__all__ = ["ProgressWriter", "progress_callback", "choose_backbone", "train_options", "run_job", "main",
-           "PREFERRED_BACKBONES", "SMALL_CNN"]
+__all__ = ["ProgressWriter", "progress_callback", "describe_model", "train_options", "run_job", "main"]
 
 HOLD_ENV = "PIXLEARN_TRAIN_HOLD_AFTER_EPOCH"
-
-#: Pretrained backbones a training from a zip fine-tunes, in order of preference, when their weights are local.
-PREFERRED_BACKBONES = ("tf_efficientnet_lite0",)
-#: What a training from a zip trains when no pretrained backbone's weights are local.
-SMALL_CNN = "pixlearn_smallcnn"
 
 
 def _float(value: Any) -> float | None:
@@ -71,8 +66,9 @@ class ProgressWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None,
-                 minutes: float | None = None, clock: Any = None) -> None:
+                 minutes: float | None = None, clock: Any = None, run_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.every_s = float(every_s)
         self.hold_after_epoch = hold_after_epoch
         self.budget_s = float(minutes) * 60.0 if minutes else None
@@ -102,6 +98,10 @@ class ProgressWriter:
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if self._t0 is None:
             self._t0 = self._clock()
+        if self.run_dir is not None and not self.state.get("backbone"):  # the run folder now says what the task chose
+            self.state["backbone"] = chosen = describe_model(self.run_dir)
+            if chosen:
+                print(f"model: {chosen['choice']} ({chosen['reason']})", file=sys.stderr, flush=True)
         self.write(stage="training", epochs=trainer.max_epochs, epoch=trainer.current_epoch,
                    fraction=self._fraction(trainer.current_epoch, trainer))
 
@@ -136,12 +136,12 @@ class ProgressWriter:
 
 
 def progress_callback(path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None,
-                      minutes: float | None = None) -> Any:
+                      minutes: float | None = None, run_dir: str | os.PathLike[str] | None = None) -> Any:
     """A :class:`ProgressWriter` that is also a ``lightning.pytorch.Callback``."""
     import lightning.pytorch as L
 
     cls = type("ProgressCallback", (ProgressWriter, L.Callback), {"__module__": __name__})
-    return cls(path, every_s=every_s, hold_after_epoch=hold_after_epoch, minutes=minutes)
+    return cls(path, every_s=every_s, hold_after_epoch=hold_after_epoch, minutes=minutes, run_dir=run_dir)
 
 
 def _hold_from_env() -> int | None:
@@ -175,71 +175,78 @@ def run_job(job_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return result
 
 
-def choose_backbone(architecture: str = "auto") -> dict[str, Any]:
-    """The model a job trains, from which weights, and why: ``{"model", "pretrained", "weights", "reason"}``.
-
-    With ``"auto"``: the first of :data:`PREFERRED_BACKBONES` whose weights file is in a local weights folder
-    (:func:`pixlearn._core.paths.weights_dirs`: ``$PIXLEARN_WEIGHTS``, then the cache's ``weights/``), else any
-    other timm model with a weights file there, fine-tuned from those weights; else :data:`SMALL_CNN`, trained
-    from scratch. A model name: that model, from its local weights when there are some.
-
-    ``weights`` is the file's path on this machine (the service shows it without the folder's path).
-
-    Examples
-    --------
-    >>> choose_backbone("pixlearn_smallcnn_tiny")["pretrained"]
-    False
-    """
-    from pixlearn._core.paths import weights_dirs
+def _local_weights(name: str) -> Path | None:
+    """The local file ``pretrained=True`` would load for ``name`` (None: none, or a name timm cannot describe)."""
     from pixlearn.models.registry import find_pretrained
 
-    def local(name: str) -> Path | None:
-        try:
-            return find_pretrained(name)
-        except Exception:  # noqa: BLE001 - a name timm cannot describe has no local weights
-            return None
-
-    if architecture != "auto":
-        path = None if architecture.startswith("pixlearn_") else local(architecture)
-        if path is None:
-            return {"model": architecture, "pretrained": False, "weights": None,
-                    "reason": f"{architecture}, asked for by name, trained from scratch (no local weights for it)"}
-        return {"model": architecture, "pretrained": True, "weights": str(path),
-                "reason": f"{architecture}, asked for by name, fine-tuned from local weights {path}"}
-    candidates = [(name, local(name)) for name in PREFERRED_BACKBONES]
-    if not any(path for _, path in candidates):
-        import timm
-
-        from pixlearn.models.weights import scan_weights_dirs
-
-        candidates = [(item.name, item.path) for item in scan_weights_dirs() if timm.is_model(item.model)]
-    for name, path in candidates:
-        if path is not None:
-            return {"model": name, "pretrained": True, "weights": str(path),
-                    "reason": f"backbone {name} from local weights {path}: fine-tuned from its pretrained weights"}
-    folders = ", ".join(str(d) for d in weights_dirs())
-    return {"model": SMALL_CNN, "pretrained": False, "weights": None,
-            "reason": f"no local weights for a pretrained backbone (looked for {', '.join(PREFERRED_BACKBONES)} in "
-                      f"{folders}): small CNN {SMALL_CNN} trained from scratch; add weights with `pixlearn weights add "
-                      f"FILE --model {PREFERRED_BACKBONES[0]}`"}
+    if name.startswith("pixlearn_"):
+        return None
+    try:
+        return find_pretrained(name)
+    except Exception:  # noqa: BLE001 - a name without a pretrained config has no local weights
+        return None
 
 
-def train_options(options: dict[str, Any], backbone: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments :func:`pixlearn.train.train_classifier` gets for a job's ``options`` and ``backbone``.
+def describe_model(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What a run trains and why, from its folder: ``{"model", "pretrained", "weights", "choice", "reason"}``.
 
-    ``minutes`` is passed as the budget; ``epochs``, ``img_size``, ``batch``, ``lr`` only when the job set them
-    (otherwise the task's recipe for the chosen model decides). Jobs stored before budgets existed have no
-    ``minutes`` and train their ``epochs``.
+    ``config.yaml`` gives the model and whether it starts from pretrained weights; ``manifest.json``'s
+    ``auto_model`` gives the classification task's own reason when it picked the model (a budgeted run
+    without a model name). None before the run folder has its config.
 
     Examples
     --------
-    >>> train_options({"minutes": 3.0, "architecture": "auto", "epochs": None},
-    ...               {"model": "pixlearn_smallcnn", "pretrained": False})
-    {'model': 'pixlearn_smallcnn', 'minutes': 3.0}
+    >>> describe_model("/no/such/run") is None
+    True
     """
-    kwargs: dict[str, Any] = {"model": backbone["model"]}
-    if backbone.get("pretrained"):
-        kwargs["pretrained"] = True
+    import yaml
+
+    run_dir = Path(run_dir)
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    model = cfg.get("model") or {}
+    name = str(model.get("name") or "")
+    if not name:
+        return None
+    manifest = _read_json_file(run_dir / "manifest.json") or {}
+    auto = manifest.get("auto_model") if isinstance(manifest.get("auto_model"), dict) else None
+    pretrained = bool(model.get("pretrained") or model.get("weights"))
+    weights = model.get("weights") or (str(_local_weights(name) or "") or None if model.get("pretrained") else None)
+    if pretrained:
+        choice = f"backbone {name} from local weights" + ("" if auto else " (asked for by name)")
+    elif auto:
+        choice = f"no local weights: small CNN {name}"
+    else:
+        choice = f"{name} from scratch (asked for by name)"
+    reason = str(auto.get("why")) if auto and auto.get("why") else (
+        f"{name}, fine-tuned from {weights}" if pretrained else f"{name}, trained from scratch")
+    return {"model": name, "pretrained": pretrained, "weights": weights, "choice": choice, "reason": reason}
+
+
+def train_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments :func:`pixlearn.train.train_classifier` gets for a job's ``options``.
+
+    ``minutes`` is passed as the budget. ``architecture="auto"`` passes no model, so the classification task
+    picks one (a pretrained backbone when its weights are local, else a small CNN) and plans the run; a model
+    name is passed on, fine-tuned from its local weights when there are some (as ``--pretrained`` would).
+    ``epochs``, ``img_size``, ``batch``, ``lr`` only when the job set them (otherwise the task's recipe decides).
+    Jobs stored before budgets existed have no ``minutes`` and train their ``epochs``.
+
+    Examples
+    --------
+    >>> train_options({"minutes": 3.0, "architecture": "auto", "epochs": None})
+    {'minutes': 3.0}
+    >>> train_options({"minutes": 1.0, "architecture": "pixlearn_smallcnn_tiny", "epochs": 4})
+    {'model': 'pixlearn_smallcnn_tiny', 'minutes': 1.0, 'epochs': 4}
+    """
+    kwargs: dict[str, Any] = {}
+    arch = str(options.get("architecture") or "auto")
+    if arch != "auto":
+        kwargs["model"] = arch
+        if _local_weights(arch) is not None:
+            kwargs["pretrained"] = True
     for key in ("minutes", "epochs", "img_size", "batch", "lr"):
         if options.get(key) is not None:
             kwargs[key] = options[key]
@@ -249,9 +256,7 @@ def train_options(options: dict[str, Any], backbone: dict[str, Any]) -> dict[str
 def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     opts = dict(spec.get("options") or {})
-    # a resumed job keeps the model it started with (the checkpoint is of that model)
-    previous = (_read_progress(job_dir) or {}).get("backbone") if spec.get("resume") else None
-    ProgressWriter(job_dir / "progress.json").write(stage="loading", backbone=previous)
+    ProgressWriter(job_dir / "progress.json").write(stage="loading")
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
         from pixlearn.tasks.registry import task as get_task
 
@@ -270,25 +275,25 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
     train_classifier = get_task("classify").load("train")
 
-    progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env(), minutes=opts.get("minutes"))
-    backbone = previous or choose_backbone(str(opts.get("architecture") or "auto"))
-    progress.write(stage="starting", backbone=backbone)
+    progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env(), minutes=opts.get("minutes"),
+                                 run_dir=run_dir)
+    progress.write(stage="starting" if spec.get("resume") else "planning")
     if spec.get("resume"):
         res = train_classifier(resume=run_dir, workers=0, progress=False, callbacks=[progress])
     else:
-        print(f"model: {backbone['reason']}", file=sys.stderr, flush=True)
         res = train_classifier(spec["data"], out=run_dir, workers=0, progress=False, callbacks=[progress],
-                               **train_options(opts, backbone))
-    progress.write(stage="done", fraction=1.0)
+                               **train_options(opts))
+    backbone = describe_model(res.run_dir)
+    progress.write(stage="done", fraction=1.0, backbone=backbone)
     metrics = res.metrics or {}
     return {"status": "succeeded", "run_dir": str(res.run_dir), "epochs_run": res.epochs_run,
             "accuracy": metrics.get("accuracy"), "split": metrics.get("split"), "n": metrics.get("n"),
             "backbone": backbone}
 
 
-def _read_progress(job_dir: Path) -> dict[str, Any] | None:
+def _read_json_file(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((job_dir / "progress.json").read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

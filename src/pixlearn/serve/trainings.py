@@ -561,15 +561,16 @@ class JobManager:
         }
 
     def _backbone(self, chosen: Any, opts: dict[str, Any]) -> dict[str, Any]:
-        """What the job trains: the worker's choice once it has made it, else what was asked for."""
+        """What the job trains: ``{"model", "pretrained", "weights", "choice", "reason"}`` -- the run's own account
+        once training has started (:func:`~pixlearn.serve.train_worker.describe_model`), else what was asked for."""
         if isinstance(chosen, dict) and chosen.get("model"):
-            return {k: self._hide(v) if k in ("reason", "weights") and isinstance(v, str) else v for k, v in chosen.items()}
+            return {k: self._hide(v) if isinstance(v, str) else v for k, v in chosen.items()}
         arch = opts.get("architecture") or AUTO
         if arch == AUTO:
-            return {"model": None, "pretrained": None, "weights": None,
-                    "reason": "chosen when the job starts: a pretrained backbone when its weights are in a local "
-                              "weights folder, else a small CNN"}
-        return {"model": arch, "pretrained": None, "weights": None, "reason": "asked for by name"}
+            return {"model": None, "pretrained": None, "weights": None, "choice": "chosen when the job starts",
+                    "reason": "a pretrained backbone when its weights are in a local weights folder, else a small CNN"}
+        return {"model": arch, "pretrained": None, "weights": None, "choice": f"{arch} (asked for by name)",
+                "reason": "fine-tuned from its local weights when the server has them, else trained from scratch"}
 
     def _store_history(self, job_id: str) -> None:
         row = self._row(job_id)

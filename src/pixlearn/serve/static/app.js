@@ -706,6 +706,7 @@
     errBox.hidden = true;
     if (!file) {
       errBox.textContent = "Choose a .zip dataset first.";
+      errBox.dataset.source = "submit";
       errBox.hidden = false;
       $("#train-file").focus();
       return;
@@ -728,6 +729,7 @@
       loadTrainings();
     } catch (err) {
       errBox.textContent = err.message;
+      errBox.dataset.source = "submit"; // stays until the next submission or another job is shown, whatever the polls say
       errBox.hidden = false;
       setStatus("failed to start", "error");
     } finally {
@@ -764,6 +766,8 @@
     rememberJob(job.id);
     train.lastStatus = null;
     train.pollErrors = 0;
+    $("#train-error").hidden = true;
+    $("#train-error").dataset.source = "";
     $("#try-section").hidden = true;
     $("#try-results").replaceChildren();
     renderJob(job);
@@ -790,6 +794,8 @@
   }
 
   function renderJob(job) {
+    const panel = $("#train-job");
+    panel.dataset.renders = String(Number(panel.dataset.renders || 0) + 1); // each poll's answer drawn (tests wait on it)
     $("#train-job-id").textContent = job.name ? `${job.name} · ${job.id}` : job.id;
     setStatus(job.status, job.status);
     const progress = Math.max(0, Math.min(1, Number(job.progress) || (job.status === "succeeded" ? 1 : 0)));
@@ -806,8 +812,9 @@
     const errBox = $("#train-error");
     if (job.error) {
       errBox.textContent = job.error;
+      errBox.dataset.source = "job";
       errBox.hidden = false;
-    } else {
+    } else if (errBox.dataset.source !== "submit") {
       errBox.hidden = true;
     }
     drawChart(metrics, epochs);
@@ -843,6 +850,7 @@
     box.hidden = !b.reason;
     if (!b.reason) return;
     $("#train-backbone-model").textContent = b.model || "auto";
+    $("#train-backbone-choice").textContent = b.choice ? `: ${b.choice}` : "";
     $("#train-backbone-reason").textContent = `(${b.reason})`;
     box.dataset.model = b.model || "";
     box.dataset.pretrained = b.pretrained === true ? "true" : b.pretrained === false ? "false" : "";
