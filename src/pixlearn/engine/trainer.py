@@ -105,7 +105,9 @@ def engine_options(cfg: RunConfig, *, has_val: bool, run_dir: Path) -> Any:
         optimizer=o.optimizer, lr=float(o.lr), momentum=o.momentum, nesterov=o.nesterov, weight_decay=float(o.weight_decay),
         l1=o.l1, schedule="constant" if clock else s.name, warmup_epochs=0.0 if clock else s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
         gamma=s.gamma, plateau_patience=s.plateau_patience, pct_start=s.pct_start, freeze_epochs=getattr(m, "freeze_epochs", 0),
-        backbone_lr_mult=float(_or(getattr(m, "backbone_lr_mult", None), 1.0)), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
+        backbone_lr_mult=float(_or(getattr(m, "backbone_lr_mult", None), 1.0)),
+        freeze_fraction=float(_or(getattr(m, "freeze_fraction", None), 0.0)), layer_decay=float(_or(getattr(m, "layer_decay", None), 1.0)),
+        bn_eval=bool(getattr(m, "bn_eval", False)), seed=t.seed, channels_last=bool(t.channels_last), monitor=t.monitor,
         monitor_mode="min" if t.monitor == "val_loss" else "max", has_val=has_val,
         checkpoint_hint=str(run_dir / "checkpoints" / "last.ckpt"),
     )

@@ -85,7 +85,7 @@ def init_head(model: nn.Module, *, std: float = 0.0) -> int:
     --------
     >>> from pixlearn.models import create_model
     >>> m = create_model("pixlearn_smallcnn_tiny", num_classes=3)
-    >>> init_head(m), float(m.fc.weight.abs().sum())
+    >>> init_head(m), float(m.fc.weight.detach().abs().sum())
     (1, 0.0)
     """
     import torch
