@@ -220,7 +220,9 @@ def describe_model(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
         choice = f"no local weights: small CNN {name}"
     else:
         choice = f"{name} from scratch (asked for by name)"
-    reason = str(auto.get("why")) if auto and auto.get("why") else (
+    # the task speaks to CLI users; on the service the other models are one field away
+    reason = str(auto.get("why")).replace("pass --model to choose another", "set the architecture (advanced) to choose "
+                                          "another") if auto and auto.get("why") else (
         f"{name}, fine-tuned from {weights}" if pretrained else f"{name}, trained from scratch")
     return {"model": name, "pretrained": pretrained, "weights": weights, "choice": choice, "reason": reason}
 
