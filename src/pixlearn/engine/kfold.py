@@ -21,7 +21,7 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError
 
-__all__ = ["fold_splits", "fold_of", "summarise_folds", "run_folds"]
+__all__ = ["fold_splits", "fold_of", "summarise_folds", "summarise_split_folds", "run_folds"]
 
 
 def fold_splits(splits: Any, *, folds: int, seed: int, labels: Sequence[Hashable] | None = None) -> list[Any]:
@@ -94,9 +94,23 @@ def summarise_folds(per_fold: Sequence[dict[str, Any]], keys: Sequence[str]) -> 
     return out
 
 
+def summarise_split_folds(per_fold: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """:func:`summarise_folds` of the headline split's metrics (named ``<split>_<key>``) and of each fold's own val
+    part (``metrics["val"]``, named ``val_<key>``).
+
+    >>> summarise_split_folds([{"split": "test", "acc": 0.5, "val": {"acc": 1.0}}, {"split": "test", "acc": 0.7, "val": {"acc": 0.8}}], ["acc"])
+    {'test_acc': {'mean': 0.6, 'std': 0.09999999999999998, 'per_fold': [0.5, 0.7]}, 'val_acc': {'mean': 0.9, 'std': 0.09999999999999998, 'per_fold': [1.0, 0.8]}}
+    """
+    split = (per_fold[0] if per_fold else {}).get("split", "test")
+    out = {f"{split}_{k}": v for k, v in summarise_folds(per_fold, keys).items()}
+    out.update({f"val_{k}": v for k, v in summarise_folds([m.get("val") or {} for m in per_fold], keys).items()})
+    return out
+
+
 def run_folds(
     folds: int, run_dir: Path, train_fold: Callable[[int, Path], Any], *, task: str, keys: Sequence[str], config_yaml: str,
     manifest: dict[str, Any], write_text: Callable[[Path, str], Any], write_json: Callable[[Path, Any], Any],
+    with_val: bool = False, headline: Sequence[str] = (), write: bool = True,
 ) -> tuple[dict[str, Any], list[Any]]:
     """Train fold 1..``folds`` with ``train_fold(i, run_dir / f"fold_{i}")`` and write the summary.
 
@@ -104,29 +118,39 @@ def run_folds(
 
     ``train_fold`` returns a result with ``metrics``, ``history``, ``best_epoch``, ``epochs_run``
     and ``stop_reason`` (every task's training result has them). ``write_text`` / ``write_json``
-    write a file atomically (the run folder's writers).
+    write a file atomically (the run folder's writers). ``with_val`` summarises each fold's own val
+    scores too (:func:`summarise_split_folds`); ``headline`` keys also get ``cv["<key>_mean"]`` and
+    ``cv["<key>_std"]``. ``write=False`` (a DDP process other than rank 0) trains and writes nothing.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", config_yaml)
-    manifest.update(status="running", task=task, kind="k-fold", folds=folds, run_dir=str(run_dir.resolve()))
-    write_json(run_dir / "manifest.json", manifest)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "config.yaml", config_yaml)
+        manifest.update(status="running", task=task, kind="k-fold", folds=folds, run_dir=str(run_dir.resolve()))
+        write_json(run_dir / "manifest.json", manifest)
     t0 = time.perf_counter()
     results = [train_fold(i, run_dir / f"fold_{i}") for i in range(1, folds + 1)]
     per_fold = [r.metrics or {} for r in results]
-    summary = summarise_folds(per_fold, keys)
+    summary = summarise_split_folds(per_fold, keys) if with_val else summarise_folds(per_fold, keys)
     split = per_fold[0].get("split")
+    where = (f"{split}: the same held-out images scored by each fold's model" if split != "val" else
+             "val: each fold scored on its own held-out part (no test split)")
+    cv: dict[str, Any] = {"folds": folds, "metrics": summary,
+                          "split": where + ("; val: each fold's own held-out part" if with_val and split != "val" else "")}
+    for key in headline:
+        s = summary.get(f"{split}_{key}" if with_val else key) or {}
+        cv[f"{key}_mean"], cv[f"{key}_std"] = s.get("mean"), s.get("std")
     metrics: dict[str, Any] = {
         "task": task,
         "kind": "k-fold",
         "split": per_fold[0].get("split"),
-        "cv": {"folds": folds, "metrics": summary,
-               "split": (f"{split}: the same held-out images scored by each fold's model" if split != "val" else
-                         "val: each fold scored on its own held-out part (no test split)")},
+        "cv": cv,
         "folds": [{"fold": i + 1, "run_dir": str(r.run_dir), "best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
                    "stop_reason": getattr(r, "stop_reason", None), **{k: (r.metrics or {}).get(k) for k in keys if k in (r.metrics or {})}}
                   for i, r in enumerate(results)],
         "fit_seconds": round(time.perf_counter() - t0, 3),
     }
+    if not write:
+        return metrics, results
     write_json(run_dir / "metrics.json", metrics)
     rows = [{"fold": i + 1, **row} for i, r in enumerate(results) for row in r.history]
     cols = list(dict.fromkeys(c for row in rows for c in row))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from importlib import metadata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,10 @@ def base_manifest(*, seed: int) -> dict[str, Any]:
     }
 
 
-def write_folds_report(run_dir: Path, metrics: dict[str, Any], *, title: str, details: dict[str, Any]) -> None:
-    """The k-fold summary page: every metric's mean ± std, and a link to each fold's own report."""
+def write_folds_report(run_dir: Path, metrics: dict[str, Any], *, title: str, details: dict[str, Any],
+                       head_rows: Sequence[dict[str, Any]] = ()) -> None:
+    """The k-fold summary page: every metric's mean ± std (a table and a line each), the splits (``head_rows`` first),
+    and a link to each fold's own report."""
     from pixlearn.engine.report import write_run_report
 
     cv = metrics["cv"]
@@ -147,5 +150,5 @@ def write_folds_report(run_dir: Path, metrics: dict[str, Any], *, title: str, de
              "used_for": f"early stopping of fold {f['fold']}; best epoch {f['best_epoch']}; stopped: {f['stop_reason']}"}
             for f in metrics["folds"]]
     notes = [f"{name}: {v['mean']:.4f} ± {v['std']:.4f} over {cv['folds']} folds ({metrics.get('split')} split)" for name, v in cv["metrics"].items()]
-    write_run_report(run_dir / "report.html", title=title, scores=[], splits=rows, details=details,
+    write_run_report(run_dir / "report.html", title=title, scores=[], splits=[*head_rows, *rows], details=details, cv=cv,
                      notes=notes + ["Each fold has its own full report, weights and checkpoint in its fold_N folder."])

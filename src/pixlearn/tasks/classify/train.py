@@ -36,7 +36,7 @@ from typing import Any
 from pixlearn._core.errors import ConfigError
 from pixlearn.engine.resume import HARDWARE_KEYS  # re-exported: the options a resumed run may change
 from pixlearn.tasks.classify.config import ClassifyConfig, load_config
-from pixlearn.engine.trainer import TrainResult, device_info, engine_options, resolve_hardware, trainer_kwargs
+from pixlearn.engine.trainer import TrainResult, device_info, engine_options, resolve_hardware
 from pixlearn.engine.sampling import ShardSampler
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
 
@@ -187,18 +187,30 @@ def _show_progress(progress: bool | None) -> bool:
     return show_progress(progress)
 
 
-def _run_lr_finder(prep: _Prepared, cfg: ClassifyConfig, run_dir: Path, *, rank_zero: bool, progress: bool) -> dict[str, Any]:
-    from pixlearn.engine.lr_finder import find_lr
-    from pixlearn.engine.module import EngineModule
+def _engine_prep(prep: _Prepared, run_dir: Path) -> Any:
+    """The engine's view of a preparation (:class:`pixlearn.engine.driver.Prepared`)."""
+    from pixlearn.engine.driver import Prepared
 
-    module = EngineModule(prep.task, engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)
-    out = find_lr(module, trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
-                  devices=cfg.train.devices * cfg.train.num_nodes, progress=progress)
-    if rank_zero:
-        from pixlearn.engine.plots import plot_lr_find
+    has_val = bool(prep.splits.val)
+    return Prepared(task=prep.task, loaders=prep.loaders, n_train=len(prep.splits.train), has_val=has_val,
+                    val_steps=len(prep.splits.val) / prep.cfg.data.batch_size if has_val else 0.0,
+                    save_best=_SaveBest(run_dir, prep.classes), model=prep.model)
 
-        plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
-    return out
+
+def _run_lr_finder(prep: _Prepared, cfg: ClassifyConfig, run_dir: Path, manifest: dict[str, Any], *, rank_zero: bool,
+                   progress: bool | None) -> tuple[dict[str, Any], ClassifyConfig, _Prepared]:
+    """The engine's LR finder: its result, the config with its suggestion and a fresh, identically seeded preparation."""
+    from pixlearn.engine.driver import run_lr_finder
+
+    rebuilt: list[_Prepared] = []
+
+    def rebuild(c: ClassifyConfig) -> Any:
+        rebuilt.append(_prepare(c, prep.index, prep.splits))
+        return rebuilt[-1]
+
+    finder, cfg, _ = run_lr_finder(cfg, _engine_prep(prep, run_dir), run_dir, manifest, rebuild=rebuild, progress=progress,
+                                   rank_zero=rank_zero)
+    return finder, cfg, rebuilt[-1]
 
 
 class _SaveBest:
@@ -227,51 +239,16 @@ def _fit(
     manifest: dict[str, Any],
     rank_zero: bool,
 ) -> TrainResult:
-    from pixlearn.engine.fit import engine_callbacks, run_fit
-    from pixlearn.engine.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
-    from pixlearn.engine.module import EngineModule
+    """The engine's fit (:func:`pixlearn.engine.driver.fit_prepared`) with the fine-tuning options, then the final scoring."""
+    from pixlearn.engine.driver import fit_prepared
 
     cfg = prep.cfg
-    has_val = bool(prep.splits.val)
-    options = _fine_tune_options(engine_options(cfg, has_val=has_val, run_dir=run_dir), cfg)
-    module = EngineModule(prep.task, options, loaders=prep.loaders)
-    metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.splits.train), freeze_epochs=cfg.model.freeze_epochs)
-    best_cb = BestWeights(_SaveBest(run_dir, prep.classes), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val)
-    cbs: list[Any] = [metrics_cb, best_cb]
-    early = None
-    if has_val and cfg.train.patience > 0:
-        early = ResumableEarlyStopping(
-            monitor=options.monitor, mode=options.monitor_mode, patience=cfg.train.patience, min_delta=cfg.train.min_delta,
-            check_finite=True, reset_on_load=extend,
-        )
-        cbs.append(early)
-    eng = engine_callbacks(
-        minutes=cfg.train.minutes, schedule=cfg.schedule.name, warmup_epochs=cfg.schedule.warmup_epochs, min_lr_ratio=cfg.schedule.min_lr_ratio,
-        pct_start=cfg.schedule.pct_start, val_steps=len(prep.splits.val) / cfg.data.batch_size if has_val else 0.0,
-        progress=progress, monitor=options.monitor if has_val else None,
-    )
-    cbs = eng.as_list() + cbs
-    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
-    cbs.extend(callbacks)
-    kw = trainer_kwargs(cfg, run_dir, progress=False)
-    kw["callbacks"] = cbs
-
-    def failed(exc: BaseException) -> None:
-        if rank_zero:
-            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
-            write_json(run_dir / "manifest.json", manifest)
-
-    outcome = run_fit(kw, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
-    trainer = outcome.trainer
-    fit_seconds = outcome.fit_seconds
-    result = TrainResult(
-        run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
-        epochs_run=len(metrics_cb.rows), stopped_early=outcome.stop_reason == "early_stopping", stop_reason=outcome.stop_reason,
-    )
-    outcome.record(manifest, skipped=prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else ())
-    if not trainer.is_global_zero or not rank_zero:
+    options = _fine_tune_options(engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), cfg)
+    result, outcome = fit_prepared(cfg, _engine_prep(prep, run_dir), run_dir, manifest=manifest, progress=progress, callbacks=callbacks,
+                                   rank_zero=rank_zero, ckpt_path=ckpt_path, extend=extend, options=options)
+    if not outcome.trainer.is_global_zero or not rank_zero:
         return result
-    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds,
+    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=outcome.fit_seconds,
                                        progress=_show_progress(progress) and sys.stderr.isatty())  # scoring bars: terminals only
     return result
 
@@ -445,15 +422,8 @@ def _train_one(
                     model=prep.model.pixlearn_spec.to_dict(), run_dir=str(run_dir.resolve()))
     manifest.update(start or {})
     finder = None
-    if lr_find:
-        with _quiet_lightning():
-            finder = _run_lr_finder(prep, cfg, run_dir, rank_zero=rank_zero, progress=_show_progress(progress))
-        if finder["suggestion"]:
-            cfg = ClassifyConfig.from_overrides(cfg, lr=finder["suggestion"])
-        else:
-            log.warning("the LR finder gave no suggestion (too few steps before the loss diverged); keeping lr=%g", cfg.optim.lr)
-        prep = _prepare(cfg, index, splits)  # a fresh, identically seeded model for the real run
-        manifest["lr_find"] = {k: finder[k] for k in ("suggestion", "num_training")}
+    if lr_find:  # then a fresh, identically seeded model for the real run
+        finder, cfg, prep = _run_lr_finder(prep, cfg, run_dir, manifest, rank_zero=rank_zero, progress=progress)
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
@@ -464,94 +434,40 @@ def _train_one(
     return result
 
 
-def _summarise_folds(results: list[TrainResult]) -> dict[str, Any]:
-    import numpy as np
-
-    metrics: dict[str, Any] = {}
-    first = results[0].metrics or {}
-    test = first.get("split", "test")
-    for prefix, pick in ((test, lambda m: m), ("val", lambda m: m.get("val") or {})):
-        for key in _SUMMARY_METRICS:
-            vals = [pick(r.metrics or {}).get(key) for r in results]
-            if all(isinstance(v, (int, float)) for v in vals) and vals:
-                arr = np.asarray(vals, dtype=np.float64)
-                metrics[f"{prefix}_{key}"] = {"mean": float(arr.mean()), "std": float(arr.std()), "per_fold": [float(v) for v in arr]}
-    return metrics
-
-
 def _train_folds(
     cfg: ClassifyConfig, index: Any, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
 ) -> TrainResult:
-    import csv
-    import io
-
-    from pixlearn.engine.report import write_run_report
+    """k-fold cross-validation through :func:`pixlearn.engine.kfold.run_folds` (the loop, summary and files every task uses)."""
+    from pixlearn.engine.kfold import run_folds
+    from pixlearn.engine.runs import write_folds_report
     from pixlearn.tasks.classify.data import fold_splits, plan_splits
 
     k = cfg.train.folds
     base = plan_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
     fold_splits(base, folds=k, seed=cfg.train.seed)  # fail early when the data is too small for k folds
     manifest = base_manifest(seed=cfg.train.seed)
-    manifest.update(status="running", task="classify", kind="k-fold", folds=k, device=device_info(cfg),
-                    data=_data_manifest(index, base), run_dir=str(run_dir.resolve()))
-    if rank_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-        write_json(run_dir / "manifest.json", manifest)
-    t0 = time.perf_counter()
-    results = []
-    for i in range(1, k + 1):
-        fold_cfg = ClassifyConfig.from_overrides(cfg, fold=i)
+    manifest.update(device=device_info(cfg), data=_data_manifest(index, base))
+
+    def one(i: int, fold_dir: Path) -> TrainResult:
         log.info("fold %d/%d", i, k)
-        results.append(_train_one(fold_cfg, index, run_dir / f"fold_{i}", progress=progress, callbacks=callbacks, rank_zero=rank_zero, lr_find=False))
-    summary = _summarise_folds(results)
-    test_name = base.test_name
-    cv = {
-        "folds": k,
-        "split": f"{test_name}: the same held-out images scored by each fold's model; val: each fold's own held-out part",
-        "metrics": summary,
-    }
-    for key in ("accuracy", "macro_f1"):  # the classic baseline's cv keys
-        s = summary.get(f"{test_name}_{key}") or {}
-        cv[f"{key}_mean"], cv[f"{key}_std"] = s.get("mean"), s.get("std")
-    metrics = {
-        "task": "classify",
-        "split": test_name,
-        "kind": "k-fold",
-        "cv": cv,
-        "folds": [{"fold": i + 1, "run_dir": str(r.run_dir), "best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
-                   **{key: (r.metrics or {}).get(key) for key in _SUMMARY_METRICS if key in (r.metrics or {})}}
-                  for i, r in enumerate(results)],
-        "fit_seconds": round(time.perf_counter() - t0, 3),
-    }
-    result = TrainResult(run_dir=run_dir, config=cfg, metrics=metrics if rank_zero else None, folds=results,
-                         history=[{"fold": i + 1, **row} for i, r in enumerate(results) for row in r.history])
+        return _train_one(ClassifyConfig.from_overrides(cfg, fold=i), index, fold_dir, progress=progress, callbacks=callbacks,
+                          rank_zero=rank_zero, lr_find=False)
+
+    metrics, results = run_folds(k, run_dir, one, task="classify", keys=_SUMMARY_METRICS, config_yaml=cfg.to_yaml(), manifest=manifest,
+                                 write_text=atomic_write_text, write_json=write_json, with_val=True, headline=("accuracy", "macro_f1"),
+                                 write=rank_zero)
     if rank_zero:
-        write_json(run_dir / "metrics.json", metrics)
-        buf = io.StringIO()
-        cols = list(dict.fromkeys(c for row in result.history for c in row))
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for row in result.history:
-            w.writerow({c: "" if row.get(c) is None else row.get(c) for c in cols})
-        atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
-        rows = [{"split": f"fold {i + 1}: its val part", "images": ((r.metrics or {}).get("splits", {}).get("val") or {}).get("images"),
-                 "source": f"{r.run_dir.name}/ (full report: {r.run_dir.name}/report.html)",
-                 "used_for": f"early stopping of fold {i + 1}; best epoch {r.best_epoch}; its model scores "
-                             f"{test_name} accuracy {(r.metrics or {}).get('accuracy', float('nan')):.4f}"}
-                for i, r in enumerate(results)]
-        write_run_report(
-            run_dir / "report.html", title=f"pixlearn train classify: {k}-fold cross-validation of {cfg.model.name}",
-            scores=[], splits=[{"split": test_name, "images": len(base.test), "source": base.sources.get(test_name, ""),
-                                "used_for": "scored by every fold's model; never trained on"},
-                               {"split": "train + val", "images": len(base.train) + len(base.val), "source": "split into the folds",
-                                "used_for": f"each fold trains on {k - 1}/{k} and validates (early stopping) on 1/{k}"}] + rows,
+        test_name = base.test_name
+        write_folds_report(
+            run_dir, metrics, title=f"pixlearn train classify: {k}-fold cross-validation of {cfg.model.name}",
             details={"model": cfg.model.name, "folds": k, "epochs": cfg.train.epochs, "seed": cfg.train.seed},
-            cv=cv, notes=["Each fold has its own full report, weights and checkpoint in its fold_N folder."],
+            head_rows=[{"split": test_name, "images": len(base.test), "source": base.sources.get(test_name, ""),
+                        "used_for": "scored by every fold's model; never trained on"},
+                       {"split": "train + val", "images": len(base.train) + len(base.val), "source": "split into the folds",
+                        "used_for": f"each fold trains on {k - 1}/{k} and validates (early stopping) on 1/{k}"}],
         )
-        manifest.update(status="finished", timings={"fit_seconds": metrics["fit_seconds"]})
-        write_json(run_dir / "manifest.json", manifest)
-    return result
+    return TrainResult(run_dir=run_dir, config=cfg, metrics=metrics if rank_zero else None, folds=results,
+                       history=[{"fold": i + 1, **row} for i, r in enumerate(results) for row in r.history])
 
 
 def _resume(

@@ -28,14 +28,14 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
 from pixlearn.tasks.restore.config import RestoreConfig
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, write_json
-from pixlearn.engine.trainer import engine_options, trainer_kwargs
+from pixlearn.engine.trainer import TrainResult
 
 __all__ = ["RestoreResult", "train_restorer", "RESTORE_COLUMNS"]
 
@@ -49,18 +49,9 @@ RESTORE_COLUMNS = (
 
 
 @dataclass
-class RestoreResult:
-    """What a restoration run produced: its folder, resolved config, ``metrics.json`` and ``metrics.csv`` rows."""
-
-    run_dir: Path
-    config: RestoreConfig
-    metrics: dict[str, Any] | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    epochs_run: int = 0
-    stopped_early: bool = False
-    stop_reason: str = "last_epoch"
-    lr_find: dict[str, Any] | None = None
+class RestoreResult(TrainResult):
+    """What a restoration run produced (the engine's :class:`~pixlearn.engine.trainer.TrainResult`): its folder, resolved
+    config, ``metrics.json`` and ``metrics.csv`` rows."""
 
 
 # ---------------------------------------------------------------- config
@@ -337,74 +328,49 @@ def _prepare(cfg: RestoreConfig, plan: Any) -> _Prepared:
     return _Prepared(cfg, plan, pipeline, sr, net, rtask, loaders)
 
 
-def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None) -> _Prepared:
-    """Run the LR finder and return a fresh, identically seeded preparation that trains with its suggestion."""
-    from pixlearn.engine.lr_finder import find_lr
-    from pixlearn.engine.progress import show_progress
-    from pixlearn.engine.plots import plot_lr_find
-    from pixlearn.engine.module import EngineModule
+def _engine_prep(prep: _Prepared, run_dir: Path) -> Any:
+    """The engine's view of a preparation (:class:`pixlearn.engine.driver.Prepared`)."""
+    from pixlearn.engine.driver import Prepared
 
-    cfg = prep.cfg
-    module = EngineModule(prep.task, engine_options(cfg, has_val=prep.loaders.val_ds is not None, run_dir=run_dir), loaders=prep.loaders)
-    out = find_lr(module, trainer_kwargs(cfg, run_dir), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,
-                  devices=cfg.train.devices, progress=show_progress(progress))
-    plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
-    manifest["lr_find"] = {k: out[k] for k in ("suggestion", "num_training")}
-    if out["suggestion"]:
-        cfg = RestoreConfig.from_overrides(cfg, lr=out["suggestion"])
-    else:
-        log.warning("the LR finder gave no suggestion (too few steps before the loss diverged); keeping lr=%g", cfg.optim.lr)
-    return _prepare(cfg, prep.plan)
+    cfg, has_val = prep.cfg, prep.loaders.val_ds is not None
+    degradation = None if prep.pipeline is None else prep.pipeline.to_dict()
+    return Prepared(task=prep.task, loaders=prep.loaders, n_train=len(prep.loaders.train_ds), has_val=has_val,
+                    val_steps=len(prep.loaders.val_ds) / cfg.data.batch_size if has_val else 0.0,
+                    save_best=_SaveBest(run_dir, restore_task=cfg.data.task, mode=prep.plan.mode, degradation=degradation),
+                    metrics_callback=_metrics_callback(run_dir / "metrics.csv", len(prep.loaders.train_ds)), model=prep.net)
+
+
+def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None) -> _Prepared:
+    """The engine's LR finder; returns a fresh, identically seeded preparation that trains with its suggestion."""
+    from pixlearn.engine.driver import run_lr_finder
+
+    rebuilt: list[_Prepared] = []
+
+    def rebuild(cfg: RestoreConfig) -> Any:
+        rebuilt.append(_prepare(cfg, prep.plan))
+        return rebuilt[-1]
+
+    run_lr_finder(prep.cfg, _engine_prep(prep, run_dir), run_dir, manifest, rebuild=rebuild, progress=progress)
+    return rebuilt[-1]
 
 
 def _fit(
     prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None, callbacks: Sequence[Any],
     ckpt_path: Path | None = None, extend: bool = False,
 ) -> RestoreResult:
-    from pixlearn.engine.fit import engine_callbacks, run_fit
+    """The engine's fit (:func:`pixlearn.engine.driver.fit_prepared`), then restoration's final scoring."""
+    from pixlearn.engine.driver import fit_prepared
     from pixlearn.engine.progress import show_progress
-    from pixlearn.engine.callbacks import BestWeights, LastCheckpoint, ResumableEarlyStopping
-    from pixlearn.engine.module import EngineModule
 
-    cfg, plan, t, sc = prep.cfg, prep.plan, prep.cfg.train, prep.cfg.schedule
-    has_val = prep.loaders.val_ds is not None
-    options = engine_options(cfg, has_val=has_val, run_dir=run_dir)
-    module = EngineModule(prep.task, options, loaders=prep.loaders)
-    metrics_cb = _metrics_callback(run_dir / "metrics.csv", len(prep.loaders.train_ds))
-    card_degradation = None if prep.pipeline is None else prep.pipeline.to_dict()
-    best_cb = BestWeights(_SaveBest(run_dir, restore_task=cfg.data.task, mode=plan.mode, degradation=card_degradation),
-                          monitor=t.monitor, mode=options.monitor_mode, has_val=has_val)
-    cbs: list[Any] = [metrics_cb, best_cb]
-    early = None
-    if has_val and t.patience > 0:
-        early = ResumableEarlyStopping(monitor=t.monitor, mode=options.monitor_mode, patience=t.patience, min_delta=t.min_delta,
-                                       check_finite=True, reset_on_load=extend)
-        cbs.append(early)
-    eng = engine_callbacks(
-        minutes=t.minutes, schedule=sc.name, warmup_epochs=sc.warmup_epochs, min_lr_ratio=sc.min_lr_ratio, pct_start=sc.pct_start,
-        val_steps=len(prep.loaders.val_ds) / cfg.data.batch_size if has_val else 0.0, progress=progress,
-        monitor=t.monitor if has_val else None,
-    )
-    cbs = eng.as_list() + cbs
-    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
-    cbs.extend(callbacks)
-    kw = trainer_kwargs(cfg, run_dir)
-    kw["callbacks"] = cbs
-
-    def failed(exc: BaseException) -> None:
-        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
-        write_json(run_dir / "manifest.json", manifest)
-
-    outcome = run_fit(kw, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
-    trainer = outcome.trainer
-    result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows), best_epoch=best_cb.best_epoch,
-                           epochs_run=len(metrics_cb.rows), stopped_early=outcome.stop_reason == "early_stopping",
-                           stop_reason=outcome.stop_reason)
-    outcome.record(manifest)
-    if not trainer.is_global_zero:
+    cfg = prep.cfg
+    fitted, outcome = fit_prepared(cfg, _engine_prep(prep, run_dir), run_dir, manifest=manifest, progress=progress, callbacks=callbacks,
+                                   ckpt_path=ckpt_path, extend=extend)
+    result = RestoreResult(run_dir=run_dir, config=cfg, metrics=None, history=fitted.history, best_epoch=fitted.best_epoch,
+                           epochs_run=fitted.epochs_run, stopped_early=fitted.stopped_early, stop_reason=fitted.stop_reason)
+    if not outcome.trainer.is_global_zero:
         return result
     show = show_progress(progress) and sys.stderr.isatty()  # scoring bars: terminals only
-    result.metrics = _final_evaluation(cfg, plan, prep.pipeline, run_dir, result, manifest, fit_seconds=outcome.fit_seconds, progress=show)
+    result.metrics = _final_evaluation(cfg, prep.plan, prep.pipeline, run_dir, result, manifest, fit_seconds=outcome.fit_seconds, progress=show)
     return result
 
 
