@@ -43,6 +43,7 @@ from pixlearn.data.formats._base import allow_outside_root_default, hinted, outs
 from pixlearn.data.index import SPLITS, DatasetIndex
 
 __all__ = [
+    "read_task_dataset",
     "FORMATS",
     "AnnotationError",
     "read_dataset",
@@ -251,3 +252,44 @@ def _mask_coding_summary(index: DatasetIndex) -> dict[str, Any]:
     meaning = ("0 = background, 255 = foreground (a binary 0/255 set)" if coding.kind == "binary255"
                else f"value = class index (0..{len(index.classes) - 1}), 255 = ignore")
     return {"mask_coding": coding.kind, "mask_values": meaning}
+
+
+def read_task_dataset(
+    data: str | os.PathLike[str] | DatasetIndex, task: Task, *, layout: str, missing: str = "no such folder or file",
+    wrong: str | None = None,
+) -> DatasetIndex:
+    """The prologue every task's dataset reader shares: an index passes through, a path must exist and is read with
+    :func:`read_dataset`, and the dataset must be one of ``task``.
+
+    Parameters
+    ----------
+    layout : str
+        What ``--data`` must be, for the messages.
+    missing : str
+        The words for a path that does not exist.
+    wrong : str, optional
+        The end of the message for a dataset of another task (default ``"not <layout>"``).
+
+    Raises
+    ------
+    ConfigError
+        A path that does not exist, or a dataset of another task; the message names the path and the layout.
+
+    Examples
+    --------
+    >>> read_task_dataset("/no/such/dir", Task.SEGMENT, layout="images/ + masks/", missing="no such folder")
+    Traceback (most recent call last):
+    ...
+    pixlearn._core.errors.ConfigError: /no/such/dir: no such folder; --data must be images/ + masks/
+    """
+    if isinstance(data, DatasetIndex):
+        index = data
+    else:
+        path = Path(data)
+        if not path.exists():
+            raise ConfigError(f"{path}: {missing}; --data must be {layout}")
+        index = read_dataset(path)
+    if Task(index.task) is not task:
+        raise ConfigError(f"{index.root}: holds a dataset in the {index.format} format ({Task(index.task).value}), "
+                          + (wrong or f"not {layout}"))
+    return index

@@ -45,20 +45,10 @@ def read_classify_dataset(data: str | os.PathLike[str] | DatasetIndex) -> Datase
     ...
     pixlearn._core.errors.ConfigError: /no/such/folder: no such folder or file; --data must be a folder with one sub-folder of images per class (optionally under train/ val/ test/), or a CSV with path,label columns
     """
-    if isinstance(data, DatasetIndex):
-        index = data
-    else:
-        from pixlearn.data.readers import read_dataset
+    from pixlearn.data.readers import read_task_dataset
 
-        path = Path(data)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such folder or file; --data must be {_LAYOUT_HINT}")
-        index = read_dataset(path)
-    if Task(index.task) is not Task.CLASSIFY:
-        raise ConfigError(
-            f"{index.root}: holds a dataset in the {index.format} format ({Task(index.task).value}), not labelled for classification; "
-            f"train classify needs {_LAYOUT_HINT}"
-        )
+    index = read_task_dataset(data, Task.CLASSIFY, layout=_LAYOUT_HINT,
+                              wrong=f"not labelled for classification; train classify needs {_LAYOUT_HINT}")
     labelled = [r for r in index.records if r.label is not None]
     if not labelled:
         raise ConfigError(f"{index.root}: holds no labelled images; expected {_LAYOUT_HINT}")

@@ -58,17 +58,9 @@ def read_segment_dataset(data: str | os.PathLike[str] | DatasetIndex) -> Dataset
     ...
     pixlearn._core.errors.ConfigError: /no/such/folder: no such folder; --data must be a mask dataset: images/ + masks/ folders with matching file names (pixel value = class id, 255 = ignore), optionally under train/ val/ test/ (e.g. train/image/ + train/label/)
     """
-    if isinstance(data, DatasetIndex):
-        index = data
-    else:
-        from pixlearn.data.readers import read_dataset
+    from pixlearn.data.readers import read_task_dataset
 
-        path = Path(data)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such folder; --data must be {_LAYOUT_HINT}")
-        index = read_dataset(path)
-    if Task(index.task) is not Task.SEGMENT:
-        raise ConfigError(f"{index.root}: holds a dataset in the {index.format} format ({Task(index.task).value}), not {_LAYOUT_HINT}")
+    index = read_task_dataset(data, Task.SEGMENT, layout=_LAYOUT_HINT, missing="no such folder")
     records = [r for r in index.records if r.mask_path is not None]
     if not records:
         raise ConfigError(f"{index.root}: no image has a mask; expected {_LAYOUT_HINT}")
