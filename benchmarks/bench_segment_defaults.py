@@ -69,6 +69,8 @@ def train_cli(data: Path, out: Path, *, minutes: float, weights: Path | None, ar
     """Run ``pixlearn train segment`` as a user types it; return its metrics, stderr lines and timings."""
     env = dict(os.environ)
     env["PIXLEARN_WEIGHTS"] = str(weights) if weights is not None else str(out.parent / "no_weights")
+    if weights is None:  # nor in pixlearn's cache folder: a machine without local weights
+        env["PIXLEARN_CACHE"] = str(out.parent / "no_cache")
     (out.parent / "no_weights").mkdir(parents=True, exist_ok=True)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
