@@ -34,8 +34,18 @@ def test_folds_cover_train_and_val_once_and_never_touch_test():
         fold_of(plan, folds=3, fold=4, seed=0)
 
 
-def test_every_task_runs_k_fold_and_reports_mean_and_std(task, tmp_path):
+def test_every_task_runs_k_fold_and_reports_mean_and_std(task, tmp_path, monkeypatch):
+    import pixlearn.engine.kfold as kfold
+
+    calls, real = [], kfold.run_folds
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["task"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kfold, "run_folds", spy)  # every task's k-fold goes through the engine's one loop
     res = task.run(tmp_path / "cv", epochs=1, folds=2)
+    assert calls == [task.name]
     m = json.loads((tmp_path / "cv" / "metrics.json").read_text())
     assert m["kind"] == "k-fold" and m["cv"]["folds"] == 2 and len(m["folds"]) == 2
     assert m["cv"]["metrics"], m["cv"]
@@ -46,6 +56,7 @@ def test_every_task_runs_k_fold_and_reports_mean_and_std(task, tmp_path):
         assert (fold / "weights" / "best.safetensors").is_file() and (fold / "metrics.json").is_file()
         assert yaml.safe_load((fold / "config.yaml").read_text())["train"]["fold"] == i
     assert (tmp_path / "cv" / "report.html").is_file() and (tmp_path / "cv" / "metrics.csv").is_file()
+    assert "mean ± std" in (tmp_path / "cv" / "report.html").read_text()  # the cross-validation table, every task
     assert res.metrics == m
 
 
