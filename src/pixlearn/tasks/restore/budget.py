@@ -260,6 +260,13 @@ def plan_restore_budget(
     epoch_steps = max(int(math.ceil(MIN_STEPS / EPOCHS)), 1)
     plan = choose(candidates, probe_one, budget_s=budget_s, steps_per_epoch_fn=lambda c: epoch_steps, min_epochs=EPOCHS,
                   reserve=RESERVE, clock=probe_clock)
+    # the reasons in optimiser steps (the planner's "epochs" here are MIN_STEPS / EPOCHS steps, not the run's epochs)
+    from pixlearn.engine.plan import describe_choice
+
+    others = [t for t in plan.probed if t.choice != plan.choice]
+    plan.reasons = [f"{describe_choice(t.choice)} would afford ~{t.steps:,} steps, < {MIN_STEPS:,} wanted" for t in others]
+    if plan.steps < MIN_STEPS:
+        plan.reasons.append(f"even the cheapest affords only ~{plan.steps:,} steps, < {MIN_STEPS:,} wanted")
     # cut the affordable steps into about EPOCHS epochs (or keep the user's patches per image)
     if user_patches_per_image:
         ppi = int(user_patches_per_image)
