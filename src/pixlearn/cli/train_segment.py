@@ -39,10 +39,10 @@ HELP = TaskHelp(
           "(0 background, 255 foreground); otherwise pixel value = class id and 255 = ignore (as in 'pixlearn data check')."),
     model="unet (default), unetplusplus, fpn or deeplabv3plus.",
     epochs="Maximum epochs (default 30).",
-    img_size="Training crop size (default 256; a multiple of 32).",
-    batch="Crops per batch (default 8).",
+    img_size="Training crop size (default 256; a multiple of 32; with --minutes and no --epochs, planned from the measured speed).",
+    batch="Crops per batch (default 8; planned with the crop size under --minutes).",
     lr="Peak learning rate (default 1e-3 at batch 8 for adamw).",
-    weights="Start from a whole network's weights (e.g. a run's weights/best.safetensors).",
+    weights="Start from a whole network's weights (a run's weights/best.safetensors), or the encoder from a timm classifier's .safetensors file.",
     out="Run folder (default runs/segment/<model>).",
     set_example="data.crops_per_image=4",
 )
@@ -50,7 +50,8 @@ HELP = TaskHelp(
 
 def segment(
     opts: TrainOptions,
-    backbone: Annotated[Optional[str], typer.Option("--backbone", help="The encoder: tu-<timm name> (default tu-resnet18) or an smp encoder name.", show_default=False)] = None,
+    backbone: Annotated[Optional[str], typer.Option("--backbone", help="The encoder: tu-<timm name> or an smp encoder name (default: tu-tf_efficientnet_lite0, pretrained, when its weights are in the local weights folders; else tu-resnet18 from random weights).", show_default=False)] = None,
+    pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="Start the encoder from its weights in the local weights folders ($PIXLEARN_WEIGHTS, then the cache; pixlearn weights add); nothing downloads.", show_default=False)] = None,
     loss: Annotated[Optional[str], typer.Option("--loss", help="ce, dice, focal or a sum: ce+dice (default), 0.5*focal+dice.", show_default=False)] = None,
     augment: Annotated[Optional[str], typer.Option("--augment", help="flips (default: random crop + flips), none, or a preset / YAML file applied after them.", show_default=False)] = None,
     encoder_weights: Annotated[Optional[Path], typer.Option("--encoder-weights", help="Local weights file for the backbone (nothing downloads).", show_default=False)] = None,
@@ -76,7 +77,7 @@ def segment(
     train_segmenter = get_task("segment").load("train")
 
     own = {
-        "backbone": backbone, "loss": loss, "augment": augment, "encoder_weights": str(encoder_weights) if encoder_weights else None,
+        "backbone": backbone, "pretrained": pretrained, "loss": loss, "augment": augment, "encoder_weights": str(encoder_weights) if encoder_weights else None,
         "binary": binary, "val_fraction": val_fraction, "test_fraction": test_fraction, "keep": keep, "patience": patience,
         "optimizer": optimizer, "schedule": schedule, "freeze_epochs": freeze_epochs, "accelerator": accelerator, "precision": precision,
         "devices": devices,

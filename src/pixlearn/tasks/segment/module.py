@@ -196,6 +196,10 @@ class SegmentTask(nn.Module):
         Tile overlap (fraction of the tile).
     multiple : int, default 32
         The network's input sizes must be divisible by this (padding by reflection otherwise).
+    freeze_encoder_bn : bool, default False
+        Keep the encoder's BatchNorm layers in eval mode while training: their running statistics
+        stay as loaded (a pretrained encoder's), their scales and shifts still learn. Batches of a
+        few crops give noisy batch statistics that would overwrite the pretrained ones.
 
     Examples
     --------
@@ -224,6 +228,7 @@ class SegmentTask(nn.Module):
         tile: int | tuple[int, int] | None = None,
         overlap: float = 0.25,
         multiple: int = 32,
+        freeze_encoder_bn: bool = False,
     ) -> None:
         super().__init__()
         from torchmetrics import MeanMetric
@@ -246,6 +251,7 @@ class SegmentTask(nn.Module):
         self.tile = tile
         self.overlap = float(overlap)
         self.multiple = int(multiple)
+        self.freeze_encoder_bn = bool(freeze_encoder_bn)
         metric = confusion_metric_class()
         self.val_loss = MeanMetric()
         self.val_miou = metric(num_classes, kind="miou", ignore_index=ignore_index)
@@ -274,9 +280,27 @@ class SegmentTask(nn.Module):
         tile = (-(-int(tile[0]) // mult) * mult, -(-int(tile[1]) // mult) * mult)
         return tiled_apply(self.model, images, tile=tile, overlap=self.overlap, batch=4, multiple=mult)
 
+    def encoder_norms(self) -> list[nn.Module]:
+        """The encoder's BatchNorm layers (those :attr:`freeze_encoder_bn` keeps in eval mode)."""
+        encoder = getattr(self.model, "encoder", None)
+        if encoder is None:
+            return []
+        return [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True) -> SegmentTask:
+        super().train(mode)
+        if mode and self.freeze_encoder_bn:
+            for m in self.encoder_norms():
+                m.eval()
+        return self
+
     def training_loss(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """The configured loss of a training batch (crops of the training size)."""
         masks = self._check(images, masks)
+        if self.freeze_encoder_bn and self.training:  # however the trainer switched modes, the statistics stay as loaded
+            for m in self.encoder_norms():
+                if m.training:
+                    m.eval()
         return self.loss(self.model(images), masks)
 
     @torch.no_grad()

@@ -53,15 +53,21 @@ SEGMENT_COLUMNS = (
 def _resolve(cfg: SegmentConfig) -> SegmentConfig:
     from pixlearn.engine.trainer import resolve_hardware as _resolve_hardware
 
+    from pixlearn.tasks.segment.config import DEFAULT_ENCODER
+    from pixlearn.tasks.segment.recipe import resolve_fine_tune
+
     d = cfg.to_dict()
     o, m = d["optim"], d["model"]
+    for key, default in (("img_size", 256), ("batch_size", 8), ("crops_per_image", 1)):  # unless a budget plan chose them
+        d["data"][key] = d["data"][key] or default
+    m["encoder"] = m["encoder"] or DEFAULT_ENCODER
+    m["pretrained"] = bool(m["pretrained"])
+    resolve_fine_tune(d)
     batch = d["data"]["batch_size"]
     if o["lr"] is None:
         o["lr"] = 0.01 * batch / 8 if o["optimizer"] == "sgd" else 1e-3 * math.sqrt(batch / 8)
     if o["weight_decay"] is None:
         o["weight_decay"] = 1e-4
-    if m["backbone_lr_mult"] is None:
-        m["backbone_lr_mult"] = 0.1 if (m["encoder_weights"] or m["weights"] or m.get("pretrained")) else 1.0
     d["train"].update(_resolve_hardware(cfg))  # type: ignore[arg-type]  # the same train fields as classification's
     return SegmentConfig.from_dict(d)
 
@@ -162,7 +168,7 @@ def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) ->
     pre = model.pixlearn_spec.preprocess
     tile = pre.img_size
     task = SegmentTask(model, num_classes=len(classes), loss=cfg.train.loss, ignore_index=d.ignore_index, class_weights=d.class_weights,
-                       tile=tile, overlap=cfg.train.overlap, multiple=multiple)
+                       tile=tile, overlap=cfg.train.overlap, multiple=multiple, freeze_encoder_bn=bool(m.freeze_bn))
     train_ds = make_segment_dataset(index, list(splits.train) * d.crops_per_image, mean=pre.mean, std=pre.std, crop=tile, augment=d.augment)
     val_ds = make_segment_dataset(index, splits.val, mean=pre.mean, std=pre.std) if splits.val else None
     loaders = _Loaders(train_ds, val_ds, batch_size=d.batch_size, val_batch_size=d.val_batch_size, workers=d.workers, seed=cfg.train.seed,
@@ -415,6 +421,7 @@ def train_segmenter(
     cfg = SegmentConfig.from_overrides(SegmentConfig.coerce(config), data=path, **options)
     if set:
         cfg = cfg.with_set(set)
+    before_epochs = cfg.train.epochs
     cfg = SegmentConfig.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=cfg.train.minutes, options=options,
                                                                     config=config, set=set))
     if cfg.data.path is None and index is None:
@@ -425,6 +432,7 @@ def train_segmenter(
     else:
         index = read_segment_dataset(index)
     names = _classes(index, classes)
+    cfg, start = _start(cfg, budget_epochs=cfg.train.epochs != before_epochs, progress=progress)
     cfg = _resolve(cfg)
     run_dir = Path(out) if out is not None else default_run_dir("segment", cfg.model.arch)
     if rank_zero and run_dir.exists() and (run_dir / "config.yaml").exists():
@@ -433,7 +441,40 @@ def train_segmenter(
         if cfg.train.find_lr:
             raise ConfigError("--find-lr and --folds do not mix; find the learning rate on a single run first")
         return _train_folds(cfg, index, names, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
-    return _train_single(cfg, index, names, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero)
+    return _train_single(cfg, index, names, run_dir, progress=progress, callbacks=callbacks, rank_zero=rank_zero, start=start)
+
+
+def _start(cfg: SegmentConfig, *, budget_epochs: bool, progress: bool | None) -> tuple[SegmentConfig, Any]:
+    """The encoder choice (said in one line) and, when the run is to be planned, the unresolved config the plan starts from."""
+    from pixlearn.tasks.segment.recipe import start_segment_run, wants_plan
+
+    cfg, notes = start_segment_run(cfg, progress=progress)
+    notes.plan_from = cfg if wants_plan(cfg, budget_epochs=budget_epochs) and not cfg.train.folds > 1 else None
+    return cfg, notes
+
+
+def _plan_and_prepare(prep: _Prepared, start: Any, manifest: dict[str, Any]) -> _Prepared:
+    """Time the network's steps, choose crop size / batch / crops per image for the budget, rebuild with them; say the recipe."""
+    from pixlearn.models import segmentation_divisor
+    from pixlearn.tasks.segment.budget import plan_segment_budget
+    from pixlearn.tasks.segment.recipe import fine_tune_line
+
+    cfg = prep.cfg
+    if start.plan_from is not None:
+        plan = plan_segment_budget(prep.task, index=prep.index, train=prep.splits.train, minutes=float(cfg.train.minutes),
+                                   multiple=segmentation_divisor(prep.model))
+        cfg = _resolve(SegmentConfig.from_overrides(start.plan_from, **{("batch" if k == "batch_size" else k): v for k, v in plan.choice.items()}))
+        prep = _prepare(cfg, prep.index, prep.splits, prep.classes)
+        start.manifest["plan"] = plan.to_dict()
+        for line in plan.lines():
+            start.say(line)
+    line = fine_tune_line(cfg)
+    if line:
+        start.manifest["fine_tune"] = {"backbone_lr_mult": cfg.model.backbone_lr_mult, "freeze_bn": cfg.model.freeze_bn,
+                                       "freeze_epochs": cfg.model.freeze_epochs, "lr": cfg.optim.lr, "text": line}
+        start.say(line)
+    manifest.update(start.manifest)
+    return prep
 
 
 def _splits(cfg: SegmentConfig, index: Any) -> Any:
@@ -453,10 +494,14 @@ def _data_manifest(index: Any, names: list[str], splits: Any) -> dict[str, Any]:
 
 def _train_single(
     cfg: SegmentConfig, index: Any, names: list[str], run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], rank_zero: bool,
+    start: Any = None,
 ) -> TrainResult:
     splits = _splits(cfg, index)
     prep = _prepare(cfg, index, splits, names)
     manifest = base_manifest(seed=cfg.train.seed)
+    if start is not None:
+        prep = _plan_and_prepare(prep, start, manifest)
+        cfg = prep.cfg
     manifest.update(status="running", task="segment", run_dir=str(run_dir.resolve()), device=_device_info(cfg),
                     data=_data_manifest(index, names, splits), model=prep.model.pixlearn_spec.to_dict())
     if cfg.train.find_lr:
