@@ -277,58 +277,33 @@ def _baselines(prep: _Prepared, head: Any) -> tuple[list[dict[str, Any]], dict[s
     return rows, None if verdict is None else verdict.to_dict()
 
 
+def _engine_prep(prep: _Prepared, run_dir: Path) -> Any:
+    """The engine's view of a preparation (:class:`pixlearn.engine.driver.Prepared`)."""
+    from pixlearn.engine.callbacks import EpochMetrics
+    from pixlearn.engine.driver import Prepared
+
+    cfg, has_val = prep.cfg, bool(prep.splits.val)
+    return Prepared(task=prep.task, loaders=prep.loaders, n_train=len(prep.loaders.train_ds), has_val=has_val,
+                    val_steps=len(prep.splits.val) / cfg.data.batch_size if has_val else 0.0, save_best=_SaveBest(run_dir, prep.card),
+                    metrics_callback=EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.loaders.train_ds),
+                                                  freeze_epochs=cfg.model.freeze_epochs, columns=SEGMENT_COLUMNS),
+                    keep_best=cfg.train.keep == "best", trainer_overrides={"check_val_every_n_epoch": cfg.train.val_every}, model=prep.model)
+
+
 def _fit(
     prep: _Prepared, run_dir: Path, *, progress: bool | None, callbacks: Sequence[Any], manifest: dict[str, Any], rank_zero: bool,
     ckpt_path: Path | None = None, extend: bool = False,
 ) -> TrainResult:
-    from pixlearn.engine.fit import engine_callbacks, run_fit
+    """The engine's fit (:func:`pixlearn.engine.driver.fit_prepared`), then segmentation's final scoring."""
+    from pixlearn.engine.driver import fit_prepared
     from pixlearn.engine.progress import show_progress
-    from pixlearn.engine.callbacks import BestWeights, EpochMetrics, LastCheckpoint, ResumableEarlyStopping
-    from pixlearn.engine.trainer import engine_options as _engine_options, trainer_kwargs as _trainer_kwargs
-    from pixlearn.engine.module import EngineModule
 
-    cfg = prep.cfg
-    has_val = bool(prep.splits.val)
-    options = _engine_options(cfg, has_val=has_val, run_dir=run_dir)  # type: ignore[arg-type]  # the same optim/schedule/train fields
-    module = EngineModule(prep.task, options, loaders=prep.loaders)
-    show = show_progress(progress)
-    metrics_cb = EpochMetrics(run_dir / "metrics.csv", n_train=len(prep.loaders.train_ds), freeze_epochs=cfg.model.freeze_epochs, columns=SEGMENT_COLUMNS)
-    best_cb = BestWeights(_SaveBest(run_dir, prep.card), monitor=options.monitor, mode=options.monitor_mode, has_val=has_val and cfg.train.keep == "best")
-    cbs: list[Any] = [metrics_cb, best_cb]
-    early = None
-    if has_val and cfg.train.patience > 0:
-        early = ResumableEarlyStopping(monitor=options.monitor, mode=options.monitor_mode, patience=cfg.train.patience,
-                                       min_delta=cfg.train.min_delta, check_finite=True, reset_on_load=extend)
-        cbs.append(early)
-    s = cfg.schedule
-    eng = engine_callbacks(
-        minutes=cfg.train.minutes, schedule=s.name, warmup_epochs=s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, pct_start=s.pct_start,
-        val_steps=len(prep.splits.val) / cfg.data.batch_size if has_val else 0.0, progress=progress,
-        monitor=options.monitor if has_val else None,
-    )
-    cbs = eng.as_list() + cbs
-    cbs.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"))
-    cbs.extend(callbacks)
-    kw = _trainer_kwargs(cfg, run_dir, progress=False)  # type: ignore[arg-type]
-    kw["callbacks"] = cbs
-    kw["check_val_every_n_epoch"] = cfg.train.val_every
-
-    def failed(exc: BaseException) -> None:
-        if rank_zero:
-            manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}", epochs_completed=len(metrics_cb.rows))
-            write_json(run_dir / "manifest.json", manifest)
-
-    outcome = run_fit(kw, module, ckpt_path=ckpt_path, budget=eng.budget, early_stopping=early, on_failure=failed)
-    trainer = outcome.trainer
-    fit_seconds = outcome.fit_seconds
-    result = TrainResult(run_dir=run_dir, config=cfg, metrics=None, history=list(metrics_cb.rows),  # type: ignore[arg-type]
-                         best_epoch=best_cb.best_epoch, epochs_run=len(metrics_cb.rows),
-                         stopped_early=outcome.stop_reason == "early_stopping", stop_reason=outcome.stop_reason)
-    outcome.record(manifest, skipped=prep.loaders.train_loader.skipped if prep.loaders.train_loader is not None else ())
-    if not trainer.is_global_zero or not rank_zero:
+    result, outcome = fit_prepared(prep.cfg, _engine_prep(prep, run_dir), run_dir, manifest=manifest, progress=progress,
+                                   callbacks=callbacks, rank_zero=rank_zero, ckpt_path=ckpt_path, extend=extend)
+    if not outcome.trainer.is_global_zero or not rank_zero:
         return result
-    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=fit_seconds,
-                                       progress=show and sys.stderr.isatty())  # scoring bars: terminals only
+    result.metrics = _final_evaluation(prep, run_dir, result, manifest, fit_seconds=outcome.fit_seconds,
+                                       progress=show_progress(progress) and sys.stderr.isatty())  # scoring bars: terminals only
     return result
 
 
@@ -544,26 +519,17 @@ def _train_folds(
 
 
 def _find_lr(prep: _Prepared, run_dir: Path, manifest: dict[str, Any], *, progress: bool | None, rank_zero: bool) -> _Prepared:
-    """Run the LR finder and return a fresh, identically seeded preparation that trains with its suggestion."""
-    from pixlearn.engine.lr_finder import find_lr
-    from pixlearn.engine.progress import show_progress
-    from pixlearn.engine.trainer import engine_options as _engine_options, trainer_kwargs as _trainer_kwargs
-    from pixlearn.engine.module import EngineModule
+    """The engine's LR finder; returns a fresh, identically seeded preparation that trains with its suggestion."""
+    from pixlearn.engine.driver import run_lr_finder
 
-    cfg = prep.cfg
-    module = EngineModule(prep.task, _engine_options(cfg, has_val=bool(prep.splits.val), run_dir=run_dir), loaders=prep.loaders)  # type: ignore[arg-type]
-    out = find_lr(module, _trainer_kwargs(cfg, run_dir, progress=False), steps_per_epoch=len(prep.loaders.train_ds) // cfg.data.batch_size,  # type: ignore[arg-type]
-                  devices=cfg.train.devices * cfg.train.num_nodes, progress=show_progress(progress))
-    if rank_zero:
-        from pixlearn.engine.plots import plot_lr_find
+    rebuilt: list[_Prepared] = []
 
-        plot_lr_find(out["lrs"], out["losses"], run_dir / "plots" / "lr_find.png", suggestion=out["suggestion"])
-    manifest["lr_find"] = {k: out[k] for k in ("suggestion", "num_training")}
-    if out["suggestion"]:
-        cfg = SegmentConfig.from_overrides(cfg, lr=out["suggestion"])
-    else:
-        log.warning("the LR finder gave no suggestion (too few steps before the loss diverged); keeping lr=%g", cfg.optim.lr)
-    return _prepare(cfg, prep.index, prep.splits, prep.classes)
+    def rebuild(cfg: SegmentConfig) -> Any:
+        rebuilt.append(_prepare(cfg, prep.index, prep.splits, prep.classes))
+        return rebuilt[-1]
+
+    run_lr_finder(prep.cfg, _engine_prep(prep, run_dir), run_dir, manifest, rebuild=rebuild, progress=progress, rank_zero=rank_zero)
+    return rebuilt[-1]
 
 
 def _resume(
