@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+#: Test folders that train tiny networks: torch runs on one intra-op thread there (tiny models gain nothing
+#: from threads, and on a busy 2-core machine two threads stall each other several times over).
+_ONE_TORCH_THREAD = frozenset({"classify", "engine", "models", "restore", "segment", "tasks"})
+_TESTS = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread(request: pytest.FixtureRequest):
+    path = Path(request.path)
+    parts = path.relative_to(_TESTS).parts if path.is_relative_to(_TESTS) else ()
+    if len(parts) < 2 or parts[0] not in _ONE_TORCH_THREAD:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

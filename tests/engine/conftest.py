@@ -13,16 +13,6 @@ import pytest
 from pixlearn.io import write_image
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @dataclass
 class Task:
     """One task's tiny data, its Python entry point and the options that keep its training to a second or two."""

@@ -8,16 +8,6 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _crops(image: np.ndarray, n: int, size: int) -> list[np.ndarray]:
     from skimage.transform import resize
 

@@ -35,17 +35,6 @@ def make_binary_dataset(root: Path, *, n: int = 10, size: tuple[int, int] = (40,
     return root
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine two threads run several times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def shapes_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 synthetic 48-px shape images with 4-class masks (background, circle, square, triangle)."""
