@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Detections", "Detector"]
+__all__ = ["Detections", "Detector", "GroundTruth"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,42 @@ class Detections:
         return [{"box": [round(float(v), 2) for v in box], "score": round(float(s), 4), "label": int(lab),
                  "class_name": self.class_names[int(lab)]}
                 for box, s, lab in zip(self.boxes, self.scores, self.labels, strict=True)]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The annotated objects of one image, as the evaluator reads them.
+
+    ``boxes`` absolute-pixel xyxy (N, 4), ``labels`` 0-based class indices (N,), ``masks`` optional bool
+    (N, H, W), ``iscrowd`` optional (N,) bool (COCO's crowd regions: matched but never counted as misses),
+    ``image_size`` (H, W).
+
+    >>> GroundTruth(np.zeros((0, 4)), np.zeros(0), ("cat",), (8, 8)).boxes.shape
+    (0, 4)
+    """
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    image_size: tuple[int, int]
+    masks: np.ndarray | None = None
+    iscrowd: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        labels = np.asarray(self.labels, np.int64).reshape(-1)
+        if len(boxes) != len(labels):
+            raise ValueError(f"ground truth needs one label per box: {len(boxes)} boxes, {len(labels)} labels")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        iscrowd = np.zeros(len(boxes), bool) if self.iscrowd is None else np.asarray(self.iscrowd, bool).reshape(-1)
+        object.__setattr__(self, "iscrowd", iscrowd)
+        if self.masks is not None:
+            object.__setattr__(self, "masks", np.asarray(self.masks, bool))
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 @runtime_checkable
