@@ -58,6 +58,38 @@ def test_every_task_runs_k_fold_and_reports_mean_and_std(task, tmp_path, monkeyp
     assert (tmp_path / "cv" / "report.html").is_file() and (tmp_path / "cv" / "metrics.csv").is_file()
     assert "mean ± std" in (tmp_path / "cv" / "report.html").read_text()  # the cross-validation table, every task
     assert res.metrics == m
+    _check_folds_verdict(tmp_path / "cv", m, folds=2)
+
+
+def _check_folds_verdict(run, m, *, folds):
+    """The k-fold summary's verdict: the folds' mean held-out score against their baselines' means, with the spread."""
+    import html
+
+    per_fold = [json.loads((run / f"fold_{i}" / "metrics.json").read_text())["verdict"] for i in range(1, folds + 1)]
+    v = m["verdict"]
+    scores = [f["model_value"] for f in per_fold]
+    assert v["fold_values"] == pytest.approx(scores) and v["model_value"] == pytest.approx(sum(scores) / folds)
+    assert v["spread"] == pytest.approx((sum((x - v["model_value"]) ** 2 for x in scores) / folds) ** 0.5)
+    assert v["split"] == per_fold[0]["split"] and v["metric"] == per_fold[0]["metric"]
+    for j, b in enumerate(v["baselines"]):
+        assert b["value"] == pytest.approx(sum(f["baselines"][j]["value"] for f in per_fold) / folds)
+    assert v["folds_beating"] == sum(f["beats"] for f in per_fold)
+    assert f"mean {v['metric']} over {folds} folds" in v["sentence"] and " ± " in v["sentence"]
+    assert f"of {folds} beat every baseline on their own" in v["sentence"]
+    assert json.loads((run / "manifest.json").read_text())["verdict"] == v
+    assert html.escape(v["sentence"]) in (run / "report.html").read_text()
+
+
+def test_the_k_fold_summary_prints_its_verdict(tmp_path, capsys, _task_data):
+    from pixlearn.cli import main
+
+    task = _task_data["classify"]
+    code = main(["train", "classify", "--data", str(task.data), *task.cli, "--epochs", "1", "--folds", "2", "--out", str(tmp_path / "cv")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    m = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    assert m["verdict"]["sentence"] in err
+    _check_folds_verdict(tmp_path / "cv", m, folds=2)
 
 
 def test_find_lr_and_folds_do_not_mix(task, tmp_path):

@@ -131,3 +131,27 @@ def test_report_opens_with_the_verdict(tmp_path):
     assert page.index("verdict warning") < page.index("<h2>Scores</h2>")
     plain = write_run_report(tmp_path / "p.html", title="t", scores=[{"accuracy": 0.4, "n": 10, "split": "test"}]).read_text()
     assert "class='verdict" not in plain and "Against the baselines" not in plain
+
+
+def test_a_k_fold_verdict_judges_the_mean_and_says_the_spread():
+    from pixlearn.engine.verdict import folds_verdict
+
+    folds = [Verdict("accuracy", "val", a, {f"the majority class '{c}'": m, "chance": 0.5}, margin=0.005, n=n).to_dict()
+             for a, c, m, n in ((0.56, "cat", 0.6, 10), (0.62, "dog", 0.55, 11))]
+    v = folds_verdict(folds)
+    assert v.model_value == pytest.approx(0.59) and v.spread == pytest.approx(0.03) and v.folds_beating == 1
+    assert v.n is None  # the folds' own val parts differ in size
+    assert [c["name"] for c in v.comparisons] == ["the majority class 'cat' / the majority class 'dog'", "chance"]
+    assert v.comparisons[0]["value"] == pytest.approx(0.575)
+    assert v.outcome == "beats"  # +0.015 over the majority classes' mean, beyond the 0.005 margin
+    s = v.sentence()
+    assert s.startswith("On the val split, mean accuracy over 2 folds 0.590 ± 0.030 beats")
+    assert s.endswith("The folds range from 0.560 to 0.620; 1 of 2 beat every baseline on their own.")
+    assert Verdict.from_dict(v.to_dict()).sentence() == s  # stored and read back the same
+
+    worse = folds_verdict([Verdict("PSNR", "test", x, {"the noisy input": 20.0}, margin=0.1, n=4, unit=" dB", digits=1).to_dict()
+                           for x in (19.0, 20.5)])
+    assert not worse.beats and worse.sentence().startswith("Warning: on the test split (n=4), mean PSNR over 2 folds 19.8 ± 0.8 dB "
+                                                           "does not beat the noisy input (20.0 dB)")
+    assert "1 of 2 beat every baseline on their own." in worse.sentence()
+    assert folds_verdict([folds[0], None]) is None and folds_verdict([]) is None  # a fold without a verdict: no summary verdict

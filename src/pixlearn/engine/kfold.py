@@ -6,7 +6,10 @@ file pairs...) and a ``sources`` dict. Fold ``i`` of ``k`` trains on ``train + v
 every fold and is scored by each fold's model. :func:`run_folds` trains the folds one by one into
 ``RUN/fold_i/`` and writes the summary at the top: ``metrics.json`` (``kind: "k-fold"``, every
 headline metric's mean, standard deviation and per-fold values), ``metrics.csv`` (the per-epoch
-rows of every fold) and ``manifest.json``.
+rows of every fold) and ``manifest.json``. When every fold's ``metrics.json`` holds a verdict against the task's
+baselines, the summary holds the k-fold verdict (:func:`pixlearn.engine.verdict.folds_verdict`: the mean held-out
+score against the baselines' means, with the folds' spread) in ``metrics.json`` and ``manifest.json``
+(``"verdict"``), which the CLI summary prints and the report opens with.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
+from pixlearn.engine.verdict import folds_verdict
 
 __all__ = ["fold_splits", "fold_of", "summarise_folds", "summarise_split_folds", "run_folds"]
 
@@ -149,6 +153,9 @@ def run_folds(
                   for i, r in enumerate(results)],
         "fit_seconds": round(time.perf_counter() - t0, 3),
     }
+    verdict = folds_verdict([m.get("verdict") for m in per_fold])
+    if verdict is not None:
+        metrics["verdict"] = verdict.to_dict()
     if not write:
         return metrics, results
     write_json(run_dir / "metrics.json", metrics)
@@ -161,5 +168,7 @@ def run_folds(
         w.writerow({c: "" if row.get(c) is None else row.get(c) for c in cols})
     write_text(run_dir / "metrics.csv", buf.getvalue())
     manifest.update(status="finished", timings={"fit_seconds": metrics["fit_seconds"]})
+    if "verdict" in metrics:
+        manifest["verdict"] = metrics["verdict"]
     write_json(run_dir / "manifest.json", manifest)
     return metrics, results

@@ -141,8 +141,9 @@ def base_manifest(*, seed: int) -> dict[str, Any]:
 
 def write_folds_report(run_dir: Path, metrics: dict[str, Any], *, title: str, details: dict[str, Any],
                        head_rows: Sequence[dict[str, Any]] = ()) -> None:
-    """The k-fold summary page: every metric's mean ± std (a table and a line each), the splits (``head_rows`` first),
-    and a link to each fold's own report."""
+    """The k-fold summary page: the k-fold verdict against the baselines (``metrics["verdict"]``, when there is one),
+    every metric's mean ± std (a table and a line each), the splits (``head_rows`` first), and a link to each fold's
+    own report."""
     from pixlearn.engine.report import write_run_report
 
     cv = metrics["cv"]
@@ -151,4 +152,5 @@ def write_folds_report(run_dir: Path, metrics: dict[str, Any], *, title: str, de
             for f in metrics["folds"]]
     notes = [f"{name}: {v['mean']:.4f} ± {v['std']:.4f} over {cv['folds']} folds ({metrics.get('split')} split)" for name, v in cv["metrics"].items()]
     write_run_report(run_dir / "report.html", title=title, scores=[], splits=[*head_rows, *rows], details=details, cv=cv,
-                     notes=notes + ["Each fold has its own full report, weights and checkpoint in its fold_N folder."])
+                     notes=notes + ["Each fold has its own full report, weights and checkpoint in its fold_N folder."],
+                     verdict=metrics.get("verdict"))

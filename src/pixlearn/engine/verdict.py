@@ -10,6 +10,10 @@ A run stores ``Verdict.to_dict()`` as ``metrics.json["verdict"]`` (and in ``mani
 run report and the training command's summary print its sentence, and ``pixlearn predict`` warns
 with :func:`run_warning` when the run's model does not beat its baselines.
 
+A k-fold run's verdict (:func:`folds_verdict`) judges the mean of the folds' held-out scores against the mean of
+their baselines' scores, and says the spread: the folds' standard deviation, their range and how many folds
+beat every baseline on their own.
+
 Examples
 --------
 >>> v = Verdict("PSNR", "test", 28.9, {"the best classical method, non-local means": 27.1, "the noisy input": 20.2},
@@ -31,14 +35,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pixlearn._core.errors import ConfigError
 
-__all__ = ["Verdict", "Outcome", "run_warning", "read_run_verdict", "DEFAULT_ADVICE"]
+__all__ = ["Verdict", "Outcome", "folds_verdict", "run_warning", "read_run_verdict", "DEFAULT_ADVICE"]
 
 #: The outcome against one baseline, or overall (the worst of them).
 Outcome = Literal["beats", "tie", "worse"]
@@ -85,6 +89,11 @@ class Verdict:
         The metric's key in ``metrics.json`` (``"accuracy"``, ``"psnr"``, ``"mean_iou"``).
     advice : str
         What a warning suggests trying.
+    fold_values : sequence of float, optional
+        A k-fold verdict: each fold's own score (``model_value`` and the baselines are then the folds' means; the
+        sentence says "mean <metric> over K folds", the standard deviation and the range).
+    folds_beating : int, optional
+        A k-fold verdict: how many folds beat every baseline on their own.
 
     Raises
     ------
@@ -103,6 +112,8 @@ class Verdict:
     digits: int = 3
     key: str | None = None
     advice: str = DEFAULT_ADVICE
+    fold_values: tuple[float, ...] | None = None
+    folds_beating: int | None = None
     _kept: dict[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +126,19 @@ class Verdict:
                 f"got {dict(self.baselines)!r}"
             )
         object.__setattr__(self, "_kept", kept)
+        if self.fold_values is not None:
+            values = tuple(float(v) for v in self.fold_values)
+            if not values:
+                raise ConfigError(f"a k-fold verdict on {self.metric} needs the folds' scores, got none")
+            object.__setattr__(self, "fold_values", values)
+
+    @property
+    def spread(self) -> float | None:
+        """The folds' standard deviation (population, as the k-fold summary's ``std``); None for a single run."""
+        if not self.fold_values:
+            return None
+        mean = sum(self.fold_values) / len(self.fold_values)
+        return math.sqrt(sum((v - mean) ** 2 for v in self.fold_values) / len(self.fold_values))
 
     # ------------------------------------------------------------ comparisons
     @property
@@ -167,6 +191,24 @@ class Verdict:
     def _where(self) -> str:
         return f"the {self.split} split" + (f" (n={self.n})" if self.n is not None else "")
 
+    def _model(self) -> str:
+        """The metric and the model's value: ``accuracy 0.812``, or ``mean accuracy over 5 folds 0.812 ± 0.020``."""
+        value = float(self.model_value)  # type: ignore[arg-type]
+        if self.fold_values is None:
+            return f"{self.metric} {self._v(value)}"
+        return (f"mean {self.metric} over {len(self.fold_values)} folds "
+                f"{value:.{self.digits}f} ± {self.spread:.{self.digits}f}{self.unit}")
+
+    def _folds_note(self) -> str:
+        """A k-fold verdict's closing sentence: the folds' range and how many beat every baseline on their own."""
+        if self.fold_values is None:
+            return ""
+        k = len(self.fold_values)
+        text = f" The folds range from {self._v(min(self.fold_values))} to {self._v(max(self.fold_values))}"
+        if self.folds_beating is not None:
+            text += f"; {self.folds_beating} of {k} beat every baseline on their own"
+        return text + "."
+
     def sentence(self) -> str:
         """The verdict in one or two sentences, naming the split of every number.
 
@@ -181,7 +223,7 @@ class Verdict:
                     f"does not beat {names}. Check the run's scores before using it.")
         if self.beats:
             parts = [f"{r['name']} ({self._v(r['value'])})" + ("," if "," in r["name"] else "") + f" by {self._d(r['difference'])}" for r in rows]
-            return f"On {self._where()}, {self.metric} {self._v(float(self.model_value))} beats {_join(parts)}."  # type: ignore[arg-type]
+            return f"On {self._where()}, {self._model()} beats {_join(parts)}.{self._folds_note()}"
         worse = [r for r in rows if r["outcome"] == "worse"]
         tie = [r for r in rows if r["outcome"] == "tie"]
         won = [r for r in rows if r["outcome"] == "beats"]
@@ -191,11 +233,11 @@ class Verdict:
         if tie:
             within = f"within the {self._v(self.margin)} margin" if self.margin > 0 else "an exact tie"
             clauses.append("does not clearly beat " + _join([f"{r['name']} ({self._v(r['value'])}, {self._d(r['difference'])}: {within})" for r in tie]))
-        text = f"Warning: on {self._where()}, {self.metric} {self._v(float(self.model_value))} " + "; it ".join(clauses)  # type: ignore[arg-type]
+        text = f"Warning: on {self._where()}, {self._model()} " + "; it ".join(clauses)
         if won:
             text += "; it beats " + _join([f"{r['name']} ({self._v(r['value'])}) by {self._d(r['difference'])}" for r in won])
         conclusion = "The model is not useful as trained" if worse else "The model is no clear improvement on it"
-        return f"{text}. {conclusion} -- try {self.advice}."
+        return f"{text}.{self._folds_note()} {conclusion} -- try {self.advice}."
 
     # ------------------------------------------------------------ storage
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +257,9 @@ class Verdict:
             "outcome": self.outcome,
             "sentence": self.sentence(),
             "advice": self.advice,
+            "fold_values": None if self.fold_values is None else list(self.fold_values),
+            "spread": self.spread,
+            "folds_beating": self.folds_beating,
         }
 
     @classmethod
@@ -234,11 +279,57 @@ class Verdict:
                 higher_is_better=bool(data.get("higher_is_better", True)), margin=float(data.get("margin", 0.0)),
                 n=None if data.get("n") is None else int(data["n"]), unit=str(data.get("unit", "")), digits=int(data.get("digits", 3)),
                 key=data.get("key"), advice=str(data.get("advice", DEFAULT_ADVICE)),
+                fold_values=None if data.get("fold_values") is None else tuple(float(v) for v in data["fold_values"]),
+                folds_beating=None if data.get("folds_beating") is None else int(data["folds_beating"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(f"not a verdict (metrics.json 'verdict' entry): {type(exc).__name__}: {exc}") from None
+
+
+def folds_verdict(verdicts: Sequence[Mapping[str, Any] | None]) -> Verdict | None:
+    """The verdict of a k-fold run from its folds' verdicts (:meth:`Verdict.to_dict`, one per fold, in fold order).
+
+    The model's score is the mean of the folds' held-out scores, each baseline's the mean of its scores on the same
+    images (a baseline named differently by the folds, e.g. another majority class per fold, is named
+    ``"A / B"``); the margin, metric and split are the first fold's. The sentence gives the folds' spread (standard
+    deviation and range) and how many folds beat every baseline on their own. ``n`` is kept when every fold
+    was scored on as many images (the same test split), else left out. None when a fold has no verdict, a fold's
+    score is missing, or the folds judged different metrics.
+
+    Examples
+    --------
+    >>> folds = [Verdict("accuracy", "test", a, {"the majority class 'a'": 0.5, "chance": 0.5}, margin=0.005, n=20).to_dict()
+    ...          for a in (0.70, 0.80, 0.48)]
+    >>> v = folds_verdict(folds)
+    >>> v.beats, round(v.model_value, 3), v.folds_beating
+    (True, 0.66, 2)
+    >>> print(v.sentence())  # doctest: +NORMALIZE_WHITESPACE
+    On the test split (n=20), mean accuracy over 3 folds 0.660 ± 0.134 beats the majority class 'a' (0.500) by +0.160 and
+    chance (0.500) by +0.160. The folds range from 0.480 to 0.800; 2 of 3 beat every baseline on their own.
+    """
+    if not verdicts or any(not isinstance(v, Mapping) for v in verdicts):
+        return None
+    try:
+        folds = [Verdict.from_dict(v) for v in verdicts]  # type: ignore[arg-type]
+    except ConfigError:
+        return None
+    first = folds[0]
+    if any(f.metric != first.metric or f.split != first.split or not f.measured for f in folds):
+        return None
+    width = min(len(f.comparisons) for f in folds)
+    baselines: dict[str, float] = {}
+    for j in range(width):
+        names = list(dict.fromkeys(f.comparisons[j]["name"] for f in folds))
+        baselines[" / ".join(names)] = sum(f.comparisons[j]["value"] for f in folds) / len(folds)
+    values = tuple(float(f.model_value) for f in folds)  # type: ignore[arg-type]
+    ns = {f.n for f in folds}
+    return Verdict(
+        first.metric, first.split, sum(values) / len(values), baselines, higher_is_better=first.higher_is_better, margin=first.margin,
+        n=first.n if len(ns) == 1 else None, unit=first.unit, digits=first.digits, key=first.key, advice=first.advice,
+        fold_values=values, folds_beating=sum(f.beats for f in folds),
+    )
 
 
 def _metrics_path(run: str | os.PathLike[str]) -> Path | None:
