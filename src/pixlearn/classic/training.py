@@ -28,10 +28,13 @@ from pixlearn.classic.features import (
 from pixlearn.classic.models import build_model, model_scores, resolve_model_name, save_model, score_kind
 from pixlearn.classic.predictor import ClassicModel
 
-__all__ = ["ClassicResult", "train_classic", "HOLDOUT_FRACTION"]
+__all__ = ["ClassicResult", "train_classic", "classic_verdict", "HOLDOUT_FRACTION", "CLASSIC_ADVICE"]
 
 #: Share of the images held out for the test score when the folder has no val/test split.
 HOLDOUT_FRACTION = 0.2
+
+#: What a classic model's warning suggests trying (it has no time budget or pretrained weights).
+CLASSIC_ADVICE = "other --features (hog+color) or --model, a larger --img-size, more data, or a network (pixlearn train classify)"
 
 _FEATURE_PARTS = {"hog": ("hog",), "lbp": ("lbp",), "color_hist": ("color_hist",), "hog+color": ("hog", "color_hist")}
 
@@ -260,6 +263,7 @@ def train_classic(
     eval_seconds = time.perf_counter() - t0
     metrics: dict[str, Any] = {"task": "classify", "split": split_name, **metrics_core, "cv": cv,
                                "fit_seconds": round(fit_seconds, 4)}
+    metrics["verdict"] = classic_verdict(metrics, y_held, classes)
 
     # ---- the run folder
     run_dir = Path(out) if out is not None else _default_run_dir(features, model_name)
@@ -332,14 +336,38 @@ def train_classic(
     }
     write_classification_report(
         run_dir / "report.html", metrics, title=f"pixlearn classic: {features} + {model_name}",
-        details=details, plots=plot_paths,
+        details=details, plots=plot_paths, verdict=metrics["verdict"],
     )
+    manifest["verdict"] = metrics["verdict"]
     manifest["wall_seconds"] = round(time.perf_counter() - t_start, 3)
     _write_json(run_dir / "manifest.json", manifest)
 
     clf = ClassicModel(estimator=estimator, classes=classes, features=features, img_size=img_size,
                        model=model_name, run_dir=run_dir)
     return ClassicResult(run_dir=run_dir, metrics=metrics, manifest=manifest, model=clf, skipped=skipped)
+
+
+def classic_verdict(metrics: dict[str, Any], y_held: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """The held-out accuracy against chance and the held-out split's majority class, as classification judges it.
+
+    The same :func:`pixlearn.tasks.classify.evaluate.classification_verdict` (baselines, margin, words), with advice a
+    classic model can follow. Returns :meth:`~pixlearn.engine.verdict.Verdict.to_dict` (``metrics.json["verdict"]``).
+
+    Examples
+    --------
+    >>> v = classic_verdict({"split": "holdout", "accuracy": 0.5, "n": 4}, np.array([0, 0, 0, 1]), ["a", "b"])
+    >>> v["beats"], [b["name"] for b in v["baselines"]]
+    (False, ["the majority class 'a'", 'chance'])
+    >>> "--features" in v["sentence"]
+    True
+    """
+    import dataclasses
+
+    from pixlearn.tasks.classify.evaluate import SplitEvaluation, classification_verdict
+
+    ev = SplitEvaluation(str(metrics["split"]), "", {"accuracy": metrics.get("accuracy"), "n": metrics.get("n", int(len(y_held)))},
+                         np.asarray(y_held, np.int64), np.zeros((len(y_held), len(classes))), [])
+    return dataclasses.replace(classification_verdict(ev, classes), advice=CLASSIC_ADVICE).to_dict()
 
 
 def _pixlearn_version() -> str:

@@ -67,6 +67,9 @@ def classic(
         emit(result.metrics, format)
     else:
         emit(_summary(result.metrics), format)
+    verdict = result.metrics.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("sentence"):  # against chance and the majority class, in words
+        sys.stderr.write(f"{verdict['sentence']}\n")
     sys.stderr.write(f"run folder: {result.run_dir}\n")
 
 

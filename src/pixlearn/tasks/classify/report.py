@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pixlearn.engine.report import _CSS, _fmt
+from pixlearn.engine.report import _CSS, _EXTRA_CSS, _fmt, verdict_html
 
 __all__ = ["write_classification_report", "HEADLINE_METRICS"]
 
@@ -28,8 +28,9 @@ def write_classification_report(
     title: str,
     details: Mapping[str, Any] | None = None,
     plots: Sequence[str | os.PathLike[str]] = (),
+    verdict: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a self-contained HTML report: headline numbers, per-class table, plots inline.
+    """Write a self-contained HTML report: the verdict against the baselines, headline numbers, per-class table, plots inline.
 
     Parameters
     ----------
@@ -44,6 +45,8 @@ def write_classification_report(
         Extra key/value rows shown above the numbers (model, features, data...).
     plots : sequence of paths
         PNG files embedded as base64 (missing files are skipped).
+    verdict : mapping, optional
+        :meth:`pixlearn.engine.verdict.Verdict.to_dict`: the model against its baselines, shown first, in words.
 
     Returns
     -------
@@ -62,9 +65,11 @@ def write_classification_report(
     split = metrics.get("split", "unknown")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if verdict:
+        parts += verdict_html(verdict)
     if details:
         parts.append("<table>")
         parts += [f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in details.items()]
