@@ -23,7 +23,11 @@ other on the same machine:
   script checks the backbone tensors against the file), the same 128 training images, batch 2, random
   horizontal flip, SGD lr 0.005 momentum 0.9 weight decay 5e-4, the tutorial's linear warm-up over the first
   epoch (factor 1/1000, at most 1000 steps) and StepLR (step 3 epochs, gamma 0.1), for the same wall budget
-  (the loop stops before a step that would not fit).
+  (the loop stops before a step that would not fit). Two choices keep the peer from losing for reasons outside
+  the loop: the backbone's BatchNorm stays as loaded (torchvision's FrozenBatchNorm2d convention for pretrained
+  detection backbones; ``--peer-bn train`` lets batches of 2 update it), and each photo is resized once the way
+  pixlearn's predictor resizes it (longer side to the spec's ``img_size``, antialiased), so the peer trains on the
+  pixels it is scored on.
 
 Both are scored by the same code on the same 32 held-out images: each model's ``Detector.predict`` (score
 threshold 0.001, at most 100 detections per image, class-wise NMS 0.5) into pixlearn's
@@ -251,21 +255,41 @@ def backbone_check(model: Any, weights_file: Path) -> dict[str, Any]:
 
 
 class _TrainSet:
-    """The tutorial's dataset: (image float [0, 1] CHW, target dict with 1-based labels), random horizontal flip."""
+    """The tutorial's dataset: (image float [0, 1] CHW, target dict with 1-based labels), random horizontal flip.
 
-    def __init__(self, images: Sequence[np.ndarray], truths: Sequence[Any], *, masks: bool = False) -> None:
+    With ``img_size``, each image is resized once the way pixlearn's predictor resizes it (``letterbox``: longer side
+    to ``img_size``, antialiased; without its padding), so the peer trains on the pixels it is scored on (the network's
+    own transform would make the same resize, without antialiasing).
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], truths: Sequence[Any], *, img_size: int | None = None, masks: bool = False) -> None:
         import torch
+        import torch.nn.functional as F
         from torchvision import tv_tensors
         from torchvision.transforms import v2
 
         self.items = []
         for img, t in zip(images, truths):
             h, w = img.shape[:2]
-            target = {"boxes": tv_tensors.BoundingBoxes(torch.as_tensor(t.boxes), format="XYXY", canvas_size=(h, w)),
+            x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+            boxes = torch.as_tensor(t.boxes)
+            inst = None if not masks or t.masks is None else torch.as_tensor(t.masks, dtype=torch.uint8)
+            if img_size:
+                from pixlearn.tasks.detect.model import letterbox
+
+                padded, scale = letterbox(img, img_size)
+                h, w = max(1, round(h * scale)), max(1, round(w * scale))
+                x = padded[:, :h, :w].contiguous()
+                boxes = boxes * scale
+                if inst is not None and len(inst):
+                    inst = (F.interpolate(inst[None].float(), size=(h, w), mode="nearest")[0] > 0.5).to(torch.uint8)
+                elif inst is not None:
+                    inst = torch.zeros((0, h, w), dtype=torch.uint8)
+            target = {"boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(h, w)),
                       "labels": torch.as_tensor(t.labels + 1, dtype=torch.int64)}
-            if masks and t.masks is not None:
-                target["masks"] = tv_tensors.Mask(torch.as_tensor(t.masks, dtype=torch.uint8))
-            self.items.append((tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)), target))
+            if inst is not None:
+                target["masks"] = tv_tensors.Mask(inst)
+            self.items.append((tv_tensors.Image(x), target))
         self.transform = v2.Compose([v2.RandomHorizontalFlip(0.5), v2.ToDtype(torch.float, scale=True), v2.ToPureTensor()])
 
     def __len__(self) -> int:
@@ -276,19 +300,44 @@ class _TrainSet:
         return img, target
 
 
+def freeze_backbone_bn(model: Any) -> int:
+    """torchvision's convention for a pretrained detection backbone (FrozenBatchNorm2d): BatchNorm statistics and affine
+    parameters of the backbone body fixed. Returns how many layers it froze; call again after ``model.train()``."""
+    from torch import nn
+
+    body = getattr(getattr(model, "backbone", None), "body", None)
+    if body is None:
+        return 0
+    n = 0
+    for m in body.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+            n += 1
+    return n
+
+
 def train_reference(model: Any, images: Sequence[np.ndarray], truths: Sequence[Any], *, seconds: float, seed: int = 0,
-                    masks: bool = False) -> dict[str, Any]:
-    """The torchvision detection tutorial's loop (batch 2, SGD 0.005/0.9/5e-4, warm-up, StepLR 3/0.1) for ``seconds`` of wall time."""
+                    masks: bool = False, img_size: int | None = None, bn: str = "frozen") -> dict[str, Any]:
+    """The torchvision detection tutorial's loop (batch 2, SGD 0.005/0.9/5e-4, warm-up, StepLR 3/0.1) for ``seconds`` of wall time.
+
+    ``bn="frozen"`` keeps the backbone's BatchNorm as loaded (torchvision's FrozenBatchNorm2d convention for pretrained
+    detection backbones); ``"train"`` lets batches of 2 update it.
+    """
     import torch
 
     torch.manual_seed(seed)
-    data = _TrainSet(images, truths, masks=masks)
+    data = _TrainSet(images, truths, img_size=img_size, masks=masks)
     loader = torch.utils.data.DataLoader(data, batch_size=2, shuffle=True, collate_fn=lambda b: tuple(zip(*b)),
                                          generator=torch.Generator().manual_seed(seed))
+    frozen_bn = freeze_backbone_bn(model) if bn == "frozen" else 0
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.005, momentum=0.9, weight_decay=0.0005)
     lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.1)
     model.train()
+    if bn == "frozen":
+        freeze_backbone_bn(model)
     steps, epoch, last_step, stop, losses = 0, 0, 0.0, False, []
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -327,7 +376,8 @@ def train_reference(model: Any, images: Sequence[np.ndarray], truths: Sequence[A
     load1 = os.getloadavg()
     model.eval()
     return {"steps": steps, "epochs": round(steps / max(len(loader), 1), 2), "full_epochs": epoch, "fit_seconds": round(fit, 1),
-            "steps_per_epoch": len(loader), "final_lr": optimizer.param_groups[0]["lr"],
+            "steps_per_epoch": len(loader), "backbone_bn": f"{bn} ({frozen_bn} layers frozen)" if bn == "frozen" else bn,
+            "trainable_parameters": sum(p.numel() for p in params), "final_lr": optimizer.param_groups[0]["lr"],
             "loss_first": round(losses[0], 4) if losses else None, "loss_last10": round(float(np.mean(losses[-10:])), 4) if losses else None,
             "load_average_before": [round(v, 2) for v in load0], "load_average_after": [round(v, 2) for v in load1]}
 
@@ -366,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the 128/32 split and of the peer's shuffling")
     ap.add_argument("--limit", type=int, default=None, help="smoke test: only the first N training and N held-out images")
     ap.add_argument("--skip-peer", action="store_true", help="train and score pixlearn only")
+    ap.add_argument("--peer-bn", choices=("frozen", "train"), default="frozen",
+                    help="the peer's backbone BatchNorm: frozen as loaded (torchvision's convention for pretrained detection backbones) or trained")
     ap.add_argument("--out", type=Path, default=None, help="scratch folder (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "detect_raccoon.json")
     args = ap.parse_args(argv)
@@ -408,7 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         tnames, timages, ttruths = load_truth(train_dir)
         model, check = build_peer(spec, tnames, args.weights)
         print(f"  backbone tensors equal to the ImageNet file: {check}", file=sys.stderr)
-        peer = {"model_spec": spec, "backbone_check": check, "train": train_reference(model, timages, ttruths, seconds=args.minutes * 60, seed=args.seed)}
+        peer = {"model_spec": spec, "backbone_check": check,
+                "train": train_reference(model, timages, ttruths, seconds=args.minutes * 60, seed=args.seed,
+                                         img_size=int(model.pixlearn_detect_spec["img_size"]), bn=args.peer_bn)}
         peer["heldout"] = score(peer_detector(model, tnames), images, truths, names)
         print(f"  {peer['train']['steps']} steps ({peer['train']['epochs']} epochs); held-out mAP50 {_fmt(peer['heldout'].get('map50'))}, "
               f"mAP50:95 {_fmt(peer['heldout'].get('map'))}", file=sys.stderr)

@@ -1,0 +1,183 @@
+"""Instance segmentation on person_drone with a time budget: box AP and mask AP on valid/, with and without tiling, CPU.
+
+Usage: python benchmarks/bench_detect_person_drone.py [--minutes 5] [--data ../shared/datasets/person_drone]
+                                                      [--weights ../shared/weights] [--tile 320] [--overlap 0.25]
+                                                      [--variants default,tiled_train] [--limit N]
+                                                      [--out DIR] [--json benchmarks/results/detect_person_drone.json]
+
+person_drone is a Roboflow COCO export of people seen from a drone (640x640 frames, polygon masks): ``train/``
+85 images, ``valid/`` 24. Every training sees ``train/`` only (a copy of it when ``--limit`` is given) and is the
+command a user types, run from a scratch folder with ``PIXLEARN_WEIGHTS`` set to the shared weights folder:
+
+* ``default``: ``pixlearn train detect --data <train> --minutes 5`` -- polygons in the data, so the run picks
+  Mask R-CNN by itself (the script records which architecture it chose);
+* ``tiled_train``: the same with tiled training (``--tile T`` with the ``--tile-overlap`` of ``--overlap``;
+  only when ``pixlearn train detect --help`` offers ``--tile``, otherwise recorded as not available).
+
+Each trained run is then scored on all of ``valid/`` by the same code, twice: on whole images
+(``load_run_detector(RUN).predict``) and tiled (``pixlearn.tasks.detect.tiles.TiledDetector(detector, tile=T,
+overlap=O)``: SAHI-style slices, predictions merged), both with score threshold 0.001 and at most 100 detections per
+image, into pixlearn's ``DetectionEvaluator(masks=True)`` (pycocotools' numbers): box AP, AP50, AP small / medium /
+large, mask AP and mask AP50. Small objects are few here (most people are 32-96 px: COCO's "medium"), so the
+small-object AP rests on a handful of objects; the script prints how many of each size valid/ holds. The machine
+may be shared: load averages before and after each training are recorded. ``--minutes 0.2 --limit 6`` is a smoke
+test. Results go to ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import print_table  # noqa: E402
+from bench_detect_raccoon import cli_eval, load_truth, machine_info, pixlearn_cmd, score, train_cli  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+KEYS = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "mask_map", "mask_map50", "mask_map75")
+
+
+def limited_copy(folder: Path, dest: Path, n: int) -> Path:
+    """A COCO folder with the first ``n`` images of ``folder`` (sorted by file name) and their annotations."""
+    ann_file = folder / "_annotations.coco.json"
+    doc = json.loads(ann_file.read_text())
+    images = sorted(doc["images"], key=lambda im: im["file_name"])[:n]
+    keep = {im["id"] for im in images}
+    dest.mkdir(parents=True, exist_ok=True)
+    for im in images:
+        shutil.copyfile(folder / im["file_name"], dest / im["file_name"])
+    doc["images"] = images
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
+    (dest / ann_file.name).write_text(json.dumps(doc))
+    return dest
+
+
+def size_counts(truths: list[Any]) -> dict[str, int]:
+    """How many ground-truth objects are COCO small (< 32^2 px), medium and large, by box area and by mask area."""
+    out = {"small_by_box": 0, "medium_by_box": 0, "large_by_box": 0, "small_by_mask": 0, "medium_by_mask": 0, "large_by_mask": 0}
+    for t in truths:
+        b = t.boxes
+        areas = {"box": (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])}
+        if t.masks is not None:
+            areas["mask"] = t.masks.reshape(len(t.masks), -1).sum(1).astype(np.float64)
+        for kind, a in areas.items():
+            out[f"small_by_{kind}"] += int((a < 32**2).sum())
+            out[f"medium_by_{kind}"] += int(((a >= 32**2) & (a < 96**2)).sum())
+            out[f"large_by_{kind}"] += int((a >= 96**2).sum())
+    return out
+
+
+def train_help_has(option: str) -> bool:
+    proc = subprocess.run([*pixlearn_cmd(), "train", "detect", "--help"], capture_output=True, text=True,
+                          env=dict(os.environ, COLUMNS="200"))
+    return option in proc.stdout
+
+
+def _fmt(v: Any) -> str:
+    return "-" if not isinstance(v, (int, float)) or v < 0 else f"{v:.4f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=SHARED / "datasets" / "person_drone", help="train/ + valid/ (COCO, polygons)")
+    ap.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder for PIXLEARN_WEIGHTS")
+    ap.add_argument("--minutes", type=float, default=5.0, help="--minutes of each training")
+    ap.add_argument("--variants", default="default,tiled_train", help="comma-separated, of default, tiled_train")
+    ap.add_argument("--tile", type=int, default=320, help="tile side in pixels (tiled inference and tiled training)")
+    ap.add_argument("--overlap", type=float, default=0.25, help="tile overlap, a fraction of the tile side")
+    ap.add_argument("--extra", action="append", default=[], help="one more argument for every training command (repeatable)")
+    ap.add_argument("--limit", type=int, default=None, help="smoke test: the first N images of train/ and of valid/")
+    ap.add_argument("--out", type=Path, default=None, help="scratch folder (default: a temporary folder)")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "detect_person_drone.json")
+    args = ap.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in ("default", "tiled_train")]
+    if bad:
+        ap.error(f"unknown variant(s) {bad}; choose from default, tiled_train")
+    train_src, valid_src = args.data / "train", args.data / "valid"
+    if not (train_src / "_annotations.coco.json").is_file() or not (valid_src / "_annotations.coco.json").is_file():
+        raise SystemExit(f"{args.data}: needs train/ and valid/ with _annotations.coco.json; give person_drone with --data")
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench_detect_person_drone_"))
+    train_dir, valid_dir = train_src.resolve(), valid_src.resolve()
+    if args.limit:
+        train_dir = limited_copy(train_src, out / "train", args.limit)
+        valid_dir = limited_copy(valid_src, out / "valid", args.limit)
+    env = dict(os.environ, PIXLEARN_WEIGHTS=str(args.weights.resolve()))
+    names, images, truths = load_truth(valid_dir, masks=True)
+    counts = size_counts(truths)
+    print(f"valid/: {len(images)} images, {sum(len(t) for t in truths)} objects, sizes {counts}; load average {os.getloadavg()[0]:.2f}",
+          file=sys.stderr)
+    results: dict[str, Any] = {"machine": machine_info(), "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                               "train": str(train_dir), "scored_on": f"{valid_dir} ({len(images)} images)", "valid_object_sizes": counts,
+                               "scoring": "Detector.predict(score=0.001, iou=0.5, max_detections=100) into DetectionEvaluator(masks=True)",
+                               "runs": {}}
+
+    from pixlearn.tasks.detect.model import load_run_detector
+    from pixlearn.tasks.detect.tiles import TiledDetector
+
+    tiled_train_ok = "tiled_train" in variants and train_help_has("--tile")
+    rows = []
+    for variant in variants:
+        extra = list(args.extra)
+        if variant == "tiled_train":
+            if not tiled_train_ok:
+                results["runs"][variant] = {"skipped": "pixlearn train detect --help offers no --tile option"}
+                print("tiled_train: skipped (train detect has no --tile option)", file=sys.stderr)
+                continue
+            extra += ["--tile", str(args.tile)]
+            if train_help_has("--tile-overlap"):
+                extra += ["--tile-overlap", f"{args.overlap:g}"]
+        print(f"{variant}: training for {args.minutes:g} min ...", file=sys.stderr)
+        run = train_cli(["--data", str(train_dir), "--minutes", f"{args.minutes:g}", *extra], out / variant, env)
+        for ln in run["stderr_head"][:12]:
+            print(f"    {ln}", file=sys.stderr)
+        detector = load_run_detector(Path(run["run_dir"]))
+        with_masks = bool(getattr(detector, "masks", False))
+        run["arch"] = (run.get("spec") or {}).get("arch")
+        run["scores"] = {
+            "whole": score(detector, images, truths, names, masks=with_masks),
+            "tiled": score(TiledDetector(detector, tile=args.tile, overlap=args.overlap), images, truths, names, masks=with_masks),
+        }
+        run["cli_eval"] = cli_eval(Path(run["run_dir"]), valid_dir, env)
+        results["runs"][variant] = run
+        prog = run["progress"]
+        for how, s in run["scores"].items():
+            rows.append({"training": variant, "arch": run["arch"], "inference": how if how == "whole" else f"tiled {args.tile}/{args.overlap:g}",
+                         "box_AP": _fmt(s.get("map")), "AP50": _fmt(s.get("map50")), "AP_small": _fmt(s.get("map_small")),
+                         "AP_medium": _fmt(s.get("map_medium")), "AP_large": _fmt(s.get("map_large")), "mask_AP": _fmt(s.get("mask_map")),
+                         "mask_AP50": _fmt(s.get("mask_map50")), "s/img": s.get("predict_seconds_per_image"),
+                         "steps": prog.get("steps", "-"), "epochs": prog.get("epochs", "-"), "load": f"{run['load_average_before'][0]}->{run['load_average_after'][0]}"})
+            print(f"  {how}: box AP {_fmt(s.get('map'))}, AP small {_fmt(s.get('map_small'))}, mask AP {_fmt(s.get('mask_map'))}", file=sys.stderr)
+
+    summary: dict[str, Any] = {}
+    for variant, run in results["runs"].items():
+        if "scores" not in run:
+            continue
+        w, t = run["scores"]["whole"], run["scores"]["tiled"]
+        summary[variant] = {f"{how}_{k}": s.get(k) for how, s in (("whole", w), ("tiled", t)) for k in KEYS if k in s}
+        summary[variant]["tiling_changes_small_ap_by"] = (t.get("map_small") - w.get("map_small")
+                                                           if isinstance(t.get("map_small"), (int, float)) and isinstance(w.get("map_small"), (int, float))
+                                                           and t.get("map_small") >= 0 and w.get("map_small") >= 0 else None)
+    results["summary"] = summary
+    if rows:
+        print_table(rows)
+    print(json.dumps(summary, indent=1, default=str), file=sys.stderr)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"results: {args.json}; run folders: {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
