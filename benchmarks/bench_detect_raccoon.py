@@ -136,10 +136,8 @@ def score(detector: Any, images: Sequence[np.ndarray], truths: Sequence[Any], na
     for i in range(0, len(images), batch):
         preds = detector.predict(list(images[i:i + batch]), score=EVAL_SCORE, iou=EVAL_IOU, max_detections=EVAL_MAX)
         ev.update(list(preds), list(truths[i:i + batch]))
-    out = dict(ev.compute())
+    out = {k: v for k, v in ev.compute().items() if not k.endswith("pr_curves")}  # curves: in the run's own report
     out["predict_seconds_per_image"] = round((time.perf_counter() - t0) / max(len(images), 1), 3)
-    out["n_images"] = len(images)
-    out["n_objects"] = int(sum(len(t) for t in truths))
     return out
 
 
