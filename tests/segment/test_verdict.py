@@ -67,3 +67,37 @@ def test_segmentation_verdict_margin_and_missing_baselines():
     assert win.beats and win.sentence() == ("On the test split (n=6), mean IoU 0.800 beats the best classical segmenter, watershed (0.650), "
                                             "by +0.150.")
     assert segmentation_verdict({"split": "test", "mean_iou": 0.5}, []) is None
+
+
+def test_eval_of_a_run_scores_the_classical_segmenters_on_the_same_images_and_says_the_verdict(untrained_disc_run, binary_data,
+                                                                                               tmp_path, capsys):
+    run = untrained_disc_run.run_dir
+    code = main(["eval", str(run), "--data", str(binary_data), "--out", str(tmp_path / "e"), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    res = json.loads(out)
+    trained = untrained_disc_run.metrics
+    assert res["split"] == trained["split"] and res["n"] == trained["n"]  # the run's own held-out images
+    # fitted on the run's own training images and scored on the same held-out ones: the numbers of the training run's verdict
+    assert [(b["method"], b["mean_iou"]) for b in res["classic_baselines"]] == [(b["method"], b["mean_iou"]) for b in trained["classic_baselines"]]
+    assert all("the run's own training images" in b["fitted_on"] for b in res["classic_baselines"])
+    v = res["verdict"]
+    assert v["baselines"] == trained["verdict"]["baselines"] and v["beats"] is False
+    assert v["sentence"].startswith(f"Warning: on the {res['split']} split (n={res['n']}), mean IoU ")
+    assert v["sentence"] in err  # the CLI says it
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["verdict"] == v
+    page = (tmp_path / "e" / "report.html").read_text()
+    assert "class='verdict warning'" in page and "Classical baselines on the same images" in page
+
+
+def test_eval_on_other_data_without_a_train_split_fits_the_baselines_on_the_scored_images_and_says_so(untrained_disc_run, tmp_path):
+    from pixlearn.tasks.segment.evaluate import evaluate_segment_run
+    from tests.segment.conftest import make_binary_dataset
+
+    other = make_binary_dataset(tmp_path / "other", n=3, size=(32, 32), seed=5)
+    res = evaluate_segment_run(untrained_disc_run.run_dir, other, out=tmp_path / "e")
+    assert res["split"] == "all" and res["n"] == 3
+    assert res["classic_baselines"] and all("the scored images" in b["fitted_on"] for b in res["classic_baselines"])
+    assert res["verdict"]["split"] == "all" and res["verdict"]["n"] == 3
+    assert "fitted on the scored images themselves" in (tmp_path / "e" / "report.html").read_text()
+    assert "verdict" not in evaluate_segment_run(untrained_disc_run.run_dir, other, baselines=False)

@@ -60,6 +60,9 @@ def evaluate_segment(
             test_fraction = float(cfg.get("data", {}).get("test_fraction", test_fraction))
             seed = int(cfg.get("train", {}).get("seed", seed))
         sys.stderr.write(f"{Path(run).name} scored on: {res['source']}\n")
+        verdict = res.get("verdict")
+        if isinstance(verdict, dict) and verdict.get("sentence"):  # against the best classical segmenter, in words
+            sys.stderr.write(f"{verdict['sentence']}\n")
     for m in methods:
         res = evaluate_classic_segmentation(data, m, split="auto" if split == "auto" else split, val_fraction=val_fraction,
                                             test_fraction=test_fraction, seed=seed)

@@ -226,6 +226,20 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
+def _baseline_train(index: Any, by_split: dict[str | None, list[int]], paths: list[str], *, name: str, scored: Sequence[int],
+                    held: dict[str, Any]) -> tuple[list[int], str]:
+    """The images the classical baselines are fitted on when a run is scored on ``scored``, and where they come from."""
+    if name != "train" and by_split.get("train"):
+        return list(by_split["train"]), f"{index.root}: its train split"
+    files = held.get("files") or {}
+    if any(files.values()):
+        out = {str(p) for group in files.values() for p in group or ()}
+        train = [i for i, p in enumerate(paths) if p not in out]
+        if train:
+            return train, f"{index.root}: the run's own training images (not held out in its manifest)"
+    return list(scored), f"{index.root}: the scored images (no training images to fit them on)"
+
+
 def evaluate_segment_run(
     run: str | os.PathLike[str],
     data: str | os.PathLike[str],
@@ -234,8 +248,10 @@ def evaluate_segment_run(
     out: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     progress: bool | None = None,
+    baselines: bool = True,
 ) -> dict[str, Any]:
-    """Score a segmentation run folder's network on a mask dataset (``pixlearn eval RUN --data DIR``).
+    """Score a segmentation run folder's network on a mask dataset (``pixlearn eval RUN --data DIR``), beside the
+    classical segmenters on the same images.
 
     Parameters
     ----------
@@ -245,11 +261,16 @@ def evaluate_segment_run(
         test, else val split) as recorded in its manifest.
     out : path, optional
         Write ``metrics.json``, ``plots/overlays.png`` and ``report.html`` here.
+    baselines : bool, default True
+        Fit the classical segmenters (:func:`classic_baselines`) and score them on the same images, and judge the
+        network against the best of them (``verdict``, :func:`segmentation_verdict`). They are fitted on DIR's
+        train split, else, when DIR is the run's own data, on the images the run did not hold out, else on the
+        scored images themselves (said in ``fitted_on`` and a report note: a strict verdict).
 
     Returns
     -------
     dict
-        The scores with ``split``, ``n`` and ``source``.
+        The scores with ``split``, ``n`` and ``source``; ``classic_baselines`` and ``verdict`` with ``baselines``.
     """
     import json
 
@@ -294,6 +315,19 @@ def evaluate_segment_run(
     ev = evaluate_split(seg, index, idx, split=name, source=source, progress=progress)
     result = dict(ev.metrics)
     result.update(task="segment", run=str(run_dir), data=str(index.root))
+    notes: list[str] = []
+    if baselines:  # the classical segmenters on the same images, and the network's verdict against the best of them
+        fit_idx, fitted_on = _baseline_train(index, by_split, paths, name=name, scored=idx, held=held if same_data else {})
+        rows = classic_baselines(index, fit_idx, idx, split=name, classes=seg.classes)
+        for row in rows:
+            row["fitted_on"] = fitted_on
+        verdict = segmentation_verdict(ev.metrics, rows)
+        result["classic_baselines"] = rows
+        if verdict is not None:
+            result["verdict"] = verdict.to_dict()
+        if fit_idx == list(idx):
+            notes.append(f"The classical baselines were fitted on the scored images themselves ({fitted_on}): "
+                         "optimistic for them, so the verdict is a strict one.")
     if out is not None:
         from pixlearn.tasks.segment.plots import plot_overlays
         from pixlearn.tasks.segment.report import write_segment_report
@@ -308,5 +342,6 @@ def evaluate_segment_run(
             out_dir / "report.html", title=f"pixlearn eval: {run_dir.name} on {Path(index.root).name}", scores=[ev.metrics],
             splits=[{"split": name, "images": len(idx), "source": source, "used_for": "these scores"}],
             details={"run": str(run_dir.resolve()), "data": str(Path(index.root).resolve()), "seconds": round(ev.seconds, 2)}, plots=plots,
+            baselines=result.get("classic_baselines") or (), verdict=result.get("verdict"), notes=notes,
         )
     return result
