@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_detect_person_drone.py [--minutes 5] [--data ../shared/datasets/person_drone]
                                                       [--weights ../shared/weights] [--tile 320] [--overlap 0.25]
-                                                      [--variants default,tiled_train] [--limit N]
+                                                      [--variants auto] [--limit N]
                                                       [--out DIR] [--json benchmarks/results/detect_person_drone.json]
 
 person_drone is a Roboflow COCO export of people seen from a drone (640x640 frames, polygon masks): ``train/``
@@ -10,9 +10,12 @@ person_drone is a Roboflow COCO export of people seen from a drone (640x640 fram
 command a user types, run from a scratch folder with ``PIXLEARN_WEIGHTS`` set to the shared weights folder:
 
 * ``default``: ``pixlearn train detect --data <train> --minutes 5`` -- polygons in the data, so the run picks
-  Mask R-CNN by itself (the script records which architecture it chose);
-* ``tiled_train``: the same with tiled training (``--tile T`` with the ``--tile-overlap`` of ``--overlap``;
-  only when ``pixlearn train detect --help`` offers ``--tile``, otherwise recorded as not available).
+  Mask R-CNN by itself, and decides by itself whether to train on tiles (the script records both choices);
+* ``no_tile``: the same with ``--tile 0`` (whole images); ``tiled_train``: the same with ``--tile T --tile-overlap O``
+  (tiled training; both only when ``pixlearn train detect --help`` offers ``--tile``).
+
+``--variants auto`` (the default) runs ``default`` and then whichever of ``no_tile`` / ``tiled_train`` the default
+did not do, so tiled and untiled training are both measured at the same budget.
 
 Each trained run is then scored on all of ``valid/`` by the same code, twice: on whole images
 (``load_run_detector(RUN).predict``) and tiled (``pixlearn.tasks.detect.tiles.TiledDetector(detector, tile=T,
@@ -79,6 +82,25 @@ def size_counts(truths: list[Any]) -> dict[str, int]:
     return out
 
 
+def run_tile(run: Path) -> int | None:
+    """The tile side a run trained on (its resolved ``config.yaml``'s ``data.tile``, else its manifest's), None when untiled."""
+    import yaml
+
+    tile = None
+    try:
+        tile = ((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}).get("tile")
+    except (OSError, yaml.YAMLError):
+        pass
+    if tile is None:
+        try:
+            manifest = json.loads((run / "manifest.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            manifest = {}
+        t = manifest.get("tiling") or manifest.get("tile")
+        tile = t.get("tile") if isinstance(t, dict) else t
+    return int(tile) if isinstance(tile, (int, float)) and tile > 0 else None
+
+
 def train_help_has(option: str) -> bool:
     proc = subprocess.run([*pixlearn_cmd(), "train", "detect", "--help"], capture_output=True, text=True,
                           env=dict(os.environ, COLUMNS="200"))
@@ -94,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=SHARED / "datasets" / "person_drone", help="train/ + valid/ (COCO, polygons)")
     ap.add_argument("--weights", type=Path, default=SHARED / "weights", help="folder for PIXLEARN_WEIGHTS")
     ap.add_argument("--minutes", type=float, default=5.0, help="--minutes of each training")
-    ap.add_argument("--variants", default="default,tiled_train", help="comma-separated, of default, tiled_train")
+    ap.add_argument("--variants", default="auto", help="auto (default, then the other of no_tile / tiled_train), or comma-separated of "
+                                                       "default, no_tile, tiled_train")
     ap.add_argument("--tile", type=int, default=320, help="tile side in pixels (tiled inference and tiled training)")
     ap.add_argument("--overlap", type=float, default=0.25, help="tile overlap, a fraction of the tile side")
     ap.add_argument("--extra", action="append", default=[], help="one more argument for every training command (repeatable)")
@@ -103,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "detect_person_drone.json")
     args = ap.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    bad = [v for v in variants if v not in ("default", "tiled_train")]
+    bad = [v for v in variants if v not in ("default", "no_tile", "tiled_train")] if variants != ["auto"] else []
     if bad:
-        ap.error(f"unknown variant(s) {bad}; choose from default, tiled_train")
+        ap.error(f"unknown variant(s) {bad}; choose auto or from default, no_tile, tiled_train")
     train_src, valid_src = args.data / "train", args.data / "valid"
     if not (train_src / "_annotations.coco.json").is_file() or not (valid_src / "_annotations.coco.json").is_file():
         raise SystemExit(f"{args.data}: needs train/ and valid/ with _annotations.coco.json; give person_drone with --data")
@@ -128,22 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     from pixlearn.tasks.detect.model import load_run_detector
     from pixlearn.tasks.detect.tiles import TiledDetector
 
-    tiled_train_ok = "tiled_train" in variants and train_help_has("--tile")
+    has_tile = train_help_has("--tile")
     rows = []
-    for variant in variants:
+    queue = ["default"] if variants == ["auto"] else list(variants)
+    while queue:
+        variant = queue.pop(0)
         extra = list(args.extra)
-        if variant == "tiled_train":
-            if not tiled_train_ok:
+        if variant in ("tiled_train", "no_tile"):
+            if not has_tile:
                 results["runs"][variant] = {"skipped": "pixlearn train detect --help offers no --tile option"}
-                print("tiled_train: skipped (train detect has no --tile option)", file=sys.stderr)
+                print(f"{variant}: skipped (train detect has no --tile option)", file=sys.stderr)
                 continue
-            extra += ["--tile", str(args.tile)]
-            if train_help_has("--tile-overlap"):
+            extra += ["--tile", str(args.tile) if variant == "tiled_train" else "0"]
+            if variant == "tiled_train" and train_help_has("--tile-overlap"):
                 extra += ["--tile-overlap", f"{args.overlap:g}"]
         print(f"{variant}: training for {args.minutes:g} min ...", file=sys.stderr)
         run = train_cli(["--data", str(train_dir), "--minutes", f"{args.minutes:g}", *extra], out / variant, env)
         for ln in run["stderr_head"][:12]:
             print(f"    {ln}", file=sys.stderr)
+        run["train_tile"] = run_tile(Path(run["run_dir"]))
+        if variants == ["auto"] and variant == "default" and has_tile:
+            queue.append("no_tile" if run["train_tile"] else "tiled_train")  # the other way of training, for the comparison
         detector = load_run_detector(Path(run["run_dir"]))
         with_masks = bool(getattr(detector, "masks", False))
         run["arch"] = (run.get("spec") or {}).get("arch")
@@ -155,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         results["runs"][variant] = run
         prog = run["progress"]
         for how, s in run["scores"].items():
-            rows.append({"training": variant, "arch": run["arch"], "inference": how if how == "whole" else f"tiled {args.tile}/{args.overlap:g}",
+            rows.append({"training": f"{variant} (tile {run['train_tile'] or 'off'})", "arch": run["arch"], "inference": how if how == "whole" else f"tiled {args.tile}/{args.overlap:g}",
                          "box_AP": _fmt(s.get("map")), "AP50": _fmt(s.get("map50")), "AP_small": _fmt(s.get("map_small")),
                          "AP_medium": _fmt(s.get("map_medium")), "AP_large": _fmt(s.get("map_large")), "mask_AP": _fmt(s.get("mask_map")),
                          "mask_AP50": _fmt(s.get("mask_map50")), "mask_AP_small": _fmt(s.get("mask_map_small")), "s/img": s.get("predict_seconds_per_image"),
