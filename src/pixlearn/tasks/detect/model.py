@@ -415,7 +415,7 @@ def letterbox(image: np.ndarray, size: int) -> tuple[torch.Tensor, float]:
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).unsqueeze(0)
+    x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255).unsqueeze(0)
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1)
     out = torch.zeros((3, size, size))
