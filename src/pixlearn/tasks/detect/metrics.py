@@ -142,11 +142,12 @@ class DetectionEvaluator:
     records : list of dict
         One per image, in :meth:`update` order: ``index``, ``name``, ``image_size`` (H, W), ``truths`` (non-crowd
         objects), ``detections`` (at or above the score threshold), ``true_positives``, ``misses`` (truths not
-        found with their class: ``box``, ``label``, ``class_name``, ``area``, ``kind`` -- "missed" or "class" when a
-        detection of another class took it --, ``predicted_as``, ``best_iou`` with a same-class detection at or above
-        the threshold, ``best_score`` of any same-class detection at IoU >= the threshold, even below the score
-        threshold, or None), ``false_positives`` (``box``, ``score``, ``label``, ``class_name``, ``kind`` --
-        "background" or "class" --, ``true_class`` for the latter, ``iou``) and ``ignored`` (inside crowd regions).
+        found with their class: ``box``, ``truth_index`` (into the image's truth), ``label``, ``class_name``,
+        ``area``, ``kind`` -- "missed", or "class" when a detection of another class took it --, ``predicted_as``,
+        ``best_iou`` with a same-class detection at or above the threshold, ``best_score`` of any same-class
+        detection at IoU >= the threshold, even below the score threshold, or None), ``false_positives`` (``box``,
+        ``score``, ``label``, ``class_name``, ``kind`` -- "background" or "class" --, ``true_class`` for the
+        latter, ``iou``) and ``ignored`` (inside crowd regions).
     """
 
     def __init__(self, class_names: Sequence[str], *, masks: bool = False, score_threshold: float = 0.25,
@@ -303,7 +304,7 @@ class DetectionEvaluator:
             found = same_class & (iou_all[:, real[g]] >= thr) if len(im.dt_labels) else np.zeros(0, bool)
             above_same = same_class[above]
             misses.append({
-                "box": _box_row(im.gt_boxes[real[g]]), "label": t, "class_name": self.class_names[t],
+                "box": _box_row(im.gt_boxes[real[g]]), "truth_index": int(real[g]), "label": t, "class_name": self.class_names[t],
                 "area": round(float(im.gt_area[real[g]]), 1), "kind": "missed" if d is None else "class",
                 "predicted_as": None if d is None else self.class_names[p],
                 "best_iou": round(float(iou[above_same, g].max()), 4) if above_same.any() else 0.0,
