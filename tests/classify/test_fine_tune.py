@@ -63,7 +63,7 @@ class Steps(L.Callback):
         backbone, _ = split_parameters(model)
         bns = [m.training for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
         self.rows.append({"trainable": all(p.requires_grad for _, p in backbone), "bn_train": any(bns),
-                          "stem": model.state_dict()[STEM].clone()})
+                          "stem": model.state_dict()[STEM].clone(), "epoch": trainer.current_epoch + 1})
 
 
 def _config(run: Path) -> dict:
@@ -130,6 +130,23 @@ def test_head_only_for_the_first_share_of_the_budget_then_unfrozen(data_dir, tmp
     assert all(torch.equal(r["stem"], start) for r in rows[:2])
     assert not rows[0]["bn_train"] and not rows[1]["bn_train"]
     assert not torch.equal(rows[-1]["stem"], start)  # trained after the unfreezing
+
+
+def test_metrics_csv_says_how_much_of_each_epoch_the_backbone_was_frozen_under_a_time_budget(data_dir, tmp_path, monkeypatch):
+    import csv
+
+    clock = FakeClock(10.0)  # every step costs 10 s of fake time; the budget is 60 s, its first 40 % head-only
+    monkeypatch.setattr("pixlearn.engine.budget.monotonic", clock)
+    w = _weights(tmp_path / "w.safetensors")
+    steps = Steps()
+    res = train_classifier(data_dir, out=tmp_path / "ft", epochs=3, minutes=1.0, weights=str(w), freeze_fraction=0.4, batch=8,
+                           callbacks=[Tick(clock), steps], **{k: v for k, v in FAST.items() if k != "batch"})
+    epochs = sorted({r["epoch"] for r in steps.rows})
+    want = [sum(not r["trainable"] for r in steps.rows if r["epoch"] == e) / sum(r["epoch"] == e for r in steps.rows) for e in epochs]
+    assert 0.0 < want[0] < 1.0 and want[1:] == [0.0] * (len(want) - 1)  # unfrozen inside epoch 1 (its 3rd step)
+    assert [r["backbone_frozen"] for r in res.history] == pytest.approx(want)
+    with open(res.run_dir / "metrics.csv", newline="") as fh:
+        assert [float(r["backbone_frozen"]) for r in csv.DictReader(fh)] == pytest.approx(want)
 
 
 def test_batchnorm_trains_at_batch_16_and_stays_frozen_below(data_dir, tmp_path):

@@ -76,10 +76,29 @@ def _value(metrics: dict[str, Any], key: str) -> float | None:
     return None if math.isnan(v) else v
 
 
+def _backbone_parameters(pl_module: Any) -> list[torch.nn.Parameter] | None:
+    """The parameters outside the classifier head of the module's task model (None: no task model, or no backbone)."""
+    from pixlearn._core.errors import ConfigError
+    from pixlearn.models.freeze import split_parameters
+
+    model = getattr(getattr(pl_module, "task", None), "model", None)
+    if model is None:
+        return None
+    try:
+        backbone, _ = split_parameters(model)
+    except ConfigError:
+        return None
+    return [p for _, p in backbone] or None
+
+
 class EpochMetrics(L.Callback):
     """Keeps one row per epoch (losses, val metrics, lr, timings) and rewrites ``metrics.csv`` each epoch.
 
-    The rows travel in checkpoints, so a resumed run's CSV holds exactly the epochs it resumed from.
+    ``backbone_frozen`` is what really happened in the epoch: the share of its training steps taken with the
+    backbone frozen (1.0 the whole epoch, 0.0 none, in between for the epoch in which a head-only share of the run
+    or of the time budget ended), read from the model after every step; ``freeze_epochs`` only stands in for a
+    model without a backbone/head split. The rows travel in checkpoints, so a resumed run's CSV holds exactly the
+    epochs it resumed from.
     """
 
     def __init__(self, path: Path, *, n_train: int, freeze_epochs: int = 0, columns: tuple[str, ...] = METRIC_COLUMNS) -> None:
@@ -89,10 +108,29 @@ class EpochMetrics(L.Callback):
         self.freeze_epochs = int(freeze_epochs)
         self.rows: list[dict[str, Any]] = []
         self._t0 = self._t_val = 0.0
+        self._backbone: list[torch.nn.Parameter] | None = None
+        self._steps = self._frozen_steps = 0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._backbone = _backbone_parameters(pl_module)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
         self._t_val = 0.0
+        self._steps = self._frozen_steps = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._backbone is None:
+            return
+        self._steps += 1  # the step just taken: the engine froze or unfroze the backbone before it
+        self._frozen_steps += not any(p.requires_grad for p in self._backbone)
+
+    def _backbone_frozen(self, epoch: int) -> float | None:
+        """Share of this epoch's steps with the backbone frozen (without a backbone split: 1.0 for the ``freeze_epochs``
+        epochs, else 0.0; None for an epoch without a step)."""
+        if self._backbone is None:
+            return 1.0 if epoch <= self.freeze_epochs else 0.0
+        return round(self._frozen_steps / self._steps, 4) if self._steps else None
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not self._t_val:
@@ -112,7 +150,7 @@ class EpochMetrics(L.Callback):
             **{key: _value(m, key) for key in self.columns if key.startswith("val_")},
             "lr": lr,
             "backbone_lr": blr,
-            "backbone_frozen": epoch <= self.freeze_epochs,
+            "backbone_frozen": self._backbone_frozen(epoch),
             "epoch_seconds": round(now - self._t0, 4),
             "train_seconds": round(train_s, 4),
             "train_images_per_second": round(self.n_train / train_s, 2) if train_s > 0 else None,
