@@ -139,8 +139,9 @@ def test_the_report_names_the_split_beside_every_number(tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") == 7
 
 
-def _write_coco(root: Path) -> Path:
-    """The four scenes as a COCO dataset: a.png, b.png in train; c.png, d.png in val; RLE masks."""
+def _write_coco(root: Path, *, split: bool = True) -> Path:
+    """The four scenes as a COCO dataset: a.png, b.png in train; c.png, d.png in val (one unsplit file when not
+    ``split``); RLE masks."""
     from pixlearn import write_image
 
     root.mkdir(parents=True, exist_ok=True)
@@ -157,9 +158,12 @@ def _write_coco(root: Path) -> Path:
                 "id": 100 * i + len(part["annotations"]), "image_id": i, "category_id": int(lab) + 1, "iscrowd": 0,
                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "area": float(m.sum()),
                 "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
-    for split, part in files.items():
+    if not split:
+        files = {"": {"images": files["train"]["images"] + files["val"]["images"],
+                      "annotations": files["train"]["annotations"] + files["val"]["annotations"]}}
+    for name, part in files.items():
         part["categories"] = [{"id": k + 1, "name": n} for k, n in enumerate(CLASSES)]
-        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(part))
+        (root / "annotations" / f"instances{'_' + name if name else ''}.json").write_text(json.dumps(part))
     return root
 
 
@@ -211,3 +215,27 @@ def test_evaluate_detect_run_refuses_data_without_boxes(tmp_path: Path, blob_run
         write_image(tmp_path / "folder" / name, np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ConfigError, match="not boxes"):
         evaluate_detect_run(tmp_path / "run", tmp_path / "folder")
+
+
+def test_auto_scores_the_runs_own_held_out_images_of_its_training_data(tmp_path: Path, blob_runs) -> None:
+    from pixlearn.data.readers import read_dataset
+
+    data = _write_coco(tmp_path / "coco", split=False)
+    index = read_dataset(data)
+    assert {r.split for r in index.records} == {None}
+    run = tmp_path / "run"
+    run.mkdir()
+    held = [str(r.path) for r in index.records if r.path.name in ("b.png", "c.png")]
+    manifest = {"data": {"fingerprint": index.fingerprint(), "splits": {"files": {"val": [], "test": held}}}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    res = evaluate_detect_run(run, data, progress=False)
+    assert res["split"] == "test" and res["n"] == 2 and res["objects"] == 4  # b.png's three objects, c.png's one
+    assert "the run's own test images" in res["source"]
+    assert evaluate_detect_run(run, data, split="holdout")["n"] == 2
+    assert evaluate_detect_run(run, data, split="all")["n"] == 4
+
+    other = _write_coco(tmp_path / "other", split=False)  # the same images elsewhere: not the run's data
+    assert evaluate_detect_run(run, other)["split"] == "all"
+    (run / "manifest.json").write_text(json.dumps({"data": {"fingerprint": "0" * 64, "splits": {"files": {"test": held}}}}))
+    with pytest.raises(ConfigError, match="'holdout' is the run's own held-out images"):
+        evaluate_detect_run(run, data, split="holdout")

@@ -31,7 +31,7 @@ __all__ = ["DetectEvaluation", "evaluate_detector", "evaluate_detect_run", "data
 #: The score threshold detections are asked for when scoring: COCO's mAP sweeps every score, so keep (nearly) all.
 EVAL_SCORE = 0.001
 #: What ``--split`` may be for a detection run.
-DETECT_SPLITS = ("auto", "test", "val", "train", "all")
+DETECT_SPLITS = ("auto", "test", "val", "train", "holdout", "all")
 #: The longest side of the images kept for the report (they are drawn, not scored, at this size).
 _KEEP_SIDE = 800
 
@@ -315,18 +315,35 @@ def _choose_split(index: Any, split: str, manifest: dict[str, Any]) -> tuple[str
     same_data = bool(data) and data.get("fingerprint") == index.fingerprint()
     files = ((data.get("splits") or {}).get("files") or {}) if isinstance(data.get("splits"), dict) else {}
     root = index.root
+    held = [k for k in files if k != "val" and files.get(k)] + (["val"] if files.get("val") else [])
+
+    def own() -> tuple[str, list[int], str] | None:
+        """The run's own held-out images (its test, else val), as its manifest lists them."""
+        if not (same_data and held):
+            return None
+        wanted = set()
+        for p in files[held[0]]:  # recorded as the run read them: absolute, or relative to where it ran
+            wanted.add(str(Path(p).resolve()))
+            if not Path(p).is_absolute():
+                wanted.add(str((Path(root) / p).resolve()))
+        idx = [i for i, p in enumerate(paths) if p in wanted]
+        return (held[0], idx, f"{root}: the run's own {held[0]} images (from its manifest; never trained on)") if idx else None
+
     if split == "auto":
         if by_split.get("test"):
             return "test", by_split["test"], f"{root}: its test split"
-        held = [k for k in ("test", "val") if files.get(k)]
-        if same_data and held:
-            wanted = {str((Path(p) if Path(p).is_absolute() else Path(root) / p).resolve()) for p in files[held[0]]}
-            idx = [i for i, p in enumerate(paths) if p in wanted]
-            if idx:
-                return held[0], idx, f"{root}: the run's own {held[0]} images (from its manifest; never trained on)"
+        mine = own()
+        if mine is not None:
+            return mine
         if by_split.get("val"):
             return "val", by_split["val"], f"{root}: its val split"
         return "all", list(range(len(paths))), f"{root}: every image"
+    if split == "holdout":
+        mine = own()
+        if mine is None:
+            raise ConfigError(f"split 'holdout' is the run's own held-out images of its training data, but {root} is not that data "
+                              "(or the run's manifest lists none); choose --split test, val, train or all")
+        return mine
     if split == "all":
         return "all", list(range(len(paths))), f"{root}: every image"
     if not by_split.get(split):
@@ -367,9 +384,10 @@ def evaluate_detect_run(
         A detection run folder (or anything :func:`pixlearn.tasks.detect.predict.load_detector` opens).
     data : path
         An annotated dataset; its classes are matched to the detector's by name.
-    split : {"auto", "test", "val", "train", "all"}, default "auto"
+    split : {"auto", "test", "val", "train", "holdout", "all"}, default "auto"
         auto: DIR's test split if it has one; else, when DIR is the data the run was trained on, the run's own
-        held-out images (from its manifest); else DIR's val split; else every image.
+        held-out images (``holdout``: its test, else val images, from its manifest); else DIR's val split; else
+        every image.
     out : path, optional
         Write ``metrics.json``, ``plots/`` and ``report.html`` here.
     score_threshold : float, default 0.25
