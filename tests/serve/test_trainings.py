@@ -559,3 +559,66 @@ def test_a_job_fine_tunes_the_backbone_whose_weights_are_local(client, settings,
     assert 0.0 <= done["final"]["accuracy"] <= 1.0
     model = client.get(f"/v1/models/{done['model']}").json()
     assert model["architecture"] == "tf_efficientnet_lite0"
+
+
+def test_a_resumed_job_continues_its_clock_and_keeps_to_its_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job stopped after 60 s of its 3-minute budget and resumed: its progress continues from 60 s (not 0), and the
+    run is resumed with the 2 minutes left; a second resumption counts both earlier attempts. Fake clock and trainer."""
+    from types import SimpleNamespace
+
+    import pixlearn.tasks.classify.train as classify_train
+    from pixlearn.engine.runs import write_json
+    from pixlearn.serve.train_worker import run_job
+
+    now = [1000.0]
+    calls: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
+
+    def fake_train(data: Any = None, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        progress = kwargs["callbacks"][0]
+        seen.append(json.loads(progress.path.read_text()))  # before training starts
+        trainer = SimpleNamespace(max_epochs=10000, current_epoch=1, num_training_batches=4, callback_metrics={})
+        progress.on_train_start(trainer, None)
+        seen.append(dict(progress.state))
+        now[0] += 30.0  # 30 s of training in this attempt
+        progress.on_train_batch_end(trainer, None, {"loss": 0.5}, None, 1)
+        seen.append(dict(progress.state))
+        return SimpleNamespace(run_dir=Path(kwargs["resume"]), epochs_run=2, metrics={"accuracy": 0.75, "split": "holdout", "n": 4})
+
+    monkeypatch.setattr(classify_train, "train_classifier", fake_train)
+    job = tmp_path / "job"
+    (job / "run" / "checkpoints").mkdir(parents=True)
+    write_json(job / "job.json", {"data": str(tmp_path / "data"), "run_dir": str(job / "run"), "resume": True,
+                                  "options": {"minutes": 3.0, "architecture": "auto"}})
+    write_json(job / "progress.json", {"stage": "training", "epoch": 1, "fraction": 0.3333, "budget_s": 180.0, "elapsed_s": 60.0})
+
+    assert run_job(job, clock=lambda: now[0])["status"] == "succeeded"
+    assert calls[-1]["resume"] == job / "run" and calls[-1]["minutes"] == 2.0  # what is left of the job's budget
+    before, started, later = seen[-3:]
+    assert (before["elapsed_s"], before["fraction"]) == (60.0, 0.3333)  # the progress shown while it loads
+    assert (started["elapsed_s"], started["fraction"]) == (60.0, 0.3333)  # not back to 0
+    assert (later["elapsed_s"], later["fraction"]) == (90.0, 0.5)
+
+    progress = json.loads((job / "progress.json").read_text())
+    write_json(job / "progress.json", {**progress, "stage": "training"})  # stopped again, at 90 s
+    assert run_job(job, clock=lambda: now[0])["status"] == "succeeded"
+    assert calls[-1]["minutes"] == 1.5 and (seen[-1]["elapsed_s"], seen[-1]["fraction"]) == (120.0, 0.6667)
+
+
+def test_a_job_waiting_to_resume_keeps_its_progress(tmp_path: Path) -> None:
+    """A job a restart re-queued to resume shows the progress its earlier attempts made, not 0."""
+    from pixlearn.engine.runs import write_json
+
+    job_dir, run_dir = tmp_path / "job", tmp_path / "run"
+    job_dir.mkdir()
+    write_json(job_dir / "progress.json", {"stage": "training", "epoch": 1, "fraction": 0.3333, "budget_s": 180.0, "elapsed_s": 60.0})
+    row = {"id": "j1", "name": "n", "status": "queued", "resume": 1, "attempts": 1, "options": {"minutes": 3.0, "architecture": "auto"},
+           "job_dir": str(job_dir), "run_dir": str(run_dir), "history": None, "error": None, "model": None, "created": "c",
+           "started": "s", "finished": None, "dataset": {}, "final": None}
+    manager = object.__new__(JobManager)  # only the view of a row: no database, no dispatcher
+    manager.storage = tmp_path
+    waiting = manager._job(row)
+    assert (waiting["status"], waiting["progress"], waiting["elapsed_s"]) == ("queued", 0.3333, 60.0)
+    fresh = manager._job({**row, "resume": 0, "attempts": 0})  # a job that never ran
+    assert (fresh["progress"], fresh["elapsed_s"]) == (0.0, None)

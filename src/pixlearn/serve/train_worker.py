@@ -17,6 +17,10 @@ under a budget the clock's ``elapsed / budget`` --, latest metrics) and ends by 
 or ``{"status": "failed", "error": "<readable message>"}`` with exit code 1 (the message is also
 its last line on stderr). SIGTERM ends it at once (exit code 143).
 
+A resumed job (its worker was stopped, e.g. by a server restart) continues the job's clock: the seconds its earlier
+attempts spent (``progress.json``'s ``elapsed_s``, see :func:`spent_seconds`) count in its progress, and the run is
+resumed with what is left of the budget (:func:`resume_minutes`), so the job as a whole keeps to its ``minutes``.
+
 ``PIXLEARN_TRAIN_HOLD_AFTER_EPOCH=N`` (a debugging aid for restart and cancel drills) makes the
 worker wait, once N epochs are done and checkpointed, until it is signalled.
 """
@@ -35,9 +39,13 @@ from typing import Any
 from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn.engine.runs import write_json
 
-__all__ = ["ProgressWriter", "progress_callback", "describe_model", "train_options", "run_job", "main"]
+__all__ = ["ProgressWriter", "progress_callback", "describe_model", "train_options", "spent_seconds", "resume_minutes", "run_job",
+           "main"]
 
 HOLD_ENV = "PIXLEARN_TRAIN_HOLD_AFTER_EPOCH"
+
+#: The least budget a resumed job gets when its earlier attempts spent (nearly) all of it: a step, then the scoring.
+RESUME_MIN_MINUTES = 0.1
 
 
 def _float(value: Any) -> float | None:
@@ -55,7 +63,9 @@ class ProgressWriter:
 
     Batch updates are written at most every ``every_s`` seconds; epoch ends and stage changes always.
     The hooks are Lightning's; :func:`progress_callback` makes the Lightning callback (lightning is
-    imported only then, so a job that fails its data check ends at once).
+    imported only then, so a job that fails its data check ends at once). ``spent_s`` is the budget's seconds
+    that earlier attempts of the job spent (a resumed job): the clock continues from there (``elapsed_s`` and
+    the fraction count them), it does not restart at 0.
 
     Examples
     --------
@@ -66,23 +76,27 @@ class ProgressWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None,
-                 minutes: float | None = None, clock: Any = None, run_dir: str | os.PathLike[str] | None = None) -> None:
+                 minutes: float | None = None, clock: Any = None, run_dir: str | os.PathLike[str] | None = None,
+                 spent_s: float = 0.0) -> None:
         self.path = Path(path)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.every_s = float(every_s)
         self.hold_after_epoch = hold_after_epoch
         self.budget_s = float(minutes) * 60.0 if minutes else None
+        self.spent_s = max(float(spent_s or 0.0), 0.0)
         self._clock = clock or time.monotonic
         self._t0: float | None = None
+        spent = round(self.spent_s, 1) if self.budget_s and self.spent_s else None
+        start = round(min(self.spent_s / self.budget_s, 1.0), 4) if spent is not None else 0.0  # type: ignore[operator]
         self.state: dict[str, Any] = {"stage": "starting", "epoch": 0, "epochs": None, "batch_fraction": 0.0,
-                                      "fraction": 0.0, "latest": {}, "budget_s": self.budget_s, "elapsed_s": None}
+                                      "fraction": start, "latest": {}, "budget_s": self.budget_s, "elapsed_s": spent}
         self._last = 0.0
 
     def write(self, **changes: Any) -> dict[str, Any]:
         self.state.update(changes)
         self.state["updated"] = time.time()
         write_json(self.path, self.state)
-        self._last = time.monotonic()
+        self._last = self._clock()
         return self.state
 
     def _fraction(self, done: float, trainer: Any) -> float:
@@ -90,7 +104,7 @@ class ProgressWriter:
         total = trainer.max_epochs or 1
         frac = done / total
         if self.budget_s and self._t0 is not None:
-            elapsed = self._clock() - self._t0
+            elapsed = self.spent_s + self._clock() - self._t0
             self.state["elapsed_s"] = round(elapsed, 1)
             frac = max(frac, elapsed / self.budget_s)
         return round(min(max(frac, 0.0), 1.0), 4)
@@ -115,7 +129,7 @@ class ProgressWriter:
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if time.monotonic() - self._last < self.every_s:
+        if self._clock() - self._last < self.every_s:
             return
         n = trainer.num_training_batches
         frac = (batch_idx + 1) / n if isinstance(n, int) and n > 0 else 0.0
@@ -136,12 +150,42 @@ class ProgressWriter:
 
 
 def progress_callback(path: str | os.PathLike[str], *, every_s: float = 0.5, hold_after_epoch: int | None = None,
-                      minutes: float | None = None, run_dir: str | os.PathLike[str] | None = None) -> Any:
+                      minutes: float | None = None, run_dir: str | os.PathLike[str] | None = None, spent_s: float = 0.0,
+                      clock: Any = None) -> Any:
     """A :class:`ProgressWriter` that is also a ``lightning.pytorch.Callback``."""
     import lightning.pytorch as L
 
     cls = type("ProgressCallback", (ProgressWriter, L.Callback), {"__module__": __name__})
-    return cls(path, every_s=every_s, hold_after_epoch=hold_after_epoch, minutes=minutes, run_dir=run_dir)
+    return cls(path, every_s=every_s, hold_after_epoch=hold_after_epoch, minutes=minutes, run_dir=run_dir, spent_s=spent_s, clock=clock)
+
+
+def spent_seconds(job_dir: str | os.PathLike[str]) -> float:
+    """The budget's seconds a job's earlier attempts spent training: ``progress.json``'s ``elapsed_s`` (0 without one).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> job = Path(tempfile.mkdtemp())
+    >>> spent_seconds(job)
+    0.0
+    >>> _ = write_json(job / "progress.json", {"stage": "training", "elapsed_s": 42.5})
+    >>> spent_seconds(job)
+    42.5
+    """
+    value = _float((_read_json_file(Path(job_dir) / "progress.json") or {}).get("elapsed_s"))
+    return max(value, 0.0) if value is not None else 0.0
+
+
+def resume_minutes(minutes: float | None, spent_s: float) -> float | None:
+    """The budget a resumed job's run gets: what is left of the job's ``minutes`` after ``spent_s`` seconds, at least
+    :data:`RESUME_MIN_MINUTES` (None: a job without a budget).
+
+    >>> resume_minutes(3.0, 60.0), resume_minutes(3.0, 500.0), resume_minutes(None, 10.0)
+    (2.0, 0.1, None)
+    """
+    if not minutes:
+        return None
+    return round(max(float(minutes) - spent_s / 60.0, RESUME_MIN_MINUTES), 4)
 
 
 def _hold_from_env() -> int | None:
@@ -149,10 +193,11 @@ def _hold_from_env() -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def run_job(job_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def run_job(job_dir: str | os.PathLike[str], *, clock: Any = None) -> dict[str, Any]:
     """Run the job described by ``job_dir/job.json``; returns (and writes) ``result.json``'s content.
 
-    Never raises for a training failure: the error becomes ``{"status": "failed", "error": ...}``.
+    Never raises for a training failure: the error becomes ``{"status": "failed", "error": ...}``. ``clock`` (seconds
+    as a float; default :func:`time.monotonic`) is the progress clock's.
 
     Examples
     --------
@@ -165,7 +210,7 @@ def run_job(job_dir: str | os.PathLike[str]) -> dict[str, Any]:
     job_dir = Path(job_dir)
     try:
         spec = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
-        result = _train(job_dir, spec)
+        result = _train(job_dir, spec, clock=clock)
     except PixlearnError as exc:  # plain_message: without a fix naming a Python parameter or a CLI option
         result = {"status": "failed", "error": getattr(exc, "plain_message", None) or str(exc)}
     except Exception as exc:  # a bug or a broken environment: keep the traceback in the log, a sentence in the job
@@ -255,10 +300,12 @@ def train_options(options: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+def _train(job_dir: Path, spec: dict[str, Any], *, clock: Any = None) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     opts = dict(spec.get("options") or {})
-    ProgressWriter(job_dir / "progress.json").write(stage="loading")
+    # a resumed job continues its clock: what the earlier attempts spent (read before this attempt rewrites the file)
+    spent = spent_seconds(job_dir) if spec.get("resume") else 0.0
+    ProgressWriter(job_dir / "progress.json", minutes=opts.get("minutes"), spent_s=spent).write(stage="loading")
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
         from pixlearn.tasks.registry import task as get_task
 
@@ -278,10 +325,12 @@ def _train(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     train_classifier = get_task("classify").load("train")
 
     progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env(), minutes=opts.get("minutes"),
-                                 run_dir=run_dir)
+                                 run_dir=run_dir, spent_s=spent, clock=clock)
     progress.write(stage="starting" if spec.get("resume") else "planning")
     if spec.get("resume"):
-        res = train_classifier(resume=run_dir, workers=0, progress=False, callbacks=[progress])
+        left = resume_minutes(opts.get("minutes"), spent) if spent else None  # the job's budget, less what it spent
+        res = train_classifier(resume=run_dir, workers=0, progress=False, callbacks=[progress],
+                               **({"minutes": left} if left is not None else {}))
     else:
         res = train_classifier(spec["data"], out=run_dir, workers=0, progress=False, callbacks=[progress],
                                **train_options(opts))

@@ -524,18 +524,19 @@ class JobManager:
         status = row["status"]
         job_dir, run_dir = Path(row["job_dir"]), Path(row["run_dir"])
         history = row["history"] if row["history"] is not None else read_history(run_dir)
-        progress_file = (_read_json(job_dir / "progress.json") or {}) if status != "queued" else {}
+        resuming = status == "queued" and bool(row["resume"])  # stopped (a restart), waiting to continue: keeps its progress
+        progress_file = (_read_json(job_dir / "progress.json") or {}) if status != "queued" or resuming else {}
         epochs = int(opts.get("epochs") or 0) or (None if minutes else int(progress_file.get("epochs") or 0) or None)
         done = len(history)
         epoch = max(done, int(progress_file.get("epoch") or 0)) if status == "running" else done
         if status == "succeeded":
             progress = 1.0
-        elif status == "queued":
+        elif status == "queued" and not resuming:
             progress = 0.0
-        else:  # under a budget the writer's fraction follows the clock (elapsed / budget), else the epochs
+        else:  # under a budget the writer's fraction follows the clock (elapsed / budget, earlier attempts included), else the epochs
             frac = float(progress_file.get("fraction") or 0.0)
             by_epochs = done / epochs if epochs else 0.0
-            progress = min(max(frac, by_epochs), 0.99 if status == "running" else 1.0)
+            progress = min(max(frac, by_epochs), 0.99 if status in ("running", "queued") else 1.0)
         return {
             "id": row["id"],
             "name": row["name"],
@@ -544,7 +545,7 @@ class JobManager:
             "epoch": epoch,
             "epochs": epochs,
             "minutes": minutes,
-            "elapsed_s": progress_file.get("elapsed_s") if status == "running" else None,
+            "elapsed_s": progress_file.get("elapsed_s") if status == "running" or resuming else None,
             "metrics": history,
             "latest": progress_file.get("latest") if status == "running" else None,
             "stage": progress_file.get("stage") if status == "running" else None,
