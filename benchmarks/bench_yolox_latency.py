@@ -143,6 +143,8 @@ def load_ours(path: Path, threads: int | None) -> Any:
 
 def session_threads(detector: Any) -> Any:
     """The intra-op thread count of the onnxruntime session inside pixlearn's detector, when it can be found."""
+    if isinstance(getattr(detector, "threads", None), int):
+        return detector.threads
     for name in ("session", "_session"):
         sess = getattr(detector, name, None)
         if sess is not None:
