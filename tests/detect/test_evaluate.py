@@ -139,9 +139,9 @@ def test_the_report_names_the_split_beside_every_number(tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") == 7
 
 
-def _write_coco(root: Path, *, split: bool = True) -> Path:
+def _write_coco(root: Path, *, split: bool = True, area: float | None = None) -> Path:
     """The four scenes as a COCO dataset: a.png, b.png in train; c.png, d.png in val (one unsplit file when not
-    ``split``); RLE masks."""
+    ``split``); RLE masks; each annotation's ``area`` is its mask's, or ``area`` when given."""
     from pixlearn import write_image
 
     root.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def _write_coco(root: Path, *, split: bool = True) -> Path:
             rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
             part["annotations"].append({
                 "id": 100 * i + len(part["annotations"]), "image_id": i, "category_id": int(lab) + 1, "iscrowd": 0,
-                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "area": float(m.sum()),
+                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "area": float(m.sum()) if area is None else area,
                 "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
     if not split:
         files = {"": {"images": files["train"]["images"] + files["val"]["images"],
@@ -239,3 +239,12 @@ def test_auto_scores_the_runs_own_held_out_images_of_its_training_data(tmp_path:
     (run / "manifest.json").write_text(json.dumps({"data": {"fingerprint": "0" * 64, "splits": {"files": {"test": held}}}}))
     with pytest.raises(ConfigError, match="'holdout' is the run's own held-out images"):
         evaluate_detect_run(run, data, split="holdout")
+
+
+def test_the_areas_a_coco_file_states_sort_objects_into_sizes_as_pycocotools_does(tmp_path: Path, blob_runs) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    as_drawn = evaluate_detect_run(run, _write_coco(tmp_path / "drawn"), split="train")
+    assert as_drawn["map_large"] is None and as_drawn["map_small"] is not None  # from 20x25 to 40x60 px
+    stated = evaluate_detect_run(run, _write_coco(tmp_path / "stated", area=20000.0), split="train")
+    assert stated["map_large"] == pytest.approx(stated["map"]) and stated["map_small"] is None  # the file says: large

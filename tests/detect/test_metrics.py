@@ -15,7 +15,7 @@ from pycocotools.cocoeval import COCOeval
 
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn.tasks.detect.detections import Detections, GroundTruth
-from pixlearn.tasks.detect.metrics import COCO_STATS, DetectionEvaluator
+from pixlearn.tasks.detect.metrics import COCO_STATS, DetectionEvaluator, GroundTruthWithAreas
 
 CLASSES = ("cat", "dog", "bird")
 
@@ -89,10 +89,12 @@ def _write_coco_json(truths, preds, folder: Path) -> tuple[Path, Path, Path]:
     images, anns, boxes, segms = [], [], [], []
     for i, (t, p) in enumerate(zip(truths, preds, strict=True), start=1):
         images.append({"id": i, "height": t.image_size[0], "width": t.image_size[1], "file_name": f"{i}.png"})
+        first = len(anns)
         for b, lab, m, c in zip(t.boxes, t.labels, t.masks, t.iscrowd, strict=True):
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(lab) + 1, "iscrowd": int(c),
                          "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-                         "area": float(m.sum()), "segmentation": rle(m)})
+                         "area": float(getattr(t, "areas", None)[len(anns) - first] if hasattr(t, "areas") else m.sum()),
+                         "segmentation": rle(m)})
         for b, s, lab, m in zip(p.boxes, p.scores, p.labels, p.masks, strict=True):
             boxes.append({"image_id": i, "category_id": int(lab) + 1, "score": float(s),
                           "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
@@ -103,6 +105,24 @@ def _write_coco_json(truths, preds, folder: Path) -> tuple[Path, Path, Path]:
     (folder / "bbox.json").write_text(json.dumps(boxes))
     (folder / "segm.json").write_text(json.dumps(segms))
     return gt, folder / "bbox.json", folder / "segm.json"
+
+
+def test_stated_areas_are_the_ones_pycocotools_reads(tmp_path: Path) -> None:
+    """Exporters state COCO's ``area`` their own way (Roboflow: the box's); pycocotools sorts sizes by that field."""
+    truths, preds = _known_case(0)
+    stated = [GroundTruthWithAreas(t.boxes, t.labels, t.class_names, t.image_size, masks=t.masks, iscrowd=t.iscrowd,
+                                   areas=(t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1]))
+              for t in truths]
+    ev = DetectionEvaluator(CLASSES, masks=True)
+    ev.update(preds, stated)
+    ours = ev.compute()
+    plain = DetectionEvaluator(CLASSES)
+    plain.update(preds, truths)
+    assert plain.compute()["map_medium"] != pytest.approx(ours["map_medium"], abs=1e-4)  # the areas matter here
+    gt_file, bbox_file, segm_file = _write_coco_json(stated, preds, tmp_path)
+    for iou_type, prefix, res in (("bbox", "", bbox_file), ("segm", "mask_", segm_file)):
+        for name, ref in zip(COCO_STATS, _pycocotools(gt_file, res, iou_type), strict=True):
+            assert (ours[prefix + name] if ours[prefix + name] is not None else -1.0) == pytest.approx(ref, abs=1e-4), prefix + name
 
 
 def _pycocotools(gt_file: Path, res_file: Path, iou_type: str, cat: int | None = None) -> np.ndarray:

@@ -8,8 +8,9 @@ file (or its folder) name: ``instances_val.json`` -> ``val``; none -> unsplit.
 Categories become contiguous class indices ordered by category id; the original ids are kept in
 ``index.meta["category_ids"]`` (and supercategories in ``index.meta["supercategories"]``) so a
 writer can restore them. COCO ``bbox`` is ``[x, y, w, h]`` in continuous pixels and becomes
-xyxy. Per record, ``meta`` keeps ``file_name``, ``image_id``, ``annotation_ids`` and
-``iscrowd`` (one per box).
+xyxy. Per record, ``meta`` keeps ``file_name``, ``image_id``, ``annotation_ids``, ``iscrowd`` and
+``area`` (one per box; ``area`` as the file states it, None where it does not: COCO's evaluation sorts
+objects into small, medium and large by it).
 
 Every ``file_name`` must resolve inside the dataset folder: an image whose path leads out (absolute,
 ``..``, a link pointing out) is refused and counted in ``index.meta["refused"]`` unless
@@ -287,6 +288,7 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
                 image_id=iid,
                 annotation_ids=[a.get("id") for a in anns],
                 iscrowd=[int(a.get("iscrowd", 0) or 0) for a in anns],
+                area=[float(a["area"]) if _is_number(a.get("area")) else None for a in anns],
             )
             rec.meta["_segs"] = [a.get("segmentation") or [] for a in anns]
             w, h = img.get("width"), img.get("height")

@@ -23,7 +23,7 @@ import numpy as np
 
 from pixlearn._core.errors import ConfigError
 from pixlearn.tasks.detect.detections import Detections, Detector, GroundTruth
-from pixlearn.tasks.detect.metrics import DetectionEvaluator
+from pixlearn.tasks.detect.metrics import DetectionEvaluator, GroundTruthWithAreas
 
 __all__ = ["DetectEvaluation", "evaluate_detector", "evaluate_detect_run", "dataset_samples", "ground_truth",
            "EVAL_SCORE", "DETECT_SPLITS"]
@@ -77,7 +77,8 @@ class DetectEvaluation:
 
 def ground_truth(sample: Any, class_names: Sequence[str]) -> GroundTruth:
     """The :class:`GroundTruth` of a loaded detection :class:`~pixlearn._core.types.Sample` (crowd flags from a COCO
-    reader's ``meta["iscrowd"]``; instance masks when the sample has them).
+    reader's ``meta["iscrowd"]``; instance masks when the sample has them; a :class:`GroundTruthWithAreas` when the
+    annotation file states object areas, ``meta["area"]``, so that small / medium / large are pycocotools' own).
 
     Examples
     --------
@@ -94,6 +95,9 @@ def ground_truth(sample: Any, class_names: Sequence[str]) -> GroundTruth:
     crowd = (sample.meta or {}).get("iscrowd")
     crowd = np.asarray(crowd, bool) if crowd is not None and len(crowd) == len(boxes) else None
     masks = sample.masks if sample.masks is not None and len(sample.masks) == len(boxes) else None
+    areas = (sample.meta or {}).get("area")
+    if areas is not None and len(areas) == len(boxes) and any(a is not None for a in areas):
+        return GroundTruthWithAreas(boxes, labels, tuple(class_names), (h, w), masks=masks, iscrowd=crowd, areas=areas)
     return GroundTruth(boxes, labels, tuple(class_names), (h, w), masks=masks, iscrowd=crowd)
 
 

@@ -10,10 +10,15 @@ COCO conventions kept as they are
 * AP is averaged over IoU 0.50:0.05:0.95 and 101 recall points; ``map50`` / ``map75`` at one IoU; at most 100
   detections per image and class (COCO's ``maxDets``), so run detectors with a low score threshold (0.001)
   for a full precision-recall curve.
-* Object areas are COCO's: the instance mask's pixel count when the truth has masks, else the box area; small is
-  below 32², large above 96² (a detection's area is its box area for ``bbox`` and its mask area for ``segm``).
+* Object areas are COCO's: the ``area`` the annotation file states when there is one (pycocotools reads that field;
+  :class:`GroundTruthWithAreas` carries it), else the instance mask's pixel count when the truth has masks, else the
+  box area; small is below 32², large above 96² (a detection's area is its box area for ``bbox`` and its mask area
+  for ``segm``).
 * Crowd regions (``iscrowd``) are never counted as misses, and a detection inside one is ignored.
-* Classes are COCO categories ``1..K`` in the order of ``class_names``.
+* Classes are COCO categories ``1..K`` in the order of ``class_names``; images and annotations are numbered from 1.
+  (pycocotools counts a detection matched to an annotation whose ``id`` is 0 as a false positive -- its match
+  array holds the id --, and Roboflow's exports number annotations from 0: run on such a file, pycocotools itself
+  scores lower than here, and agrees with pixlearn once the ids are renumbered.)
 
 Undefined values
 ----------------
@@ -57,7 +62,7 @@ import numpy as np
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn.tasks.detect.detections import Detections, GroundTruth
 
-__all__ = ["DetectionEvaluator", "HEADLINE_DETECTION", "MASK_HEADLINE_DETECTION", "COCO_STATS", "BACKGROUND"]
+__all__ = ["DetectionEvaluator", "GroundTruthWithAreas", "HEADLINE_DETECTION", "MASK_HEADLINE_DETECTION", "COCO_STATS", "BACKGROUND"]
 
 #: The name of the confusion matrix's last row and column.
 BACKGROUND = "background"
@@ -68,6 +73,30 @@ COCO_STATS = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
 HEADLINE_DETECTION = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
 #: Mask scores (instance segmentation), in order.
 MASK_HEADLINE_DETECTION = tuple(f"mask_{k}" for k in HEADLINE_DETECTION)
+
+
+@dataclass(frozen=True)
+class GroundTruthWithAreas(GroundTruth):
+    """A :class:`GroundTruth` that also carries the object areas its annotation file states (COCO's ``area``).
+
+    pycocotools sorts truths into small, medium and large by that field, which exporters do not all compute the same
+    way (the polygon's area, or the box's); with it the evaluator agrees with pycocotools run on the file itself.
+    ``areas`` is (N,) float, NaN where the file states none (then the mask or box area is used).
+
+    >>> t = GroundTruthWithAreas(np.array([[0, 0, 10, 10]]), np.array([0]), ("cat",), (16, 16), areas=np.array([42.0]))
+    >>> t.areas.tolist(), len(t)
+    ([42.0], 1)
+    """
+
+    areas: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.areas is not None:
+            areas = np.array([np.nan if a is None else a for a in np.asarray(self.areas, object).reshape(-1)], np.float64)
+            if len(areas) != len(self.labels):
+                raise ShapeError(f"ground truth needs one area per box: {len(self.labels)} boxes, {len(areas)} areas")
+            object.__setattr__(self, "areas", areas)
 
 
 def _none(value: float) -> float | None:
@@ -242,6 +271,9 @@ class DetectionEvaluator:
                              "(one mask per object, the image's size)")
         gt_area = (gt_masks.reshape(len(truth), h * w).sum(axis=1).astype(np.float64) if gt_masks is not None
                    else np.prod(np.clip(_xywh(truth.boxes)[:, 2:], 0, None), axis=1))
+        stated = getattr(truth, "areas", None)
+        if stated is not None:  # the annotation file's own area, as pycocotools reads it
+            gt_area = np.where(np.isfinite(stated), stated, gt_area)
         dt_rles = None
         if self.masks:
             if gt_masks is None and len(truth):
