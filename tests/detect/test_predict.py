@@ -120,6 +120,7 @@ def test_yolox_file_gives_coco_category_ids(tmp_path):
     assert isinstance(load_detector(onnx), YoloxDetector)
     rows = predict_detect_files(onnx, tmp_path / "wide.png")
     assert coco_results(rows) == [{"image_id": 1, "file_name": "wide.png", "category_id": 17,  # COCO's id of "cat"
+                                   "class_name": "cat",
                                    "bbox": [160.0, 100.0, 80.0, 40.0], "score": pytest.approx(0.9, abs=1e-4)}]
 
 

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "process": ("ops_cmd", "Apply a recipe to files, folders and globs, in parallel, with a per-file report."),
     "demo": ("ops_cmd", "Write the built-in sample photos and run the built-in recipes over them, end to end."),
     "predict": ("predict", "Run a trained model over images; one row per image."),
+    "detect": ("detect", "Find the 80 COCO object classes in images with the YOLOX-Nano detector, no training."),
     "eval": ("evaluate", "Score RUN's model (or a classical --method) on DIR, naming the split the numbers come from."),
     "serve": ("serve", "Serve the REST API (/docs), the Open Inference Protocol v2 (/v2) and the web page (/)."),
     "data": ("data", "Datasets: built-in samples, format conversion, checks, splits and previews."),

@@ -61,8 +61,12 @@ def predict(
     workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes.", min=0)] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="segment and restore runs: the output file for one image, else a folder.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="segment, restore and detect runs: the output file for one image, else a folder.", show_default=False)] = None,
     overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Segmentation runs: also write <name>_overlay.png beside each mask.")] = False,
+    score: Annotated[float, typer.Option("--score", help="Detection runs: lowest score kept, 0..1.")] = 0.25,
+    iou: Annotated[float, typer.Option("--iou", help="Detection runs: class-wise NMS IoU above which the weaker box is dropped, 0..1.")] = 0.5,
+    max_detections: Annotated[int, typer.Option("--max-detections", help="Detection runs: most detections per image, 1..1000.")] = 100,
+    tile: Annotated[Optional[int], typer.Option("--tile", help="Detection runs: detect on N x N windows (64..4096) and the whole image, merged (default: the run's training tile, if any).", show_default=False)] = None,
 ) -> None:
     """Run a trained model over images; one row per image (the help text is :func:`predict_help`)."""
     if out is not None:  # a file for one image, else a folder; checked before any work
@@ -79,6 +83,12 @@ def predict(
         from pixlearn.cli.segment import predict_segment
 
         predict_segment(run, images, out=out, overlay=overlay, device=device, progress=progress, format=format)
+        return
+    if name == "detect":  # boxes: COCO results (json) or one row per detection; drawn images under --out
+        from pixlearn.cli.detect import predict_detect
+
+        predict_detect(run, images, score=score, iou=iou, max_detections=max_detections, tile=tile, out=out, format=format,
+                       device=device, progress=progress)
         return
     if name == "restore":
         _predict_restore(run, images, out=out, device=device, progress=progress, format=format)

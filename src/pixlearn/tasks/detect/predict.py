@@ -231,19 +231,20 @@ def predict_detect_files(
 
 def coco_results(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of :func:`predict_detect_files` as COCO results: one dict per detection with ``image_id``,
-    ``file_name``, ``category_id``, ``bbox`` ``[x, y, width, height]``, ``score`` (and ``segmentation`` RLE).
+    ``category_id``, ``bbox`` ``[x, y, width, height]``, ``score`` (and ``segmentation`` RLE), plus ``file_name`` and
+    ``class_name`` for people reading it (pycocotools' ``loadRes`` ignores them).
 
     >>> rows = [{"path": "a.jpg", "image_id": 1, "detections": [{"box": [1, 2, 11, 22], "score": 0.9, "label": 0,
     ...          "class_name": "cat", "category_id": 17}]}]
     >>> coco_results(rows)
-    [{'image_id': 1, 'file_name': 'a.jpg', 'category_id': 17, 'bbox': [1.0, 2.0, 10.0, 20.0], 'score': 0.9}]
+    [{'image_id': 1, 'file_name': 'a.jpg', 'category_id': 17, 'class_name': 'cat', 'bbox': [1.0, 2.0, 10.0, 20.0], 'score': 0.9}]
     """
     out = []
     for row in rows:
         for d in row.get("detections") or []:
             x0, y0, x1, y1 = (float(v) for v in d["box"])
             item = {"image_id": int(row["image_id"]), "file_name": Path(row["path"]).name, "category_id": int(d["category_id"]),
-                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)], "score": float(d["score"])}
+                    "class_name": d["class_name"], "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)], "score": float(d["score"])}
             if "segmentation" in d:
                 item["segmentation"] = d["segmentation"]
             out.append(item)
