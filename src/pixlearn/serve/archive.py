@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+import numpy as np
+
 from pixlearn._core.errors import PixlearnError
 
 __all__ = ["ArchiveError", "ArchiveLimits", "ArchivePlan", "ExtractedDataset", "check_archive", "extract_archive"]
@@ -42,6 +44,10 @@ _SPLIT_NAMES = frozenset({"train", "val", "test", "valid", "validation"})
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 #: Files at the dataset root that make its layout something other than a plain folder per class (CSV, COCO, YOLO).
 _ANNOTATION_SUFFIXES = frozenset({".csv", ".json", ".yaml", ".yml"})
+#: Annotation files of the detection formats (COCO .json, VOC .xml, YOLO .txt and .yaml).
+_DETECT_SUFFIXES = frozenset({".json", ".xml", ".txt", ".yaml", ".yml"})
+#: What a training archive may hold: a classification dataset, a detection dataset, or either (told by its content).
+ARCHIVE_TASKS = ("auto", "classify", "detect")
 #: Members smaller than this are not judged by their own compression ratio (a few KiB of text can
 #: legitimately shrink 500x; a bomb needs volume). The archive's overall ratio is always judged.
 _RATIO_MIN_BYTES = 1 << 20
@@ -155,10 +161,11 @@ class ExtractedDataset:
     per_class: dict[str, int]
     images: int
     bytes: int
+    task: str = "classify"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "classes": list(self.classes), "per_class": dict(self.per_class),
-                "images": self.images, "bytes": self.bytes}
+        return {"format": self.format, "task": self.task, "classes": list(self.classes),
+                "per_class": dict(self.per_class), "images": self.images, "bytes": self.bytes}
 
 
 # ---------------------------------------------------------------- helpers
@@ -245,7 +252,7 @@ def _content_reasons(per_class: dict[str, int], images: int, min_per_class: int)
 
 
 # ---------------------------------------------------------------- checks on the headers
-def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[ArchivePlan, list[str]]:
+def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits, *, task: str = "classify") -> tuple[ArchivePlan, list[str]]:
     infos = zf.infolist()
     bad: dict[str, list[str]] = {k: [] for k in ("nul", "absolute", "drive", "traversal", "long", "link", "device",
                                                  "special", "encrypted", "method", "duplicate", "header")}
@@ -359,8 +366,14 @@ def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[ArchivePlan, list
     folder_layout = not any(len(p) == 1 and PurePosixPath(p[0]).suffix.lower() in _ANNOTATION_SUFFIXES for p in below)
     per_class = _classes_from_names(below) if folder_layout else {}
     images = sum(1 for p in below if PurePosixPath(p[-1]).suffix.lower() in _IMAGE_SUFFIXES)
-    if folder_layout or images == 0:
-        reasons.extend(_content_reasons(per_class, images, limits.min_images_per_class))
+    # A detection dataset (COCO / YOLO / VOC) is judged by the readers after extraction; "auto" takes a zip holding
+    # annotation files (.json .xml .txt .yaml) for one.
+    annotated = any(PurePosixPath(p[-1]).suffix.lower() in _DETECT_SUFFIXES for p in below)
+    if task == "classify" or (task == "auto" and not annotated):
+        if folder_layout or images == 0:
+            reasons.extend(_content_reasons(per_class, images, limits.min_images_per_class))
+    elif images == 0:
+        reasons.append("it holds no images (extensions " + " ".join(sorted(_IMAGE_SUFFIXES)) + ")")
     plan = ArchivePlan(members=members, prefix=prefix, per_class=per_class, images=images, declared_bytes=declared,
                        skipped=skipped, folder_layout=folder_layout)
     return plan, reasons
@@ -470,8 +483,11 @@ def extract_archive(
     *,
     limits: ArchiveLimits | None = None,
     name: str | None = None,
+    task: str = "classify",
 ) -> ExtractedDataset:
-    """Check a zip, extract it into the new folder ``dest`` and check that it is a readable classification dataset.
+    """Check a zip, extract it into the new folder ``dest`` and check that it is a readable classification dataset
+    (``task="classify"``), detection dataset (``"detect"``: COCO, YOLO or Pascal VOC boxes, with or without
+    polygons), or either (``"auto"``: the readers tell which; ``ExtractedDataset.task`` says).
 
     Parameters
     ----------
@@ -511,10 +527,12 @@ def extract_archive(
     limits = limits or ArchiveLimits()
     label = _label(source, name)
     dest = Path(dest)
+    if task not in ARCHIVE_TASKS:
+        raise ValueError(f"task must be one of {', '.join(ARCHIVE_TASKS)}, got {task!r}")
     if dest.exists():
         raise FileExistsError(f"{dest}: already exists; extract_archive writes into a new folder")
     with _open_zip(source, label) as zf:
-        plan, reasons = _plan(zf, limits)
+        plan, reasons = _plan(zf, limits, task=task)
         if reasons:
             raise ArchiveError(label, reasons)
         dest.mkdir()
@@ -537,6 +555,10 @@ def extract_archive(
                     raise _Refused(f"member {info.orig_filename!r} cannot be written on the server ({exc.strerror}); "
                                    f"{hint}") from None
             root = base.joinpath(*plan.prefix) if plan.prefix else base
+            if task != "classify":
+                found = _read_detection(root, label, total, required=task == "detect")
+                if found is not None:
+                    return found
             return _read_extracted(root, plan, limits, label, total)
         except _Refused as exc:
             shutil.rmtree(dest, ignore_errors=True)
@@ -544,6 +566,42 @@ def extract_archive(
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
+
+
+def _read_detection(root: Path, label: str, total: int, *, required: bool) -> ExtractedDataset | None:
+    """The extracted folder as a detection dataset; None when it is another kind and not ``required``."""
+    from pixlearn._core.types import Task
+    from pixlearn.data.readers import outside_root_allowed, read_dataset
+
+    try:
+        with outside_root_allowed(False):  # an upload never reads outside itself
+            index = read_dataset(root)
+    except PixlearnError as exc:
+        if not required:
+            return None
+        msg = (getattr(exc, "plain_message", None) or str(exc)).replace(str(root), "the archive")
+        raise _Refused(f"pixlearn cannot read it as a detection dataset (COCO, YOLO or Pascal VOC): {msg}") from None
+    if Task(index.task) not in (Task.DETECT, Task.INSTANCE):
+        if not required:
+            return None
+        raise _Refused(f"it holds a {index.format} dataset of task {Task(index.task).value}, not detection boxes; send "
+                       "a COCO (annotations JSON), YOLO (images/ + labels/ + data.yaml) or Pascal VOC (images + XML) zip")
+    refused = (index.meta.get("refused") or {}).get("outside_root")
+    if refused:
+        example = index.meta["refused"]["examples"][0]
+        raise _Refused(f"{refused} path(s) in the dataset lead outside the archive's dataset folder (e.g. {example}); "
+                       "use paths relative to the folder, inside the archive")
+    counts: Counter[int] = Counter()
+    for r in index.records:
+        if r.boxes is not None and len(r.boxes):
+            labels = r.box_labels if r.box_labels is not None else np.zeros(len(r.boxes), np.int64)
+            counts.update(int(v) for v in np.asarray(labels).reshape(-1))
+    if not sum(counts.values()):
+        raise _Refused(f"no image has a box ({len(index)} images read); a detector needs annotated objects: check that "
+                       "the annotation files sit where the reader looks (VOC *.xml, YOLO labels/*.txt, COCO json)")
+    per_class = {name: int(counts.get(i, 0)) for i, name in enumerate(index.classes)}
+    return ExtractedDataset(root=root, format=index.format, classes=list(index.classes), per_class=per_class,
+                            images=len(index), bytes=total, task="detect")
 
 
 def _read_extracted(root: Path, plan: ArchivePlan, limits: ArchiveLimits, label: str, total: int) -> ExtractedDataset:

@@ -18,6 +18,13 @@ Every classifier in the registry (``app.state.registry``) is an OIP model with v
   and ``labels`` BYTES ``[N]`` (the top-1 class name). Both come back when the request names no
   ``outputs``.
 
+Detection models -- the built-in COCO detector ``coco-yolox-nano`` and every registered detection run -- take
+the ``image`` BYTES ``[B]`` input and answer one row per detected object, over the whole batch: ``boxes`` FP32
+``[N, 4]`` (xyxy pixels of its image), ``scores`` FP32 ``[N]``, ``labels`` INT64 ``[N]`` (0-based indices into
+``parameters.classes``), ``class_names`` BYTES ``[N]`` and ``image_index`` INT64 ``[N]`` (which image of the batch).
+The request's ``parameters`` may set ``threshold`` (0..1, default 0.25) and ``max_detections`` (1..1000 per
+image, default 100).
+
 Extensions: ``binary_tensor_data`` (inputs and outputs after the JSON header, sized by the
 ``Inference-Header-Content-Length`` header and ``binary_data_size`` parameters; ``binary_data`` per
 output, ``binary_data_output`` per request) and ``classification`` (``{"classification": k}`` on the
@@ -46,7 +53,7 @@ from fastapi.responses import JSONResponse, Response
 from pixlearn._core.errors import PixlearnError
 from pixlearn._core.names import closest
 from pixlearn.serve.deps import run_blocking
-from pixlearn.serve.errors import status_for
+from pixlearn.serve.errors import ApiError, status_for
 
 __all__ = [
     "EXTENSIONS",
@@ -70,6 +77,9 @@ TENSOR_INPUT = "input"
 IMAGE_INPUT = "image"
 PROBABILITIES_OUTPUT = "probabilities"
 LABELS_OUTPUT = "labels"
+#: The outputs of a detection model: (datatype, shape) of each, N the objects found in the whole batch.
+DETECTION_OUTPUTS = {"boxes": ("FP32", [-1, 4]), "scores": ("FP32", [-1]), "labels": ("INT64", [-1]),
+                     "class_names": ("BYTES", [-1]), "image_index": ("INT64", [-1])}
 HEADER_LENGTH = "Inference-Header-Content-Length"
 #: Most images (or tensor rows) in one request when the settings give no other cap.
 DEFAULT_MAX_BATCH = 256
@@ -119,11 +129,48 @@ def _limits(request: Request) -> _Limits:
 
 def _record(registry: Any, name: str, version: str | None) -> dict[str, Any]:
     """The registry record of ``name`` (``ModelNotFound``, a 404 naming the closest models, or an
-    unknown version: 404)."""
-    record = registry.get(name)
+    unknown version: 404); the built-in COCO detector when ``name`` is its name and no model took it."""
+    from pixlearn.serve.routes_detect import BUILTIN
+
+    record = registry.get_or_none(name) if name == BUILTIN else None
+    if name == BUILTIN and record is None:
+        record = {"name": BUILTIN, "task": "detect", "architecture": "yolox_nano (onnxruntime)", "builtin": True}
+    elif record is None:
+        record = registry.get(name)
     if version not in (None, "", MODEL_VERSION):
         raise OIPError(404, f"model {name!r} has no version {version!r}; its only version is {MODEL_VERSION!r}")
     return record
+
+
+def _detector(registry: Any, name: str, record: dict[str, Any], settings: Any) -> Any:
+    """The Detector of a detection record: the built-in COCO detector (503 without its file) or a registered run."""
+    from pixlearn._core.errors import WeightsNotFoundError
+    from pixlearn.serve.routes_detect import builtin_unavailable, coco_detector
+
+    if record.get("builtin"):
+        try:
+            return coco_detector(settings)
+        except WeightsNotFoundError as exc:
+            err = builtin_unavailable(exc, settings)
+            raise OIPError(err.status, str(err)) from None
+    return registry.load(name)
+
+
+def _detector_metadata(name: str, record: dict[str, Any], detector: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "versions": [MODEL_VERSION],
+        "platform": PLATFORM,
+        "inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [{"name": n, "datatype": d, "shape": s} for n, (d, s) in DETECTION_OUTPUTS.items()],
+        "parameters": {
+            "task": "detect",
+            "classes": [str(c) for c in detector.class_names],
+            "architecture": record.get("architecture"),
+            "request_parameters": {"threshold": "lowest score kept, 0..1 (default 0.25)",
+                                   "max_detections": "most objects per image, 1..1000 (default 100)"},
+        },
+    }
 
 
 def _classifier(registry: Any, name: str, record: dict[str, Any]) -> tuple[Any, tuple[int, int, int]]:
@@ -433,7 +480,8 @@ def _input_batch(request: dict[str, Any], binary: bytes, clf: Any, shape: tuple[
     raise OIPError(400, f"unknown input {name!r}{near} The model takes {TENSOR_INPUT!r} (FP32) or {IMAGE_INPUT!r} (BYTES)")
 
 
-def _requested_outputs(request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _requested_outputs(request: dict[str, Any], names: Sequence[str] = (PROBABILITIES_OUTPUT, LABELS_OUTPUT)
+                       ) -> list[tuple[str, dict[str, Any]]]:
     params = request.get("parameters") or {}
     if not isinstance(params, dict):
         raise OIPError(400, "the request's 'parameters' must be a JSON object")
@@ -442,16 +490,16 @@ def _requested_outputs(request: dict[str, Any]) -> list[tuple[str, dict[str, Any
         raise OIPError(400, f"parameter binary_data_output must be true or false, got {binary_default!r}")
     wanted = request.get("outputs")
     if wanted is None:
-        return [(PROBABILITIES_OUTPUT, {"binary_data": binary_default}), (LABELS_OUTPUT, {"binary_data": binary_default})]
+        return [(n, {"binary_data": binary_default}) for n in names]
     if not isinstance(wanted, list) or not all(isinstance(o, dict) for o in wanted):
-        raise OIPError(400, "'outputs' must be a list of objects like {\"name\": \"probabilities\"}")
+        raise OIPError(400, f"'outputs' must be a list of objects like {{\"name\": \"{names[0]}\"}}")
     out = []
     for o in wanted:
         name = o.get("name")
-        if name not in (PROBABILITIES_OUTPUT, LABELS_OUTPUT):
-            hint = closest(str(name), [PROBABILITIES_OUTPUT, LABELS_OUTPUT])
+        if name not in names:
+            hint = closest(str(name), list(names))
             near = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise OIPError(400, f"unknown output {name!r}{near} The model gives {PROBABILITIES_OUTPUT!r} and {LABELS_OUTPUT!r}")
+            raise OIPError(400, f"unknown output {name!r}{near} The model gives {', '.join(repr(n) for n in names)}")
         p = o.get("parameters") or {}
         if not isinstance(p, dict):
             raise OIPError(400, f"output {name!r}: 'parameters' must be a JSON object")
@@ -504,12 +552,106 @@ def _output(name: str, opts: dict[str, Any], probs: np.ndarray, classes: Sequenc
     return entry, None
 
 
-def _infer(registry: Any, name: str, version: str | None, body: bytes, header_length: str | None, limits: _Limits) -> Response:
+def _detect_params(request: dict[str, Any]) -> dict[str, Any]:
+    from pixlearn.serve.routes_detect import check_detect_params
+
+    params = request.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise OIPError(400, "the request's 'parameters' must be a JSON object")
+    try:
+        return check_detect_params({k: params.get(k) for k in ("threshold", "max_detections")})
+    except ApiError as exc:
+        raise OIPError(exc.status, f"parameter {exc}") from None
+
+
+def _detect_images(request: dict[str, Any], binary: bytes, limits: _Limits) -> list[np.ndarray]:
+    from pixlearn.io import read_image
+
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
+        raise OIPError(400, f"the inference request needs 'inputs', a list with one tensor: {IMAGE_INPUT!r} (BYTES [N], "
+                            "encoded images)")
+    slices = _binary_slices(inputs, binary)
+    if len(inputs) != 1 or inputs[0].get("name") != IMAGE_INPUT:
+        names = [t.get("name") for t in inputs]
+        raise OIPError(400, f"a detection model takes one input, {IMAGE_INPUT!r} (BYTES [N], encoded image files); "
+                            f"got {names}")
+    images = []
+    for i, data in enumerate(_bytes_elements(inputs[0], slices[0], limits.max_batch)):
+        try:
+            images.append(read_image(data, mode="RGB", max_pixels=limits.max_pixels))
+        except PixlearnError as exc:
+            raise OIPError(status_for(exc), f"input {IMAGE_INPUT!r} element {i}: {exc}") from None
+    return images
+
+
+def _detection_output(name: str, opts: dict[str, Any], columns: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    datatype, shape = DETECTION_OUTPUTS[name]
+    values = columns[name]
+    n = len(columns["scores"])
+    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [n, *shape[1:]]}
+    if opts.get("binary_data"):
+        if datatype == "BYTES":
+            buf = _serialize_bytes(values)
+        else:
+            buf = np.ascontiguousarray(values, dtype="<f4" if datatype == "FP32" else "<i8").tobytes()
+        entry["parameters"] = {"binary_data_size": len(buf)}
+        return entry, buf
+    if datatype == "BYTES":
+        entry["data"] = list(values)
+    elif datatype == "FP32":
+        entry["data"] = [float(v) for v in np.asarray(values, np.float32).ravel()]
+    else:
+        entry["data"] = [int(v) for v in np.asarray(values, np.int64).ravel()]
+    return entry, None
+
+
+def _infer_detect(registry: Any, name: str, record: dict[str, Any], request: dict[str, Any], binary: bytes,
+                  limits: _Limits, settings: Any) -> tuple[list[dict[str, Any]], list[bytes]]:
+    outputs = _requested_outputs(request, tuple(DETECTION_OUTPUTS))
+    opts = _detect_params(request)
+    images = _detect_images(request, binary, limits)
+    detector = _detector(registry, name, record, settings)
+    found = detector.predict(images, score=opts["threshold"], max_detections=opts["max_detections"])
+    columns = {
+        "boxes": np.concatenate([d.boxes for d in found]).reshape(-1, 4) if found else np.zeros((0, 4), np.float32),
+        "scores": np.concatenate([d.scores for d in found]) if found else np.zeros(0, np.float32),
+        "labels": np.concatenate([d.labels for d in found]) if found else np.zeros(0, np.int64),
+        "image_index": np.concatenate([np.full(len(d), i, np.int64) for i, d in enumerate(found)]) if found
+        else np.zeros(0, np.int64),
+    }
+    columns["class_names"] = [str(detector.class_names[int(i)]) for i in columns["labels"]]
+    entries, buffers = [], []
+    for out_name, o in outputs:
+        entry, buf = _detection_output(out_name, o, columns)
+        entries.append(entry)
+        if buf is not None:
+            buffers.append(buf)
+    return entries, buffers
+
+
+def _respond(name: str, request_id: Any, entries: list[dict[str, Any]], buffers: list[bytes]) -> Response:
+    response: dict[str, Any] = {"model_name": name, "model_version": MODEL_VERSION}
+    if request_id is not None:
+        response["id"] = request_id
+    response["outputs"] = entries
+    head = json.dumps(response, separators=(",", ":")).encode("utf-8")
+    if not any(e.get("parameters", {}).get("binary_data_size") is not None for e in entries):
+        return Response(head, media_type="application/json")
+    return Response(head + b"".join(buffers), media_type="application/octet-stream",
+                    headers={HEADER_LENGTH: str(len(head))})
+
+
+def _infer(registry: Any, name: str, version: str | None, body: bytes, header_length: str | None, limits: _Limits,
+           settings: Any = None) -> Response:
     record = _record(registry, name, version)
     request, binary = _split_body(body, header_length)
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise OIPError(400, f"the request 'id' must be a string, got {request_id!r}")
+    if record.get("task") == "detect":
+        entries, buffers = _infer_detect(registry, name, record, request, binary, limits, settings)
+        return _respond(name, request_id, entries, buffers)
     outputs = _requested_outputs(request)
     clf, shape = _classifier(registry, name, record)
     batch = _input_batch(request, binary, clf, shape, limits)
@@ -572,6 +714,9 @@ def server_ready(request: Request) -> Response:
 def _model_metadata(request: Request, name: str, version: str | None) -> Response:
     registry = _registry(request)
     record = _record(registry, name, version)
+    if record.get("task") == "detect":
+        detector = _detector(registry, name, record, getattr(request.app.state, "settings", None))
+        return JSONResponse(_detector_metadata(name, record, detector))
     clf, shape = _classifier(registry, name, record)
     return JSONResponse(_metadata(name, record, clf, shape))
 
@@ -580,7 +725,10 @@ def _model_ready(request: Request, name: str, version: str | None) -> Response:
     registry = _registry(request)
     record = _record(registry, name, version)
     try:
-        _classifier(registry, name, record)
+        if record.get("task") == "detect":
+            _detector(registry, name, record, getattr(request.app.state, "settings", None))
+        else:
+            _classifier(registry, name, record)
     except OIPError as exc:
         if exc.status == 404:
             raise
@@ -643,7 +791,8 @@ async def _infer_route(request: Request, name: str, version: str | None) -> Resp
         body = await run_blocking(_decompress, raw, request.headers.get("content-encoding"), limits.max_body)
     except OIPError as exc:
         return _error(exc.status, exc.message)
-    return await _guard(_infer, registry, name, version, body, request.headers.get(HEADER_LENGTH), limits)
+    return await _guard(_infer, registry, name, version, body, request.headers.get(HEADER_LENGTH), limits,
+                        getattr(request.app.state, "settings", None))
 
 
 @router.post("/v2/models/{model_name}/infer", summary="OIP inference", openapi_extra=_INFER_OPENAPI)

@@ -1,7 +1,8 @@
-"""The model registry: which trained classifiers the service offers, stored in the ``models`` table.
+"""The model registry: which trained classifiers and detectors the service offers, stored in the ``models`` table.
 
 A model is a classification run folder written by :func:`pixlearn.train.train_classifier` (its
-``weights/model.json``, ``weights/best.safetensors`` and ``metrics.json``). Registering reads only
+``weights/model.json``, ``weights/best.safetensors`` and ``metrics.json``), or a detection run folder of
+``pixlearn train detect`` (task ``detect``: served by ``/v1/detect`` and the OIP v2 routes). Registering reads only
 those small JSON files; :meth:`ModelRegistry.load` rebuilds the network once and caches it.
 
 A record's ``general`` flag (default false) says whether the model labels any photo: ``/v1/analyze``
@@ -50,7 +51,10 @@ models_table = Table(
 #: The metrics.json keys copied into a model record (the summary; the run folder has the rest). ``verdict`` is the
 #: model against chance and the majority class on its held-out split (pixlearn.engine.verdict), read-only.
 _SUMMARY_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_accuracy",
-                 "roc_auc_macro", "best_epoch", "epochs_run", "stopped_early", "fit_seconds", "verdict")
+                 "roc_auc_macro", "map", "map50", "map75", "mask_map", "mask_map50", "best_epoch", "epochs_run",
+                 "stopped_early", "fit_seconds", "verdict")
+#: The tasks whose run folders the service registers (``weights/model.json``'s ``task``).
+SERVED_TASKS = ("classify", "detect")
 
 
 def safe_name(name: str) -> str:
@@ -70,7 +74,8 @@ def _now() -> str:
 
 
 def read_run_card(run_dir: Path) -> dict[str, Any]:
-    """``weights/model.json`` of a classification run folder; ConfigError says what the folder is instead."""
+    """``weights/model.json`` of a classification or detection run folder; ConfigError says what the folder is
+    instead."""
     card_path = run_dir / "weights" / "model.json"
     if not card_path.is_file():
         if not run_dir.exists():
@@ -87,9 +92,26 @@ def read_run_card(run_dir: Path) -> dict[str, Any]:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{card_path}: unreadable model description ({exc})") from None
+    if card.get("task") == "detect" and isinstance(card.get("spec"), dict) and isinstance(card.get("class_names"), list):
+        return card
     if card.get("task") != "classify" or not isinstance(card.get("model"), dict):
-        raise ConfigError(f"{card_path}: describes task {card.get('task')!r}; the service registers classifiers")
+        raise ConfigError(f"{card_path}: describes task {card.get('task')!r}; the service registers classifiers "
+                          "(pixlearn train classify) and detectors (pixlearn train detect)")
     return card
+
+
+def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
+    """The record fields a run's model card gives: task, classes, architecture and input shape."""
+    if card.get("task") == "detect":
+        spec = card["spec"]
+        size = int(spec.get("img_size") or 512)
+        arch = "/".join(str(spec[k]) for k in ("arch", "backbone") if spec.get(k))
+        return {"task": "detect", "classes": [str(c) for c in card["class_names"]], "architecture": arch or "detector",
+                "input_shape": [3, size, size]}
+    spec = card["model"]
+    shape = list(spec.get("preprocess", {}).get("input_size") or [spec.get("in_chans", 3), 224, 224])
+    return {"task": "classify", "classes": [str(c) for c in card.get("classes", [])],
+            "architecture": str(spec.get("name", "unknown")), "input_shape": [int(v) for v in shape]}
 
 
 def _add_general_column(engine: Engine) -> None:
@@ -161,16 +183,11 @@ class ModelRegistry:
             raise ConfigError(f"source must be 'cli' or 'training', got {source!r}")
         run_dir = Path(run_dir).expanduser().resolve()
         card = read_run_card(run_dir)
-        spec = card["model"]
-        shape = list(spec.get("preprocess", {}).get("input_size") or [spec.get("in_chans", 3), 224, 224])
         fields = {
-            "task": "classify",
-            "classes": [str(c) for c in card.get("classes", [])],
+            **_card_fields(card),
             "metrics": _read_metrics(run_dir),
             "source": source,
             "run_dir": str(run_dir),
-            "architecture": str(spec.get("name", "unknown")),
-            "input_shape": [int(v) for v in shape],
             "owned": source == "training" and run_dir.is_relative_to(self.storage.resolve()),
         }
         if general is not None:
@@ -199,9 +216,10 @@ class ModelRegistry:
         return self.get(name)
 
     def general_names(self) -> list[str]:
-        """The models marked general, oldest first."""
+        """The classifiers marked general, oldest first."""
         with self.engine.connect() as conn:
             return list(conn.execute(select(models_table.c.name).where(models_table.c.general.is_(True))
+                                     .where(models_table.c.task == "classify")
                                      .order_by(models_table.c.created, models_table.c.name)).scalars())
 
     def list(self) -> list[dict[str, Any]]:
@@ -233,9 +251,13 @@ class ModelRegistry:
 
         return hide_paths(text, self.storage, extra=[(run_dir, self._shown(run_dir))])
 
-    def names(self) -> list[str]:
+    def names(self, *, task: str | None = None) -> list[str]:
+        """Every registered model's name (of ``task`` only, when given), oldest first."""
+        query = select(models_table.c.name)
+        if task is not None:
+            query = query.where(models_table.c.task == task)
         with self.engine.connect() as conn:
-            return list(conn.execute(select(models_table.c.name).order_by(models_table.c.created, models_table.c.name)).scalars())
+            return list(conn.execute(query.order_by(models_table.c.created, models_table.c.name)).scalars())
 
     def get(self, name: str) -> dict[str, Any]:
         """The record of ``name``; :class:`ModelNotFound` (404) names the closest models."""
@@ -264,7 +286,8 @@ class ModelRegistry:
 
     # ------------------------------------------------------------ loading
     def load(self, name: str) -> Any:
-        """The :class:`~pixlearn.tasks.classify.predict.Classifier` of ``name``, built once and cached."""
+        """The :class:`~pixlearn.tasks.classify.predict.Classifier` of ``name`` (a detection model's
+        :class:`~pixlearn.tasks.detect.detections.Detector`), built once and cached."""
         with self._lock:
             clf = self._cache.get(name)
             if clf is not None:
@@ -278,7 +301,10 @@ class ModelRegistry:
             record = self.get(name)
             from pixlearn.tasks.registry import task as get_task
 
-            load_classifier = get_task("classify").load("load")
+            if record["task"] == "detect":
+                from pixlearn.tasks.detect.model import load_run_detector as load_classifier
+            else:
+                load_classifier = get_task("classify").load("load")
 
             try:
                 clf = load_classifier(record["run_dir"], device="cpu")

@@ -24,13 +24,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
-from pixlearn._core.errors import ConfigError, UnknownNameError
+from pixlearn._core.errors import ConfigError, UnknownNameError, WeightsNotFoundError
 from pixlearn._core.names import check_name
 from pixlearn._core.safe_yaml import load_json
 from pixlearn.serve.deps import run_blocking, run_cpu
 from pixlearn.serve.errors import ApiError
 from pixlearn.serve.inputs import decode_b64, decode_bytes, read_allowed_path
 from pixlearn.serve.registry import ModelRegistry
+from pixlearn.serve.routes_detect import builtin_unavailable, check_detect_params, coco_detector, detect_image, \
+    detection_rows, yolox_path
 from pixlearn.serve.settings import ServeSettings
 
 __all__ = ["router", "FEATURES", "parse_features", "parse_names", "start_labeller_warmup"]
@@ -39,16 +41,25 @@ log = logging.getLogger("pixlearn.serve")
 
 router = APIRouter(tags=["analyze"])
 
-#: Every feature /v1/analyze knows (all are the default); model-backed ones (objects, faces, text) join as those
-#: capabilities land.
-FEATURES = ("colors", "quality", "labels")
+#: Every feature /v1/analyze knows; model-backed ones (faces, text) join as those capabilities land.
+FEATURES = ("colors", "quality", "labels", "objects")
+#: The features of a request that names none: all but ``objects``, which joins them when the COCO detector's file
+#: is on the server (so a server without it answers the default request without a note about a missing file).
+DEFAULT_FEATURES = ("colors", "quality", "labels")
 
 _OPENAPI = {
     "parameters": [
         {"name": "features", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "Comma list of colors, quality, labels (default: all). labels: the general ImageNet "
+         "description": "Comma list of colors, quality, labels, objects (default: colors, quality, labels, and "
+                        "objects when the COCO detector's file is on the server). labels: the general ImageNet "
                         "labeller's classes (tf_efficientnet_lite0; without its weights, unavailable.labels says how "
-                        "to add them), and models.<name> for the models asked for or marked general."},
+                        "to add them), and models.<name> for the models asked for or marked general. objects: the "
+                        "80 COCO classes from the built-in YOLOX-Nano (without its file, unavailable.objects says "
+                        "how to add it)."},
+        {"name": "threshold", "in": "query", "required": False, "schema": {"type": "number", "default": 0.25},
+         "description": "objects: the lowest score kept (0..1)."},
+        {"name": "max_detections", "in": "query", "required": False, "schema": {"type": "integer", "default": 100},
+         "description": "objects: the most objects returned (1..1000)."},
         {"name": "n_colors", "in": "query", "required": False, "schema": {"type": "integer", "default": 5}},
         {"name": "models", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "Registered models whose labels to add under models.<name> (comma list or repeated; "
@@ -109,7 +120,8 @@ def parse_names(value: Any, *, what: str = "names") -> list[str]:
 
 
 def parse_features(value: Any) -> list[str]:
-    """Validated features in the order of :data:`FEATURES` (none given: all); unknown -> 400 listing the valid ones.
+    """Validated features in the order of :data:`FEATURES` (none given: :data:`DEFAULT_FEATURES`); unknown -> 400
+    listing the valid ones.
 
     Examples
     --------
@@ -118,7 +130,7 @@ def parse_features(value: Any) -> list[str]:
     """
     names = parse_names(value, what="features")
     if not names:
-        return list(FEATURES)
+        return list(DEFAULT_FEATURES)
     for n in names:
         try:
             check_name(n, FEATURES, what="feature")
@@ -143,21 +155,39 @@ def _int(value: Any, *, name: str, low: int, high: int, default: int) -> int:
     return n
 
 
+#: The parameters /v1/analyze reads; ``features`` and ``models`` may repeat (lists), the others are single values.
+_ANALYZE_KEYS = ("features", "n_colors", "models", "top_k", "threshold", "max_detections")
+_LIST_KEYS = ("features", "models")
+
+
 async def _read_request(request: Request) -> tuple[dict[str, Any], Any]:
-    """(parameters, image source) from a multipart, JSON or raw-image request; query parameters are the fallback."""
+    return await read_image_request(request, keys=_ANALYZE_KEYS)
+
+
+async def read_image_request(request: Request, *, keys: tuple[str, ...]) -> tuple[dict[str, Any], Any]:
+    """(parameters, image source) from a multipart, JSON or raw-image request; query parameters are the fallback.
+
+    ``keys`` are the parameters to read (``features`` and ``models`` as lists; ``models`` also from ``model``
+    fields); the image source is ``(kind, payload, name)`` with kind ``bytes``, ``b64`` or ``path``.
+    """
     query = request.query_params
-    params: dict[str, Any] = {"features": query.getlist("features") or None, "n_colors": query.get("n_colors"),
-                              "models": query.getlist("models") or query.getlist("model") or None,
-                              "top_k": query.get("top_k")}
+
+    def from_query(key: str) -> Any:
+        if key == "models":
+            return query.getlist("models") or query.getlist("model") or None
+        return (query.getlist(key) or None) if key in _LIST_KEYS else query.get(key)
+
+    params: dict[str, Any] = {key: from_query(key) for key in keys}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
         upload = form.get("file") or form.get("image")
-        for key in ("features", "n_colors", "top_k"):
-            if form.get(key) is not None:
-                params[key] = form.getlist(key) if key == "features" else form.get(key)
-        if form.getlist("models") or form.getlist("model"):
-            params["models"] = form.getlist("models") or form.getlist("model")
+        for key in keys:
+            if key == "models":
+                if form.getlist("models") or form.getlist("model"):
+                    params["models"] = form.getlist("models") or form.getlist("model")
+            elif form.get(key) is not None:
+                params[key] = form.getlist(key) if key in _LIST_KEYS else form.get(key)
         if not isinstance(upload, UploadFile):
             raise ApiError("no image: send the file in the multipart field 'file' (curl -F file=@photo.jpg)", status=400)
         return params, ("bytes", await upload.read(), upload.filename or "file")
@@ -171,7 +201,7 @@ async def _read_request(request: Request) -> tuple[dict[str, Any], Any]:
         if not isinstance(body, dict):
             raise ApiError("the JSON body must be an object like {\"image\": {\"b64\": \"...\"}, \"features\": "
                            "\"colors,quality\"}", status=400)
-        for key in ("features", "n_colors", "models", "top_k"):
+        for key in keys:
             if body.get(key) is not None:
                 params[key] = body[key]
         image = body.get("image", body.get("image_base64"))
@@ -295,13 +325,17 @@ async def analyze(request: Request) -> dict[str, Any]:
     "models": {"<model>": [{"label", "score"}]}, "unavailable": {"labels": "<why, and how to fix it>"},
     "timings_ms": {...}}`` (only the features asked for; ``labels`` are the ImageNet labeller's, and
     ``unavailable.labels`` replaces them when its weights are absent; ``models`` only for the models
-    named in ``models=`` or marked general).
+    named in ``models=`` or marked general; ``objects``: ``[{"box": [x1, y1, x2, y2], "score", "label",
+    "class_name"}]`` from the built-in COCO detector, or ``unavailable.objects`` when its file is absent).
     """
     t0 = time.perf_counter()
     settings: ServeSettings = request.app.state.settings
     registry: ModelRegistry = request.app.state.registry
     params, (kind, payload, name) = await _read_request(request)
     features = parse_features(params["features"])
+    if not parse_names(params["features"], what="features") and await run_blocking(yolox_path, settings) is not None:
+        features.append("objects")  # the default request gets objects when the COCO detector's file is here
+    detect_opts = check_detect_params({"threshold": params["threshold"], "max_detections": params["max_detections"]})
     n_colors = _int(params["n_colors"], name="n_colors", low=1, high=64, default=5)
     top_k = _int(params["top_k"], name="top_k", low=1, high=1000, default=5)
     asked_models = parse_names(params["models"], what="models")  # checked even when labels are not asked for
@@ -309,7 +343,11 @@ async def analyze(request: Request) -> dict[str, Any]:
     if "labels" in features:
         models = list(dict.fromkeys(asked_models)) or await run_blocking(registry.general_names)
         for m in models:
-            await run_blocking(registry.get, m)  # 404 naming the closest model, before any decoding
+            record = await run_blocking(registry.get, m)  # 404 naming the closest model, before any decoding
+            if record.get("task", "classify") != "classify":
+                raise ApiError(f"models: {m!r} is a {record['task']} model; labels come from classifiers (ask "
+                               "features=objects for COCO objects, or POST /v1/detect with model=" + m + ")",
+                               status=400)
 
     def work() -> tuple[dict[str, Any], Any]:  # decoding, colours, quality: in a worker process
         t = time.perf_counter()
@@ -321,9 +359,16 @@ async def analyze(request: Request) -> dict[str, Any]:
             image = read_allowed_path(payload, settings.allowed_roots, max_pixels=settings.max_pixels,
                                       max_bytes=settings.max_body_bytes)
         decode_ms = (time.perf_counter() - t) * 1e3
-        result = analyze_image(image, features=[f for f in features if f != "labels"], n_colors=n_colors,
-                               models=[], top_k=top_k, registry=None)
+        result = analyze_image(image, features=[f for f in features if f not in ("labels", "objects")],
+                               n_colors=n_colors, models=[], top_k=top_k, registry=None)
         result["timings_ms"] = {"decode": round(decode_ms, 2), **result["timings_ms"]}
+        if "objects" in features:
+            t = time.perf_counter()
+            try:
+                result["objects"] = detection_rows(detect_image(coco_detector(settings, threads=1), image, detect_opts))
+                result["timings_ms"]["objects"] = round((time.perf_counter() - t) * 1e3, 2)
+            except WeightsNotFoundError as exc:
+                result.setdefault("unavailable", {})["objects"] = builtin_unavailable(exc, settings).args[0]
         return result, (image if need_image else None)
 
     from pixlearn.tasks.imagenet_labels import find_labeller_weights
@@ -334,9 +379,11 @@ async def analyze(request: Request) -> dict[str, Any]:
     if "labels" in features:  # the loaded models live in this process (a thread)
         labels = await run_blocking(_labels, image, models=models, top_k=top_k, registry=registry)
         timings = result.pop("timings_ms")
-        for key in ("labels", "models", "unavailable"):
+        for key in ("labels", "models"):
             if key in labels:
                 result[key] = labels[key]
+        if "unavailable" in labels:
+            result["unavailable"] = {**result.get("unavailable", {}), **labels["unavailable"]}
         result["timings_ms"] = {**timings, **labels["timings_ms"]}
     result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 2)
     return result

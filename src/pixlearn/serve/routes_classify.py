@@ -80,13 +80,16 @@ async def classify(
     thr = _number(threshold if threshold is not None else query.get("threshold"), name="threshold", kind=float,
                   low=0.0, high=1.0, default=0.0)
     k = _number(top_k if top_k is not None else query.get("top_k"), name="top_k", kind=int, low=1, high=1000, default=5)
-    registered = await run_blocking(registry.names)
-    if not registered:
-        raise ApiError("no model is registered; train one (POST /v1/trainings) or start the server with "
+    registered = await run_blocking(registry.names, task="classify")
+    if not registered and not names:
+        raise ApiError("no model is registered as a classifier; train one (POST /v1/trainings) or start the server with "
                        "--model RUN_DIR", status=400)
     names = names or registered
     for name in names:
-        await run_blocking(registry.get, name)  # 404 with the closest names, before reading any image
+        record = await run_blocking(registry.get, name)  # 404 with the closest names, before reading any image
+        if record.get("task", "classify") != "classify":
+            raise ApiError(f"model {name!r} is a {record['task']} model, not a classifier; detect objects with it "
+                           "through POST /v1/detect", status=400)
     uploads = [f for f in [*(files or []), *(images or [])] if f is not None]
     if not uploads and archive is None:
         raise ApiError("no images: send them in the multipart field 'files' (repeat it) and/or a zip in 'archive'",

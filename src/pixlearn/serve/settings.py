@@ -83,6 +83,9 @@ class ServeSettings(BaseModel):
     min_images_per_class: int = Field(2, ge=1)
     #: Largest decoded image accepted (pixels, checked from the header before decoding).
     max_pixels: int = Field(50_000_000, ge=1)
+    #: The built-in COCO detector's file (YOLOX-Nano ONNX) of /v1/detect and features=objects. None: the first
+    #: ``yolox_nano_coco80.onnx`` in the local weights folders (PIXLEARN_WEIGHTS, <cache>/weights).
+    yolox_weights: Path | None = None
     #: Train a small digits classifier in the background at start-up when it is not registered yet.
     demo: bool = False
     #: Origins (``scheme://host[:port]``) whose web pages may call the API (CORS); other sites' pages are refused.

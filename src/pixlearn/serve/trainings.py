@@ -5,7 +5,8 @@ extracts it into the job's folder ``<storage>/trainings/<id>/data`` (or refuses 
 reason: 400). The job is then ``queued`` in the ``trainings`` table; a background thread runs at
 most ``settings.training_workers`` jobs at a time, each in its own process
 (``python -m pixlearn.serve.train_worker <job folder>``, in a new session so that a cancel can
-signal its whole process group). The worker trains with :func:`pixlearn.train.train_classifier`
+signal its whole process group). The worker trains with :func:`pixlearn.train.train_classifier` (a
+detection archive: :func:`pixlearn.tasks.detect.train.train_detector`)
 into ``<storage>/models/<name>-<id>`` and writes ``progress.json``; on success the manager
 registers the run as a model (``source="training"``), usable at once.
 
@@ -67,7 +68,13 @@ _FINAL = ("succeeded", "failed", "cancelled")
 #: weights are in a local weights folder, else a small CNN). ``epochs`` (a cap under the budget), ``img_size``,
 #: ``batch`` and ``lr`` are advanced options; None means the task's default for the chosen model.
 DEFAULT_OPTIONS: dict[str, Any] = {"minutes": 3.0, "architecture": "auto", "epochs": None, "img_size": None, "batch": None,
-                                   "lr": None}
+                                   "lr": None, "task": "auto"}
+
+#: What a job trains: ``auto`` tells by the archive (a COCO / YOLO / Pascal VOC zip trains a detector, a folder per
+#: class a classifier), or the task named.
+TASKS = ("auto", "classify", "detect")
+#: The detection architectures a job may name (pixlearn.tasks.detect.model.ARCHS).
+DETECT_ARCHS = ("fcos", "retinanet", "ssdlite", "faster_rcnn", "mask_rcnn")
 
 #: The allowed range (inclusive) of each numeric option.
 OPTION_RANGES: dict[str, tuple[float, float]] = {"minutes": (0.5, 120.0), "epochs": (1, 1000), "img_size": (8, 1024),
@@ -168,8 +175,8 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
     return [{k: _number(v) for k, v in row.items() if k} for row in csv.DictReader(text.splitlines())]
 
 
-_FINAL_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "best_epoch", "epochs_run", "stopped_early",
-               "stop_reason", "fit_seconds")
+_FINAL_KEYS = ("split", "n", "accuracy", "balanced_accuracy", "macro_f1", "map", "map50", "map75", "mask_map",
+               "mask_map50", "best_epoch", "epochs_run", "stopped_early", "stop_reason", "fit_seconds")
 
 
 def _final_metrics(run_dir: Path) -> dict[str, Any] | None:
@@ -389,10 +396,13 @@ class JobManager:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         job_dir.mkdir()
         try:
-            dataset = extract_archive(archive, job_dir / "data", limits=self.limits, name=label)
+            dataset = extract_archive(archive, job_dir / "data", limits=self.limits, name=label, task=opts["task"])
+            if opts["architecture"] != AUTO:  # now that the archive has told the task
+                check_architecture(opts["architecture"], dataset.task)
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
+        opts = {k: v for k, v in opts.items() if k != "task"}  # the task the archive told is the dataset's "task"
         row = {
             "id": job_id, "name": model_name, "status": "queued", "options": opts,
             "dataset": {**dataset.to_dict(), "root": str(dataset.root), "archive": label},
@@ -652,7 +662,8 @@ class JobManager:
     def _launch(self, row: Any) -> None:
         job_id, job_dir, run_dir = row["id"], Path(row["job_dir"]), Path(row["run_dir"])
         resume = bool(row["resume"]) and (run_dir / "checkpoints" / "last.ckpt").is_file()
-        spec = {"id": job_id, "data": row["dataset"]["root"], "run_dir": str(run_dir), "options": dict(row["options"]),
+        options = {**dict(row["options"]), "task": dict(row["dataset"]).get("task") or "classify"}
+        spec = {"id": job_id, "data": row["dataset"]["root"], "run_dir": str(run_dir), "options": options,
                 "resume": resume}
         from pixlearn.engine.runs import write_json
 
@@ -758,17 +769,39 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{key} must be between {low:g} and {high:g} ({_OPTION_MEANING[key]}), got {value!r}; "
                               f"send e.g. {key}={example:g}")
         opts[key] = int(value) if key in _INTEGER_OPTIONS else float(value)
+    task = str(opts["task"]).strip().lower() or "auto"
+    if task not in TASKS:
+        from pixlearn._core.names import check_name
+
+        check_name(task, TASKS, what="task")  # UnknownNameError (a ConfigError) with the closest name
+    opts["task"] = task
     arch = str(opts["architecture"]).strip() or AUTO
     opts["architecture"] = AUTO if arch.lower() == AUTO else arch
     if opts["architecture"] != AUTO:
-        from pixlearn.models.registry import check_model_name
+        check_architecture(opts["architecture"], task)
+    return opts
+
+
+def check_architecture(arch: str, task: str) -> None:
+    """A named architecture checked against ``task``: a classification model name, or a detection architecture
+    (:data:`DETECT_ARCHS`); ``task="auto"`` takes either (checked again once the archive tells the task)."""
+    if task in ("detect", "auto") and arch in DETECT_ARCHS:
+        return
+    if task == "detect":
+        from pixlearn._core.names import check_name
 
         try:
-            check_model_name(opts["architecture"])
+            check_name(arch, DETECT_ARCHS, what="detection architecture")
         except UnknownNameError as exc:
-            raise ConfigError(f"architecture: {exc} (or 'auto': a pretrained backbone when local weights exist, "
-                              "else a small CNN)") from None
-    return opts
+            raise ConfigError(f"architecture: {exc} (or 'auto': the detection recipe's choice)") from None
+    from pixlearn.models.registry import check_model_name
+
+    try:
+        check_model_name(arch)
+    except UnknownNameError as exc:
+        extra = f"; a detector: {', '.join(DETECT_ARCHS)}" if task == "auto" else ""
+        raise ConfigError(f"architecture: {exc} (or 'auto': a pretrained backbone when local weights exist, "
+                          f"else a small CNN{extra})") from None
 
 
 def _check_key(key: str) -> str:
@@ -805,13 +838,15 @@ def _jobs(request: Request) -> JobManager:
     return jobs
 
 
-@router.post("/v1/trainings", status_code=202, summary="Train a classifier from a zip of labelled images",
+@router.post("/v1/trainings", status_code=202, summary="Train a classifier or a detector from a zip of labelled images",
              responses={200: {"description": "The job an earlier request with the same Idempotency-Key created"}})
 def create_training(
     request: Request,
     response: Response,
     archive: UploadFile = File(..., description="A zip: one folder of images per class (optionally under train/ val/), "
-                                                  "or a CSV path,label with its images."),
+                                                  "or a CSV path,label with its images (a classifier); or a COCO, YOLO "
+                                                  "or Pascal VOC dataset with boxes (a detector; with polygons, an "
+                                                  "instance-segmentation model)."),
     name: str | None = Form(None, description="Model name to register (default: from the file name)."),
     minutes: float | None = Form(None, description="The time budget in minutes, 0.5 to 120 (default 3): the training "
                                                     "plans its work to finish inside it."),
@@ -824,6 +859,8 @@ def create_training(
                                                   "the model's)."),
     batch: int | None = Form(None, description="Advanced: images per batch, 1 to 1024."),
     lr: float | None = Form(None, description="Advanced: learning rate (default: the recipe's)."),
+    task: str = Form("auto", description="'auto' (default): a detector for a COCO / YOLO / VOC zip, else a "
+                                         "classifier; or 'classify', 'detect'."),
     idempotency_key: str | None = Header(None, description="Any unique string (e.g. a UUID): a retry with the same "
                                                            "key answers 200 with the job the first request created "
                                                            "instead of queueing a second one."),
@@ -849,7 +886,7 @@ def create_training(
         job = jobs.submit(archive.file, filename=archive.filename or "archive.zip", name=name or None,
                           idempotency_key=idempotency_key, commit=deadline.commit if deadline is not None else None,
                           minutes=minutes, architecture=architecture, epochs=epochs, img_size=img_size, batch=batch,
-                          lr=lr)
+                          lr=lr, task=task)
     except KeyConflict as exc:
         raise ApiError(str(exc), status=422) from None
     except ArchiveError as exc:
