@@ -122,11 +122,13 @@ def test_two_classes_overlapping_are_both_kept_and_scores_filter():
     assert len(TiledDetector(PaintDetector(), tile=128).predict([image], max_detections=1)[0]) == 1
 
 
-def test_masks_are_pasted_back_onto_the_image():
-    objects = [(100, 20, 150, 60, 0), (10, 150, 30, 170, 1)]
+@pytest.mark.parametrize("full_image", [False, True])
+def test_masks_are_pasted_back_onto_the_image(full_image):
+    # a small object in the windows' shared strip, one inside a window, one wider than any window (stitched)
+    objects = [(100, 20, 150, 60, 0), (10, 150, 30, 170, 1), (20, 80, 240, 120, 1)]
     image = _paint(200, 260, objects)
-    det = TiledDetector(PaintDetector(masks=True), tile=128, overlap=0.25, full_image=False).predict([image])[0]
-    assert det.masks is not None and det.masks.shape == (2, 200, 260)
+    det = TiledDetector(PaintDetector(masks=True), tile=128, overlap=0.25, full_image=full_image).predict([image])[0]
+    assert det.masks is not None and det.masks.shape == (3, 200, 260)
     for box, mask in zip(det.boxes.astype(int), det.masks, strict=True):
         x0, y0, x1, y1 = box
         truth = np.zeros((200, 260), bool)

@@ -236,8 +236,8 @@ class TiledDetector:
             return Detections(det.boxes, det.scores, det.labels, self.class_names, det.masks, {**det.meta, "tiles": 1})
         crops = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
         per_window = self._run(crops, score, iou, max_detections)
-        boxes, scores, labels, cut, masks, source = [], [], [], [], [], []
-        any_masks = False
+        boxes, scores, labels, cut, source = [], [], [], [], []
+        parts: list[tuple[Detections, tuple[int, int, int, int]]] = []  # (detections, window) in candidate order
         for k, (win, det) in enumerate(zip(windows, per_window, strict=True)):
             x0, y0, x1, y1 = win
             b = det.boxes + np.array([x0, y0, x0, y0], np.float32)
@@ -246,8 +246,7 @@ class TiledDetector:
             labels.append(det.labels)
             cut.append(_cut_flags(b, win, h, w))
             source.append(np.full(len(det), k, np.int64))
-            masks.append((det.masks, win))
-            any_masks |= det.masks is not None
+            parts.append((det, win))
         if self.full_image:
             det = self._run([image], score, iou, max_detections)[0]
             boxes.append(det.boxes)
@@ -255,32 +254,33 @@ class TiledDetector:
             labels.append(det.labels)
             cut.append(np.zeros(len(det), bool))
             source.append(np.full(len(det), len(windows), np.int64))
-            masks.append((det.masks, (0, 0, w, h)))
-            any_masks |= det.masks is not None
-        b = np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32)
+            parts.append((det, (0, 0, w, h)))
+        b = np.concatenate(boxes).astype(np.float32)
         s = np.concatenate(scores).astype(np.float32)
         lab = np.concatenate(labels).astype(np.int64)
-        c = np.concatenate(cut)
-        src = np.concatenate(source)
-        full_masks = self._paste(masks, h, w) if any_masks else None
-        b, s, lab, full_masks = _merge(b, s, lab, c, src, full_masks, iou)
-        order = np.argsort(-s, kind="stable")[:max_detections]
-        out = Detections(b[order], s[order], lab[order], self.class_names,
-                         None if full_masks is None else full_masks[order],
+        b, s, lab, idx, groups = _merge(b, s, lab, np.concatenate(cut), np.concatenate(source), iou)
+        order = np.argsort(-s[idx], kind="stable")[:max_detections]
+        idx = idx[order]
+        masks = None
+        if all(d.masks is not None for d, _ in parts):  # pasted back only for the kept detections
+            masks = np.stack([_paste(parts, [int(i), *groups.get(int(i), [])], h, w) for i in idx]) if len(idx) \
+                else np.zeros((0, h, w), bool)
+        out = Detections(b[idx], s[idx], lab[idx], self.class_names, masks,
                          {"tiles": len(windows), "full_image": self.full_image})
         return out.filter(min_score=score, max_detections=max_detections)
 
-    @staticmethod
-    def _paste(masks: list[tuple[np.ndarray | None, tuple[int, int, int, int]]], h: int, w: int) -> np.ndarray:
-        """Every window's (n, wh, ww) masks pasted into (n, h, w) image-sized ones (a maskless window: box-less zeros)."""
-        parts = []
-        for m, (x0, y0, x1, y1) in masks:
-            if m is None:
-                continue
-            full = np.zeros((len(m), h, w), bool)
-            full[:, y0:y1, x0:x1] = m[:, : y1 - y0, : x1 - x0]
-            parts.append(full)
-        return np.concatenate(parts) if parts else np.zeros((0, h, w), bool)
+
+def _paste(parts: list[tuple[Detections, tuple[int, int, int, int]]], candidates: list[int], h: int, w: int) -> np.ndarray:
+    """The (h, w) union of the masks of ``candidates`` (indices into the concatenated detections of ``parts``), each
+    pasted at its window."""
+    full = np.zeros((h, w), bool)
+    for c in candidates:
+        for det, (x0, y0, x1, y1) in parts:
+            if c < len(det):
+                full[y0:y1, x0:x1] |= det.masks[c, : y1 - y0, : x1 - x0]  # type: ignore[index]
+                break
+            c -= len(det)
+    return full
 
 
 def _lined_up(a: np.ndarray, b: np.ndarray) -> bool:
@@ -296,13 +296,15 @@ def _lined_up(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, cut: np.ndarray, source: np.ndarray,
-           masks: np.ndarray | None, iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Drop cut boxes covered by whole ones, merge the remaining cut pieces, then class-wise NMS (see the module doc)."""
+           iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, list[int]]]:
+    """Drop cut boxes covered by whole ones, stitch the remaining cut pieces, then class-wise NMS (see the module doc).
+
+    Returns the (stitched) boxes, scores and labels of every candidate, the indices kept, and for each stitched
+    candidate the pieces stitched into it.
+    """
     import torch
     from torchvision.ops import batched_nms
 
-    if masks is not None and len(masks) != len(boxes):  # some windows gave no masks: keep box-only consistency
-        masks = None
     whole = np.flatnonzero(~cut)
     pieces = np.flatnonzero(cut)
     if len(pieces) and len(whole):
@@ -310,12 +312,12 @@ def _merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, cut: np.nd
         ios = inter / np.maximum(_area(boxes[pieces])[:, None], 1e-6)
         same = labels[pieces][:, None] == labels[whole][None, :]
         pieces = pieces[~((ios >= 0.5) & same).any(1)]
-    # greedy stitching of the remaining pieces (highest score first); a stitched box keeps growing
-    # (source of a stitched box: the strongest piece's window, so a third window's piece may still join it)
+    # greedy stitching of the remaining pieces (highest score first); a stitched box keeps growing, and keeps the
+    # strongest piece's window, so a third window's piece may still join it
     b, s, lab = boxes.copy(), scores.copy(), labels.copy()
-    m = None if masks is None else masks.copy()
+    groups: dict[int, list[int]] = {}
     merged_away: set[int] = set()
-    order = pieces[np.argsort(-scores[pieces], kind="stable")]
+    order = [int(i) for i in pieces[np.argsort(-scores[pieces], kind="stable")]]
     for i in order:
         if i in merged_away:
             continue
@@ -325,12 +327,10 @@ def _merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, cut: np.nd
             if _lined_up(b[i], b[j]):
                 b[i] = [min(b[i, 0], b[j, 0]), min(b[i, 1], b[j, 1]), max(b[i, 2], b[j, 2]), max(b[i, 3], b[j, 3])]
                 s[i] = max(s[i], s[j])
-                if m is not None:
-                    m[i] |= m[j]
-                merged_away.add(int(j))
-    keep = np.concatenate([whole, np.array([i for i in order if int(i) not in merged_away], np.int64)]).astype(np.int64)
+                groups.setdefault(i, []).append(j)
+                merged_away.add(j)
+    keep = np.concatenate([whole, np.array([i for i in order if i not in merged_away], np.int64)]).astype(np.int64)
     if not len(keep):
-        return b[:0], s[:0], lab[:0], None if m is None else m[:0]
+        return b, s, lab, keep, groups
     kept = batched_nms(torch.from_numpy(b[keep]), torch.from_numpy(s[keep]), torch.from_numpy(lab[keep]), float(iou)).numpy()
-    idx = keep[kept]
-    return b[idx], s[idx], lab[idx], None if m is None else m[idx]
+    return b, s, lab, keep[kept], groups
