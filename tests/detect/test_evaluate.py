@@ -4,8 +4,6 @@ components (red: cat, green: dog), so that what it finds and misses is known in 
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import cv2
@@ -169,19 +167,17 @@ def _write_coco(root: Path, *, split: bool = True, area: float | None = None) ->
 
 @pytest.fixture
 def blob_runs(monkeypatch: pytest.MonkeyPatch):
-    """``load_detector`` answering with a BlobDetector for any path (the run folder's network is not the subject)."""
-    import pixlearn.tasks.detect as pkg
-
-    module = types.ModuleType("pixlearn.tasks.detect.predict")
+    """``load_detector`` answering with a BlobDetector for any path (the run folder's network is not the subject here);
+    a run named ``tiled`` was trained on 64 px tiles."""
     opened: list[Path] = []
 
     def load_detector(path, *, device="cpu"):
         opened.append(Path(path))
-        return BlobDetector()
+        det = BlobDetector()
+        det.run_tile = (64, 0.25) if Path(path).name == "tiled" else None
+        return det
 
-    module.load_detector = load_detector
-    monkeypatch.setitem(sys.modules, "pixlearn.tasks.detect.predict", module)
-    monkeypatch.setattr(pkg, "predict", module, raising=False)
+    monkeypatch.setattr("pixlearn.tasks.detect.predict.load_detector", load_detector)
     return opened
 
 
@@ -248,3 +244,12 @@ def test_the_areas_a_coco_file_states_sort_objects_into_sizes_as_pycocotools_doe
     assert as_drawn["map_large"] is None and as_drawn["map_small"] is not None  # from 20x25 to 40x60 px
     stated = evaluate_detect_run(run, _write_coco(tmp_path / "stated", area=20000.0), split="train")
     assert stated["map_large"] == pytest.approx(stated["map"]) and stated["map_small"] is None  # the file says: large
+
+
+def test_a_run_trained_on_tiles_is_scored_on_tiles_unless_told(tmp_path: Path, blob_runs) -> None:
+    data = _write_coco(tmp_path / "coco")
+    (tmp_path / "tiled").mkdir()
+    res = evaluate_detect_run(tmp_path / "tiled", data, split="train")
+    assert res["tile"] == 64 and res["detector"] == "blobs@tile64"
+    plain = evaluate_detect_run(tmp_path / "tiled", data, split="train", tile=0)
+    assert plain["tile"] is None and plain["detector"] == "blobs"

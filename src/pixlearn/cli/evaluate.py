@@ -17,7 +17,7 @@ _HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top5_a
 
 
 def evaluate(
-    run: Annotated[Optional[Path], typer.Argument(help="A run folder (classification, segmentation or restoration); leave out with --method.", show_default=False)] = None,
+    run: Annotated[Optional[Path], typer.Argument(help="A run folder (classification, segmentation, detection or restoration) or a detector .onnx; leave out with --method.", show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Labelled dataset to score on (classes matched by name); restoration: clean images or degraded/ + clean/ pairs.", show_default=False)] = None,
     split: Annotated[str, typer.Option("--split", help="auto, test, val, train, holdout (the run's own held-out part) or all.")] = "auto",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write metrics.json, plots/ and report.html here.", show_default=False)] = None,
@@ -36,7 +36,9 @@ def evaluate(
     """Score RUN's model (or a classical --method) on DIR, naming the split the numbers come from.
 
     Classification: accuracy, F1, ROC AUC...; segmentation: IoU per class, mean IoU, Dice, pixel
-    accuracy; restoration: MSE, PSNR and SSIM on seeded degradations of DIR's clean images.
+    accuracy; detection: COCO's AP, AP50, AP75, AP small/medium/large (and mask AP) as pycocotools
+    computes them, on a COCO, YOLO or VOC dataset; restoration: MSE, PSNR and SSIM on seeded
+    degradations of DIR's clean images.
     With --split auto: DIR's test split if it has one; the run's own held-out images when DIR is
     the data it was trained on; otherwise every image of DIR.
     """
@@ -46,8 +48,12 @@ def evaluate(
         from pixlearn.cli._output import output_dir
 
         output_dir(out)
+    from pixlearn.cli.eval_detect import evaluate_detect, is_detect_eval
     from pixlearn.cli.segment import evaluate_segment, is_segment_eval
 
+    if run is not None and not method and is_detect_eval(run):  # a detection run or detector .onnx: COCO's AP, AP50, AP75, S/M/L (+ mask)
+        evaluate_detect(run, data, split=split, out=out, device=device, progress=progress, format=format)
+        return
     if is_segment_eval(run, method):  # a segmentation run, or --method otsu|adaptive_threshold|kmeans|watershed
         evaluate_segment(run, data, methods=method or [], split=split, seed=seed, out=out, device=device, progress=progress, format=format)
         return

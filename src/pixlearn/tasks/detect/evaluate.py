@@ -379,6 +379,8 @@ def evaluate_detect_run(
     progress: bool | None = None,
     score_threshold: float = 0.25,
     batch: int = 4,
+    tile: int | None = None,
+    overlap: float = 0.2,
 ) -> dict[str, Any]:
     """Score a detection run (or a detector ``.onnx``) on a COCO, YOLO or VOC dataset (``pixlearn eval RUN --data DIR``).
 
@@ -396,6 +398,9 @@ def evaluate_detect_run(
         Write ``metrics.json``, ``plots/`` and ``report.html`` here.
     score_threshold : float, default 0.25
         For the confusion matrix, the misses and the false positives (the AP sweeps every score).
+    tile, overlap
+        Detect on ``tile`` px windows merged with the whole image (:class:`~pixlearn.tasks.detect.tiles.TiledDetector`),
+        as ``pixlearn predict`` does; default: the run's own training tile, if it was trained on tiles; 0: never.
 
     Returns
     -------
@@ -420,17 +425,24 @@ def evaluate_detect_run(
         raise ConfigError(f"{index.root}: holds a {Task(index.task).value} dataset ({index.format} format), not boxes; "
                           "a detection run is scored on a COCO, YOLO or VOC dataset")
     run_dir = Path(run)
-    detector = load_detector(run_dir, device=device) if _accepts_device(load_detector) else load_detector(run_dir)
+    detector: Any = load_detector(run_dir, device=device)
     manifest = _read_json(run_dir / "manifest.json") if run_dir.is_dir() else {}
     name, idx, source = _choose_split(index, split, manifest)
     if not idx:
         raise ConfigError(f"{index.root}: no images to score in split {name!r}")
     masks = Task(index.task) is Task.INSTANCE and bool(getattr(detector, "masks", False))
+    run_tile = getattr(detector, "run_tile", None)
+    if tile is None and run_tile:
+        tile, overlap = run_tile
+    if tile:
+        from pixlearn.tasks.detect.tiles import TiledDetector
+
+        detector = TiledDetector(detector, tile=int(tile), overlap=float(overlap))
     errors: dict[str, str] = {}
     ev = evaluate_detector(detector, dataset_samples(index, idx, errors=errors), split=name, masks=masks,
                            class_names=index.classes, total=len(idx), progress=progress, source=source, errors=errors,
                            score_threshold=score_threshold, batch=batch)
-    result = {"task": "detect", **ev.metrics, "run": str(run_dir), "data": str(index.root)}
+    result = {"task": "detect", **ev.metrics, "run": str(run_dir), "data": str(index.root), "tile": int(tile) if tile else None}
     if out is not None:
         from pixlearn.tasks.detect.report import write_detect_report
 
@@ -439,16 +451,9 @@ def evaluate_detect_run(
         write_detect_report(
             out_dir, ev, title=f"pixlearn eval: {run_dir.name} on {Path(index.root).name} ({name})",
             details={"run": str(run_dir.resolve()), "detector": result["detector"], "data": str(Path(index.root).resolve()),
-                     "format": index.format, "seconds": round(ev.seconds, 2)},
+                     "format": index.format, "tiles": f"{tile} px, overlap {overlap:g}" if tile else "no (whole images)",
+                     "seconds": round(ev.seconds, 2)},
             splits=[{"split": name, "images": ev.counts["images"], "source": source, "used_for": "these scores only"}],
         )
     return result
 
-
-def _accepts_device(fn: Any) -> bool:
-    import inspect
-
-    try:
-        return "device" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False

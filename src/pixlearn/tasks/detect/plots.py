@@ -16,13 +16,6 @@ import numpy as np
 
 __all__ = ["plot_pr_curves", "plot_per_class_ap", "plot_confusion_matrix", "plot_examples", "draw_boxes"]
 
-#: Class colours (RGB), cycled.
-_PALETTE = np.array([
-    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230),
-    (210, 245, 60), (0, 128, 128), (170, 110, 40), (128, 0, 0), (0, 0, 128), (128, 128, 0), (255, 225, 25),
-], np.uint8)
-
-
 def _figure(width: float, height: float) -> Any:
     from pixlearn.engine.plots import _figure as figure
 
@@ -58,9 +51,12 @@ def plot_pr_curves(metrics: Mapping[str, Any], path: str | os.PathLike[str], *, 
     >>> plot_pr_curves(m, Path(tempfile.mkdtemp()) / "pr.png", split="val").name
     'pr.png'
     """
+    from pixlearn.tasks.detect.draw import class_color
+
     curves = metrics.get(prefix + "pr_curves") or {}
     recall = np.asarray(curves.get("recall") or [], np.float64)
     counts = metrics.get("per_class_objects") or {}
+    order = {n: k for k, n in enumerate(curves.get("iou50") or {})}  # class index: its colour, as in drawn images
     names = [n for n, c in (curves.get("iou50") or {}).items() if c is not None]
     names.sort(key=lambda n: -int(counts.get(n, 0)))
     left_out = max(0, len(names) - max_classes)
@@ -71,12 +67,12 @@ def plot_pr_curves(metrics: Mapping[str, Any], path: str | os.PathLike[str], *, 
     for ax, key, ap_key, title in ((axes[0], "iou50", "per_class50", "IoU 0.5"), (axes[1], "iou50_95", "per_class", "mean over IoU 0.5:0.95")):
         per = (curves.get(key) or {})
         aps = metrics.get(prefix + ap_key) or {}
-        for k, name in enumerate(names):
+        for name in names:
             p = per.get(name)
             if p is None:
                 continue
             ap = aps.get(name)
-            color = _PALETTE[k % len(_PALETTE)] / 255.0
+            color = np.asarray(class_color(order[name])) / 255.0
             ax.plot(recall, np.asarray(p, np.float64), color=color, linewidth=1.4,
                     label=f"{name} (AP {ap:.3f})" if isinstance(ap, float) else name)
         ax.set_xlim(0, 1)
@@ -172,15 +168,12 @@ def plot_confusion_matrix(confusion: Mapping[str, Any], path: str | os.PathLike[
     return _save(fig, path)
 
 
-def _color(label: int) -> tuple[int, int, int]:
-    return tuple(int(v) for v in _PALETTE[int(label) % len(_PALETTE)])  # type: ignore[return-value]
-
-
 def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *,
                scores: np.ndarray | None = None, masks: np.ndarray | None = None,
                highlight: Sequence[int] = ()) -> np.ndarray:
-    """A copy of RGB ``image`` with xyxy ``boxes`` (and tinted ``masks``) drawn in class colours, each labelled with
-    its class (and score); boxes at indices ``highlight`` are drawn thicker, in white.
+    """A copy of RGB ``image`` with xyxy ``boxes`` (and tinted ``masks``) drawn in the class colours of
+    :func:`pixlearn.tasks.detect.draw.draw_detections`, each labelled with its class (and score); boxes at indices
+    ``highlight`` are drawn thicker, in white (the truth's missed objects in the report).
 
     Examples
     --------
@@ -189,6 +182,8 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_n
     ((32, 32, 3), True)
     """
     import cv2
+
+    from pixlearn.tasks.detect.draw import class_color
 
     out = np.ascontiguousarray(np.asarray(image, np.uint8)[..., :3]).copy()
     if out.ndim == 2:
@@ -199,11 +194,11 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_n
         for m, lab in zip(masks, labels, strict=False):
             m = np.asarray(m, bool)
             if m.shape == (h, w) and m.any():
-                out[m] = (0.55 * out[m] + 0.45 * np.asarray(_color(lab))).astype(np.uint8)
+                out[m] = (0.6 * out[m] + 0.4 * np.asarray(class_color(lab))).astype(np.uint8)
     hi = set(int(i) for i in highlight)
     for i, (box, lab) in enumerate(zip(np.asarray(boxes).reshape(-1, 4), labels, strict=True)):
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-        color = (255, 255, 255) if i in hi else _color(lab)
+        color = (255, 255, 255) if i in hi else class_color(lab)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thick + (1 if i in hi else 0))
         text = str(class_names[int(lab)]) + (f" {float(scores[i]):.2f}" if scores is not None else "")
         scale = 0.35 * thick
@@ -212,17 +207,6 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_n
         cv2.rectangle(out, (x1, ty - th - 1), (x1 + tw + 2, ty + base - 1), color, -1)
         cv2.putText(out, text, (x1 + 1, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return out
-
-
-def _draw(image: np.ndarray, detections: Any) -> np.ndarray:
-    """Detections drawn the way ``pixlearn detect`` draws them (:func:`pixlearn.tasks.detect.draw.draw_detections`),
-    or with :func:`draw_boxes` while that module is missing."""
-    try:
-        from pixlearn.tasks.detect.draw import draw_detections
-    except ImportError:
-        return draw_boxes(image, detections.boxes, detections.labels, detections.class_names, scores=detections.scores,
-                          masks=detections.masks)
-    return np.asarray(draw_detections(image, detections))
 
 
 def _thumb(image: np.ndarray, longest: int = 480) -> np.ndarray:
@@ -255,6 +239,8 @@ def plot_examples(examples: Sequence[Mapping[str, Any]], path: str | os.PathLike
     >>> plot_examples([ex], Path(tempfile.mkdtemp()) / "ex.png", split="val", title="examples").name
     'ex.png'
     """
+    from pixlearn.tasks.detect.draw import draw_detections
+
     rows = max(len(examples), 1)
     fig = _figure(10, 3.6 * rows + 0.5)
     axes = fig.subplots(rows, 2, squeeze=False)
@@ -262,7 +248,7 @@ def plot_examples(examples: Sequence[Mapping[str, Any]], path: str | os.PathLike
         truth, det = ex["truth"], ex["detections"]
         shown_truth = draw_boxes(ex["image"], truth.boxes, truth.labels, truth.class_names, masks=truth.masks,
                                  highlight=list(ex.get("highlight_truth") or ()))
-        panels = (shown_truth, _draw(ex["image"], det))
+        panels = (shown_truth, draw_detections(ex["image"], det))
         titles = (f"{Path(str(ex['name'])).name}: truth ({len(truth)} objects)",
                   f"predicted ({len(det)} with score >= {ex.get('score_threshold', 0.25)})")
         for c in range(2):
