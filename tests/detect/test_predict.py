@@ -118,6 +118,9 @@ def test_yolox_file_gives_coco_category_ids(tmp_path):
     onnx = make_yolox_onnx(tmp_path / "y.onnx", [Obj(100, 60, 40, 20, label=15, obj=0.9)])
     write_image(tmp_path / "wide.png", np.zeros((416, 832, 3), np.uint8))
     assert isinstance(load_detector(onnx), YoloxDetector)
+    (tmp_path / "weights").mkdir()
+    make_yolox_onnx(tmp_path / "weights" / "yolox_nano_coco80.onnx", [])
+    assert load_detector(tmp_path / "weights").path == tmp_path / "weights" / "yolox_nano_coco80.onnx"
     rows = predict_detect_files(onnx, tmp_path / "wide.png")
     assert coco_results(rows) == [{"image_id": 1, "file_name": "wide.png", "category_id": 17,  # COCO's id of "cat"
                                    "class_name": "cat",

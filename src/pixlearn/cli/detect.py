@@ -70,7 +70,7 @@ def detect(
 ) -> None:
     """Find the 80 COCO object classes in images with the YOLOX-Nano detector, no training.
 
-    Person, car, dog, cup, ... Boxes are xyxy pixels of each image; COCO results JSON has bbox as [x, y, width, height] and COCO's category ids.
+    Person, car, dog, cup, ... Boxes are xyxy pixels of each image; COCO results JSON (--format json) has bbox as x, y, width, height and COCO's category ids.
     Unreadable files are reported in their row; exits 1 when some file could not be read.
     """
     predict_detect(weights, images, score=score, iou=iou, max_detections=max_detections, tile=tile, out=out,

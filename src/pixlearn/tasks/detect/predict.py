@@ -58,8 +58,8 @@ def _card(path: Path) -> dict[str, Any]:
 
 
 def load_detector(path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> Detector:
-    """The detector of a detection run folder, of a YOLOX ``.onnx`` file, or (``None``) the COCO YOLOX-Nano found in
-    the local weights folders.
+    """The detector of a detection run folder, of a YOLOX ``.onnx`` file (or a folder holding
+    ``yolox_nano_coco80.onnx``), or (``None``) the COCO YOLOX-Nano found in the local weights folders.
 
     A run's :class:`Detector` carries ``category_ids`` (the dataset's own category id of each class when the run
     recorded them, else 1..K) and ``run_tile`` (the training tile, or None).
@@ -81,6 +81,10 @@ def load_detector(path: str | os.PathLike[str] | None = None, *, device: str = "
     if not p.exists():
         raise ConfigError(f"{p}: no such run folder or .onnx file; give a `pixlearn train detect` run folder or a YOLOX .onnx file")
     if not is_detect_run(p):
+        from pixlearn.tasks.detect.yolox import YOLOX_FILE
+
+        if p.is_dir() and (p / YOLOX_FILE).is_file():  # a weights folder holding the COCO detector
+            return load_yolox(p / YOLOX_FILE)
         raise ConfigError(f"{p}: not a detection run folder (its weights/model.json does not say task: detect); give a "
                           "`pixlearn train detect` run folder, or a YOLOX .onnx file")
     from pixlearn.tasks.detect.model import load_run_detector
