@@ -95,6 +95,7 @@ def test_small_objects_across_window_edges_come_back_once_on_image_pixels():
     assert _as_set(det) == sorted(((x0, y0, x1, y1), k) for x0, y0, x1, y1, k in objects)
     assert det.meta["tiles"] == 9 and inner.calls == 9
     assert isinstance(tiled, Detector) and tiled.class_names == ("a", "b")
+    assert tiled.masks is False and tiled.name == "paint@tile128"  # other attributes are the wrapped detector's
 
 
 def test_an_object_larger_than_the_overlap_is_stitched_from_its_pieces():

@@ -209,6 +209,12 @@ class TiledDetector:
         self.class_names = tuple(detector.class_names)
         self.name = f"{getattr(detector, 'name', 'detector')}@tile{self.tile}"
 
+    def __getattr__(self, name: str) -> Any:
+        """Anything else (``masks``, ``category_ids``, ``img_size``...) is the wrapped detector's."""
+        if name.startswith("__") or name == "detector":
+            raise AttributeError(name)
+        return getattr(self.detector, name)
+
     def windows(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
         """The windows of an ``h`` x ``w`` image (see :func:`tile_windows`)."""
         return tile_windows(h, w, self.tile, self.overlap)
