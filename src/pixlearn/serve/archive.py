@@ -573,6 +573,9 @@ def _read_detection(root: Path, label: str, total: int, *, required: bool) -> Ex
     from pixlearn._core.types import Task
     from pixlearn.data.readers import outside_root_allowed, read_dataset
 
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():  # one folder wraps the dataset (images beside a COCO JSON in it)
+        root = entries[0]
     try:
         with outside_root_allowed(False):  # an upload never reads outside itself
             index = read_dataset(root)

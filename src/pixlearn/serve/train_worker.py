@@ -6,7 +6,8 @@ signal the whole process group) with ``JOB_DIR/job.json`` saying what to do::
     {"data": "<dataset folder>", "run_dir": "<run folder>", "resume": false,
      "options": {"minutes", "architecture", "epochs", "img_size", "batch", "lr"}}
 
-It trains with :func:`pixlearn.train.train_classifier` under the job's time budget (``minutes``;
+It trains with :func:`pixlearn.train.train_classifier` (``options.task="detect"``: with
+:func:`pixlearn.tasks.detect.train.train_detector`) under the job's time budget (``minutes``;
 ``resume=run_dir`` continues from the run's ``checkpoints/last.ckpt``). With ``architecture="auto"``
 it passes no model, so the classification task picks one the way ``pixlearn train classify --minutes N``
 does (a pretrained backbone when its weights are in a local weights folder, else a small CNN) and
@@ -141,7 +142,7 @@ class ProgressWriter:
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         m = trainer.callback_metrics
-        latest = {k: _float(m.get(k)) for k in ("train_loss", "val_loss", "val_accuracy", "val_macro_f1") if k in m}
+        latest = {k: _float(m.get(k)) for k in ("train_loss", "val_loss", "val_accuracy", "val_macro_f1", "val_map50", "val_map") if k in m}
         self.write(epoch=trainer.current_epoch + 1, batch_fraction=1.0,
                    fraction=self._fraction(trainer.current_epoch + 1, trainer), latest=latest)
 
@@ -287,10 +288,17 @@ def train_options(options: dict[str, Any]) -> dict[str, Any]:
     {'minutes': 3.0}
     >>> train_options({"minutes": 1.0, "architecture": "pixlearn_smallcnn_tiny", "epochs": 4})
     {'model': 'pixlearn_smallcnn_tiny', 'minutes': 1.0, 'epochs': 4}
+
+    A detection job (``task="detect"``) names its architecture as ``arch``:
+
+    >>> train_options({"minutes": 2.0, "architecture": "fcos", "task": "detect", "img_size": 64})
+    {'arch': 'fcos', 'minutes': 2.0, 'img_size': 64}
     """
     kwargs: dict[str, Any] = {}
     arch = str(options.get("architecture") or "auto")
-    if arch != "auto":
+    if arch != "auto" and options.get("task") == "detect":  # a detection architecture; the recipe picks the backbone
+        kwargs["arch"] = arch
+    elif arch != "auto":
         kwargs["model"] = arch
         if _local_weights(arch) is not None:
             kwargs["pretrained"] = True
@@ -306,10 +314,14 @@ def _train(job_dir: Path, spec: dict[str, Any], *, clock: Any = None) -> dict[st
     # a resumed job continues its clock: what the earlier attempts spent (read before this attempt rewrites the file)
     spent = spent_seconds(job_dir) if spec.get("resume") else 0.0
     ProgressWriter(job_dir / "progress.json", minutes=opts.get("minutes"), spent_s=spent).write(stage="loading")
+    task_name = "detect" if opts.get("task") == "detect" else "classify"
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
         from pixlearn.tasks.registry import task as get_task
 
-        read_classify_dataset = get_task("classify").load("read_dataset")
+        if task_name == "detect":
+            from pixlearn.tasks.detect.data import read_detect_dataset as read_classify_dataset
+        else:
+            read_classify_dataset = get_task("classify").load("read_dataset")
 
         # Readers refuse paths outside the upload by default; a job never lifts that (no
         # outside_root_allowed here) and fails rather than train on what is left.
@@ -322,7 +334,7 @@ def _train(job_dir: Path, spec: dict[str, Any], *, clock: Any = None) -> dict[st
             )
     from pixlearn.tasks.registry import task as get_task
 
-    train_classifier = get_task("classify").load("train")
+    train_classifier = get_task(task_name).load("train")  # train_detector for a detection job
 
     progress = progress_callback(job_dir / "progress.json", hold_after_epoch=_hold_from_env(), minutes=opts.get("minutes"),
                                  run_dir=run_dir, spent_s=spent, clock=clock)
@@ -337,8 +349,9 @@ def _train(job_dir: Path, spec: dict[str, Any], *, clock: Any = None) -> dict[st
     backbone = describe_model(res.run_dir)
     progress.write(stage="done", fraction=1.0, backbone=backbone)
     metrics = res.metrics or {}
+    scores = ("map", "map50") if task_name == "detect" else ("accuracy",)
     return {"status": "succeeded", "run_dir": str(res.run_dir), "epochs_run": res.epochs_run,
-            "accuracy": metrics.get("accuracy"), "split": metrics.get("split"), "n": metrics.get("n"),
+            **{k: metrics.get(k) for k in scores}, "split": metrics.get("split"), "n": metrics.get("n"),
             "backbone": backbone}
 
 

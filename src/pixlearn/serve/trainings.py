@@ -773,7 +773,10 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     if task not in TASKS:
         from pixlearn._core.names import check_name
 
-        check_name(task, TASKS, what="task")  # UnknownNameError (a ConfigError) with the closest name
+        try:
+            check_name(task, TASKS, what="task")
+        except UnknownNameError as exc:  # an option, not a resource: 400, with the closest name
+            raise ConfigError(f"{exc} (auto: a detector for a COCO / YOLO / VOC zip, else a classifier)") from None
     opts["task"] = task
     arch = str(opts["architecture"]).strip() or AUTO
     opts["architecture"] = AUTO if arch.lower() == AUTO else arch
@@ -799,6 +802,12 @@ def check_architecture(arch: str, task: str) -> None:
     try:
         check_model_name(arch)
     except UnknownNameError as exc:
+        from pixlearn._core.names import closest
+
+        near = closest(arch, DETECT_ARCHS) if task == "auto" else []
+        if near:
+            raise ConfigError(f"architecture: unknown {arch!r}; did you mean {near[0]!r}? Detectors: "
+                              f"{', '.join(DETECT_ARCHS)}; or a classification model name, or 'auto'") from None
         extra = f"; a detector: {', '.join(DETECT_ARCHS)}" if task == "auto" else ""
         raise ConfigError(f"architecture: {exc} (or 'auto': a pretrained backbone when local weights exist, "
                           f"else a small CNN{extra})") from None
