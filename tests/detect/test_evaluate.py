@@ -132,9 +132,10 @@ def test_the_report_names_the_split_beside_every_number(tmp_path: Path) -> None:
     assert "mask AP50" in page and "Per class (test split)" in page and "box AP50 (test)" in page
     assert "Worst misses (test split: 2 object(s)" in page and "Highest-scoring false positives (test split: 1" in page
     assert "Confusion matrix (test split)" in page
-    for stem in ("pr_curves", "mask_pr_curves", "per_class_ap", "confusion", "examples", "worst_misses", "false_positives"):
+    for stem in ("pr_curves", "mask_pr_curves", "per_class_ap", "confusion", "examples", "worst_misses", "false_positives",
+                 "missed_objects", "false_positive_crops"):
         assert (tmp_path / "plots" / f"{stem}_test.png").is_file(), stem
-    assert page.count("data:image/png;base64,") == 7
+    assert page.count("data:image/png;base64,") == 9  # and close-ups of the missed objects and false positives
 
 
 def _write_coco(root: Path, *, split: bool = True, area: float | None = None) -> Path:

@@ -44,7 +44,7 @@ def evaluate_detect(run: Path, data: Path, *, split: str, out: Optional[Path], d
             rows.append(row)
         emit(rows, format)
     sys.stderr.write(f"scored on: {res['source']}" + (f"; {res['skipped']} unreadable image(s) left out" if res.get("skipped") else "")
-                     + ("; an empty cell: nothing to average there, e.g. no small object (COCO's -1)" if any(res.get(k) is None for _, k in DETECT_ROWS) else "") + "\n")
+                     + ("; an empty cell: nothing to average there, e.g. no object of that size (COCO's -1)" if any(res.get(k) is None for _, k in DETECT_ROWS) else "") + "\n")
     if res.get("dropped"):
         sys.stderr.write(f"{res['dropped']} detection(s) of classes {data} does not have were not scored\n")
     if out is not None:

@@ -54,8 +54,9 @@ class DetectEvaluation:
         ``images``, ``objects``, ``detections`` (all scores), ``skipped`` (unreadable images).
     examples, worst_misses, false_positives : list of dict
         Images kept for the report: ``{"name", "image", "truth", "detections", "caption", "highlight_truth",
-        "score_threshold"}`` (the image shrunk to 800 px at most, boxes and masks with it; detections at or above
-        ``score_threshold``).
+        "miss_boxes", "fp_boxes", "score_threshold"}`` (the image shrunk to 800 px at most, boxes and masks with it;
+        detections at or above ``score_threshold``; ``miss_boxes`` and ``fp_boxes`` are (box, caption) pairs on the
+        kept image).
     errors : dict
         Image name -> why it could not be scored.
     """
@@ -268,8 +269,15 @@ def evaluate_detector(
                 continue
             shown = pred.filter(min_score=score_threshold)
             im, t, d = _shrink(image, truth, shown)
+            f = im.shape[1] / image.shape[1]
             item = {"name": name, "image": im, "truth": t, "detections": d, "caption": _caption(rec),
-                    "score_threshold": score_threshold, "highlight_truth": [m["truth_index"] for m in rec["misses"]]}
+                    "score_threshold": score_threshold, "highlight_truth": [m["truth_index"] for m in rec["misses"]],
+                    "miss_boxes": [(np.asarray(m["box"]) * f, f"{m['class_name']}: " + (
+                        f"taken for {m['predicted_as']}" if m["predicted_as"] else "missed"
+                        + (f" (best score {m['best_score']:.2f})" if m.get("best_score") is not None else ""))) for m in rec["misses"]],
+                    "fp_boxes": [(np.asarray(fp["box"]) * f, f"{fp['class_name']} {fp['score']:.2f}: "
+                                  + ("background" if fp["kind"] == "background" else f"a {fp['true_class']}"))
+                                 for fp in sorted(rec["false_positives"], key=lambda x: -x["score"])]}
             for keeper, key, want in zip((first, worst, fps), keys, wanted, strict=True):
                 if want:
                     keeper.push(key, item)

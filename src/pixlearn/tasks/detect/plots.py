@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_pr_curves", "plot_per_class_ap", "plot_confusion_matrix", "plot_examples", "draw_boxes"]
+__all__ = ["plot_pr_curves", "plot_per_class_ap", "plot_confusion_matrix", "plot_examples", "plot_crops", "draw_boxes"]
 
 def _figure(width: float, height: float) -> Any:
     from pixlearn.engine.plots import _figure as figure
@@ -209,6 +209,11 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_n
     return out
 
 
+def _short(name: str, most: int = 40) -> str:
+    """A file name cut to ``most`` characters (keeping its end) for a figure title."""
+    return name if len(name) <= most else name[: most - 16] + "..." + name[-13:]
+
+
 def _thumb(image: np.ndarray, longest: int = 480) -> np.ndarray:
     h, w = image.shape[:2]
     scale = min(1.0, longest / max(h, w))
@@ -249,7 +254,7 @@ def plot_examples(examples: Sequence[Mapping[str, Any]], path: str | os.PathLike
         shown_truth = draw_boxes(ex["image"], truth.boxes, truth.labels, truth.class_names, masks=truth.masks,
                                  highlight=list(ex.get("highlight_truth") or ()))
         panels = (shown_truth, draw_detections(ex["image"], det))
-        titles = (f"{Path(str(ex['name'])).name}: truth ({len(truth)} objects)",
+        titles = (f"{_short(Path(str(ex['name'])).name)}: truth ({len(truth)} objects)",
                   f"predicted ({len(det)} with score >= {ex.get('score_threshold', 0.25)})")
         for c in range(2):
             ax = axes[r][c]
@@ -262,4 +267,54 @@ def plot_examples(examples: Sequence[Mapping[str, Any]], path: str | os.PathLike
         for ax in axes[0]:
             ax.axis("off")
     fig.suptitle(f"{title} ({split} split): truth left, predictions right", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_crops(items: Sequence[Mapping[str, Any]], key: str, path: str | os.PathLike[str], *, split: str, title: str,
+               most: int = 12) -> Path:
+    """Close-ups of single objects: for each ``(box, caption)`` in ``item[key]`` (``"miss_boxes"`` or ``"fp_boxes"``),
+    a crop around the box (2.5 times its size, at least 64 px) of the image with the detections drawn and the box
+    outlined in white; at most ``most`` crops, in the items' order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pixlearn.tasks.detect.detections import Detections
+    >>> item = {"image": np.zeros((64, 64, 3), np.uint8), "detections": Detections.empty(["cat"]),
+    ...         "miss_boxes": [(np.array([10, 10, 20, 30]), "cat: missed")]}
+    >>> plot_crops([item], "miss_boxes", Path(tempfile.mkdtemp()) / "c.png", split="val", title="missed").name
+    'c.png'
+    """
+    import cv2
+
+    from pixlearn.tasks.detect.draw import draw_detections
+
+    crops: list[tuple[np.ndarray, str]] = []
+    for item in items:
+        boxes = list(item.get(key) or ())
+        if not boxes:
+            continue
+        drawn = draw_detections(item["image"], item["detections"], labels=False)
+        h, w = drawn.shape[:2]
+        for box, caption in boxes:
+            if len(crops) >= most:
+                break
+            x1, y1, x2, y2 = (float(v) for v in box)
+            side = max(64.0, 2.5 * max(x2 - x1, y2 - y1))
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            left, top = int(max(0, min(w - side, cx - side / 2))), int(max(0, min(h - side, cy - side / 2)))
+            right, bottom = int(min(w, left + side)), int(min(h, top + side))
+            panel = drawn.copy()
+            cv2.rectangle(panel, (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2))), (255, 255, 255), 1)
+            crops.append((panel[top:bottom, left:right], f"{_short(Path(str(item.get('name', ''))).name, 28)}\n{caption}"))
+    cols = min(4, max(len(crops), 1))
+    rows = max(1, -(-len(crops) // cols))
+    fig = _figure(2.6 * cols, 2.9 * rows + 0.4)
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (crop, caption) in zip(axes, crops, strict=False):
+        ax.imshow(crop, interpolation="nearest")
+        ax.set_title(caption, fontsize=7)
+    fig.suptitle(f"{title} ({split} split): the object in white, detections in class colours", fontsize=9)
     return _save(fig, path)

@@ -32,7 +32,7 @@ def _label(key: str) -> str:
 
 def detect_plots(out_dir: str | os.PathLike[str], evaluation: DetectEvaluation) -> list[tuple[Path, str]]:
     """Write the figures of one evaluation under ``out_dir/plots/`` and return ``(path, caption)`` pairs."""
-    from pixlearn.tasks.detect.plots import plot_confusion_matrix, plot_examples, plot_per_class_ap, plot_pr_curves
+    from pixlearn.tasks.detect.plots import plot_confusion_matrix, plot_crops, plot_examples, plot_per_class_ap, plot_pr_curves
 
     ev, m, split = evaluation, evaluation.metrics, evaluation.split
     folder = Path(out_dir) / "plots"
@@ -55,6 +55,13 @@ def detect_plots(out_dir: str | os.PathLike[str], evaluation: DetectEvaluation) 
         if items:
             shown.append((plot_examples(items, folder / f"{stem}_{split}.png", split=split, title=what),
                           f"{split} split, {what}: truth left (missed objects in white), detections at {thr} right"))
+    if any(it.get("miss_boxes") for it in ev.worst_misses):
+        shown.append((plot_crops(ev.worst_misses, "miss_boxes", folder / f"missed_objects_{split}.png", split=split, title="missed objects"),
+                      f"{split} split: close-ups of missed objects (white), with the detections at {thr} around them"))
+    if any(it.get("fp_boxes") for it in ev.false_positives):
+        shown.append((plot_crops(ev.false_positives, "fp_boxes", folder / f"false_positive_crops_{split}.png", split=split,
+                                 title="highest-scoring false positives"),
+                      f"{split} split: close-ups of the highest-scoring false positives (white), with what they hit"))
     return shown
 
 
