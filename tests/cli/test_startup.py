@@ -189,7 +189,7 @@ def test_predict_help_lists_the_registered_tasks(fake_task):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.replace("\u2502", " ").split())
     assert "sketchify (train sketchify): a sketch per image written to --out." in text
-    assert "classify, restore, segment, sketchify and classic" in text
+    assert "classify, detect, restore, segment, sketchify and classic" in text
 
 
 def test_train_has_a_command_for_every_registered_task(fake_task):
@@ -199,7 +199,7 @@ def test_train_has_a_command_for_every_registered_task(fake_task):
 
     result = CliRunner().invoke(app, ["train", "--help"])
     assert result.exit_code == 0, result.output
-    for name in ("classic", "classify", "restore", "segment", "sketchify"):
+    for name in ("classic", "classify", "detect", "restore", "segment", "sketchify"):
         assert f" {name} " in result.output, name
     result = CliRunner().invoke(app, ["train", "sketchify", "--help"])  # the shared grammar, generated
     text = " ".join(result.output.replace("\u2502", " ").split())

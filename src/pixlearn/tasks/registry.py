@@ -10,13 +10,13 @@ Examples
 --------
 >>> from pixlearn.tasks.registry import task, task_names
 >>> task_names()
-['classify', 'restore', 'segment']
+['classify', 'detect', 'restore', 'segment']
 >>> task("segment").entry["train"]
 'pixlearn.tasks.segment.train:train_segmenter'
 >>> task("segmnet")
 Traceback (most recent call last):
 ...
-pixlearn._core.errors.UnknownNameError: unknown task 'segmnet'; did you mean 'segment'? Valid: 'classify', 'restore', 'segment'
+pixlearn._core.errors.UnknownNameError: unknown task 'segmnet'; did you mean 'segment'? Valid: 'classify', 'detect', 'restore', 'segment'
 """
 
 from __future__ import annotations

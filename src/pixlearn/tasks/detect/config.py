@@ -75,7 +75,7 @@ class DetectModelConfig(_Section):
     weights: str | None = Field(None, description="A backbone classifier's .safetensors (loaded strictly into the feature extractor), or a "
                                                   "detection run's best.safetensors (the whole network).")
     anchors: Literal["fit", "default"] = Field("fit", description="fit: anchor sizes and aspect ratios from the training boxes; default: torchvision's, scaled to img_size.")
-    fpn_channels: int = Field(128, ge=16, le=512, description="Channels of the FPN levels and heads.")
+    fpn_channels: int = Field(128, ge=64, le=512, multiple_of=32, description="Channels of the FPN levels and heads (a multiple of 32).")
     backbone_lr_mult: float | None = Field(None, gt=0.0, le=1.0, description="Backbone LR = lr x this; default 0.1 from pretrained/weights, else 1.")
     freeze_bn: bool | None = Field(None, description=f"Keep the backbone's BatchNorm statistics as loaded; default: yes from weights at batches below {SMALL_BATCH}.")
     freeze_epochs: int = Field(0, ge=0, description="Train only the FPN and heads for this many epochs, then the backbone too.")

@@ -131,7 +131,9 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"aspect_ratios must be positive (h / w), got {s['aspect_ratios']!r}")
         s["anchor_sizes"] = [[float(v) for v in x] for x in a]
         s["aspect_ratios"] = [float(r) for r in s["aspect_ratios"]]
-    s.setdefault("fpn_channels", _FPN_CHANNELS)
+    ch = s.setdefault("fpn_channels", _FPN_CHANNELS)
+    if isinstance(ch, bool) or not isinstance(ch, int) or ch < 64 or ch % 32:
+        raise ConfigError(f"fpn_channels must be a multiple of 32 from 64 up (the heads' GroupNorm uses 32 groups), got {ch!r}")
     if s.get("mean") is None or s.get("std") is None:
         s["mean"], s["std"] = _backbone_stats(s["backbone"])
     s.setdefault("backbone_weights", None)
@@ -355,7 +357,10 @@ def build_detector(spec: Mapping[str, Any]) -> nn.Module:
         gen = AnchorGenerator(tuple(tuple(x) for x in s["anchor_sizes"]), (tuple(s["aspect_ratios"]),) * 4)
         roi = MultiScaleRoIAlign(["0", "1", "2"], 7, 2)
         kw = {"rpn_anchor_generator": gen, "box_roi_pool": roi, "box_score_thresh": s["score_thresh"], "box_nms_thresh": s["nms_thresh"],
-              "box_detections_per_img": s["detections_per_img"], **common}
+              "box_detections_per_img": s["detections_per_img"], **common,
+              # CPU-sized sampling: fewer proposals and RoIs per image than torchvision's COCO defaults (2000 / 512)
+              "rpn_pre_nms_top_n_train": 1000, "rpn_post_nms_top_n_train": 500, "rpn_pre_nms_top_n_test": 500,
+              "rpn_post_nms_top_n_test": 300, "box_batch_size_per_image": 128}
         if arch == "faster_rcnn":
             from torchvision.models.detection import FasterRCNN
 

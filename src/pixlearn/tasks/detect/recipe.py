@@ -156,7 +156,7 @@ def recipe_line(cfg: DetectConfig, *, from_weights: bool) -> str:
     return "recipe: " + ", ".join(parts)
 
 
-def plan_detect_budget(model: Any, *, n_train: int, minutes: float, sizes: tuple[int, ...] = IMG_SIZES, batch: int = DEFAULT_BATCH,
+def plan_detect_budget(model: Any, *, n_train: int, minutes: float, sizes: tuple[int, ...] | None = None, batch: int = DEFAULT_BATCH,
                        masks: bool = False) -> Any:
     """Choose the input size for ``minutes`` of training by timing optimiser steps of a copy of ``model``.
 
@@ -167,8 +167,8 @@ def plan_detect_budget(model: Any, *, n_train: int, minutes: float, sizes: tuple
     n_train : int
         Training items per epoch.
     minutes : float
-    sizes : tuple of int
-        Candidate input sizes, the cheapest first.
+    sizes : tuple of int, optional
+        Candidate input sizes, the cheapest first (default :data:`IMG_SIZES`).
     batch : int
     masks : bool
         Probe with instance masks (Mask R-CNN).
@@ -215,7 +215,7 @@ def plan_detect_budget(model: Any, *, n_train: int, minutes: float, sizes: tuple
         warm[0] = False
         return sps
 
-    cands = [{"img_size": s, "batch": batch} for s in sizes]
+    cands = [{"img_size": s, "batch": batch} for s in (sizes or IMG_SIZES)]
     per_epoch = max(n_train // batch, 1)
     try:
         return choose(cands, probe, budget_s=float(minutes) * 60.0, steps_per_epoch_fn=lambda c: per_epoch,

@@ -274,6 +274,9 @@ class DetectHooks(TaskHooks):
                            pin_memory=cfg.train.accelerator in ("gpu", "cuda"))
         card = {"task": "detect", "name": Path(run_dir).name, "spec": model.pixlearn_detect_spec, "class_names": names,
                 "tile": tile or None, "tile_overlap": d.tile_overlap, "masks": masks}
+        ids = (getattr(index, "meta", None) or {}).get("category_ids")
+        if isinstance(ids, (list, tuple)) and len(ids) == len(names):
+            card["category_ids"] = [int(i) for i in ids]  # the dataset's own COCO ids, for COCO results
         return Prepared(task=task, loaders=loaders, save_best=_SaveBest(run_dir, card), n_train=len(items), has_val=bool(val_items),
                         val_steps=len(val_items) / d.batch_size, model=model, keep_best=cfg.train.keep == "best",
                         metrics_callback=_metrics_callback(run_dir, n_train=len(items), freeze_epochs=m.freeze_epochs, arch=m.arch),
