@@ -11,8 +11,9 @@ command a user types, run from a scratch folder with ``PIXLEARN_WEIGHTS`` set to
 
 * ``default``: ``pixlearn train detect --data <train> --minutes 5`` -- polygons in the data, so the run picks
   Mask R-CNN by itself, and decides by itself whether to train on tiles (the script records both choices);
-* ``no_tile``: the same with ``--tile 0`` (whole images); ``tiled_train``: the same with ``--tile T --tile-overlap O``
-  (tiled training; both only when ``pixlearn train detect --help`` offers ``--tile``).
+* ``no_tile``: the same with ``--set data.tile=0`` (whole images); ``tiled_train``: the same with
+  ``--set data.tile=T --set data.tile_overlap=O`` (tiled training; ``--tile T --tile-overlap O`` when the command
+  offers those flags).
 
 ``--variants auto`` (the default) runs ``default`` and then whichever of ``no_tile`` / ``tiled_train`` the default
 did not do, so tiled and untiled training are both measured at the same budget.
@@ -44,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import print_table  # noqa: E402
-from bench_detect_raccoon import cli_eval, load_truth, machine_info, pixlearn_cmd, score, train_cli  # noqa: E402
+from bench_detect_raccoon import cli_eval, load_truth, machine_info, pixlearn_cmd, same_numbers, score, train_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -151,26 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     from pixlearn.tasks.detect.model import load_run_detector
     from pixlearn.tasks.detect.tiles import TiledDetector
 
-    has_tile = train_help_has("--tile")
+    has_tile, has_overlap = train_help_has("--tile "), train_help_has("--tile-overlap")
     rows = []
     queue = ["default"] if variants == ["auto"] else list(variants)
     while queue:
         variant = queue.pop(0)
         extra = list(args.extra)
-        if variant in ("tiled_train", "no_tile"):
-            if not has_tile:
-                results["runs"][variant] = {"skipped": "pixlearn train detect --help offers no --tile option"}
-                print(f"{variant}: skipped (train detect has no --tile option)", file=sys.stderr)
-                continue
-            extra += ["--tile", str(args.tile) if variant == "tiled_train" else "0"]
-            if variant == "tiled_train" and train_help_has("--tile-overlap"):
-                extra += ["--tile-overlap", f"{args.overlap:g}"]
+        if variant in ("tiled_train", "no_tile"):  # --tile when the command has it, else the config field (--set data.tile=N)
+            tile = str(args.tile) if variant == "tiled_train" else "0"
+            extra += ["--tile", tile] if has_tile else ["--set", f"data.tile={tile}"]
+            if variant == "tiled_train":
+                extra += ["--tile-overlap", f"{args.overlap:g}"] if has_overlap else ["--set", f"data.tile_overlap={args.overlap:g}"]
         print(f"{variant}: training for {args.minutes:g} min ...", file=sys.stderr)
         run = train_cli(["--data", str(train_dir), "--minutes", f"{args.minutes:g}", *extra], out / variant, env)
         for ln in run["stderr_head"][:12]:
             print(f"    {ln}", file=sys.stderr)
         run["train_tile"] = run_tile(Path(run["run_dir"]))
-        if variants == ["auto"] and variant == "default" and has_tile:
+        if variants == ["auto"] and variant == "default":
             queue.append("no_tile" if run["train_tile"] else "tiled_train")  # the other way of training, for the comparison
         detector = load_run_detector(Path(run["run_dir"]))
         with_masks = bool(getattr(detector, "masks", False))
@@ -179,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             "whole": score(detector, images, truths, names, masks=with_masks),
             "tiled": score(TiledDetector(detector, tile=args.tile, overlap=args.overlap), images, truths, names, masks=with_masks),
         }
-        run["cli_eval"] = cli_eval(Path(run["run_dir"]), valid_dir, env)
+        run["cli_eval"] = cli_eval(Path(run["run_dir"]), valid_dir, env)  # a run trained on tiles is scored on tiles there
+        run["cli_eval_agrees_with"] = next((how for how in ("whole", "tiled") if same_numbers(run["scores"][how], run["cli_eval"])), None)
         results["runs"][variant] = run
         prog = run["progress"]
         for how, s in run["scores"].items():

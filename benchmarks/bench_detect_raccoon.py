@@ -151,8 +151,19 @@ def cli_eval(run: Path, data: Path, env: dict[str, str]) -> dict[str, Any]:
         out = json.loads(proc.stdout)
     except json.JSONDecodeError:
         return {"command": " ".join(["pixlearn", *cmd[len(pixlearn_cmd()):]]), "error": f"stdout is not JSON: {proc.stdout[:500]}"}
+    if isinstance(out, dict):  # the curves and per-image records stay in the report
+        out = {k: v for k, v in out.items() if not k.endswith("pr_curves") and k not in ("images", "worst", "misses", "false_positives")}
     return {"command": " ".join(["pixlearn", *cmd[len(pixlearn_cmd()):]]), "result": out,
             "stderr": proc.stderr.strip().splitlines()[-5:]}
+
+
+def same_numbers(ours: dict[str, Any], cli: dict[str, Any], keys: Sequence[str] = ("map", "map50")) -> bool | None:
+    """Whether ``pixlearn eval``'s numbers equal this script's (to 1e-9); None when the eval gave none."""
+    res = cli.get("result")
+    if not isinstance(res, dict):
+        return None
+    return all(isinstance(ours.get(k), (int, float)) and isinstance(res.get(k), (int, float)) and abs(ours[k] - res[k]) < 1e-9
+               for k in keys)
 
 
 # ----------------------------------------------------------------------------------------------- pixlearn's side
@@ -447,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours["heldout"] = score(load_run_detector(Path(ours["run_dir"])), images, truths, names)
     ours["cli_eval"] = cli_eval(Path(ours["run_dir"]), held_dir, env)
+    ours["cli_eval_agrees"] = same_numbers(ours["heldout"], ours["cli_eval"])
     print(f"  held-out mAP50 {_fmt(ours['heldout'].get('map50'))}, mAP50:95 {_fmt(ours['heldout'].get('map'))}", file=sys.stderr)
     results["pixlearn"] = ours
 
