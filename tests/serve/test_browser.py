@@ -558,3 +558,52 @@ def test_after_a_reload_the_job_panel_shows_the_last_job_and_zip_errors_show_onc
     _wait(browser).until(lambda d: "refused" in error.text)
     reasons = httpx.post(srv.url + "/v1/trainings", files={"archive": ("one-class.zip", bad.read_bytes())}).json()["reasons"]
     assert reasons and all(error.text.count(r) == 1 for r in reasons), error.text
+
+
+def test_objects_are_boxed_on_the_image_and_the_slider_hides_low_scores_without_a_request(
+        start_server, browser, tmp_path: Path) -> None:
+    """A server with a tiny YOLOX-shaped detector file (a cat at 0.9, a cup at 0.4 on every 416-px image): the
+    Analyze view draws both boxes over the picture; moving the score slider above 0.4 hides the cup, from the
+    answer the page already has."""
+    from tests.detect.onnx_fixtures import Obj, make_yolox_onnx
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    make_yolox_onnx(weights / "yolox_nano_coco80.onnx", [Obj(100, 60, 40, 20, label=15, obj=0.9),
+                                                          Obj(300, 150, 64, 96, label=41, obj=0.8, cls=0.5, stride=16)])
+    url = start_server(env={"PIXLEARN_WEIGHTS": str(weights), "PIXLEARN_CACHE": str(tmp_path / "cache")})
+    server = _Live(url, start_server)
+    image_path = tmp_path / "grey.png"
+    image_path.write_bytes(_png(np.full((416, 416, 3), 90, np.uint8)))
+    _open(browser, url + "/#analyze")
+    _wait_ops(browser, server)
+    browser.find_element(By.ID, "op-canny").click()  # features only
+    assert browser.find_element(By.ID, "feat-objects").is_selected()
+    browser.find_element(By.ID, "file-input").send_keys(str(image_path))
+    _wait(browser).until(EC.element_to_be_clickable((By.ID, "analyze-btn"))).click()
+    try:
+        _wait(browser, 60).until(lambda d: d.execute_script(
+            "return document.querySelector('#objects-canvas').dataset.shown === '2'"))
+    except TimeoutException:
+        pytest.fail("the objects were not drawn\n" + _fail_context(browser, server))
+
+    pixel = "return Array.from(document.querySelector('#objects-canvas').getContext('2d')" \
+            ".getImageData(arguments[0], arguments[1], 1, 1).data.slice(0, 3))"
+    grey = [90, 90, 90]
+    assert browser.execute_script(pixel, 200, 300) == grey  # the image itself, where no box is
+    assert browser.execute_script(pixel, 80, 62) != grey    # the cat's left edge (box 80, 50, 120, 70)
+    assert browser.execute_script(pixel, 268, 150) != grey  # the cup's left edge (box 268, 102, 332, 198)
+    rows = {li.get_attribute("data-class"): li for li in browser.find_elements(By.CSS_SELECTOR, "#objects-list .object-row")}
+    assert set(rows) == {"cat", "cup"} and rows["cup"].is_displayed() and "40.0%" in rows["cup"].text
+    renders = browser.find_element(By.ID, "objects-card").get_attribute("data-renders")
+
+    slider = browser.find_element(By.ID, "objects-score")
+    browser.execute_script("arguments[0].value = '0.5'; arguments[0].dispatchEvent(new Event('input'))", slider)
+    _wait(browser).until(lambda d: d.execute_script("return document.querySelector('#objects-canvas').dataset.shown === '1'"))
+    assert browser.execute_script(pixel, 268, 150) == grey  # the cup's box is gone from the drawing
+    assert browser.execute_script(pixel, 80, 62) != grey    # the cat's stays
+    rows = {li.get_attribute("data-class"): li for li in browser.find_elements(By.CSS_SELECTOR, "#objects-list .object-row")}
+    assert not rows["cup"].is_displayed() and rows["cat"].is_displayed()
+    assert browser.find_element(By.ID, "objects-score-value").text == "0.50"
+    assert browser.find_element(By.ID, "objects-card").get_attribute("data-renders") == renders  # no new answer
+    assert _console_errors(browser) == []

@@ -213,3 +213,24 @@ def test_oip_without_the_detector_file_is_503_naming_it(settings, photo: bytes) 
         r = c.get("/v2/models/coco-yolox-nano")
         assert r.status_code == 503 and "yolox_nano_coco80.onnx" in r.json()["error"]
 
+
+
+def test_instance_masks_travel_as_coco_rle_and_polygons() -> None:
+    from pycocotools import mask as mask_utils
+
+    from pixlearn.serve.routes_detect import detection_rows
+    from pixlearn.tasks.detect.detections import Detections
+
+    masks = np.zeros((2, 30, 40), bool)
+    masks[0, 5:15, 10:30] = True   # a 20 x 10 rectangle
+    masks[1, 20:28, 2:6] = True
+    det = Detections(np.array([[10, 5, 30, 15], [2, 20, 6, 28]]), np.array([0.8, 0.6]), np.array([1, 0]),
+                     ("person", "drone"), masks)
+    rows = detection_rows(det)
+    assert [r["class_name"] for r in rows] == ["drone", "person"]
+    for row, m in zip(rows, masks, strict=True):
+        rle = {"size": row["mask"]["size"], "counts": row["mask"]["counts"].encode()}
+        assert row["mask"]["size"] == [30, 40] and (mask_utils.decode(rle).astype(bool) == m).all()
+    xs, ys = rows[0]["polygons"][0][0::2], rows[0]["polygons"][0][1::2]
+    assert (min(xs), min(ys), max(xs), max(ys)) == (10, 5, 29, 14)  # the rectangle's outer pixels
+    json.dumps(rows)  # JSON-ready

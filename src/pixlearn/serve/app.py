@@ -36,9 +36,10 @@ log = logging.getLogger("pixlearn.serve")
 STATIC_DIR = Path(__file__).with_name("static")
 
 _DESCRIPTION = """\
-Analyse images (dominant colours, quality, labels from your classifiers), run pixlearn's classical ops
-and recipes, classify images with registered models, train classifiers from an uploaded zip, and serve
-them over the Open Inference Protocol v2.
+Analyse images (dominant colours, quality, labels from your classifiers, COCO objects), run pixlearn's classical
+ops and recipes, classify images with registered models, detect objects (`POST /v1/detect`: the built-in
+`coco-yolox-nano` or a trained detector), train classifiers and detectors from an uploaded zip (a folder per class,
+or COCO / YOLO / Pascal VOC boxes), and serve them over the Open Inference Protocol v2.
 
 With API keys configured, send `X-API-Key: <key>` or `Authorization: Bearer <key>`.
 Errors are JSON with the right 4xx: `{"error": {"code": "...", "message": "..."}}` on the `/v1` routes

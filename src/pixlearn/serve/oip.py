@@ -608,11 +608,14 @@ def _detection_output(name: str, opts: dict[str, Any], columns: dict[str, Any]) 
 
 def _infer_detect(registry: Any, name: str, record: dict[str, Any], request: dict[str, Any], binary: bytes,
                   limits: _Limits, settings: Any) -> tuple[list[dict[str, Any]], list[bytes]]:
+    from pixlearn.serve.routes_detect import predict_lock
+
     outputs = _requested_outputs(request, tuple(DETECTION_OUTPUTS))
     opts = _detect_params(request)
     images = _detect_images(request, binary, limits)
     detector = _detector(registry, name, record, settings)
-    found = detector.predict(images, score=opts["threshold"], max_detections=opts["max_detections"])
+    with predict_lock(detector):
+        found = detector.predict(images, score=opts["threshold"], max_detections=opts["max_detections"])
     columns = {
         "boxes": np.concatenate([d.boxes for d in found]).reshape(-1, 4) if found else np.zeros((0, 4), np.float32),
         "scores": np.concatenate([d.scores for d in found]) if found else np.zeros(0, np.float32),
@@ -732,7 +735,7 @@ def _model_ready(request: Request, name: str, version: str | None) -> Response:
     except OIPError as exc:
         if exc.status == 404:
             raise
-        return _error(400, exc.message)
+        return _error(503 if exc.status == 503 else 400, exc.message)
     except PixlearnError as exc:
         return _error(503, f"model {name!r} is registered but cannot be loaded: {exc}")
     return JSONResponse({"name": name, "ready": True})

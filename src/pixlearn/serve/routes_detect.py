@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -219,16 +220,32 @@ def detection_rows(det: Any) -> list[dict[str, Any]]:
     return rows
 
 
+_locks_guard = threading.Lock()
+_predict_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+def predict_lock(detector: Any) -> threading.Lock:
+    """The lock that serialises ``detector.predict`` calls in this process: a torchvision detector keeps its score
+    threshold on the network, so two requests with different thresholds must not interleave."""
+    with _locks_guard:
+        lock = _predict_locks.get(detector)
+        if lock is None:
+            lock = _predict_locks[detector] = threading.Lock()
+        return lock
+
+
 def detect_image(detector: Any, image: np.ndarray, opts: dict[str, Any]) -> Any:
     """One image through ``detector`` (tiled when ``opts["tile"]``); the :class:`Detections`."""
+    wrapped = detector
     if opts.get("tile"):
         from pixlearn.tasks.detect.tiles import TiledDetector
 
         try:
-            detector = TiledDetector(detector, tile=opts["tile"], overlap=opts.get("overlap", 0.2))
+            wrapped = TiledDetector(detector, tile=opts["tile"], overlap=opts.get("overlap", 0.2))
         except ConfigError as exc:
             raise ApiError(str(exc), status=400) from None
-    return detector.predict([image], score=opts["threshold"], max_detections=opts["max_detections"])[0]
+    with predict_lock(detector):
+        return wrapped.predict([image], score=opts["threshold"], max_detections=opts["max_detections"])[0]
 
 
 def _decode(kind: str, payload: Any, name: str, settings: ServeSettings) -> np.ndarray:

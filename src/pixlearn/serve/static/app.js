@@ -237,7 +237,7 @@
   }
 
   // ------------------------------------------------------------ analyze
-  const analyze = { file: null, previewUrl: null, resultUrls: [], ops: [], running: false };
+  const analyze = { file: null, previewUrl: null, resultUrls: [], ops: [], running: false, objects: [], objectsImage: null };
 
   function setFile(file) {
     if (!file) return;
@@ -390,7 +390,99 @@
     $("#quality tbody").replaceChildren();
     $("#labels").replaceChildren();
     $("#op-results").replaceChildren();
-    for (const id of ["#colors-card", "#quality-card", "#labels-card", "#op-results-card"]) $(id).hidden = true;
+    analyze.objects = [];
+    $("#objects-list").replaceChildren();
+    for (const id of ["#colors-card", "#quality-card", "#labels-card", "#objects-card", "#op-results-card"]) $(id).hidden = true;
+  }
+
+  // ------------------------------------------------------------ objects
+  // The analyze request asks for every object scoring at least OBJECTS_FLOOR; the slider hides those below its
+  // value on the page (no new request), so moving it back shows them again at once.
+  const OBJECTS_FLOOR = 0.05;
+  const classColour = (name) => {
+    let h = 0;
+    for (const ch of String(name)) h = (h * 31 + ch.codePointAt(0)) % 360;
+    return `hsl(${h}, 85%, 45%)`;
+  };
+
+  function renderObjects(res) {
+    const card = $("#objects-card");
+    card.dataset.renders = String(Number(card.dataset.renders || 0) + 1); // one per answer (tests check no re-request)
+    analyze.objects = Array.isArray(res.objects) ? res.objects : [];
+    const why = res.unavailable && res.unavailable.objects;
+    const note = $("#objects-note");
+    note.textContent = why || "";
+    note.hidden = !why;
+    $("#objects-model").textContent = why ? "" : "(coco-yolox-nano)";
+    $("#objects-canvas").hidden = Boolean(why);
+    card.hidden = false;
+    analyze.objectsImage = null;
+    const img = new Image();
+    img.onload = () => {
+      analyze.objectsImage = img;
+      drawObjects();
+    };
+    img.src = analyze.previewUrl;
+    drawObjects();
+  }
+
+  /** Draw the image, then the boxes (and mask polygons) of the objects at or above the slider's score. */
+  function drawObjects() {
+    const min = Number($("#objects-score").value);
+    $("#objects-score-value").textContent = min.toFixed(2);
+    const shown = analyze.objects.filter((o) => o.score >= min);
+    const canvas = $("#objects-canvas");
+    const img = analyze.objectsImage;
+    if (img) {
+      canvas.width = img.naturalWidth;
+      canvas.height = img.naturalHeight;
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(img, 0, 0);
+      const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
+      ctx.font = `${Math.max(12, line * 6)}px sans-serif`;
+      ctx.textBaseline = "top";
+      for (const o of shown) {
+        const colour = classColour(o.class_name);
+        const [x1, y1, x2, y2] = o.box;
+        for (const poly of o.polygons || []) {
+          ctx.beginPath();
+          for (let i = 0; i < poly.length; i += 2) (i ? ctx.lineTo : ctx.moveTo).call(ctx, poly[i], poly[i + 1]);
+          ctx.closePath();
+          ctx.globalAlpha = 0.35;
+          ctx.fillStyle = colour;
+          ctx.fill();
+          ctx.globalAlpha = 1;
+        }
+        ctx.lineWidth = line;
+        ctx.strokeStyle = colour;
+        ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+        const text = `${o.class_name} ${pct(o.score)}`;
+        const w = ctx.measureText(text).width + 6;
+        const h = Math.max(12, line * 6) + 4;
+        const ty = y1 - h >= 0 ? y1 - h : y1;
+        ctx.fillStyle = colour;
+        ctx.fillRect(x1, ty, w, h);
+        ctx.fillStyle = "#fff";
+        ctx.fillText(text, x1 + 3, ty + 2);
+      }
+    }
+    canvas.dataset.shown = String(shown.length);
+    canvas.setAttribute("aria-label", `The image with ${shown.length} object${shown.length === 1 ? "" : "s"} boxed`);
+    const list = $("#objects-list");
+    list.replaceChildren(
+      ...analyze.objects.map((o) =>
+        el(
+          "li",
+          { class: "object-row", dataset: { class: o.class_name, score: String(o.score) }, hidden: o.score < min },
+          el("span", { class: "swatch-chip", style: `background:${classColour(o.class_name)}`, "aria-hidden": "true" }),
+          el("span", { class: "score-label", text: o.class_name }),
+          el("span", { class: "score-value", text: pct(o.score) }),
+          el("span", { class: "muted small", text: o.box.map((v) => Math.round(v)).join(", ") })
+        )
+      )
+    );
+    if (!analyze.objects.length && !$("#objects-note").textContent) list.append(el("li", { class: "muted", text: "No object found." }));
+    else if (analyze.objects.length && !shown.length) list.append(el("li", { class: "muted", text: "No object at or above this score." }));
   }
 
   function swatchList(colors) {
@@ -563,11 +655,16 @@
           const res = await api("/v1/analyze", {
             method: "POST",
             body: fd,
-            query: { features: features.join(","), n_colors: features.includes("colors") ? nColors : undefined },
+            query: {
+              features: features.join(","),
+              n_colors: features.includes("colors") ? nColors : undefined,
+              threshold: features.includes("objects") ? OBJECTS_FLOOR : undefined,
+            },
           });
           if (res.colors) renderColors(res.colors);
           if (res.quality) renderQuality(res.quality);
           if (features.includes("labels")) renderLabels(res);
+          if (features.includes("objects")) renderObjects(res);
         } catch (err) {
           failed += 1;
           showError(err, "Analyze");
@@ -714,7 +811,7 @@
     const fd = new FormData();
     fd.append("archive", file, file.name);
     // The time budget is the main field; the advanced ones are sent only when filled in (else the server's recipe decides).
-    const fields = { name: "#train-name", minutes: "#train-minutes", architecture: "#train-arch", epochs: "#train-epochs", img_size: "#train-img-size", batch: "#train-batch", lr: "#train-lr" };
+    const fields = { name: "#train-name", minutes: "#train-minutes", task: "#train-task", architecture: "#train-arch", epochs: "#train-epochs", img_size: "#train-img-size", batch: "#train-batch", lr: "#train-lr" };
     for (const [k, sel] of Object.entries(fields)) {
       const v = $(sel).value.trim();
       if (v !== "") fd.append(k, v);
@@ -819,7 +916,7 @@
     }
     drawChart(metrics, epochs);
     renderMetricsTable(metrics);
-    if (job.status === "succeeded" && job.model) showTry(job.model);
+    if (job.status === "succeeded" && job.model) showTry(job.model, (job.dataset && job.dataset.task) || "classify");
     updateTrainingRow(job);
     if (job.status !== train.lastStatus) {
       if (train.lastStatus !== null && TERMINAL.has(job.status)) refreshLabelsHint();
@@ -856,13 +953,15 @@
     box.dataset.pretrained = b.pretrained === true ? "true" : b.pretrained === false ? "false" : "";
   }
 
-  /** The final held-out accuracy, naming its split and its size, and the baseline verdict in words. */
+  /** The final held-out accuracy (a detector: its mAP50), naming its split and its size, and the baseline verdict. */
   function renderFinal(job) {
     const f = job.status === "succeeded" ? job.final : null;
+    const score = f && (typeof f.accuracy === "number" ? f.accuracy : f.map50);
     const box = $("#train-final");
-    box.hidden = !(f && typeof f.accuracy === "number");
+    box.hidden = !(f && typeof score === "number");
     if (box.hidden) return;
-    $("#train-final-acc").textContent = pct(f.accuracy);
+    $("#train-final-what").textContent = typeof f.accuracy === "number" ? "Held-out accuracy" : "Held-out mAP50";
+    $("#train-final-acc").textContent = pct(score);
     $("#train-final-split").textContent = f.split === "val"
       ? `on the val split (n = ${fmt(f.n)}), which chose the best epoch: optimistic`
       : `on the ${f.split || "held-out"} split (n = ${fmt(f.n)}): images never used for training or choosing the epoch`;
@@ -873,7 +972,7 @@
   }
 
   function valAcc(m) {
-    for (const k of ["val_accuracy", "val_acc", "accuracy"]) if (typeof m[k] === "number") return m[k];
+    for (const k of ["val_accuracy", "val_acc", "accuracy", "val_map50"]) if (typeof m[k] === "number") return m[k];
     return null;
   }
 
@@ -1031,8 +1130,9 @@
   }
 
   // --------------------------------------------------------- try it
-  function showTry(model) {
+  function showTry(model, task = "classify") {
     const sec = $("#try-section");
+    train.modelTask = task;
     if (train.model !== model) {
       train.model = model;
       $("#try-results").replaceChildren();
@@ -1062,7 +1162,22 @@
       const model = train.model;
       if (!f || !model) return;
       const out = $("#try-results");
-      out.replaceChildren(el("p", { class: "muted", text: "Classifying…" }));
+      out.replaceChildren(el("p", { class: "muted", text: "Running…" }));
+      if (train.modelTask === "detect") {
+        const fd = new FormData();
+        fd.append("file", f, f.name);
+        try {
+          const res = await api("/v1/detect", { method: "POST", body: fd, query: { model, threshold: 0.25 } });
+          const rows = (res.objects || []).map((o) => el("li", { class: "object-row", dataset: { class: o.class_name } },
+            el("span", { class: "score-label", text: o.class_name }), el("span", { class: "score-value", text: pct(o.score) }),
+            el("span", { class: "muted small", text: o.box.map((v) => Math.round(v)).join(", ") })));
+          out.replaceChildren(el("div", { class: "label-model", dataset: { model } }, el("h3", { text: `${model} on ${f.name}` }),
+            rows.length ? el("ul", { class: "objects-list" }, rows) : el("p", { class: "muted", text: "No object found." })));
+        } catch (err) {
+          out.replaceChildren(el("p", { class: "inline-error", role: "alert", text: err.message }));
+        }
+        return;
+      }
       const fd = new FormData();
       fd.append("files", f, f.name);
       try {
@@ -1121,6 +1236,7 @@
     $("#analyze-form").addEventListener("submit", runAnalyze);
     $("#train-form").addEventListener("submit", startTraining);
     $("#train-cancel").addEventListener("click", cancelJob);
+    $("#objects-score").addEventListener("input", drawObjects);
     setupApiKey();
     setupTabs();
     setupDropZone();
