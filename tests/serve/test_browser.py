@@ -562,7 +562,8 @@ def test_after_a_reload_the_job_panel_shows_the_last_job_and_zip_errors_show_onc
 
 def test_objects_are_boxed_on_the_image_and_the_slider_hides_low_scores_without_a_request(
         start_server, browser, tmp_path: Path) -> None:
-    """A server with a tiny YOLOX-shaped detector file (a cat at 0.9, a cup at 0.4 on every 416-px image): the
+    """A server given a tiny YOLOX-shaped detector file (a cat at 0.9, a cup at 0.4 on every 416-px image) with
+    --detector-weights: the
     Analyze view draws both boxes over the picture; moving the score slider above 0.4 hides the cup, from the
     answer the page already has."""
     from tests.detect.onnx_fixtures import Obj, make_yolox_onnx
@@ -571,7 +572,8 @@ def test_objects_are_boxed_on_the_image_and_the_slider_hides_low_scores_without_
     weights.mkdir()
     make_yolox_onnx(weights / "yolox_nano_coco80.onnx", [Obj(100, 60, 40, 20, label=15, obj=0.9),
                                                           Obj(300, 150, 64, 96, label=41, obj=0.8, cls=0.5, stride=16)])
-    url = start_server(env={"PIXLEARN_WEIGHTS": str(weights), "PIXLEARN_CACHE": str(tmp_path / "cache")})
+    url = start_server("--detector-weights", str(weights / "yolox_nano_coco80.onnx"),
+                       env={"PIXLEARN_CACHE": str(tmp_path / "cache")})
     server = _Live(url, start_server)
     image_path = tmp_path / "grey.png"
     image_path.write_bytes(_png(np.full((416, 416, 3), 90, np.uint8)))

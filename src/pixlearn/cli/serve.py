@@ -27,7 +27,8 @@ def serve(
     storage: Annotated[Optional[Path], typer.Option("--storage", help="Data folder: database, uploads, trained models (env PIXLEARN_STORAGE; default ./pixlearn-data).", show_default=False)] = None,
     db: Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/pixlearn (env PIXLEARN_DB; default SQLite in the storage folder).", show_default=False)] = None,
     api_key: Annotated[Optional[list[str]], typer.Option("--api-key", help="Accept this API key (repeat for several) (env PIXLEARN_API_KEYS, comma-separated). None: no auth.", show_default=False)] = None,
-    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Register this run folder (pixlearn train classify) at start-up; repeatable.", show_default=False)] = None,
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Register this run folder (pixlearn train classify or detect) at start-up; repeatable.", show_default=False)] = None,
+    detector_weights: Annotated[Optional[Path], typer.Option("--detector-weights", help="The built-in COCO detector's file (yolox_nano_coco80.onnx) of /v1/detect and /v1/analyze?features=objects. Default: that file in the local weights folders ($PIXLEARN_WEIGHTS, <cache>/weights).", show_default=False)] = None,
     general_model: Annotated[Optional[list[Path]], typer.Option("--general-model", help="Register this run folder as a general labeller: /v1/analyze shows its labels on every image, not only when asked with models=NAME; repeatable.", show_default=False)] = None,
     allow_root: Annotated[Optional[list[Path]], typer.Option("--allow-root", help="Folder whose images /v1/analyze may read by path; repeatable. None: path inputs are refused.", show_default=False)] = None,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body (413 above).", min=0.001)] = 50,
@@ -90,6 +91,11 @@ def serve(
         fields["storage"] = storage.expanduser().resolve()
     if db is not None:
         fields["db"] = db
+    if detector_weights is not None:
+        if not detector_weights.expanduser().is_file():
+            raise typer.BadParameter(f"{detector_weights}: no such file; give the path of yolox_nano_coco80.onnx",
+                                     param_hint="--detector-weights")
+        fields["yolox_weights"] = detector_weights.expanduser().resolve()
     settings = ServeSettings(**fields)
     settings.storage = settings.storage.expanduser().resolve()
     for run in [*settings.models, *settings.general_models]:  # fail before listening, with the reason
