@@ -8,7 +8,7 @@ from pixlearn.cli import main
 
 SHARED = ("--data", "--model", "--epochs", "--minutes", "--img-size", "--batch", "--lr", "--weights", "--resume", "--extend",
           "--folds", "--find-lr", "--seed", "--workers", "--out", "--format", "--progress", "--set", "--config")
-TASKS = ("classify", "segment", "restore")
+TASKS = ("classify", "segment", "restore", "detect")
 
 
 def _options(task: str) -> set[str]:
