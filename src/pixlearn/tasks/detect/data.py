@@ -24,7 +24,7 @@ from pixlearn._core.errors import ConfigError
 from pixlearn._core.types import Task
 from pixlearn.data.index import DatasetIndex
 
-__all__ = ["DETECT_AUGMENT", "DetectSplits", "read_detect_dataset", "has_masks", "plan_detect_splits", "image_size", "box_sizes",
+__all__ = ["DETECT_AUGMENT", "DetectSplits", "read_detect_dataset", "has_masks", "plan_detect_splits", "image_size", "box_sizes", "expand_repeats",
            "repeat_factors", "auto_tile", "tile_items", "window_of", "DetectDataset"]
 
 #: The default training augmentation (``augment: detect``): an SSD-style zoom crop that keeps boxes, a horizontal flip
