@@ -206,3 +206,35 @@ def test_bad_input_gives_typed_errors_naming_the_fix(tmp_path):
         train_detector(data, out=tmp_path / "r4", arhc="fcos", **TINY)
     with pytest.raises(ConfigError, match="no such folder"):
         train_detector(tmp_path / "nothing", out=tmp_path / "r5", **TINY)
+
+
+def test_pretrained_backbone_comes_from_the_local_weights_folder(tmp_path, monkeypatch):
+    import torchvision
+    from safetensors.torch import save_file
+
+    from pixlearn.models.weights import WeightsNotFoundError
+    from pixlearn.tasks.detect.config import DetectConfig
+    from pixlearn.tasks.detect.train import DetectHooks
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setenv("PIXLEARN_WEIGHTS", str(folder))
+    monkeypatch.setenv("PIXLEARN_CACHE", str(tmp_path / "cache"))
+    data = _voc(tmp_path)
+    cfg = DetectConfig.from_overrides(data=str(data), backbone="resnet18", img_size=64, batch=2, fpn_channels=64, epochs=1)
+    hooks = DetectHooks(progress=False)
+    hooks.read_data(cfg)
+    assert hooks.resolve(cfg).model.pretrained is False and "from random weights" in hooks.notes.lines[1]
+    with pytest.raises(WeightsNotFoundError, match="pixlearn weights add"):
+        DetectHooks(progress=False).resolve(DetectConfig.from_overrides(cfg, pretrained=True))
+
+    classifier = torchvision.models.resnet18(weights=None)
+    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, str(folder / "resnet18.safetensors"))
+    hooks = DetectHooks(progress=False)
+    hooks.read_data(cfg)
+    resolved = hooks.resolve(cfg)
+    assert resolved.model.pretrained and resolved.model.backbone_lr_mult == 0.1 and resolved.model.freeze_bn
+    prep = hooks.prepare(resolved, hooks.index, hooks.plan(resolved, hooks.index), tmp_path / "run")
+    body = prep.model.backbone.body.state_dict()
+    assert torch.equal(body["layer4.1.conv2.weight"], classifier.state_dict()["layer4.1.conv2.weight"])
+    assert any("tensors loaded into the resnet18 feature extractor" in line for line in hooks.notes.lines)
