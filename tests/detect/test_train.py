@@ -144,11 +144,20 @@ def test_the_minutes_plan_chooses_the_input_size_from_timed_steps(tmp_path, monk
     assert "img_size: 96" in (tmp_path / "run" / "config.yaml").read_text()
 
 
-def test_resume_extends_a_run(tmp_path):
+def test_resume_extends_a_run_even_when_the_backbone_file_is_gone(tmp_path, monkeypatch):
+    import torchvision
+    from safetensors.torch import save_file
+
     from pixlearn.tasks.detect.train import train_detector
 
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in torchvision.models.resnet18(weights=None).state_dict().items()}, str(folder / "resnet18.safetensors"))
+    monkeypatch.setenv("PIXLEARN_WEIGHTS", str(folder))
+    monkeypatch.setenv("PIXLEARN_CACHE", str(tmp_path / "cache"))
     data = _voc(tmp_path)
-    first = train_detector(data, out=tmp_path / "run", epochs=1, arch="ssdlite", **TINY)
+    first = train_detector(data, out=tmp_path / "run", epochs=1, arch="ssdlite", **{**TINY, "pretrained": True})
+    (folder / "resnet18.safetensors").unlink()  # the checkpoint holds the backbone: resuming needs no weights file
     more = train_detector(resume=tmp_path / "run", extend=1, progress=False)
     assert more.epochs_run == 2 and more.history[0]["train_loss"] == first.history[0]["train_loss"]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())

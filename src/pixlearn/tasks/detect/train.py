@@ -119,10 +119,11 @@ class DetectHooks(TaskHooks):
     fold_keys = ("map50", "map", "map75")
     data_help = "a COCO, YOLO or Pascal VOC dataset folder"
 
-    def __init__(self, *, progress: bool | None = None) -> None:
+    def __init__(self, *, progress: bool | None = None, resuming: bool = False) -> None:
         from pixlearn.tasks.detect.recipe import StartNotes
 
         self.notes = StartNotes(progress=progress)
+        self.resuming = bool(resuming)  # the checkpoint holds every weight: the backbone's file is not needed again
         self.index: Any = None
         self._said: set[str] = set()
 
@@ -165,7 +166,11 @@ class DetectHooks(TaskHooks):
         arch, why = choose_arch(cfg, masks=has_masks(index))
         d["model"]["arch"] = arch
         self._say("arch", why)
-        bb, why = choose_backbone(cfg)
+        if self.resuming:
+            m = cfg.model
+            bb, why = {"backbone": m.backbone, "pretrained": m.pretrained, "backbone_weights": None, "network_weights": None}, None
+        else:
+            bb, why = choose_backbone(cfg)
         d["model"]["backbone"] = bb["backbone"]
         d["model"]["pretrained"] = bool(bb["pretrained"])
         self._say("backbone", why)
@@ -243,15 +248,19 @@ class DetectHooks(TaskHooks):
                                  f"aspect ratios (h/w) {spec['aspect_ratios']}")
         elif m.arch == "fcos":
             self._say("anchors", "anchors: none to fit (FCOS is anchor-free: one point per location, sized by the level's stride)")
-        network_weights = m.weights if m.weights and is_detector_weights(m.weights) else None
-        if m.weights and not network_weights:
+        gone = self.resuming and bool(m.weights) and not Path(str(m.weights)).is_file()  # the checkpoint restores every weight
+        network_weights = m.weights if m.weights and not gone and not self.resuming and is_detector_weights(m.weights) else None
+        if m.weights and not gone and not network_weights and not (self.resuming and is_detector_weights(m.weights)):
             spec["backbone_weights"] = m.weights
         elif m.pretrained:
             found = find_pretrained(m.backbone)
-            if found is None:
+            if found is None and self.resuming:
+                pass  # the checkpoint restores the backbone
+            elif found is None:
                 raise ConfigError(f"model.pretrained is on but no local weights for {m.backbone} are there any more; add them "
                                   f"(pixlearn weights add FILE --model {m.backbone}) or set --no-pretrained")
-            spec["backbone_weights"] = str(found)
+            else:
+                spec["backbone_weights"] = str(found)
         model = build_detector(spec)
         load = model.pixlearn_backbone_load
         if load:
@@ -400,5 +409,5 @@ def train_detector(
     UnknownNameError
         Unknown architecture, backbone or option (with the closest matches).
     """
-    return train_task(DetectHooks(progress=progress), data, config=config, out=out, resume=resume, extend=extend, set=set,
+    return train_task(DetectHooks(progress=progress, resuming=resume is not None), data, config=config, out=out, resume=resume, extend=extend, set=set,
                       progress=progress, callbacks=callbacks, **options)
