@@ -12,6 +12,7 @@ from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError, Unknow
 from pixlearn._core.types import Task
 from pixlearn.data import masks as masks_mod
 from pixlearn.data.masks import decode_rle, decode_segmentation, encode_rle, mask_to_polygons, rle_counts
+from pixlearn.data.formats.voc import find_voc_root
 from pixlearn.data.readers import AnnotationError, describe_dataset, detect_format, read_dataset
 from pixlearn.io import write_image
 
@@ -319,6 +320,24 @@ def test_voc_one_based_boxes_splits_and_meta(tmp_path):
     assert r1.size == (H, W) and not problem_codes(r1)
     np.testing.assert_allclose(r2.boxes, [[10, 2, 30, 15]])
     assert r3.boxes.shape == (0, 4)
+
+
+def test_voc_lowercase_annotations_beside_images_reads_like_voc(tmp_path):
+    # the layout many exports use (e.g. a raccoon set): annotations/*.xml + images/*.jpg
+    voc = make_voc(tmp_path / "a")
+    root = tmp_path / "b"
+    root.mkdir()
+    (voc / "Annotations").rename(root / "annotations")
+    (voc / "JPEGImages").rename(root / "images")
+    assert detect_format(root) == "voc"
+    index = read_dataset(root)
+    assert (index.format, index.task, index.classes) == ("voc", Task.DETECT, ["cat", "dog", "person"])
+    assert sorted(r.path.name for r in index.records) == ["000001.jpg", "000002.jpg", "000003.jpg"]
+    assert all(r.path.parent.name == "images" for r in index.records)
+    # images/ beside an annotations/ folder without XML files is not VOC
+    for xml in (root / "annotations").glob("*.xml"):
+        xml.unlink()
+    assert find_voc_root(root) is None
 
 
 def test_voc_classes_txt_fixes_order_and_unknown_name_fails(tmp_path):

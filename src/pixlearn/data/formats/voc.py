@@ -1,5 +1,7 @@
 """Pascal VOC: ``Annotations/*.xml`` + ``JPEGImages/`` + optional ``ImageSets/Main/{train,val,test}.txt``.
 
+``annotations/*.xml`` beside ``images/`` (the layout of many exports) reads the same way.
+
 VOC ``bndbox`` values are 1-based pixel indices with inclusive ends: ``xmin=1, xmax=10`` is
 the first ten pixel columns. In pixlearn's continuous xyxy (pixel ``c`` covers ``[c, c+1)``)
 that box is ``[0, 10]``, so reading subtracts 1 from ``xmin``/``ymin`` and keeps ``xmax``/``ymax``
@@ -46,8 +48,24 @@ NAME = "voc"
 CLASS_FILES = ("classes.txt", "labels.txt", "labelmap.txt")
 
 
+#: Image folder names, in order: VOC's own, then the ``images/`` many exports (Roboflow, Kaggle) put beside
+#: ``annotations/*.xml``.
+IMAGE_DIRS = ("JPEGImages", "images")
+
+
+def _image_dir(folder: Path) -> Path | None:
+    """VOC's image folder in ``folder``: ``JPEGImages/``, else ``images/`` when ``Annotations/`` holds XML files."""
+    found = find_dir(folder, IMAGE_DIRS[:1])
+    if found is not None:
+        return found
+    ann = find_dir(folder, ["Annotations"])
+    if ann is not None and any(p.suffix.lower() == ".xml" for p in ann.iterdir()):
+        return find_dir(folder, IMAGE_DIRS[1:])
+    return None
+
+
 def _is_voc(folder: Path) -> bool:
-    return find_dir(folder, ["Annotations"]) is not None and find_dir(folder, ["JPEGImages"]) is not None
+    return find_dir(folder, ["Annotations"]) is not None and _image_dir(folder) is not None
 
 
 def find_voc_root(root: Path) -> Path | None:
@@ -71,7 +89,8 @@ def sniff(root: Path) -> str | None:
     if found is None:
         return None
     where = "" if found == root else f" in {found.relative_to(root).as_posix()}/"
-    return f"Annotations/ + JPEGImages/{where}"
+    images = _image_dir(found)
+    return f"Annotations/ + {images.name if images is not None else 'JPEGImages'}/{where}"
 
 
 def _text(node: Any, tag: str) -> str | None:
@@ -151,7 +170,7 @@ def read(root: Path, *, allow_outside_root: bool = False) -> DatasetIndex:
         raise ConfigError(f"{root}: no Annotations/ + JPEGImages/ folders; this is not a Pascal VOC dataset")
     guard = PathGuard(root, allow_outside_root=allow_outside_root)
     ann_dir = find_dir(voc, ["Annotations"]) or voc / "Annotations"
-    img_dir = find_dir(voc, ["JPEGImages"]) or voc / "JPEGImages"
+    img_dir = _image_dir(voc) or voc / "JPEGImages"
     fixed, class_file = _read_classes(voc, guard)
     sets = _read_sets(voc, guard)
     listable = guard.folder(ann_dir) and guard.folder(img_dir)  # folders that link out are not listed
