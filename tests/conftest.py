@@ -9,7 +9,7 @@ import pytest
 
 #: Test folders that train tiny networks: torch runs on one intra-op thread there (tiny models gain nothing
 #: from threads, and on a busy 2-core machine two threads stall each other several times over).
-_ONE_TORCH_THREAD = frozenset({"classify", "engine", "models", "restore", "segment", "tasks"})
+_ONE_TORCH_THREAD = frozenset({"classify", "detect", "engine", "models", "restore", "segment", "tasks"})
 _TESTS = Path(__file__).parent
 
 

@@ -301,10 +301,7 @@ class ModelRegistry:
             record = self.get(name)
             from pixlearn.tasks.registry import task as get_task
 
-            if record["task"] == "detect":
-                from pixlearn.tasks.detect.model import load_run_detector as load_classifier
-            else:
-                load_classifier = get_task("classify").load("load")
+            load_classifier = get_task("detect").load("load_run") if record["task"] == "detect" else get_task("classify").load("load")
 
             try:
                 clf = load_classifier(record["run_dir"], device="cpu")

@@ -91,8 +91,9 @@ _OPENAPI = {
 def yolox_path(settings: ServeSettings | None = None) -> Path | None:
     """The YOLOX-Nano file the service uses: ``settings.yolox_weights``, else the first ``yolox_nano_coco80.onnx`` in
     the local weights folders; None when there is none (only files are looked at: cheap)."""
-    from pixlearn.tasks.detect.yolox import find_yolox
+    from pixlearn.tasks.registry import task
 
+    find_yolox = task("detect").load("find_coco_detector")
     configured = getattr(settings, "yolox_weights", None) if settings is not None else None
     if configured is not None:
         path = Path(configured).expanduser()
@@ -115,8 +116,9 @@ def coco_detector(settings: ServeSettings | None = None, *, threads: int | None 
     WeightsNotFoundError
         No YOLOX-Nano file: the message names the file and how to add it.
     """
-    from pixlearn.tasks.detect.yolox import load_yolox
+    from pixlearn.tasks.registry import task
 
+    load_yolox = task("detect").load("coco_detector")
     path = yolox_path(settings)
     configured = getattr(settings, "yolox_weights", None) if settings is not None else None
     if path is None:
@@ -238,8 +240,9 @@ def detect_image(detector: Any, image: np.ndarray, opts: dict[str, Any]) -> Any:
     """One image through ``detector`` (tiled when ``opts["tile"]``); the :class:`Detections`."""
     wrapped = detector
     if opts.get("tile"):
-        from pixlearn.tasks.detect.tiles import TiledDetector
+        from pixlearn.tasks.registry import task
 
+        TiledDetector = task("detect").load("tiled")  # noqa: N806 (a class from the registry)
         try:
             wrapped = TiledDetector(detector, tile=opts["tile"], overlap=opts.get("overlap", 0.2))
         except ConfigError as exc:

@@ -318,14 +318,11 @@ def _train(job_dir: Path, spec: dict[str, Any], *, clock: Any = None) -> dict[st
     if not spec.get("resume"):  # the data first: a job that cannot train fails before loading the engine
         from pixlearn.tasks.registry import task as get_task
 
-        if task_name == "detect":
-            from pixlearn.tasks.detect.data import read_detect_dataset as read_classify_dataset
-        else:
-            read_classify_dataset = get_task("classify").load("read_dataset")
+        read_task_dataset = get_task(task_name).load("read_dataset")
 
         # Readers refuse paths outside the upload by default; a job never lifts that (no
         # outside_root_allowed here) and fails rather than train on what is left.
-        index = read_classify_dataset(spec["data"])
+        index = read_task_dataset(spec["data"])
         refused = (index.meta.get("refused") or {}).get("outside_root")
         if refused:
             raise ConfigError(

@@ -23,6 +23,11 @@ SPEC = register(TaskSpec(
         "predict": "pixlearn.tasks.detect.predict:predict_detect_files",
         "evaluate": "pixlearn.tasks.detect.evaluate:evaluate_detect_run",
         "is_run": "pixlearn.tasks.detect.predict:is_detect_run",
+        "read_dataset": "pixlearn.tasks.detect.data:read_detect_dataset",
+        "load_run": "pixlearn.tasks.detect.model:load_run_detector",
+        "coco_detector": "pixlearn.tasks.detect.yolox:load_yolox",
+        "find_coco_detector": "pixlearn.tasks.detect.yolox:find_yolox",
+        "tiled": "pixlearn.tasks.detect.tiles:TiledDetector",
     },
     serves=("detect",),
     predicts="boxes (xyxy pixels), scores and class names per image (COCO results JSON with --format json, CSV rows), drawn "
