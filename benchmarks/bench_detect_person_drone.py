@@ -24,8 +24,13 @@ overlap=O)``: SAHI-style slices, predictions merged), both with score threshold 
 image, into pixlearn's ``DetectionEvaluator(masks=True)`` (pycocotools' numbers): box AP, AP50, AP small / medium /
 large, mask AP, mask AP50 and mask AP small. COCO sizes objects by the truth's mask area when it has masks: by mask
 area 19 of valid/'s 31 people are small (< 32^2 px), by box area only 1 (most boxes are 32-96 px: "medium"), so
-read a small-object AP with its count; the script records both counts. The machine
-may be shared: load averages before and after each training are recorded. ``--minutes 0.2 --limit 6`` is a smoke
+read a small-object AP with its count; the script records both counts.
+
+The peer is what a user gets with no training at all: the COCO YOLOX-Nano (``--onnx``; its ``person`` class is
+matched to the data's by name, the other 79 classes are not scored), whole and tiled, scored by the same code. The machine
+may be shared: load averages before and after each training are recorded. Expect about 35 minutes on two busy cores:
+two 5-minute trainings with their plans, and tiled Mask R-CNN scoring at about 20 s per image (ten windows, each with
+up to 100 masks at score 0.001). ``--minutes 0.2 --limit 6`` is a smoke
 test. Results go to ``--json``.
 """
 
@@ -122,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tile", type=int, default=320, help="tile side in pixels (tiled inference and tiled training)")
     ap.add_argument("--overlap", type=float, default=0.25, help="tile overlap, a fraction of the tile side")
     ap.add_argument("--extra", action="append", default=[], help="one more argument for every training command (repeatable)")
+    ap.add_argument("--onnx", type=Path, default=SHARED / "weights" / "yolox_nano_coco80.onnx",
+                    help="the COCO YOLOX-Nano scored beside the trained runs (its 'person' class), with no training")
     ap.add_argument("--limit", type=int, default=None, help="smoke test: the first N images of train/ and of valid/")
     ap.add_argument("--out", type=Path, default=None, help="scratch folder (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "detect_person_drone.json")
@@ -189,9 +196,24 @@ def main(argv: list[str] | None = None) -> int:
                          "steps": prog.get("steps", "-"), "epochs": prog.get("epochs", "-"), "load": f"{run['load_average_before'][0]}->{run['load_average_after'][0]}"})
             print(f"  {how}: box AP {_fmt(s.get('map'))}, AP small {_fmt(s.get('map_small'))}, mask AP {_fmt(s.get('mask_map'))}", file=sys.stderr)
 
+    if args.onnx is not None and args.onnx.is_file():  # the peer with no training: COCO's "person" from the YOLOX-Nano
+        from pixlearn.tasks.detect.yolox import load_yolox
+
+        print("peer: the COCO YOLOX-Nano, no training ...", file=sys.stderr)
+        yolox = load_yolox(args.onnx)
+        peer = {"detector": f"{args.onnx.name} (COCO classes matched to the data's by name: person)",
+                "scores": {"whole": score(yolox, images, truths, names),
+                           "tiled": score(TiledDetector(yolox, tile=args.tile, overlap=args.overlap), images, truths, names)}}
+        results["runs"]["coco_yolox_nano"] = peer
+        for how, s in peer["scores"].items():
+            rows.append({"training": "none: COCO YOLOX-Nano", "arch": "yolox_nano", "inference": how if how == "whole" else f"tiled {args.tile}/{args.overlap:g}",
+                         "box_AP": _fmt(s.get("map")), "AP50": _fmt(s.get("map50")), "AP_small": _fmt(s.get("map_small")),
+                         "AP_medium": _fmt(s.get("map_medium")), "AP_large": _fmt(s.get("map_large")), "mask_AP": "-", "mask_AP50": "-",
+                         "mask_AP_small": "-", "s/img": s.get("predict_seconds_per_image"), "steps": "-", "epochs": "-", "load": "-"})
+
     summary: dict[str, Any] = {}
     for variant, run in results["runs"].items():
-        if "scores" not in run:
+        if "scores" not in run or "tiled" not in run["scores"]:
             continue
         w, t = run["scores"]["whole"], run["scores"]["tiled"]
         summary[variant] = {f"{how}_{k}": s.get(k) for how, s in (("whole", w), ("tiled", t)) for k in KEYS if k in s}
