@@ -66,8 +66,8 @@ def choose_arch(cfg: DetectConfig, *, masks: bool) -> tuple[str, str | None]:
     if arch != "auto":
         return arch, None
     if masks:
-        return "mask_rcnn", "detector: mask_rcnn (the objects carry instance masks; --arch faster_rcnn trains boxes only)"
-    return DEFAULT_ARCH, f"detector: {DEFAULT_ARCH} (boxes only; --arch fcos|retinanet|ssdlite|faster_rcnn|mask_rcnn picks another)"
+        return "mask_rcnn", "detector: mask_rcnn (the objects carry instance masks; --model faster_rcnn trains boxes only)"
+    return DEFAULT_ARCH, f"detector: {DEFAULT_ARCH} (boxes only; --model fcos|retinanet|ssdlite|faster_rcnn|mask_rcnn picks another)"
 
 
 def is_detector_weights(path: str) -> bool:
