@@ -147,6 +147,7 @@ def _fail_context(driver, server: _Live) -> str:
 
 # --------------------------------------------------------------------------- tests
 def test_page_is_served_offline_with_its_assets(server: _Live, browser) -> None:
+    _console_errors(browser)  # reading the log empties it: what earlier tests in this browser logged is not ours
     _open(browser, server.url + "/")
     assert browser.title == "pixlearn"
     # Every resource the page loaded came from this server: nothing from a CDN or font service.
@@ -577,6 +578,7 @@ def test_objects_are_boxed_on_the_image_and_the_slider_hides_low_scores_without_
     server = _Live(url, start_server)
     image_path = tmp_path / "grey.png"
     image_path.write_bytes(_png(np.full((416, 416, 3), 90, np.uint8)))
+    _console_errors(browser)  # reading the log empties it: what earlier tests in this browser logged is not ours
     _open(browser, url + "/#analyze")
     _wait_ops(browser, server)
     browser.find_element(By.ID, "op-canny").click()  # features only
