@@ -19,6 +19,8 @@ __all__ = [
     "WeightsNotFoundError",
     "UnknownNameError",
     "AnnotationError",
+    "ExportError",
+    "ParityError",
 ]
 
 
@@ -67,3 +69,11 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ExportError(PixlearnError, RuntimeError):
+    """A model could not be exported (the message names the run, the format and why)."""
+
+
+class ParityError(ExportError):
+    """An exported model's outputs differ from the torch predictor's beyond the tolerance (the numbers are in the message)."""

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "Run a trained model over images; one row per image."),
     "detect": ("detect", "Find the 80 COCO object classes in images with the YOLOX-Nano detector, no training."),
     "eval": ("evaluate", "Score RUN's model (or a classical --method) on DIR, naming the split the numbers come from."),
+    "export": ("export", "Export a run's model as one file (ONNX, TorchScript or ExportedProgram) with its preprocessing and "
+                         "postprocessing inside, checked against the run's torch predictor."),
     "serve": ("serve", "Serve the REST API (/docs), the Open Inference Protocol v2 (/v2) and the web page (/)."),
     "data": ("data", "Datasets: built-in samples, format conversion, checks, splits and previews."),
     "train": ("train", "Train a model on a labelled folder; each run writes a run folder."),
