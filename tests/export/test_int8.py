@@ -1,0 +1,279 @@
+"""INT8 quantisation of an exported model: it runs, it is measured, and it is refused when it costs too much."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from pixlearn._core.errors import ConfigError, ExportError, ShapeError  # noqa: E402
+from pixlearn.export.card import export_card, read_card, write_card  # noqa: E402
+from pixlearn.export.int8 import INT8_FILE, Int8AccuracyError, quantize_int8  # noqa: E402
+
+SIZE = 32
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class _Wrap(torch.nn.Module):
+    """A network behind the export contract: uint8 NHWC in, normalisation and postprocessing inside."""
+
+    def __init__(self, net: torch.nn.Module, task: str) -> None:
+        super().__init__()
+        self.net, self.task = net, task
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor):
+        x = (images.permute(0, 3, 1, 2).to(torch.float32) / 255.0 - self.mean) / self.std
+        y = self.net(x)
+        if self.task == "classify":
+            return torch.softmax(y, dim=1)
+        if self.task == "segment":
+            p = torch.softmax(y, dim=1)
+            return torch.argmax(p, dim=1), p
+        out = ((x * self.std + self.mean) + y) * 255.0
+        return out.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def tiny_net(task: str, num_classes: int = 3, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d
+    if task == "classify":
+        return torch.nn.Sequential(conv(3, 16, 3, padding=1), torch.nn.ReLU(), conv(16, 32, 3, padding=1, stride=2),
+                                   torch.nn.ReLU(), conv(32, 32, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, num_classes))
+    out = num_classes if task == "segment" else 3
+    return torch.nn.Sequential(conv(3, 16, 3, padding=1), torch.nn.ReLU(), conv(16, 32, 3, padding=1),
+                               torch.nn.ReLU(), conv(32, out, 3, padding=1))
+
+
+def make_export(folder: Path, task: str, net: torch.nn.Module | None = None, num_classes: int = 3) -> Path:
+    """``folder/model.onnx`` + ``model.json`` as ``pixlearn export --format onnx`` writes them, for a tiny network."""
+    net = net if net is not None else tiny_net(task, num_classes)
+    wrap = _Wrap(net, task).eval()
+    names = {"classify": ["probabilities"], "segment": ["mask", "probabilities"], "restore": ["restored"]}[task]
+    folder.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8)
+    with warnings.catch_warnings():  # the TorchScript-based exporter (what pixlearn export uses) warns it is legacy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(wrap, (example,), str(folder / "model.onnx"), dynamo=False, input_names=["images"],
+                          output_names=names, dynamic_axes={n: {0: "batch"} for n in ["images", *names]},
+                          opset_version=17)
+    class_names = [f"c{i}" for i in range(num_classes)] if task != "restore" else []
+    card = export_card(fmt="onnx", task=task, class_names=class_names, height=SIZE, width=SIZE,
+                       source={"run": f"runs/{task}/tiny", "weights_sha256": "0" * 64}, opset=17,
+                       resize="bilinear" if task == "classify" else "tile",
+                       parity={"images": 4, "max_abs_diff": 0.0, "tolerance": 1e-4, "agreement": 1.0, "passed": True})
+    write_card(folder, card)
+    return folder
+
+
+def smooth_images(n: int, seed: int, size: int = SIZE) -> list[np.ndarray]:
+    """Blocky colour fields with noise: structure, so that activations vary from image to image."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        base = rng.integers(0, 256, (4, 4, 3)).astype(np.float32)
+        img = np.kron(base, np.ones((size // 4, size // 4, 1), np.float32)) + rng.normal(0, 10, (size, size, 3))
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_classifier_quantises_runs_and_its_card_has_the_int8_block(tmp_path):
+    folder = make_export(tmp_path / "onnx", "classify")
+    fp32_sha = _sha(folder / "model.onnx")
+
+    report = quantize_int8(folder, smooth_images(24, seed=1), eval_images=smooth_images(12, seed=2),
+                           max_drop=100.0, threads=1, timing_seconds=0.05)
+
+    int8_path = folder / INT8_FILE
+    assert int8_path.is_file()
+    assert _sha(folder / "model.onnx") == fp32_sha  # the fp32 model is kept as it was
+    import onnx
+
+    model = onnx.load(str(int8_path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert any(init.data_type == onnx.TensorProto.INT8 for init in model.graph.initializer)  # int8 weights
+    # the baked-in preprocessing stays in float: the uint8 input is not fed to a QuantizeLinear
+    assert all(n.op_type != "QuantizeLinear" for n in model.graph.node if "images" in n.input)
+
+    session = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
+    batch = np.stack(smooth_images(3, seed=3))
+    probs = session.run(["probabilities"], {"images": batch})[0]
+    assert probs.shape == (3, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)  # the softmax stays float
+    fp32 = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(fp32.run(["probabilities"], {"images": batch})[0] - probs).max() < 0.1
+
+    assert report.metric == "top-1 agreement" and not report.labelled and report.held_out
+    assert report.eval_images == 12 and report.calibration_images == 24
+    assert report.int8_bytes < report.fp32_bytes and report.size_ratio == pytest.approx(
+        report.fp32_bytes / report.int8_bytes)
+    assert report.fp32_ms > 0 and report.int8_ms > 0 and report.timing_rounds >= 5 and report.threads == 1
+    assert report.drop == pytest.approx(100.0 * (1.0 - report.int8))
+    assert re.fullmatch(r"top-1 agreement with fp32 \d\.\d{3}, \d+\.\dx (faster|slower), \d+\.\dx smaller",
+                        report.summary())
+
+    block = read_card(folder)["int8"]
+    assert block["file"] == INT8_FILE and block["sha256"] == _sha(int8_path)
+    assert block["summary"] == report.summary() and block["passed"] is True
+    assert block["quantization"]["format"] == "QDQ" and block["quantization"]["per_channel"] is True
+    assert block["quantization"]["weights"] == "int8" and block["quantization"]["float_nodes"] > 0
+    assert block["calibration"] == {"images": 24, "source": "arrays"}
+    assert block["fp32_bytes"] == (folder / "model.onnx").stat().st_size
+
+
+def test_labelled_classifier_reports_top1_before_and_after(tmp_path):
+    folder = make_export(tmp_path / "onnx", "classify")
+    images = smooth_images(10, seed=5)
+    fp32 = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    predicted = fp32.run(["probabilities"], {"images": np.stack(images)})[0].argmax(axis=1)
+    labels = [int(p) if i % 2 else (int(p) + 1) % 3 for i, p in enumerate(predicted)]  # fp32 right on half
+
+    report = quantize_int8(folder, smooth_images(16, seed=4), eval_images=images, eval_targets=labels,
+                           max_drop=100.0, threads=1, timing_seconds=0.05)
+
+    assert report.metric == "top-1" and report.labelled
+    assert report.fp32 == pytest.approx(0.5)
+    assert report.drop == pytest.approx(100.0 * (report.fp32 - report.int8))
+    assert 0.0 <= report.extra["top1_agreement"] <= 1.0
+    assert re.match(r"top-1 0\.500 -> \d\.\d{3}, ", report.summary())
+
+
+def _near_tie_classifier() -> torch.nn.Module:
+    """Classes 0 and 1 differ by 1e-4 in most weights: fp32 ranks them by that difference, while their 8-bit
+    weights come out alike (same per-channel scale), so INT8 ties them and answers class 0 -- a real drop."""
+    net = tiny_net("classify", num_classes=3, seed=7)
+    linear = net[-1]
+    with torch.no_grad():
+        w0 = linear.weight[0].clone()
+        keep = torch.argmax(w0.abs())
+        delta = 1e-4 * torch.sign(torch.randn(w0.shape, generator=torch.Generator().manual_seed(3)))
+        delta[keep] = 0.0  # same largest weight, same per-channel scale
+        linear.weight[1] = w0 + delta
+        linear.weight[2] = 0.0
+        linear.bias[:] = torch.tensor([0.0, 0.0, -10.0])
+    return net
+
+
+def test_refuses_when_the_drop_exceeds_max_drop_and_writes_nothing(tmp_path):
+    folder = make_export(tmp_path / "onnx", "classify", net=_near_tie_classifier())
+    before = {p.name: _sha(p) for p in folder.iterdir()}
+
+    with pytest.raises(Int8AccuracyError) as info:
+        quantize_int8(folder, smooth_images(16, seed=8), eval_images=smooth_images(32, seed=9), max_drop=5.0,
+                      threads=1, timing_seconds=0.05)
+
+    err = info.value
+    assert isinstance(err, ExportError)
+    assert err.report.drop > 5.0 and not err.report.passed
+    message = str(err)
+    assert "max_drop=5" in message and "top-1 agreement" in message and "Nothing was written" in message
+    assert {p.name: _sha(p) for p in folder.iterdir()} == before  # model.onnx, model.json untouched; no int8 file
+    assert read_card(folder)["int8"] is None
+
+
+def test_max_drop_zero_refuses_a_real_drop(tmp_path):
+    folder = make_export(tmp_path / "onnx", "classify", net=_near_tie_classifier())
+    with pytest.raises(Int8AccuracyError, match="max_drop=0"):
+        quantize_int8(folder, smooth_images(8, seed=8), eval_images=smooth_images(32, seed=9), max_drop=0.0,
+                      threads=1, timing_seconds=0.05)
+    assert not (folder / INT8_FILE).exists()
+
+
+def test_segmenter_reports_miou_and_pixel_agreement(tmp_path):
+    folder = make_export(tmp_path / "onnx", "segment")
+    images = smooth_images(6, seed=11, size=48)  # larger than the input: the centre tile is used
+    masks = [np.asarray(img[..., 0] > 128, np.int64) for img in images]
+
+    report = quantize_int8(folder, smooth_images(10, seed=10), eval_images=images, eval_targets=masks,
+                           max_drop=100.0, threads=1, timing_seconds=0.05)
+
+    assert report.metric == "mIoU" and report.unit == "points" and report.labelled
+    assert 0.0 <= report.int8 <= 1.0 and 0.0 <= report.extra["pixel_agreement"] <= 1.0
+    mask = ort.InferenceSession(str(folder / INT8_FILE)).run(["mask"], {"images": np.stack(images[:2])[:, :SIZE, :SIZE]})[0]
+    assert mask.shape == (2, SIZE, SIZE) and mask.dtype == np.int64
+
+
+def test_restorer_reports_psnr_in_db_and_needs_clean_targets(tmp_path):
+    folder = make_export(tmp_path / "onnx", "restore")
+    clean = smooth_images(6, seed=12)
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(c + rng.normal(0, 15, c.shape), 0, 255).astype(np.uint8) for c in clean]
+
+    with pytest.raises(ConfigError, match="eval_targets"):
+        quantize_int8(folder, noisy, threads=1, timing_seconds=0.05)
+    assert not (folder / INT8_FILE).exists()
+
+    # a folder of degraded/ + clean/ pairs (the restore task's paired layout) calibrates and checks
+    from pixlearn.io import write_image
+
+    pairs = tmp_path / "pairs"
+    for i, (n, c) in enumerate(zip(noisy, clean, strict=True)):
+        write_image(pairs / "degraded" / f"{i}.png", n)
+        write_image(pairs / "clean" / f"{i}.png", c)
+    write_image(pairs / "degraded" / "unpaired.png", noisy[0])  # no clean image: left out
+    report = quantize_int8(folder, pairs, max_drop=100.0, threads=1, timing_seconds=0.05)
+    assert report.metric == "PSNR" and report.unit == "dB" and report.labelled and report.held_out
+    assert (report.calibration_images, report.eval_images) == (5, 1)
+    assert report.drop == pytest.approx(report.fp32 - report.int8)
+    assert math.isfinite(report.extra["psnr_int8_vs_fp32"])
+    assert re.match(r"PSNR \d+\.\d\d -> \d+\.\d\d dB, ", report.summary())
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_drop", -1.0), ("max_drop", float("nan")), ("max_drop", 101),
+                                                ("calibration_count", 0), ("calibration_count", 501),
+                                                ("timing_seconds", 0.0), ("threads", 0)])
+def test_options_out_of_range_are_refused_before_any_work(tmp_path, option, value):
+    folder = make_export(tmp_path / "onnx", "classify")
+    with pytest.raises(ConfigError, match=option):
+        quantize_int8(folder, smooth_images(2, seed=0), **{option: value})
+    assert not (folder / INT8_FILE).exists()
+
+
+def test_inputs_that_are_not_an_export_or_not_images_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="pixlearn export RUN --format onnx"):
+        quantize_int8(tmp_path, smooth_images(2, seed=0))
+    folder = make_export(tmp_path / "onnx", "classify")
+    with pytest.raises(ShapeError, match=r"calibration_images\[0\]"):
+        quantize_int8(folder, [np.zeros((8, 8), np.float32)])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no readable image"):
+        quantize_int8(folder, empty)
+    card = read_card(folder)
+    card["task"] = "detect"
+    write_card(folder, card)
+    with pytest.raises(ConfigError, match="'detect'"):
+        quantize_int8(folder, smooth_images(2, seed=0))
+
+
+def test_calibration_folder_is_read_and_bounded(tmp_path):
+    from pixlearn.io import write_image
+
+    folder = make_export(tmp_path / "onnx", "classify")
+    calib = tmp_path / "calib"
+    (calib / "sub").mkdir(parents=True)
+    for i, img in enumerate(smooth_images(7, seed=14, size=40)):
+        write_image(calib / ("sub" if i % 2 else "") / f"{i}.png", img)
+    (calib / "broken.png").write_bytes(b"not a png")
+
+    report = quantize_int8(folder, calib, calibration_count=6, max_drop=100.0, threads=1, timing_seconds=0.05)
+
+    # 6 readable images taken (the broken file skipped), every fifth held out for the accuracy check
+    assert report.calibration_images == 5 and report.eval_images == 1 and report.held_out
+    assert read_card(folder)["int8"]["calibration"]["source"] == str(calib)
