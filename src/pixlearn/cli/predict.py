@@ -53,7 +53,7 @@ def _flat(rows: list[dict[str, Any]], top_k: int) -> tuple[list[dict[str, Any]],
 
 
 def predict(
-    run: Annotated[Path, typer.Argument(help="A run folder of pixlearn train TASK or train classic (or its weights file).", show_default=False)],
+    run: Annotated[Path, typer.Argument(help="A run folder of pixlearn train TASK or train classic (or its weights file), or an exported model (MODEL.onnx or its folder).", show_default=False)],
     images: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) and glob patterns.", show_default=False)],
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list per image, best first.", min=1)] = 1,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output: table, json or csv.")] = OutputFormat.table,
@@ -74,6 +74,12 @@ def predict(
         from pixlearn.io import WRITE_FORMATS
 
         output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
+    from pixlearn.export.runtime import is_onnx_model
+
+    if is_onnx_model(run):  # an exported model: onnxruntime, no torch
+        _predict_onnx(run, images, top_k=top_k, batch=batch, out=out, overlay=overlay, device=device, progress=progress,
+                      format=format)
+        return
     from pixlearn.tasks.registry import task as get_task, task_for_run
 
     spec = task_for_run(run)  # read from weights/model.json: imports only what this task needs
@@ -101,6 +107,10 @@ def predict(
         top_k = 1
     else:
         rows = get_task("classify").load("predict")(run, images, top_k=top_k, batch_size=batch, workers=workers, device=device, progress=progress)
+    _emit_classified(rows, images, top_k=top_k, format=format)
+
+
+def _emit_classified(rows: list[dict[str, Any]], images: list[str], *, top_k: int, format: OutputFormat) -> None:
     if not rows:
         raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
     if format is OutputFormat.json:
@@ -108,6 +118,40 @@ def predict(
     else:
         flat, columns = _flat(rows, top_k)
         emit(flat, format, columns=columns)
+    bad = sum(1 for r in rows if r.get("error"))
+    if bad:
+        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be read; see the error column\n")
+        raise typer.Exit(1)
+
+
+def _predict_onnx(run: Path, images: list[str], *, top_k: int, batch: int, out: Optional[Path], overlay: bool, device: str,
+                  progress: Optional[bool], format: OutputFormat) -> None:
+    """An exported ONNX model (a ``.onnx`` file or its export folder): the rows and files of its run, through onnxruntime."""
+    from pixlearn.export import runtime
+
+    if device not in ("cpu", "auto"):
+        raise typer.BadParameter(f"{device!r}: exported ONNX models run on the CPU through onnxruntime; "
+                                 "drop --device (or predict with the run folder on a GPU)", param_hint="--device")
+    model = runtime.load_onnx_model(run)
+    if model.task == "classify":
+        rows = runtime.predict_files(model, images, top_k=top_k, batch_size=batch, progress=progress)
+        _emit_classified(rows, images, top_k=top_k, format=format)
+        return
+    if model.task == "restore":
+        if out is None:
+            raise typer.BadParameter("a restoration model writes images: give -o out.png for one image, or -o DIR", param_hint="--out")
+        rows = runtime.restore_files(model, images, out=out, progress=progress)
+    else:
+        rows = runtime.predict_segment_files(model, images, out=out, overlay=overlay, progress=progress)
+    if not rows:
+        raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
+    if format is OutputFormat.json or model.task == "restore":
+        emit(rows, format)
+    else:
+        emit([{"path": r["path"], "size": f"{r['width']}x{r['height']}" if r["width"] else None, "mask": r["mask"],
+               "classes": ", ".join(f"{k} {v:.1%}" for k, v in r["classes"].items()), "error": r["error"]} for r in rows], format)
+    if model.task == "segment" and out is None:
+        sys.stderr.write("no --out given: nothing written (pass -o DIR to save the masks)\n")
     bad = sum(1 for r in rows if r.get("error"))
     if bad:
         sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be read; see the error column\n")
@@ -133,6 +177,9 @@ def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], devic
 
 #: classic runs (train classic) are not a registry task: their line is written here.
 _CLASSIC = "classic (train classic, HOG/LBP + SVM/forest/k-NN): the predicted class and score of each image."
+#: exported models (pixlearn export) are not a registry task either.
+_EXPORTED = ("exported models (pixlearn export RUN --format onnx: MODEL.onnx or its folder): the rows and files of their "
+             "run (classify, segment, restore), computed by onnxruntime on the CPU without torch.")
 
 
 def predict_help() -> str:
@@ -142,7 +189,7 @@ def predict_help() -> str:
     specs = tasks()
     head = f"Run a trained model over images; one row per image. It serves the runs of {', '.join(specs)} and classic."
     return "\n\n".join([
-        head, *(spec.predict_help() for spec in specs.values()), _CLASSIC,
+        head, *(spec.predict_help() for spec in specs.values()), _CLASSIC, _EXPORTED,
         "The task is read from the run folder. Unreadable files are reported in their row; exits 1 when some file could not "
         "be read (the other rows are still printed).",
     ])

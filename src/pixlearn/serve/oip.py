@@ -18,6 +18,11 @@ Every classifier in the registry (``app.state.registry``) is an OIP model with v
   and ``labels`` BYTES ``[N]`` (the top-1 class name). Both come back when the request names no
   ``outputs``.
 
+An exported classifier (``pixlearn export RUN --format onnx``, registered with ``--model EXPORT_DIR``; its
+``parameters.backend`` is ``"onnxruntime"``) takes its ONNX graph's own input instead of ``input``: ``images``, UINT8
+``[N, H, W, 3]`` RGB pixels resized to the model's size (normalisation is inside the graph) -- what Triton's ONNX
+Runtime backend takes for the same file, so one client works against both -- or the ``image`` BYTES input above.
+
 Detection models -- the built-in COCO detector ``coco-yolox-nano`` and every registered detection run -- take
 the ``image`` BYTES ``[B]`` input and answer one row per detected object, over the whole batch: ``boxes`` FP32
 ``[N, 4]`` (xyxy pixels of its image), ``scores`` FP32 ``[N]``, ``labels`` INT64 ``[N]`` (0-based indices into
@@ -60,6 +65,7 @@ __all__ = [
     "IMAGE_INPUT",
     "LABELS_OUTPUT",
     "MODEL_VERSION",
+    "PIXELS_INPUT",
     "PROBABILITIES_OUTPUT",
     "TENSOR_INPUT",
     "router",
@@ -75,6 +81,8 @@ MODEL_VERSION = "1"
 EXTENSIONS = ("binary_tensor_data", "classification")
 TENSOR_INPUT = "input"
 IMAGE_INPUT = "image"
+#: The uint8 NHWC input of an exported (onnxruntime) model: the ONNX graph's own input name.
+PIXELS_INPUT = "images"
 PROBABILITIES_OUTPUT = "probabilities"
 LABELS_OUTPUT = "labels"
 #: The outputs of a detection model: (datatype, shape) of each, N the objects found in the whole batch.
@@ -179,6 +187,8 @@ def _classifier(registry: Any, name: str, record: dict[str, Any]) -> tuple[Any, 
     if task != "classify":
         raise OIPError(400, f"model {name!r} is a {task} model; the Open Inference Protocol routes serve classifiers")
     clf = registry.load(name)
+    if getattr(clf, "backend", None) == "onnxruntime":  # an exported model: uint8 pixels in (see _onnx_batch)
+        return clf, (3, int(clf.height), int(clf.width))
     if not hasattr(clf, "predict_proba") or not hasattr(clf, "to_tensor"):
         arch = record.get("architecture", "")
         raise OIPError(
@@ -192,7 +202,42 @@ def _classifier(registry: Any, name: str, record: dict[str, Any]) -> tuple[Any, 
     return clf, shape  # type: ignore[return-value]
 
 
+def _onnx_metadata(name: str, record: dict[str, Any], clf: Any, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """An exported (onnxruntime) classifier: its graph's own uint8 input, as Triton's config of the same file declares it."""
+    classes = [str(c) for c in clf.classes]
+    _, h, w = shape
+    return {
+        "name": name,
+        "versions": [MODEL_VERSION],
+        "platform": PLATFORM,
+        "inputs": [
+            {"name": PIXELS_INPUT, "datatype": "UINT8", "shape": [-1, h, w, 3]},
+            {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
+        ],
+        "outputs": [
+            {"name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": [-1, len(classes)]},
+            {"name": LABELS_OUTPUT, "datatype": "BYTES", "shape": [-1]},
+        ],
+        "parameters": {
+            "classes": classes,
+            "architecture": record.get("architecture"),
+            "backend": "onnxruntime",
+            "preprocess": {
+                "note": (
+                    f"input {PIXELS_INPUT!r} takes RGB uint8 pixels already resized to H x W (bilinear, antialiased: "
+                    "pixlearn.export.runtime.resize_image); normalisation is inside the model. Input 'image' takes "
+                    "encoded image files and is resized by the server"
+                ),
+                "input_size": [3, h, w],
+                "layout": "NHWC",
+            },
+        },
+    }
+
+
 def _metadata(name: str, record: dict[str, Any], clf: Any, shape: tuple[int, int, int]) -> dict[str, Any]:
+    if getattr(clf, "backend", None) == "onnxruntime":
+        return _onnx_metadata(name, record, clf, shape)
     classes = [str(c) for c in clf.classes]
     pre = getattr(clf, "preprocess", None)
     preprocess: dict[str, Any] = {
@@ -480,6 +525,70 @@ def _input_batch(request: dict[str, Any], binary: bytes, clf: Any, shape: tuple[
     raise OIPError(400, f"unknown input {name!r}{near} The model takes {TENSOR_INPUT!r} (FP32) or {IMAGE_INPUT!r} (BYTES)")
 
 
+def _uint8_tensor(tensor: dict[str, Any], raw: bytes | None, shape: tuple[int, int, int], max_batch: int) -> np.ndarray:
+    """The ``images`` UINT8 [N, H, W, 3] input of an exported model, checked."""
+    _, h, w = shape
+    dims = _shape(tensor, PIXELS_INPUT)
+    expected = f"[N, {h}, {w}, 3]"
+    if tensor.get("datatype") != "UINT8":
+        raise OIPError(400, f"input {PIXELS_INPUT!r} must have datatype UINT8 and shape {expected} (RGB pixels), got datatype "
+                            f"{tensor.get('datatype')!r}; send encoded image files as the BYTES input {IMAGE_INPUT!r} instead")
+    if len(dims) != 4 or tuple(dims[1:]) != (h, w, 3):
+        raise OIPError(400, f"input {PIXELS_INPUT!r} must have shape {expected} (N RGB images resized to {h}x{w}), got {dims}; "
+                            f"or send encoded image files as the BYTES input {IMAGE_INPUT!r}")
+    _check_batch(dims[0], max_batch, PIXELS_INPUT)
+    count = math.prod(dims)
+    if raw is not None:
+        if len(raw) != count:
+            raise OIPError(400, f"input {PIXELS_INPUT!r} of shape {dims} needs {count} bytes of UINT8 binary data, got {len(raw)}")
+        return np.frombuffer(raw, dtype=np.uint8).reshape(dims).copy()
+    if "data" not in tensor:
+        raise OIPError(400, f"input {PIXELS_INPUT!r} has no 'data' (and no binary_data_size parameter)")
+    try:
+        arr = np.asarray(tensor["data"])
+    except ValueError:
+        raise OIPError(400, f"input {PIXELS_INPUT!r}: 'data' is a ragged nested list; send it flat, in row-major order") from None
+    if arr.dtype.kind not in "iu" or arr.size != count or (arr.size and (arr.min() < 0 or arr.max() > 255)):
+        raise OIPError(400, f"input {PIXELS_INPUT!r} of shape {dims} needs {count} whole numbers in 0..255, got {arr.size} "
+                            f"values of kind {arr.dtype.kind!r}")
+    return arr.astype(np.uint8).reshape(dims)
+
+
+def _onnx_batch(request: dict[str, Any], binary: bytes, clf: Any, shape: tuple[int, int, int], limits: _Limits) -> np.ndarray:
+    """An exported model's uint8 (N, H, W, 3) batch from the request's one input: ``images`` (UINT8 pixels at the
+    model's size, the graph's own input) or ``image`` (BYTES, encoded files, resized here)."""
+    from pixlearn.io import read_image
+
+    _, h, w = shape
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
+        raise OIPError(400, f"the inference request needs 'inputs', a non-empty list of tensors: {PIXELS_INPUT!r} (UINT8 "
+                            f"[N, {h}, {w}, 3]) or {IMAGE_INPUT!r} (BYTES [N], encoded images)")
+    slices = _binary_slices(inputs, binary)
+    if len(inputs) != 1:
+        names = [t.get("name") for t in inputs]
+        raise OIPError(400, f"send exactly one input, {PIXELS_INPUT!r} or {IMAGE_INPUT!r}; got {len(inputs)}: {names}")
+    tensor, raw = inputs[0], slices[0]
+    name = tensor.get("name")
+    if name == PIXELS_INPUT:
+        return _uint8_tensor(tensor, raw, shape, limits.max_batch)
+    if name == IMAGE_INPUT:
+        rows = []
+        for i, data in enumerate(_bytes_elements(tensor, raw, limits.max_batch)):
+            try:
+                rows.append(clf.to_batch([read_image(data, max_pixels=limits.max_pixels)]))
+            except PixlearnError as exc:
+                raise OIPError(status_for(exc), f"input {IMAGE_INPUT!r} element {i}: {exc}") from None
+        return np.concatenate(rows)
+    if name == TENSOR_INPUT:
+        raise OIPError(400, f"this model is an exported ONNX model: it takes {PIXELS_INPUT!r} (UINT8 "
+                            f"[N, {h}, {w}, 3] RGB pixels; normalisation is inside the model), not the preprocessed FP32 "
+                            f"{TENSOR_INPUT!r}; or send encoded image files as the BYTES input {IMAGE_INPUT!r}")
+    hint = closest(str(name), [PIXELS_INPUT, IMAGE_INPUT])
+    near = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise OIPError(400, f"unknown input {name!r}{near} The model takes {PIXELS_INPUT!r} (UINT8) or {IMAGE_INPUT!r} (BYTES)")
+
+
 def _requested_outputs(request: dict[str, Any], names: Sequence[str] = (PROBABILITIES_OUTPUT, LABELS_OUTPUT)
                        ) -> list[tuple[str, dict[str, Any]]]:
     params = request.get("parameters") or {}
@@ -657,8 +766,11 @@ def _infer(registry: Any, name: str, version: str | None, body: bytes, header_le
         return _respond(name, request_id, entries, buffers)
     outputs = _requested_outputs(request)
     clf, shape = _classifier(registry, name, record)
-    batch = _input_batch(request, binary, clf, shape, limits)
-    probs = clf.predict_proba(batch).numpy().astype(np.float32, copy=False)
+    if getattr(clf, "backend", None) == "onnxruntime":
+        probs = clf.probabilities(_onnx_batch(request, binary, clf, shape, limits)).astype(np.float32, copy=False)
+    else:
+        batch = _input_batch(request, binary, clf, shape, limits)
+        probs = clf.predict_proba(batch).numpy().astype(np.float32, copy=False)
     classes = [str(c) for c in clf.classes]
     response: dict[str, Any] = {"model_name": name, "model_version": MODEL_VERSION}
     if request_id is not None:
@@ -800,8 +912,9 @@ async def _infer_route(request: Request, name: str, version: str | None) -> Resp
 
 @router.post("/v2/models/{model_name}/infer", summary="OIP inference", openapi_extra=_INFER_OPENAPI)
 async def model_infer(model_name: str, request: Request) -> Response:
-    """Classify a batch: ``input`` FP32 [N, C, H, W] (preprocessed) or ``image`` BYTES [N] (encoded
-    files, base64 in JSON); returns ``probabilities`` FP32 [N, n_classes] and ``labels`` BYTES [N]."""
+    """Classify a batch: ``input`` FP32 [N, C, H, W] (preprocessed; an exported ONNX model takes ``images`` UINT8
+    [N, H, W, 3] instead) or ``image`` BYTES [N] (encoded files, base64 in JSON); returns ``probabilities`` FP32
+    [N, n_classes] and ``labels`` BYTES [N]."""
     return await _infer_route(request, model_name, None)
 
 

@@ -1,9 +1,11 @@
 """The model registry: which trained classifiers and detectors the service offers, stored in the ``models`` table.
 
 A model is a classification run folder written by :func:`pixlearn.train.train_classifier` (its
-``weights/model.json``, ``weights/best.safetensors`` and ``metrics.json``), or a detection run folder of
-``pixlearn train detect`` (task ``detect``: served by ``/v1/detect`` and the OIP v2 routes). Registering reads only
-those small JSON files; :meth:`ModelRegistry.load` rebuilds the network once and caches it.
+``weights/model.json``, ``weights/best.safetensors`` and ``metrics.json``), a detection run folder of
+``pixlearn train detect`` (task ``detect``: served by ``/v1/detect`` and the OIP v2 routes), or an exported
+classifier (``pixlearn export RUN --format onnx``: ``model.onnx`` + ``model.json``, run by onnxruntime; its record's
+``backend`` is ``"onnxruntime"``, ``"torch"`` for the others). Registering reads only those small JSON files;
+:meth:`ModelRegistry.load` rebuilds the network (opens the ONNX session) once and caches it.
 
 A record's ``general`` flag (default false) says whether the model labels any photo: ``/v1/analyze``
 shows a custom model's labels only when the request names it (``models=``) or the model is general
@@ -46,6 +48,7 @@ models_table = Table(
     Column("input_shape", JSON, nullable=False),
     Column("owned", Boolean, nullable=False, default=False),
     Column("general", Boolean, nullable=False, default=False, server_default=false()),
+    Column("backend", String(32), nullable=False, default="torch", server_default="torch"),
 )
 
 #: The metrics.json keys copied into a model record (the summary; the run folder has the rest). ``verdict`` is the
@@ -73,9 +76,24 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _read_export_card(path: Path) -> dict[str, Any]:
+    """The card of an exported model (its folder or ``.onnx`` file); only classifiers are served."""
+    from pixlearn.export.runtime import read_onnx_card
+
+    card, _ = read_onnx_card(path)
+    if card["task"] != "classify":
+        raise ConfigError(f"{path}: an exported {card['task']} model; the service serves exported classifiers "
+                          "(pixlearn export RUN --format onnx of a pixlearn train classify run)")
+    return card
+
+
 def read_run_card(run_dir: Path) -> dict[str, Any]:
-    """``weights/model.json`` of a classification or detection run folder; ConfigError says what the folder is
-    instead."""
+    """``weights/model.json`` of a classification or detection run folder, or the ``model.json`` card of an exported
+    ONNX classifier (its folder or its ``.onnx`` file); ConfigError says what the folder is instead."""
+    from pixlearn.export.runtime import is_onnx_model
+
+    if is_onnx_model(run_dir):
+        return _read_export_card(run_dir)
     card_path = run_dir / "weights" / "model.json"
     if not card_path.is_file():
         if not run_dir.exists():
@@ -100,22 +118,47 @@ def read_run_card(run_dir: Path) -> dict[str, Any]:
     return card
 
 
+def _export_arch(card: dict[str, Any]) -> str:
+    """``"<network> (onnx)"`` of an exported model: the network named by its source run's card when that run is here."""
+    run = (card.get("source") or {}).get("run")
+    name = None
+    if run:
+        try:
+            name = json.loads((Path(str(run)) / "weights" / "model.json").read_text(encoding="utf-8"))["model"]["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            name = None
+    return f"{name or 'model'} (onnx)"
+
+
+def _default_name(run_dir: Path, card: dict[str, Any]) -> str:
+    """A new record's name: the run folder's; an exported model's source run's name with ``-onnx``."""
+    if card.get("format") == "onnx":
+        run = (card.get("source") or {}).get("run")
+        base = Path(str(run)).name if run else (run_dir.parent.name if run_dir.is_file() else run_dir.name)
+        return f"{base}-onnx"
+    return run_dir.name
+
+
 def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
-    """The record fields a run's model card gives: task, classes, architecture and input shape."""
+    """The record fields a run's model card gives: task, classes, architecture, input shape and backend."""
+    if card.get("format") == "onnx":  # an exported classifier (read_run_card let only those through)
+        inp = card["input"]
+        return {"task": "classify", "classes": [str(c) for c in card["class_names"]], "architecture": _export_arch(card),
+                "input_shape": [3, int(inp["height"]), int(inp["width"])], "backend": "onnxruntime"}
     if card.get("task") == "detect":
         spec = card["spec"]
         size = int(spec.get("img_size") or 512)
         arch = "/".join(str(spec[k]) for k in ("arch", "backbone") if spec.get(k))
         return {"task": "detect", "classes": [str(c) for c in card["class_names"]], "architecture": arch or "detector",
-                "input_shape": [3, size, size]}
+                "input_shape": [3, size, size], "backend": "torch"}
     spec = card["model"]
     shape = list(spec.get("preprocess", {}).get("input_size") or [spec.get("in_chans", 3), 224, 224])
     return {"task": "classify", "classes": [str(c) for c in card.get("classes", [])],
-            "architecture": str(spec.get("name", "unknown")), "input_shape": [int(v) for v in shape]}
+            "architecture": str(spec.get("name", "unknown")), "input_shape": [int(v) for v in shape], "backend": "torch"}
 
 
-def _add_general_column(engine: Engine) -> None:
-    """Add the ``general`` column to a ``models`` table made by an older pixlearn (false for every model)."""
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the ``general`` (false) and ``backend`` ("torch") columns to a ``models`` table made by an older pixlearn."""
     try:
         columns = {c["name"] for c in inspect(engine).get_columns("models")}
     except Exception:  # noqa: BLE001 - no such table yet: create_all makes it with the column
@@ -123,6 +166,15 @@ def _add_general_column(engine: Engine) -> None:
     if columns and "general" not in columns:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE models ADD COLUMN general BOOLEAN NOT NULL DEFAULT FALSE"))
+    if columns and "backend" not in columns:  # every model of an older pixlearn ran in torch
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE models ADD COLUMN backend VARCHAR(32) NOT NULL DEFAULT 'torch'"))
+
+
+def _metrics_dir(run_dir: Path, card: dict[str, Any]) -> Path:
+    """Where the record's metrics.json lies: the run folder; for an exported model, the run it came from."""
+    run = (card.get("source") or {}).get("run") if card.get("format") == "onnx" else None
+    return Path(str(run)) if run else run_dir
 
 
 def _read_metrics(run_dir: Path) -> dict[str, Any]:
@@ -165,15 +217,16 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
         self._loading: dict[str, threading.Lock] = {}
-        _add_general_column(engine)
+        _add_missing_columns(engine)
 
     # ------------------------------------------------------------ records
     def register_run(self, run_dir: str | Path, *, name: str | None = None,
                      source: Literal["cli", "training"] = "cli", general: bool | None = None) -> dict[str, Any]:
-        """Register a classification run folder and return its record.
+        """Register a classification or detection run folder (or an exported ONNX classifier) and return its record.
 
-        ``name`` defaults to the folder's name; a taken name gets ``-2``, ``-3``... The same run
-        folder registered again (e.g. ``--model`` at every start) refreshes its record instead.
+        ``name`` defaults to the folder's name (an exported model: its source run's name with ``-onnx``); a
+        taken name gets ``-2``, ``-3``... The same run folder registered again (e.g. ``--model`` at every
+        start) refreshes its record instead.
         Models with ``source="training"`` whose folder lies under the storage folder are owned by
         the service: :meth:`delete` removes their files. ``general`` marks the model as one that
         labels any photo (``/v1/analyze`` uses it without being asked); None keeps a re-registered
@@ -185,7 +238,7 @@ class ModelRegistry:
         card = read_run_card(run_dir)
         fields = {
             **_card_fields(card),
-            "metrics": _read_metrics(run_dir),
+            "metrics": _read_metrics(_metrics_dir(run_dir, card)),
             "source": source,
             "run_dir": str(run_dir),
             "owned": source == "training" and run_dir.is_relative_to(self.storage.resolve()),
@@ -200,7 +253,7 @@ class ModelRegistry:
                 final = existing.name
             else:
                 taken = set(conn.execute(select(models_table.c.name)).scalars())
-                final = base = safe_name(name or run_dir.name)
+                final = base = safe_name(name or _default_name(run_dir, card))
                 n = 2
                 while final in taken:
                     final = f"{base}-{n}"
@@ -287,7 +340,8 @@ class ModelRegistry:
     # ------------------------------------------------------------ loading
     def load(self, name: str) -> Any:
         """The :class:`~pixlearn.tasks.classify.predict.Classifier` of ``name`` (a detection model's
-        :class:`~pixlearn.tasks.detect.detections.Detector`), built once and cached."""
+        :class:`~pixlearn.tasks.detect.detections.Detector`; an exported classifier's
+        :class:`~pixlearn.export.runtime.OnnxClassifier`), built once and cached."""
         with self._lock:
             clf = self._cache.get(name)
             if clf is not None:
@@ -301,7 +355,15 @@ class ModelRegistry:
             record = self.get(name)
             from pixlearn.tasks.registry import task as get_task
 
-            load_classifier = get_task("detect").load("load_run") if record["task"] == "detect" else get_task("classify").load("load")
+            if record["backend"] == "onnxruntime":  # an exported classifier: no torch
+                from pixlearn.export.runtime import load_onnx_model
+
+                def load_classifier(path: str, device: str) -> Any:
+                    return load_onnx_model(path)
+            elif record["task"] == "detect":
+                load_classifier = get_task("detect").load("load_run")
+            else:
+                load_classifier = get_task("classify").load("load")
 
             try:
                 clf = load_classifier(record["run_dir"], device="cpu")
@@ -345,6 +407,7 @@ class ModelRegistry:
             "architecture": row["architecture"],
             "input_shape": list(row["input_shape"]),
             "general": bool(row.get("general") or False),
+            "backend": str(row.get("backend") or "torch"),
         }
 
     def _not_found(self, name: str) -> None:

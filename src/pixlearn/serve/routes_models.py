@@ -43,6 +43,8 @@ class ModelRecord(BaseModel):
     input_shape: list[int] = Field(description="[C, H, W]")
     general: bool = Field(False, description="Labels any photo: /v1/analyze shows its labels without being asked "
                                              "(pixlearn serve --general-model RUN_DIR); else only with models=NAME.")
+    backend: Literal["torch", "onnxruntime"] = Field("torch", description="What runs the model: torch (a run folder) or "
+                                                     "onnxruntime (an exported model: pixlearn export RUN --format onnx).")
 
 
 class ModelList(BaseModel):
@@ -75,7 +77,8 @@ def health(request: Request) -> dict[str, Any]:
 async def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
     """``{"models": [record, ...]}``, oldest first.
 
-    A record: ``{"name", "task", "classes", "metrics", "created", "source", "run_dir", "architecture", "input_shape", "general"}``;
+    A record: ``{"name", "task", "classes", "metrics", "created", "source", "run_dir", "architecture", "input_shape", "general",
+    "backend"}``;
     ``run_dir`` is relative to the storage folder (models the service trained) or the folder's name.
     """
     return {"models": [registry.public(r) for r in await run_blocking(registry.list)]}
