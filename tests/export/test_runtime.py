@@ -377,6 +377,32 @@ def test_oip_serves_an_exported_classifier_with_its_graphs_uint8_input(served, c
     assert wrong.status_code == 400 and "0..255" in wrong.json()["error"]
 
 
+def test_a_tritonclient_request_for_the_exported_graph_works_against_pixlearn(served, classify_run, classify_onnx):
+    """What a Triton client sends to the same file in Triton (its graph's uint8 input, binary tensor data) pixlearn answers."""
+    import tritonclient.http as httpclient
+
+    from pixlearn.export.runtime import load_onnx_model, resize_image
+    from pixlearn.tasks.classify.predict import load_classifier
+
+    card = json.loads((classify_onnx / "model.json").read_text())
+    h, w = card["input"]["height"], card["input"]["width"]
+    images = _images([(12, 12), (17, 26), (12, 12)], seed=10)
+    pixels = np.stack([resize_image(img, (h, w)) for img in images])
+    inp = httpclient.InferInput(card["input"]["name"], list(pixels.shape), "UINT8")
+    inp.set_data_from_numpy(pixels, binary_data=True)
+    body, json_size = httpclient.InferenceServerClient.generate_request_body(
+        [inp], outputs=[httpclient.InferRequestedOutput("probabilities", binary_data=True)])
+    res = served.post(f"/v2/models/{classify_run.name}-onnx/infer", content=body,
+                      headers={"Inference-Header-Content-Length": str(json_size)})
+    assert res.status_code == 200, res.text
+    header = res.headers.get("Inference-Header-Content-Length")
+    result = httpclient.InferenceServerClient.parse_response_body(res.content, header_length=int(header) if header else None)
+    torch_clf = load_classifier(classify_run)
+    want = torch_clf.predict_proba(torch_clf.to_tensor(images)).numpy()
+    np.testing.assert_allclose(result.as_numpy("probabilities"), want, atol=1e-4)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), load_onnx_model(classify_onnx).probabilities(pixels), atol=1e-6)
+
+
 def test_an_exported_segmenter_is_refused_by_the_service_with_the_reason(segment_onnx, tmp_path):
     from pixlearn.serve.db import make_engine, metadata
     from pixlearn.serve.registry import ModelRegistry
