@@ -190,6 +190,15 @@ def test_parity_images_come_from_images_dir_else_held_out_else_synthetic(restore
         export_run(restore_run, out=tmp_path / "c", images=tmp_path / "nothing-here")
 
 
+def test_a_weights_file_exports_into_its_run_and_checks_on_the_runs_held_out_images(restore_run):
+    from pixlearn.export import export_run
+
+    result = export_run(restore_run / "weights" / "best.safetensors", format="torchscript")
+    assert result.folder == restore_run / "export" / "torchscript"
+    card = result.card
+    assert card["parity"]["kind"] == "held-out" and card["input"]["height"] == 24  # the run's config.yaml tile, not 256
+
+
 def test_runs_that_do_not_export_are_refused_with_what_does(tmp_path, classify_run):
     from pixlearn.export import export_run
 

@@ -13,7 +13,7 @@ input size; the /255, mean/std normalisation and the NHWC -> NCHW transpose happ
 ``model.json`` beside the file is the card (:mod:`pixlearn.export.card`); the parity check
 (:mod:`pixlearn.export.parity`) runs the written file -- in onnxruntime for ONNX, in torch for the other two -- and
 the torch predictor on the same images. When they differ beyond the tolerance, nothing usable is left behind: the
-file becomes ``model.onnx.failed`` (its card ``model.json.failed``) and :class:`~pixlearn.ParityError` says by how much.
+file becomes ``model.onnx.failed`` (its card ``model.json.failed``) and :class:`~pixlearn.export.ParityError` says by how much.
 
 The ONNX file comes from torch's TorchScript-based exporter (``dynamo=False``): it exports these convolutional
 networks without extra packages (the dynamo exporter needs onnxscript), with a dynamic batch axis.
@@ -146,6 +146,13 @@ class ExportSource:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def home(self) -> Path:
+        """The run folder: ``run`` itself, or the run whose weights/ holds the weights file given."""
+        if self.run.is_dir():
+            return self.run
+        return self.run.parent.parent if self.run.parent.name == "weights" else self.run.parent
+
+    @property
     def output_names(self) -> list[str]:
         return list(output_specs(self.task, num_classes=len(self.class_names), height=self.height, width=self.width, scale=self.scale))
 
@@ -219,7 +226,7 @@ def load_source(run: str | os.PathLike[str]) -> ExportSource:
         graph = SegmentGraph(seg.model, pre.mean, pre.std, channels=pre.input_size[0], binary=seg.binary).eval()
         return ExportSource(path, name, seg, graph, list(seg.classes), h, w, weights, resize="tile",
                             details={"binary": seg.binary, "mask_coding": seg.mask_coding, "overlap": seg.overlap, "multiple": seg.multiple})
-    tile = _run_tile(path)
+    tile = _run_tile(path if path.is_dir() else (path.parent.parent if path.parent.name == "weights" else path.parent))
     res = load(path, device="cpu", tile=tile)
     graph = RestoreGraph(res.model, channels=res.channels, scale=res.scale, height=tile, width=tile).eval()
     return ExportSource(path, name, res, graph, [], tile, tile, weights, scale=res.scale, resize="tile",
@@ -358,10 +365,9 @@ def export_source(
 
     fmt = _check_options(format, opset, tolerance, parity_images)
     say = log or (lambda _msg: None)
-    chosen = choose_images(source.run, source.task, height=source.height, width=source.width, resize=source.resize,
+    chosen = choose_images(source.home, source.task, height=source.height, width=source.width, resize=source.resize,
                            images=images, limit=parity_images)  # before any file is written: a bad --images stops here
-    base = source.run if source.run.is_dir() else source.run.parent  # a weights file: beside it
-    folder = Path(out) if out is not None else base / "export" / fmt
+    folder = Path(out) if out is not None else source.home / "export" / fmt
     folder.mkdir(parents=True, exist_ok=True)
     _clear(folder, fmt)
     model_path = folder / MODEL_FILES[fmt]

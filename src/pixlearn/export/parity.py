@@ -291,7 +291,7 @@ def check_parity(
 
     Returns the card's ``parity`` entry: ``{"images", "source", "kind", "batches", "compared", "max_abs_diff",
     "tolerance", "agreement_metric", "agreement", "passed"}``. It does not raise when parity fails (the caller
-    decides what to do with the file); it raises :class:`~pixlearn.ParityError` when the outputs cannot be
+    decides what to do with the file); it raises :class:`~pixlearn.export.ParityError` when the outputs cannot be
     compared at all (a missing output, a wrong shape, a batch axis that is not dynamic).
     """
     tol = TOLERANCES[task] if tolerance is None else float(tolerance)
