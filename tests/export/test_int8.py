@@ -277,3 +277,40 @@ def test_calibration_folder_is_read_and_bounded(tmp_path):
     # 6 readable images taken (the broken file skipped), every fifth held out for the accuracy check
     assert report.calibration_images == 5 and report.eval_images == 1 and report.held_out
     assert read_card(folder)["int8"]["calibration"]["source"] == str(calib)
+
+
+def _cli(args: list, capsys) -> tuple[int, str, str]:
+    from pixlearn.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_export_int8_checks_on_the_runs_labelled_held_out_split(classify_run, tmp_path, capsys):
+    import json
+    import shutil
+
+    run = shutil.copytree(classify_run, tmp_path / "run")  # the session's run stays as it was
+    data = json.loads((run / "manifest.json").read_text())["data"]["root"]
+    out = tmp_path / "onnx"
+
+    code, stdout, err = _cli(["export", run, "-o", out, "--int8", "--calibration", data, "--max-drop", "100"], capsys)
+
+    assert code == 0, err
+    block = read_card(out)["int8"]
+    assert (out / INT8_FILE).is_file() and block["file"] == INT8_FILE
+    # the run's test split (images in class-named folders): top-1 against their labels
+    from pixlearn.export.parity import heldout_paths
+
+    held = heldout_paths(run, "classify")[0]
+    assert block["metric"] == "top-1" and block["labelled"] and block["held_out"]
+    assert block["eval_images"] == len(held) >= 2
+    assert f"int8: {block['summary']}" in err and block["summary"] in stdout
+
+    code, _, err = _cli(["export", run, "-o", out, "--int8"], capsys)
+    assert code == 1 and "--int8 needs --calibration DIR" in err
+    code, _, err = _cli(["export", run, "-o", out, "--calibration", data], capsys)
+    assert code == 1 and "--calibration is for --int8" in err
+    code, _, err = _cli(["export", run, "--format", "torchscript", "--int8", "--calibration", data], capsys)
+    assert code == 1 and "use --format onnx or triton" in err

@@ -150,3 +150,30 @@ def test_config_text_names_unknown_dtypes():
             "outputs": {"probabilities": {"dtype": "complex64", "shape": ["batch", 2]}}}
     with pytest.raises(ConfigError, match="complex64"):
         config_pbtxt(card, name="m")
+
+
+def test_cli_format_triton_writes_a_repository_of_the_runs_int8_model(classify_run, tmp_path, capsys, pb2):
+    import json
+    import shutil
+
+    from pixlearn.cli import main
+
+    run = shutil.copytree(classify_run, tmp_path / "clf run")  # the session's run stays as it was
+    data = json.loads((run / "manifest.json").read_text())["data"]["root"]
+    repo = tmp_path / "repo"
+
+    code = main(["export", str(run), "--format", "triton", "-o", str(repo), "--int8", "--calibration", data,
+                 "--max-drop", "100", "--max-batch-size", "8"])
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    onnx_dir = run / "export" / "onnx"  # the ONNX export the repository is made from
+    model_dir = repo / "clf_run"  # the run folder's name, made a valid model name
+    assert _sha(model_dir / "1" / "model.onnx") == _sha(onnx_dir / "model.int8.onnx")
+    cfg = _parse(pb2, (model_dir / "config.pbtxt").read_text())
+    assert cfg.name == "clf_run" and cfg.max_batch_size == 8
+    assert (model_dir / "labels.txt").read_text().splitlines() == read_card(onnx_dir)["class_names"]
+    assert str(model_dir / "config.pbtxt") in out
+
+    assert main(["export", str(run), "--format", "triton", "-o", str(repo), "--name", "again"]) == 0  # fp32, renamed
+    assert _sha(repo / "again" / "1" / "model.onnx") == _sha(onnx_dir / "model.onnx")

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pixlearn._core.errors import ConfigError
 
-__all__ = ["TRITON_TYPES", "LABELS_FILE", "write_triton_repo", "config_pbtxt"]
+__all__ = ["TRITON_TYPES", "LABELS_FILE", "write_triton_repo", "config_pbtxt", "default_model_name"]
 
 #: The card's dtype names -> Triton's ``DataType`` enum names (``model_config.proto``).
 TRITON_TYPES = {
@@ -171,6 +171,17 @@ def write_triton_repo(
 
     atomic_write_text(model_dir / "config.pbtxt", text)
     return model_dir
+
+
+def default_model_name(card: dict[str, Any]) -> str:
+    """A valid model name from the card's run folder: characters Triton does not take become ``_``.
+
+    >>> default_model_name({"source": {"run": "runs/classify/my cats (v2)"}})
+    'my_cats__v2_'
+    """
+    raw = Path(str((card.get("source") or {}).get("run") or "model")).name
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", raw).lstrip(".-")[:128]
+    return cleaned or "model"
 
 
 def config_pbtxt(
