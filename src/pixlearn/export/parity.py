@@ -86,7 +86,7 @@ def fit_image(image: np.ndarray, height: int, width: int, *, resize: str) -> np.
     import torch
     import torch.nn.functional as F
 
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].to(torch.float32)
+    t = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None]  # a copy: decoded arrays may be read-only
     t = F.interpolate(t, size=[int(height), int(width)], mode="bilinear", align_corners=False, antialias=True)
     return t.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous().numpy()
 
