@@ -288,6 +288,21 @@ def test_predict_an_exported_segmenter_and_restorer_writes_the_runs_files(segmen
         assert _psnr(read_image(a["output"]), read_image(b["output"])) > 40
 
 
+def test_the_int8_file_beside_an_export_predicts_with_the_same_card(classify_onnx, tmp_path, capsys):
+    """``model.int8.onnx`` (pixlearn export --int8) shares ``model.json``: pixlearn predict takes it like the fp32 file."""
+    from pixlearn.export.int8 import quantize_int8
+    from pixlearn.export.runtime import load_onnx_model
+
+    folder = shutil.copytree(classify_onnx, tmp_path / "onnx")
+    quantize_int8(folder, _images([(12, 12)] * 5, seed=11), timing_seconds=0.05, max_drop=100.0)
+    int8 = load_onnx_model(folder / "model.int8.onnx")
+    assert int8.path.name == "model.int8.onnx" and int8.classes == load_onnx_model(folder).classes
+    write_image(tmp_path / "imgs" / "a.png", _images([(20, 20)], seed=12)[0])
+    rows = _cli_json(capsys, str(folder / "model.int8.onnx"), str(tmp_path / "imgs"), "--top-k", "3")
+    assert len(rows) == 1 and rows[0]["error"] is None and rows[0]["label"] in int8.classes
+    assert abs(sum(e["score"] for e in rows[0]["top_k"]) - 1) < 1e-2  # every class's probability (3 classes)
+
+
 def test_predict_an_exported_model_refuses_a_gpu_device_and_a_restorer_without_out(classify_onnx, restore_onnx, tmp_path, capsys):
     from pixlearn.cli import main
 
