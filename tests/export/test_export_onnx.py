@@ -242,6 +242,8 @@ def test_cli_exports_prints_the_parity_and_fails_loudly(segment_run, tmp_path, c
     assert code == 2 and "--opset" in err
     code, _, err = _cli(["export", segment_run, "--format", "tflite"], capsys)
     assert code == 2 and "onnx" in err
+    code, _, err = _cli(["export", segment_run, "-o", tmp_path / "missing" / "deep"], capsys)  # checked before any work
+    assert code == 1 and "does not exist" in err and not (tmp_path / "missing").exists()
 
     from pixlearn.export import onnx as export_onnx
 
