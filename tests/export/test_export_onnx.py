@@ -222,6 +222,11 @@ def test_runs_that_do_not_export_are_refused_with_what_does(tmp_path, classify_r
         with pytest.raises(ConfigError):
             export_run(classify_run, out=tmp_path / "x", **bad)
     assert not (classify_run / "export").exists()  # refused before any work
+    weights_card = (classify_run / "weights" / "model.json").read_text()
+    with pytest.raises(ConfigError, match="not an export card"):  # -o at the run's weights/: its card is not replaced
+        export_run(classify_run, out=classify_run / "weights")
+    assert (classify_run / "weights" / "model.json").read_text() == weights_card
+    assert not (classify_run / "weights" / "model.onnx").exists()
 
 
 def _cli(args: list, capsys) -> tuple[int, str, str]:

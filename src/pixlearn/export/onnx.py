@@ -341,7 +341,22 @@ def _check_options(fmt: str, opset: int, tolerance: float | None, parity_images:
 
 
 def _clear(folder: Path, fmt: str) -> None:
-    """Remove what an earlier export of this format left in ``folder`` (a card must never describe another file)."""
+    """Remove what an earlier export of this format left in ``folder`` (a card must never describe another file).
+
+    A ``model.json`` that is not an export card (a run's ``weights/model.json``, say) is never touched: the
+    export stops instead, before writing anything.
+    """
+    import json
+
+    card = folder / CARD_NAME
+    if card.is_file():
+        try:
+            data = json.loads(card.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if not (isinstance(data, dict) and data.get("format") in FORMATS and "parity" in data):
+            raise ConfigError(f"{folder}: holds a {CARD_NAME} that is not an export card (a run's weights folder?); "
+                              "choose another --out folder")
     model = MODEL_FILES[fmt]
     for name in (CARD_NAME, f"{CARD_NAME}.failed", model, f"{model}.failed"):
         p = folder / name
