@@ -445,16 +445,3 @@ def test_a_models_table_from_before_backends_gets_the_column(tmp_path):
     registry = ModelRegistry(engine, tmp_path)
     assert "backend" in {c["name"] for c in inspect(engine).get_columns("models")}
     assert registry.get("old")["backend"] == "torch"
-
-
-def test_runtime_overlay_colours_are_the_segmenters():
-    from pixlearn.export import runtime
-    from pixlearn.tasks.segment.predict import PALETTE, mask_file_array, overlay_mask
-
-    assert np.array_equal(runtime.PALETTE, PALETTE)
-    img, mask = _images([(9, 11)])[0], np.random.default_rng(0).integers(0, 4, (9, 11)).astype(np.uint8)
-    assert np.array_equal(runtime._overlay(img, mask), overlay_mask(img, mask))
-    for coding in ("binary255", "index"):
-        ours, theirs = runtime._mask_file(mask, coding), mask_file_array(mask, coding)
-        assert np.array_equal(ours[0], theirs[0]) and (ours[1] is None) == (theirs[1] is None)
-        assert ours[1] is None or np.array_equal(ours[1], theirs[1])

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
+from pixlearn.tasks.segment.render import mask_file_array, overlay_mask
 
 __all__ = [
     "CARD_NAME",
@@ -607,42 +608,6 @@ def predict_files(
     return rows
 
 
-#: Overlay colours of classes 1, 2, ... -- those of pixlearn.tasks.segment.predict.PALETTE (a test keeps them equal).
-PALETTE = np.array(
-    [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-     (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)],
-    np.uint8,
-)
-
-
-def _mask_file(mask: np.ndarray, coding: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """A class-id mask as the torch segmenter writes it: 0/255 grey (``binary255``) or class ids in a palette PNG."""
-    if coding == "binary255":
-        return np.where(mask > 0, 255, 0).astype(np.uint8), None
-    pal = np.zeros((256, 3), np.uint8)
-    pal[1:255] = PALETTE[np.arange(254) % len(PALETTE)]
-    pal[255] = 255
-    return np.asarray(mask, np.uint8), pal
-
-
-def _overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45, ignore_index: int = 255) -> np.ndarray:
-    """The image with each class tinted and outlined in its colour (what the torch segmenter's overlay draws)."""
-    rgb = as_rgb(image)
-    m = mask.astype(np.int64)
-    tinted = (m > 0) & (m != ignore_index)
-    colours = PALETTE[(np.clip(m, 1, None) - 1) % len(PALETTE)]
-    out = rgb.astype(np.float32)
-    out[tinted] = (1 - alpha) * out[tinted] + alpha * colours[tinted]
-    edge = np.zeros(m.shape, bool)
-    edge[:-1] |= m[:-1] != m[1:]
-    edge[1:] |= m[1:] != m[:-1]
-    edge[:, :-1] |= m[:, :-1] != m[:, 1:]
-    edge[:, 1:] |= m[:, 1:] != m[:, :-1]
-    edge &= tinted
-    out[edge] = colours[edge]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
 def predict_segment_files(
     model: OnnxSegmenter | str | os.PathLike[str],
     images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -685,10 +650,10 @@ def predict_segment_files(
                         stem, k = f"{p.stem}-{k}", k + 1
                     used.add(stem)
                     mask_path = target / f"{stem}.png"
-                stored, palette = _mask_file(mask, seg.mask_coding)
+                stored, palette = mask_file_array(mask, seg.mask_coding)
                 row["mask"] = str(write_image(mask_path, stored, palette=palette))
                 if overlay:
-                    row["overlay"] = str(write_image(mask_path.with_name(mask_path.stem + "_overlay.png"), _overlay(image, mask)))
+                    row["overlay"] = str(write_image(mask_path.with_name(mask_path.stem + "_overlay.png"), overlay_mask(image, mask)))
         rows.append(row)
     return rows
 

@@ -20,6 +20,7 @@ import torch
 
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn.engine.run_card import card_task, read_model_card
+from pixlearn.tasks.segment.render import PALETTE, mask_file_array, mask_palette, overlay_mask
 
 __all__ = [
     "MODEL_FORMAT",
@@ -36,13 +37,6 @@ __all__ = [
 
 #: The ``format`` tag of a segmentation run's ``weights/model.json``.
 MODEL_FORMAT = "pixlearn.segmenter/1"
-
-#: Overlay colours of classes 1, 2, ... (class 0, the background, is left untinted).
-PALETTE = np.array(
-    [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-     (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)],
-    np.uint8,
-)
 
 
 def segment_model_card(
@@ -66,57 +60,6 @@ def segment_model_card(
         "inference": {"tile": [int(tile[0]), int(tile[1])], "overlap": float(overlap), "multiple": int(multiple)},
         "model": model_spec(model).to_dict(),
     }
-
-
-def overlay_mask(image: np.ndarray, mask: np.ndarray, *, alpha: float = 0.45, outline: bool = True, ignore_index: int | None = 255) -> np.ndarray:
-    """Tint each class of a mask in a fixed colour (class ``k`` always gets ``PALETTE[k - 1]``) over an image.
-
-    Class 0 (background) and ``ignore_index`` stay untinted; outlines mark the class borders in
-    the class colour. Colours do not depend on which classes an image contains, so overlays of a
-    prediction and of its truth compare side by side.
-
-    Parameters
-    ----------
-    image : ndarray of shape (H, W) or (H, W, 3), uint8
-    mask : ndarray of shape (H, W), integer class ids
-    alpha : float, default 0.45
-        Opacity of the tint in [0, 1].
-
-    Returns
-    -------
-    ndarray of shape (H, W, 3), uint8
-
-    Examples
-    --------
-    >>> img = np.full((2, 3, 3), 100, np.uint8)
-    >>> out = overlay_mask(img, np.array([[0, 1, 2], [0, 1, 2]]), alpha=1.0, outline=False)
-    >>> out[0].tolist()
-    [[100, 100, 100], [230, 25, 75], [60, 180, 75]]
-    """
-    img = np.asarray(image)
-    if img.dtype != np.uint8 or img.ndim not in (2, 3):
-        raise ShapeError(f"image must be uint8 (H, W) or (H, W, 3), got {img.dtype} {img.shape}")
-    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
-    m = np.asarray(mask)
-    if m.shape != rgb.shape[:2]:
-        raise ShapeError(f"mask must have the image's shape {rgb.shape[:2]}, got {m.shape}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
-    m = m.astype(np.int64)
-    tinted = (m > 0) & ((m != ignore_index) if ignore_index is not None else True)
-    colours = PALETTE[(np.clip(m, 1, None) - 1) % len(PALETTE)]
-    out = rgb.astype(np.float32)
-    out[tinted] = (1 - alpha) * out[tinted] + alpha * colours[tinted]
-    if outline:
-        edge = np.zeros(m.shape, bool)
-        edge[:-1] |= m[:-1] != m[1:]
-        edge[1:] |= m[1:] != m[:-1]
-        edge[:, :-1] |= m[:, :-1] != m[:, 1:]
-        edge[:, 1:] |= m[:, 1:] != m[:, :-1]
-        edge &= tinted
-        out[edge] = colours[edge]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
 
 @dataclass
 class Segmenter:
@@ -268,37 +211,6 @@ def iter_predictions(seg: Segmenter, paths: Sequence[Path], *, progress: bool | 
             else:
                 yield p, image, seg.predict(image), None
             bar.advance(task)
-
-
-def mask_palette() -> np.ndarray:
-    """The (256, 3) colours of a predicted palette mask: 0 black, class ``k`` the overlay colour ``PALETTE[k - 1]``, 255 (ignore) white."""
-    pal = np.zeros((256, 3), np.uint8)
-    pal[1:255] = PALETTE[np.arange(254) % len(PALETTE)]
-    pal[255] = 255
-    return pal
-
-
-def mask_file_array(mask: np.ndarray, coding: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """A class-id mask as written to a file: ``(values, palette)`` for :func:`~pixlearn.io.write_image`.
-
-    ``"binary255"`` (the training masks were 0/255): values 0/255 in a grey PNG; ``"index"``: the
-    class ids themselves in a palette PNG, so a viewer shows colours rather than a black image.
-
-    Examples
-    --------
-    >>> m = np.array([[0, 1]], np.uint8)
-    >>> v, pal = mask_file_array(m, "binary255"); v.tolist(), pal is None
-    ([[0, 255]], True)
-    >>> v, pal = mask_file_array(m, "index"); v.tolist(), pal[1].tolist()
-    ([[0, 1]], [230, 25, 75])
-    """
-    from pixlearn.data.masks import MaskCoding
-
-    if coding not in ("binary255", "index"):
-        raise ConfigError(f"unknown mask coding {coding!r} in the run's model.json; expected 'binary255' or 'index'")
-    if coding == "binary255":
-        return MaskCoding("binary255").to_stored(mask), None
-    return np.asarray(mask, np.uint8), mask_palette()
 
 
 def _class_fractions(mask: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
