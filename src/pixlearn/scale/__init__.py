@@ -1,0 +1,1 @@
+"""Scale-out: pixlearn predict and pixlearn process on Ray Data (``--engine ray``)."""
