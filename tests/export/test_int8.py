@@ -314,3 +314,44 @@ def test_cli_export_int8_checks_on_the_runs_labelled_held_out_split(classify_run
     assert code == 1 and "--calibration is for --int8" in err
     code, _, err = _cli(["export", run, "--format", "torchscript", "--int8", "--calibration", data], capsys)
     assert code == 1 and "use --format onnx or triton" in err
+
+
+class _ResizeShuffleRestorer(torch.nn.Module):
+    """A restorer with an upscaler's insides (a bicubic x2 Resize and a PixelShuffle branch) brought back to the input
+    size by a stride-2 convolution: a graph onnxruntime's symbolic shape inference gives up on, which made
+    quant_pre_process save its half-inferred model into the current folder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(8, 12, 3, padding=1))
+        self.shuffle = torch.nn.PixelShuffle(2)
+        self.down = torch.nn.Conv2d(3, 3, 3, padding=1, stride=2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        up = self.shuffle(self.body(x)) + torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        y = x + 0.1 * self.down(up)
+        return (y * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def test_quantising_leaves_the_current_folder_untouched(tmp_path, monkeypatch):
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(_ResizeShuffleRestorer().eval(), (torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8),), str(folder / "model.onnx"),
+                          dynamo=False, input_names=["images"], output_names=["restored"],
+                          dynamic_axes={"images": {0: "batch"}, "restored": {0: "batch"}}, opset_version=17)
+    write_card(folder, export_card(fmt="onnx", task="restore", class_names=[], height=SIZE, width=SIZE,
+                                   source={"run": "runs/restore/tiny", "weights_sha256": "0" * 64}, opset=17, resize="tile",
+                                   parity={"images": 4, "max_abs_diff": 0.0, "tolerance": 1e-4, "agreement": 1.0, "passed": True}))
+    clean = smooth_images(6, seed=13)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
+    report = quantize_int8(folder, clean, eval_images=clean, eval_targets=clean, max_drop=100.0, threads=1, timing_seconds=0.05)
+
+    assert (folder / INT8_FILE).is_file() and report.metric == "PSNR"
+    assert sorted(p.name for p in cwd.iterdir()) == []  # no sym_shape_infer_temp.onnx, no <uuid>.data

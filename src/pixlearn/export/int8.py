@@ -621,16 +621,43 @@ class _Batches:
         self.position = 0
 
 
+def _symbolic_shapes(model: Any) -> Any:
+    """``model`` with onnxruntime's symbolic shape inference applied, or None when it gives up on the graph (onnx's own
+    inference, which quant_pre_process runs next, is enough then).
+
+    This is ``SymbolicShapeInference.infer_shapes`` without its failure branch, which saves the half-inferred model as
+    ``sym_shape_infer_temp.onnx`` plus a ``<uuid>.data`` file in the current working directory (an upscaler's
+    Resize + DepthToSpace graph is one such case); pixlearn must leave the caller's folder alone. Its steps are not
+    public API: when they change, the symbolic step is skipped rather than run in a way that writes there.
+    """
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        inference = SymbolicShapeInference(2**31 - 1, False, False, 0)
+        inference._preprocess(model)
+        complete = False
+        while inference.run_:
+            complete = inference._infer_impl()
+        inference._update_output_from_vi()
+    except Exception:  # sympy missing, an op it cannot handle, or a changed onnxruntime: onnx's inference will do
+        return None
+    return inference.out_mp_ if complete else None
+
+
 def _quantize(quantization: Any, fp32_path: Path, tmp: Path, images: np.ndarray, *, method: str,
               per_channel: bool, reduce_range: bool) -> tuple[Path, int]:
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = tmp / "prepared.onnx"
-    try:
-        quant_pre_process(str(fp32_path), str(prepared))
-    except Exception:  # symbolic shape inference gives up on some graphs; onnx's own inference is enough here
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    shaped = _symbolic_shapes(onnx.load(str(fp32_path)))
+    source = fp32_path
+    if shaped is not None:
+        source = tmp / "shaped.onnx"
+        onnx.save(shaped, str(source))
+    # the symbolic step is done above (quant_pre_process's own one writes its half-inferred model into the current
+    # folder when it gives up); the optimiser and onnx's shape inference still run here, in onnxruntime's temp folder
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     model = onnx.load(str(prepared))
     for i, node in enumerate(model.graph.node):
         if not node.name:
