@@ -139,6 +139,14 @@ class TimeBudget(L.Callback):
     def _fits_another_step(self) -> bool:
         return self.elapsed() + self.step_seconds() + self.validation_estimate() <= self.budget_s
 
+    def _out_of_time(self, trainer: Any) -> bool:
+        """Whether to stop now. In a run of several processes (DDP) every process asks on the same step and all stop
+        when any is out of time: one that stopped alone would leave the others waiting in their next collective."""
+        out = not self._fits_another_step()
+        if int(getattr(trainer, "world_size", 1) or 1) > 1:
+            out = bool(trainer.strategy.reduce_boolean_decision(out, all=False))
+        return out
+
     # ------------------------------------------------------------ learning rate
     def progress(self, trainer: Any) -> float:
         """Schedule progress in [0, 1] at the end of the coming step: the clock's, or the steps' when they end first."""
@@ -201,7 +209,7 @@ class TimeBudget(L.Callback):
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.steps += 1
-        if not self.stopped and not self._fits_another_step():
+        if not self.stopped and self._out_of_time(trainer):
             self._stop(trainer, where="step")
         self._apply_lr(trainer)  # after the engine's per-step scheduler: metrics.csv shows the rate in use
 
@@ -218,7 +226,7 @@ class TimeBudget(L.Callback):
         self.val_seconds_total += took
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if not self.stopped and self.steps and not self._fits_another_step():
+        if not self.stopped and self.steps and self._out_of_time(trainer):
             self._stop(trainer, where="epoch_end")
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
