@@ -202,11 +202,11 @@ def test_a_weights_file_exports_into_its_run_and_checks_on_the_runs_held_out_ima
 def test_runs_that_do_not_export_are_refused_with_what_does(tmp_path, classify_run):
     from pixlearn.export import export_run
 
-    detect = tmp_path / "det"
-    (detect / "weights").mkdir(parents=True)
-    (detect / "weights" / "model.json").write_text(json.dumps({"task": "detect", "format": "pixlearn.detector/1"}))
-    with pytest.raises(ConfigError, match=r"is a detect run.*classify, segment, restore runs \(formats onnx, torchscript, exported-program\)"):
-        export_run(detect)
+    other = tmp_path / "sk"
+    (other / "weights").mkdir(parents=True)
+    (other / "weights" / "model.json").write_text(json.dumps({"task": "sketchify", "format": "pixlearn.sketchify/1"}))
+    with pytest.raises(ConfigError, match=r"is a 'sketchify' run.*classify, segment, restore, detect runs \(formats onnx, torchscript, exported-program\)"):
+        export_run(other)
     with pytest.raises(ConfigError, match="no such run folder"):
         export_run(tmp_path / "missing")
     with pytest.raises(ConfigError, match="not a run folder"):

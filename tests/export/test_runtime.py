@@ -209,8 +209,8 @@ def test_a_file_without_a_card_or_with_another_cards_format_is_a_typed_error(cla
     detect.mkdir()
     shutil.copy(classify_onnx / "model.onnx", detect / "model.onnx")
     card = json.loads((classify_onnx / "model.json").read_text())
-    (detect / "model.json").write_text(json.dumps({**card, "task": "detect"}))
-    with pytest.raises(ConfigError, match=r"exported 'detect' model; the ONNX runtime serves classify, segment, restore"):
+    (detect / "model.json").write_text(json.dumps({**card, "task": "sketchify"}))
+    with pytest.raises(ConfigError, match=r"exported 'sketchify' model; the ONNX runtime serves classify, segment, restore, detect"):
         load_onnx_model(detect)
 
     with pytest.raises(ConfigError, match=r"no model.onnx in this folder"):

@@ -24,12 +24,12 @@ class ExportFormat(str, enum.Enum):
 
 
 def export(
-    run: Annotated[Path, typer.Argument(help="A run folder of pixlearn train classify, segment or restore (or its weights file).", show_default=False)],
+    run: Annotated[Path, typer.Argument(help="A run folder of pixlearn train classify, segment, restore or detect (or its weights file).", show_default=False)],
     format: Annotated[ExportFormat, typer.Option("--format", help="onnx (checked in onnxruntime), torchscript (torch.jit.trace), exported-program (torch.export) or triton (the ONNX export as a Triton/KServe model repository).")] = ExportFormat.onnx,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the model file and its model.json (default: RUN/export/FORMAT); with --format triton, the model repository.", show_default=False)] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset, 17..20.", min=17, max=20)] = 17,
     images: Annotated[Optional[Path], typer.Option("--images", help="Check parity on the images in this folder instead of the run's held-out split.", show_default=False)] = None,
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Largest difference allowed, in (0, 255]: probabilities for classify and segment (default 1e-4), grey levels for restore (default 1).", show_default=False)] = None,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Largest difference allowed, in (0, 255]: probabilities for classify and segment (default 1e-4), grey levels for restore (default 1), box coordinates in input pixels for detect (default 0.05).", show_default=False)] = None,
     parity_images: Annotated[int, typer.Option("--parity-images", help="Most images the parity check uses, 1..256.", min=1, max=256)] = 16,
     int8: Annotated[bool, typer.Option("--int8", help="Also write model.int8.onnx: static INT8 (onnxruntime, QDQ) calibrated on --calibration, refused when it loses more than --max-drop on held-out images.")] = False,
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="With --int8: images like the model's inputs (restore: degraded/ + clean/ pairs of the same names).", show_default=False)] = None,
@@ -57,7 +57,8 @@ def export(
     Triton (--format triton -o REPO): the ONNX export (in RUN/export/onnx) as REPO/NAME/config.pbtxt +
     REPO/NAME/1/model.onnx, for Triton's ONNX Runtime backend or KServe (the INT8 model with --int8).
 
-    Detection runs do not export yet.
+    Detection runs export to ONNX (and triton) only, one image per call, with box decoding and NMS inside;
+    --int8 refuses them.
     """
     if calibration is not None and not int8:
         raise ConfigError("--calibration is for --int8; add --int8 to quantise the exported model")
@@ -71,6 +72,10 @@ def export(
         from pixlearn.cli._output import output_dir
 
         output_dir(out)
+    if int8:  # refused before anything is exported (detectors)
+        from pixlearn.export.int8 import check_int8_run
+
+        check_int8_run(run)
     from pixlearn.export.onnx import export_run
 
     def log(line: str) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "FORMATS",
     "MODEL_FILES",
     "EXPORT_TASKS",
+    "ONNX_ONLY_TASKS",
     "INPUT_NAME",
     "export_card",
     "output_specs",
@@ -43,19 +44,29 @@ CARD_NAME = "model.json"
 FORMATS = ("onnx", "torchscript", "exported-program")
 #: The model file each format writes in its folder.
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt", "exported-program": "model.pt2"}
-#: The tasks whose runs export (detection export is not there yet).
-EXPORT_TASKS = ("classify", "segment", "restore")
+#: The tasks whose runs export (a detector to ONNX only: see :data:`ONNX_ONLY_TASKS`).
+EXPORT_TASKS = ("classify", "segment", "restore", "detect")
+#: Tasks whose runs export to ONNX only (torchvision's detectors trace into ONNX with their NMS; TorchScript and
+#: ExportedProgram of the same wrapper are not offered).
+ONNX_ONLY_TASKS = ("detect",)
 #: The graph input's name.
 INPUT_NAME = "images"
 #: Keys every card has.
 _REQUIRED = ("format", "task", "class_names", "input", "outputs", "source", "parity")
 
 
-def output_specs(task: str, *, num_classes: int, height: int, width: int, scale: int = 1) -> dict[str, dict[str, Any]]:
+def output_specs(task: str, *, num_classes: int, height: int, width: int, scale: int = 1,
+                 masks: bool = False) -> dict[str, dict[str, Any]]:
     """Name -> ``{"dtype", "shape"}`` of the outputs an exported ``task`` model gives ("batch": the dynamic axis).
 
     classify: ``probabilities`` (batch, C) float32 (softmax inside); segment: ``mask`` (batch, H, W) int64 (argmax
-    inside) and ``probabilities`` (batch, C, H, W) float32; restore: ``restored`` (batch, scale*H, scale*W, 3) uint8.
+    inside) and ``probabilities`` (batch, C, H, W) float32; restore: ``restored`` (batch, scale*H, scale*W, 3) uint8;
+    detect (one image per call, no batch axis; "detections": how many the image gave): ``boxes`` (detections, 4)
+    float32 xyxy in input pixels, ``scores`` (detections,) float32, ``labels`` (detections,) int64 (0-based class
+    indices) and, with ``masks`` (Mask R-CNN), ``masks`` (detections, 1, H, W) float32 mask probabilities.
+
+    >>> output_specs("detect", num_classes=2, height=64, width=64)["boxes"]
+    {'dtype': 'float32', 'shape': ['detections', 4]}
 
     >>> output_specs("segment", num_classes=3, height=8, width=8)["mask"]
     {'dtype': 'int64', 'shape': ['batch', 8, 8]}
@@ -69,6 +80,12 @@ def output_specs(task: str, *, num_classes: int, height: int, width: int, scale:
         }
     if task == "restore":
         return {"restored": {"dtype": "uint8", "shape": ["batch", int(scale) * int(height), int(scale) * int(width), 3]}}
+    if task == "detect":
+        out = {"boxes": {"dtype": "float32", "shape": ["detections", 4]}, "scores": {"dtype": "float32", "shape": ["detections"]},
+               "labels": {"dtype": "int64", "shape": ["detections"]}}
+        if masks:
+            out["masks"] = {"dtype": "float32", "shape": ["detections", 1, int(height), int(width)]}
+        return out
     raise ConfigError(f"no export outputs for task {task!r}; the tasks that export are {', '.join(EXPORT_TASKS)}")
 
 
@@ -85,12 +102,15 @@ def export_card(
     resize: str = "bilinear",
     parity: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
+    dynamic_batch: bool = True,
 ) -> dict[str, Any]:
     """The card of one exported model (see the module docstring); ``parity`` is filled in after the check.
 
     ``resize`` tells a caller how the torch predictor brings an image to the input size: ``"bilinear"`` (stretched,
     antialiased: classify) or ``"tile"`` (cut into input-sized tiles: segment, restore). ``details`` holds what the
-    task adds (a segmenter's ``binary`` and ``mask_coding``, a restorer's ``mode``, ``scale`` and ``restore_task``).
+    task adds (a segmenter's ``binary`` and ``mask_coding``, a restorer's ``mode``, ``scale`` and ``restore_task``,
+    a detector's baked-in thresholds). ``dynamic_batch`` False (detectors): the input is ``[1, H, W, 3]``, one image
+    per call.
     """
     from pixlearn import __version__
 
@@ -101,8 +121,9 @@ def export_card(
         "task": task,
         "class_names": [str(c) for c in class_names],
         "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "height": int(height), "width": int(width),
-                  "channels": 3, "dynamic_batch": True, "resize": resize},
-        "outputs": output_specs(task, num_classes=len(class_names), height=height, width=width, scale=scale),
+                  "channels": 3, "dynamic_batch": bool(dynamic_batch), "resize": resize},
+        "outputs": output_specs(task, num_classes=len(class_names), height=height, width=width, scale=scale,
+                                masks=bool((details or {}).get("masks"))),
         "source": dict(source),
         "opset": opset,
         "parity": dict(parity) if parity is not None else None,

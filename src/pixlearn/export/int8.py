@@ -61,6 +61,7 @@ __all__ = [
     "Int8Report",
     "quantize_int8",
     "quantize_run_export",
+    "check_int8_run",
 ]
 
 DEFAULT_CALIBRATION = 100
@@ -384,6 +385,23 @@ def quantize_run_export(
 
 
 # ----------------------------------------------------------------------------------------------- the card
+
+def check_int8_run(run: str | os.PathLike[str]) -> None:
+    """Refuse ``--int8`` for a run whose task has no INT8 path (detectors), before anything is exported.
+
+    Raises
+    ------
+    ConfigError
+        A detection run: the message names the formats that do serve it and the tasks INT8 handles.
+    """
+    from pixlearn.engine.run_card import card_task
+
+    task = card_task(Path(run))
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"{run}: --int8 is not supported for {task} runs (detectors: their box decoding, RoIAlign and "
+                          "NMS have no accuracy check in pixlearn's INT8 path); export the fp32 model with --format onnx "
+                          f"or --format triton without --int8. INT8 quantises {', '.join(TASKS)} exports")
+
 
 def _read_card(folder: Path) -> dict[str, Any]:
     from pixlearn.export.card import read_card

@@ -8,7 +8,14 @@ input size; the /255, mean/std normalisation and the NHWC -> NCHW transpose happ
 * segment: ``mask`` int64 (batch, H, W), argmax inside (a binary network: probability > 0.5), and
   ``probabilities`` float32 (batch, C, H, W);
 * restore: ``restored`` uint8 (batch, scale*H, scale*W, 3), clamped and rounded inside (a grey restorer restores
-  each channel, as its predictor does with a colour picture).
+  each channel, as its predictor does with a colour picture);
+* detect (ONNX only): one letterboxed image per call, ``images`` (1, S, S, 3) -- torchvision's detection graphs take
+  a list of images, which tracing fixes at one -- so the card says ``dynamic_batch: false``. Normalisation, the
+  network, box decoding and class-wise NMS are inside; the outputs are ``boxes`` float32 (N, 4) xyxy in input
+  pixels, ``scores`` float32 (N,), ``labels`` int64 (N,) 0-based, and ``masks`` float32 (N, 1, S, S) for Mask R-CNN.
+  Baked in: the run's own score floor (its spec's ``score_thresh``, 0.05 by default), NMS at IoU
+  :data:`DETECT_NMS_IOU` (the predictor's default) and at most :data:`DETECT_MAX_DETECTIONS` detections; a caller's
+  higher score and lower count are applied after (:class:`pixlearn.export.runtime.OnnxDetector`).
 
 ``model.json`` beside the file is the card (:mod:`pixlearn.export.card`); the parity check
 (:mod:`pixlearn.export.parity`) runs the written file -- in onnxruntime for ONNX, in torch for the other two -- and
@@ -43,6 +50,9 @@ __all__ = [
     "ClassifyGraph",
     "SegmentGraph",
     "RestoreGraph",
+    "DetectGraph",
+    "DETECT_NMS_IOU",
+    "DETECT_MAX_DETECTIONS",
     "ExportSource",
     "ExportResult",
     "load_source",
@@ -58,6 +68,10 @@ DEFAULT_OPSET = 17
 OPSETS = range(17, 21)
 #: Most images the parity check uses.
 MAX_PARITY_IMAGES = 256
+#: What an exported detector bakes in: class-wise NMS at the predictor's default IoU, and as many detections per image
+#: as ``pixlearn predict --max-detections`` allows (fewer are taken after).
+DETECT_NMS_IOU = 0.5
+DETECT_MAX_DETECTIONS = 1000
 
 
 # ---------------------------------------------------------------- graphs: uint8 NHWC in, the task's outputs out
@@ -128,6 +142,25 @@ class RestoreGraph(nn.Module):
         return (y * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
+class DetectGraph(nn.Module):
+    """uint8 (1, S, S, 3) letterboxed image -> (boxes, scores, labels[, masks]) of a torchvision detector.
+
+    The network's own transform normalises (its mean/std) and, the image being S x S already, resizes nothing;
+    its postprocessing decodes the boxes and runs class-wise NMS. Labels come out 0-based (torchvision's background
+    class 0 is never returned). The thresholds are the network's at trace time: set them before exporting.
+    """
+
+    def __init__(self, model: nn.Module, *, masks: bool) -> None:
+        super().__init__()
+        self.model, self.masks = model, bool(masks)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = images[0].permute(2, 0, 1).to(torch.float32) / 255
+        r = self.model([x])[0]
+        out = (r["boxes"].float(), r["scores"].float(), r["labels"].to(torch.int64) - 1)
+        return (*out, r["masks"].float()) if self.masks else out
+
+
 # ---------------------------------------------------------------- a run, ready to export
 @dataclass
 class ExportSource:
@@ -154,7 +187,13 @@ class ExportSource:
 
     @property
     def output_names(self) -> list[str]:
-        return list(output_specs(self.task, num_classes=len(self.class_names), height=self.height, width=self.width, scale=self.scale))
+        return list(output_specs(self.task, num_classes=len(self.class_names), height=self.height, width=self.width,
+                                 scale=self.scale, masks=bool(self.details.get("masks"))))
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """Whether the graph takes any batch (detectors take one image per call)."""
+        return self.task != "detect"
 
 
 def _is_classic(run: Path) -> bool:
@@ -176,10 +215,6 @@ def _export_task(run: Path) -> str:
                               f"runs of train {', '.join(EXPORT_TASKS)} (formats {formats})")
         raise ConfigError(f"{run}: not a run folder (no weights/model.json); pass a folder that pixlearn train "
                           f"{'|'.join(EXPORT_TASKS)} wrote")
-    if name == "detect":
-        raise ConfigError(f"{run}: is a detect run, and exporting detectors is not there yet; pixlearn export takes "
-                          f"{', '.join(EXPORT_TASKS)} runs (formats {formats}). A detection run serves through pixlearn predict "
-                          "and pixlearn serve")
     if name not in EXPORT_TASKS:
         raise ConfigError(f"{run}: is a {name!r} run, which does not export; pixlearn export takes {', '.join(EXPORT_TASKS)} "
                           f"runs (formats {formats})")
@@ -226,11 +261,43 @@ def load_source(run: str | os.PathLike[str]) -> ExportSource:
         graph = SegmentGraph(seg.model, pre.mean, pre.std, channels=pre.input_size[0], binary=seg.binary).eval()
         return ExportSource(path, name, seg, graph, list(seg.classes), h, w, weights, resize="tile",
                             details={"binary": seg.binary, "mask_coding": seg.mask_coding, "overlap": seg.overlap, "multiple": seg.multiple})
+    if name == "detect":
+        return _detect_source(path, weights)
     tile = _run_tile(path if path.is_dir() else (path.parent.parent if path.parent.name == "weights" else path.parent))
     res = load(path, device="cpu", tile=tile)
     graph = RestoreGraph(res.model, channels=res.channels, scale=res.scale, height=tile, width=tile).eval()
     return ExportSource(path, name, res, graph, [], tile, tile, weights, scale=res.scale, resize="tile",
                         details={"mode": res.mode, "scale": res.scale, "restore_task": res.restore_task, "overlap": res.overlap})
+
+
+def _detect_source(path: Path, weights: Path) -> ExportSource:
+    """A detection run: its TorchDetector, with the network's thresholds set to what the graph bakes in."""
+    import json
+
+    from pixlearn.tasks.detect.model import load_run_detector
+
+    run = path if path.is_dir() else (path.parent.parent if path.parent.name == "weights" else path.parent)
+    det = load_run_detector(run, device="cpu")
+    spec = det.model.pixlearn_detect_spec
+    score = float(spec.get("score_thresh", 0.05))
+    det._set_thresholds(score, DETECT_NMS_IOU, DETECT_MAX_DETECTIONS)
+    try:
+        card = json.loads((run / "weights" / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        card = {}
+    names = list(det.class_names)
+    ids = card.get("category_ids")
+    tile = card.get("tile")
+    details = {
+        "arch": spec["arch"], "backbone": spec["backbone"], "masks": bool(det.masks),
+        "score_thresh": score, "nms_iou": DETECT_NMS_IOU, "max_detections": DETECT_MAX_DETECTIONS,
+        "category_ids": [int(i) for i in ids] if isinstance(ids, list) and len(ids) == len(names) else list(range(1, len(names) + 1)),
+        "tile": int(tile) if tile else None, "tile_overlap": float(card.get("tile_overlap") or 0.2) if tile else None,
+        "name": str(card.get("name") or run.name),
+    }
+    graph = DetectGraph(det.model, masks=det.masks).eval()
+    return ExportSource(path, "detect", det, graph, names, det.img_size, det.img_size, weights, resize="letterbox",
+                        details=details)
 
 
 # ---------------------------------------------------------------- writers and runners per format
@@ -246,16 +313,21 @@ def _quiet_export() -> Iterator[None]:
 
 
 def _example(source: ExportSource, batch: int = 2) -> torch.Tensor:
+    batch = batch if source.dynamic_batch else 1
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, 256, (batch, source.height, source.width, 3), generator=g, dtype=torch.uint8)
 
 
 def _write_onnx(source: ExportSource, path: Path, *, opset: int) -> None:
     names = source.output_names
+    if source.dynamic_batch:
+        axes = {n: {0: "batch"} for n in ["images", *names]}
+    else:  # one image in; the outputs' first axis is the number of detections
+        axes = {n: {0: "detections"} for n in names}
     with _quiet_export(), torch.no_grad():
         torch.onnx.export(
             source.graph, (_example(source),), str(path), dynamo=False, input_names=["images"], output_names=names,
-            dynamic_axes={n: {0: "batch"} for n in ["images", *names]}, opset_version=int(opset), do_constant_folding=True,
+            dynamic_axes=axes, opset_version=int(opset), do_constant_folding=True,
         )
 
 
@@ -280,6 +352,7 @@ def onnx_runner(path: str | os.PathLike[str], *, threads: int | None = None) -> 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads or torch.get_num_threads())
     opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # onnxruntime warns when a detector's output count differs from the traced one
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     input_name = session.get_inputs()[0].name
@@ -340,6 +413,16 @@ def _check_options(fmt: str, opset: int, tolerance: float | None, parity_images:
     return fmt
 
 
+def _check_task_format(run: Path, task: str, fmt: str) -> None:
+    """Detectors export to ONNX only: a typed error naming it for the other formats."""
+    from pixlearn.export.card import ONNX_ONLY_TASKS
+
+    if task in ONNX_ONLY_TASKS and fmt != "onnx":
+        raise ConfigError(f"{run}: a {task} run exports to ONNX only (--format onnx, or triton built on it), not {fmt}: "
+                          "torchvision's detectors take a list of images and return dicts, which pixlearn traces into "
+                          "ONNX with their box decoding and NMS; predict with the run folder to use torch")
+
+
 def _clear(folder: Path, fmt: str) -> None:
     """Remove what an earlier export of this format left in ``folder`` (a card must never describe another file).
 
@@ -379,6 +462,7 @@ def export_source(
     from pixlearn.export.parity import check_parity, describe, parity_images as choose_images
 
     fmt = _check_options(format, opset, tolerance, parity_images)
+    _check_task_format(source.run, source.task, fmt)
     say = log or (lambda _msg: None)
     chosen = choose_images(source.home, source.task, height=source.height, width=source.width, resize=source.resize,
                            images=images, limit=parity_images)  # before any file is written: a bad --images stops here
@@ -410,7 +494,7 @@ def export_source(
         raise ExportError(f"{source.run}: the exported {fmt} file does not load ({type(exc).__name__}: {exc}); it is kept as "
                           f"{failed} for inspection, not as a model") from exc
     try:
-        parity = check_parity(source.task, source.predictor, runner, chosen, tolerance=tolerance)
+        parity = check_parity(source.task, source.predictor, runner, chosen, tolerance=tolerance, details=source.details)
     except ParityError as exc:
         os.replace(model_path, failed)
         raise ParityError(f"{source.run}: {exc}; the {fmt} file is kept as {failed} for inspection, not as a model") from exc
@@ -420,6 +504,7 @@ def export_source(
         fmt=fmt, task=source.task, class_names=source.class_names, height=source.height, width=source.width,
         source={"run": str(source.run), "weights_sha256": sha256_file(source.weights)},
         opset=opset if fmt == "onnx" else None, scale=source.scale, resize=source.resize, parity=parity, details=source.details,
+        dynamic_batch=source.dynamic_batch,
     )
     if not parity["passed"]:
         os.replace(model_path, failed)
@@ -429,7 +514,8 @@ def export_source(
             f"{source.run}: the exported {fmt} model does not match the torch predictor: max |diff| of {parity['compared']} "
             f"{'not finite' if diff is None else f'{diff:.3g}'} > tolerance {parity['tolerance']:.3g} on {parity['images']} image(s) "
             f"({parity['agreement_metric']} agreement {parity['agreement']}); the file is kept as {failed} for inspection, "
-            "not as a model (its card as model.json.failed). Another --opset or --format torchscript may export it"
+            "not as a model (its card as model.json.failed)."
+            + (" Another --opset or --format torchscript may export it" if source.dynamic_batch else " Another --opset may export it")
         )
     card_path = write_card(folder, card)
     return ExportResult(folder, model_path, card_path, card, {"export": round(t_export, 3), "parity": round(t_parity, 3)})
@@ -482,7 +568,8 @@ def export_run(
         The file's outputs differ from the torch predictor's beyond the tolerance (the file is left as
         ``<model>.failed``, its card as ``model.json.failed``).
     """
-    _check_options(format, opset, tolerance, parity_images)
+    fmt = _check_options(format, opset, tolerance, parity_images)
+    _check_task_format(Path(run), _export_task(Path(run)), fmt)  # before loading the network
     return export_source(load_source(run), format=format, out=out, opset=opset, images=images, tolerance=tolerance,
                          parity_images=parity_images, log=log)
 

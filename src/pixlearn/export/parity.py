@@ -8,6 +8,13 @@ manifest names), else a folder the caller names, else synthetic images -- and th
 The exported file runs in batches of 1 and then up to 8 images, so a broken dynamic batch fails the check too.
 What decides is the largest absolute difference of the compared output (probabilities; restored grey levels)
 against a tolerance; the agreement (top-1, pixel, PSNR in dB) is reported beside it.
+
+Detectors (one image per call) are compared detection by detection (:func:`compare_detections`): the torch
+predictor and the file run at the thresholds the graph bakes in, each torch detection is matched to an exported one
+of the same label with box IoU >= :data:`DETECT_MATCH_IOU`; the check passes when every detection on both sides is
+matched (those within :data:`DETECT_SCORE_TOLERANCE` of the score floor excused), the largest box coordinate
+difference is within the tolerance (pixels) and the largest score difference within :data:`DETECT_SCORE_TOLERANCE`.
+The agreement is the share of detections matched.
 """
 
 from __future__ import annotations
@@ -39,15 +46,22 @@ __all__ = [
     "COMPARED",
     "PSNR_IDENTICAL_DB",
     "MAX_IMAGES",
+    "DETECT_MATCH_IOU",
+    "DETECT_SCORE_TOLERANCE",
+    "compare_detections",
+    "letterbox_uint8",
 ]
 
 #: The largest absolute difference allowed per task: probabilities (classify, segment), grey levels (restore:
 #: rounding the same float a hair apart may move a pixel by one level).
-TOLERANCES = {"classify": 1e-4, "segment": 1e-4, "restore": 1.0}
+TOLERANCES = {"classify": 1e-4, "segment": 1e-4, "restore": 1.0, "detect": 0.05}
 #: What "agreement" measures per task.
-AGREEMENT = {"classify": "top1", "segment": "pixel", "restore": "psnr_db"}
+AGREEMENT = {"classify": "top1", "segment": "pixel", "restore": "psnr_db", "detect": "matched"}
 #: The output compared per task.
-COMPARED = {"classify": "probabilities", "segment": "probabilities", "restore": "restored"}
+COMPARED = {"classify": "probabilities", "segment": "probabilities", "restore": "restored", "detect": "boxes"}
+#: Detectors: the box IoU that pairs an exported detection with a torch one, and the largest score difference allowed.
+DETECT_MATCH_IOU = 0.99
+DETECT_SCORE_TOLERANCE = 1e-4
 #: PSNR reported when the two restorations are identical (an infinite PSNR is not JSON).
 PSNR_IDENTICAL_DB = 100.0
 #: Most images a parity check uses, and the most per batch.
@@ -64,9 +78,26 @@ class ParityImages:
     kind: str  # "held-out", "images" or "synthetic"
 
 
+def letterbox_uint8(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """A uint8 (H, W, 3) image letterboxed to (size, size, 3): its longer side resized to ``size`` (antialiased when
+    shrinking), zeros below and to the right, as the detectors' predictor lays out its input; and the scale.
+
+    >>> a, s = letterbox_uint8(np.full((10, 20, 3), 9, np.uint8), 8)
+    >>> a.shape, s, int(a[3, 0, 0]), int(a[4, 0, 0])
+    ((8, 8, 3), 0.4, 9, 0)
+    """
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    out = np.zeros((size, size, 3), np.uint8)
+    out[:nh, :nw] = image if (nh, nw) == (h, w) else fit_image(image, nh, nw, resize="bilinear")
+    return out, scale
+
+
 def fit_image(image: np.ndarray, height: int, width: int, *, resize: str) -> np.ndarray:
     """One decoded image -> uint8 (height, width, 3): stretched (``resize="bilinear"``, antialiased, as the
-    classifier's predictor does) or, for ``"tile"`` inputs, its centre tile (stretched up only when smaller).
+    classifier's predictor does), for ``"tile"`` inputs its centre tile (stretched up only when smaller), for
+    ``"letterbox"`` (detectors) letterboxed (:func:`letterbox_uint8`).
 
     >>> fit_image(np.zeros((10, 20), np.uint8), 4, 4, resize="tile").shape
     (4, 4, 3)
@@ -78,6 +109,8 @@ def fit_image(image: np.ndarray, height: int, width: int, *, resize: str) -> np.
         a = np.repeat(a[..., None], 3, axis=2)
     a = a[..., :3] if a.shape[2] >= 3 else np.repeat(a[..., :1], 3, axis=2)
     h, w = a.shape[:2]
+    if resize == "letterbox":
+        return letterbox_uint8(a, int(height))[0]
     if resize == "tile" and h >= height and w >= width:
         y, x = (h - height) // 2, (w - width) // 2
         return np.ascontiguousarray(a[y:y + height, x:x + width])
@@ -141,10 +174,13 @@ def heldout_paths(run: str | os.PathLike[str], task: str) -> tuple[list[Path], s
     if not isinstance(files, dict):
         return None
     names = [k for k in files if k not in ("train", "val")] + ["val"]
+    root = Path(str(data.get("root", "")))
     for name in names:
         listed = files.get(name)
         if isinstance(listed, list) and listed:
             paths = [Path(str(p)) for p in listed]
+            if root.is_dir():  # a detection manifest lists paths relative to the data folder
+                paths = [p if p.is_absolute() or p.is_file() else root / p for p in paths]
             present = [p for p in paths if p.is_file()]
             if present:
                 return present, f"{data.get('root', run_dir)}: the run's {name} images from its manifest (never trained on)"
@@ -279,6 +315,88 @@ def compare_outputs(task: str, ref: Mapping[str, np.ndarray], got: Mapping[str, 
     }
 
 
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) IoU of xyxy boxes."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), (np.abs(a[:, None] - b[None]).max(axis=2) == 0).astype(float))
+
+
+def compare_detections(
+    ref: list[Mapping[str, np.ndarray]], got: list[Mapping[str, np.ndarray]], *, tolerance: float, score_floor: float,
+) -> dict[str, Any]:
+    """Match two detectors' outputs image by image (``boxes``, ``scores``, ``labels`` per image).
+
+    Each torch detection, by descending score, takes the unmatched exported detection of its label with the highest
+    box IoU, when that IoU is >= :data:`DETECT_MATCH_IOU`. Unmatched detections within
+    :data:`DETECT_SCORE_TOLERANCE` of ``score_floor`` are excused (a hair's difference decides whether they pass
+    the floor). Returns the card's comparison fields plus ``detections`` (torch's count), ``unmatched`` and
+    ``max_score_diff``.
+
+    >>> one = {"boxes": np.array([[0, 0, 10, 10]], np.float32), "scores": np.array([0.9], np.float32), "labels": np.array([1])}
+    >>> r = compare_detections([one], [one], tolerance=0.05, score_floor=0.05)
+    >>> r["agreement"], r["passed"], r["max_abs_diff"]
+    (1.0, True, 0.0)
+    """
+    matched = unmatched = total = n_ref = 0
+    box_diff = score_diff = 0.0
+    for r, g in zip(ref, got, strict=True):
+        rb, rs, rl = (np.asarray(r[k]) for k in ("boxes", "scores", "labels"))
+        gb, gs, gl = (np.asarray(g[k]) for k in ("boxes", "scores", "labels"))
+        n_ref += len(rs)
+        total += max(len(rs), len(gs))
+        free = np.ones(len(gs), bool)
+        iou = _box_iou(rb.astype(np.float64).reshape(-1, 4), gb.astype(np.float64).reshape(-1, 4))
+        lost = []
+        for i in np.argsort(-rs, kind="stable"):
+            cand = np.flatnonzero(free & (gl == rl[i]))
+            j = cand[np.argmax(iou[i, cand])] if len(cand) else -1
+            if j < 0 or iou[i, j] < DETECT_MATCH_IOU:
+                lost.append(float(rs[i]))
+                continue
+            free[j] = False
+            matched += 1
+            box_diff = max(box_diff, float(np.abs(rb[i].astype(np.float64) - gb[j]).max()))
+            score_diff = max(score_diff, abs(float(rs[i]) - float(gs[j])))
+        lost += [float(v) for v in gs[free]]
+        excused = [v for v in lost if v <= score_floor + DETECT_SCORE_TOLERANCE]
+        total -= len(excused)
+        unmatched += len(lost) - len(excused)
+    agreement = 1.0 if total <= 0 else matched / total
+    finite = math.isfinite(box_diff) and math.isfinite(score_diff)
+    return {
+        "compared": "boxes", "max_abs_diff": box_diff if finite else None, "tolerance": float(tolerance),
+        "agreement_metric": AGREEMENT["detect"], "agreement": round(float(agreement), 6),
+        "passed": bool(finite and unmatched == 0 and box_diff <= tolerance and score_diff <= DETECT_SCORE_TOLERANCE),
+        "detections": int(n_ref), "unmatched": int(unmatched), "max_score_diff": score_diff if finite else None,
+        "score_tolerance": DETECT_SCORE_TOLERANCE, "match_iou": DETECT_MATCH_IOU,
+    }
+
+
+def _check_detect_parity(predictor: Any, fn: Callable[[np.ndarray], Mapping[str, np.ndarray]], images: ParityImages, *,
+                         tolerance: float, details: Mapping[str, Any]) -> dict[str, Any]:
+    """A detector, one image per call, at the thresholds its graph bakes in (``details``)."""
+    score, iou, most = float(details["score_thresh"]), float(details["nms_iou"]), int(details["max_detections"])
+    ref, got = [], []
+    for img in images.images:
+        d = predictor.predict([img], score=score, iou=iou, max_detections=most)[0]
+        ref.append({"boxes": d.boxes, "scores": d.scores, "labels": d.labels})
+        try:
+            out = fn(np.ascontiguousarray(img[None]))
+        except Exception as exc:  # the runtime's own errors, as one typed error
+            raise ParityError(f"the exported detector failed on an image: {type(exc).__name__}: {exc}") from exc
+        missing = [k for k in ("boxes", "scores", "labels") if k not in out]
+        if missing:
+            raise ParityError(f"the exported detector gives no {', '.join(missing)} output (it gives {', '.join(out)})")
+        got.append({k: np.asarray(out[k]) for k in ("boxes", "scores", "labels")})
+    result = compare_detections(ref, got, tolerance=tolerance, score_floor=score)
+    return {"images": int(len(images.images)), "source": images.source, "kind": images.kind,
+            "batches": [1] * len(images.images), **result}
+
+
 def check_parity(
     task: str,
     predictor: Any,
@@ -286,6 +404,7 @@ def check_parity(
     images: ParityImages,
     *,
     tolerance: float | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compare ``fn`` (the exported model: uint8 NHWC batch -> outputs by name) with the torch predictor.
 
@@ -293,8 +412,14 @@ def check_parity(
     "tolerance", "agreement_metric", "agreement", "passed"}``. It does not raise when parity fails (the caller
     decides what to do with the file); it raises :class:`~pixlearn.export.ParityError` when the outputs cannot be
     compared at all (a missing output, a wrong shape, a batch axis that is not dynamic).
+
+    A detector (``task="detect"``) runs one image per call and is compared by :func:`compare_detections` at the
+    thresholds of ``details`` (``score_thresh``, ``nms_iou``, ``max_detections``: what its graph bakes in); the
+    tolerance is then the largest box coordinate difference in input pixels.
     """
     tol = TOLERANCES[task] if tolerance is None else float(tolerance)
+    if task == "detect":
+        return _check_detect_parity(predictor, fn, images, tolerance=tol, details=details or {})
     batch = images.images if len(images.images) > 1 else np.concatenate([images.images] * 2)  # always a batch above 1 too
     ref = reference_outputs(task, predictor, batch)
     got, sizes = run_batched(fn, batch)
@@ -315,6 +440,11 @@ def describe(parity: Mapping[str, Any]) -> str:
     metric, value = parity.get("agreement_metric"), parity.get("agreement")
     if metric == "psnr_db":
         agree = f"PSNR vs torch {value:.2f} dB" + (" (identical)" if value == PSNR_IDENTICAL_DB else "")
+    elif metric == "matched":
+        sd = parity.get("max_score_diff")
+        agree = (f"{100 * float(value):.2f}% of {parity.get('detections')} torch detection(s) matched (IoU >= "
+                 f"{parity.get('match_iou')}, {parity.get('unmatched')} unmatched), max score diff "
+                 f"{'not finite' if sd is None else f'{sd:.3g}'} (tolerance {parity.get('score_tolerance')})")
     else:
         agree = f"{'top-1' if metric == 'top1' else 'pixel'} agreement {100 * float(value):.2f}%"
     return (f"parity on {parity.get('images')} image(s): max |diff| of {parity.get('compared')} {diff_text} {op} tolerance "

@@ -8,7 +8,10 @@ onnx``) and returns a predictor with the interface and the rows of the task's to
   antialiased bilinear resize) and sent in batches;
 * :class:`OnnxSegmenter` -- ``predict(image)``: the (H, W) class-id mask at the image's own size; like the torch
   segmenter, an image is cut into input-sized tiles whose overlaps are blended (:func:`tiled_run`);
-* :class:`OnnxRestorer` -- ``restore(image)``: the restored uint8 image, tile by tile as well.
+* :class:`OnnxRestorer` -- ``restore(image)``: the restored uint8 image, tile by tile as well;
+* :class:`OnnxDetector` -- ``predict(images, score=..., iou=..., max_detections=...)``: one
+  :class:`~pixlearn.tasks.detect.detections.Detections` per image on its own pixels, like the run's torch
+  detector; each image is letterboxed outside the graph and sent alone (the graph takes one image).
 
 Normalisation, the network, softmax/argmax and clamping live in the graph; what stays outside is what depends on the
 image's size. Nothing here imports torch: a machine that only predicts needs numpy, Pillow and onnxruntime.
@@ -40,6 +43,7 @@ __all__ = [
     "MODEL_NAME",
     "RUNTIME_TASKS",
     "OnnxClassifier",
+    "OnnxDetector",
     "OnnxModel",
     "OnnxRestorer",
     "OnnxSegmenter",
@@ -60,9 +64,9 @@ __all__ = [
 CARD_NAME = "model.json"
 MODEL_NAME = "model.onnx"
 #: The tasks whose exported models this module runs.
-RUNTIME_TASKS = ("classify", "segment", "restore")
+RUNTIME_TASKS = ("classify", "segment", "restore", "detect")
 #: The output each task's graph must give.
-_TASK_OUTPUTS = {"classify": "probabilities", "segment": "probabilities", "restore": "restored"}
+_TASK_OUTPUTS = {"classify": "probabilities", "segment": "probabilities", "restore": "restored", "detect": "boxes"}
 _EXPORT_HINT = "pixlearn export RUN --format onnx"
 
 
@@ -139,8 +143,7 @@ def read_onnx_card(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
     task = card.get("task")
     if task not in RUNTIME_TASKS:
         raise ConfigError(f"{card_path}: an exported {task!r} model; the ONNX runtime serves "
-                          f"{', '.join(RUNTIME_TASKS)} models (detection export is not there yet: "
-                          "predict with the run folder instead)")
+                          f"{', '.join(RUNTIME_TASKS)} models; predict with the run folder instead")
     inp = card.get("input")
     ok = isinstance(inp, dict) and all(isinstance(inp.get(k), int) and not isinstance(inp.get(k), bool) and inp[k] > 0
                                        for k in ("height", "width"))
@@ -520,9 +523,119 @@ class OnnxRestorer(OnnxModel):
         return res
 
 
+def _resize_bilinear(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of float (N, h, w) planes to (N, H, W), half-pixel centres, no antialias: torch's
+    ``interpolate(mode="bilinear", align_corners=False)``, which the torch detector uses on its masks."""
+    n, h, w = a.shape
+    H, W = int(size[0]), int(size[1])
+
+    def axis(out_n: int, in_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.maximum((np.arange(out_n, dtype=np.float64) + 0.5) * (in_n / out_n) - 0.5, 0.0)
+        lo = np.minimum(np.floor(src).astype(np.int64), in_n - 1)
+        hi = np.minimum(lo + 1, in_n - 1)
+        return lo, hi, (src - lo).astype(np.float32)
+
+    y0, y1, fy = axis(H, h)
+    x0, x1, fx = axis(W, w)
+    rows = a[:, y0] * (1 - fy)[None, :, None] + a[:, y1] * fy[None, :, None]
+    return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
+
+
+class OnnxDetector(OnnxModel):
+    """An exported detector: ``predict(images, ...)`` gives what the run's :class:`~pixlearn.tasks.detect.model.TorchDetector`
+    gives, one :class:`~pixlearn.tasks.detect.detections.Detections` per image, boxes and masks on its own pixels.
+
+    Each image is letterboxed to the card's input size outside the graph (longer side resized with
+    :func:`resize_image`, zeros below and right) and sent alone: the graph takes one image (``dynamic_batch`` false
+    in the card). The graph gives what survives its baked-in score floor, NMS at ``details.nms_iou`` and at most
+    ``details.max_detections`` detections; a higher ``score`` and a lower ``max_detections`` are applied here.
+    The torch detector letterboxes in float, this one in uint8: on images that need resizing the pixels may differ
+    by one grey level, so boxes may differ slightly; images whose longer side is the input size see equal pixels.
+
+    Carries ``category_ids`` and ``run_tile`` from the card like a run's detector, so
+    :func:`pixlearn.tasks.detect.predict.predict_detect_files` gives the same rows and files for both.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None, batch: int = 1) -> None:
+        super().__init__(path, threads=threads, batch=1)
+        d = self.details
+        self.class_names = tuple(self.classes)
+        self.name = str(d.get("name") or self.path.parent.name)
+        self.size = self.height
+        self.score_floor = float(d.get("score_thresh", 0.05))
+        self.nms_iou = float(d.get("nms_iou", 0.5))
+        self.max_detections = int(d.get("max_detections", 100))
+        self.masks = bool(d.get("masks", False))
+        ids = d.get("category_ids")
+        self.category_ids = (tuple(int(i) for i in ids) if isinstance(ids, list) and len(ids) == len(self.class_names)
+                             else tuple(range(1, len(self.class_names) + 1)))
+        tile = d.get("tile")
+        self.run_tile = (int(tile), float(d.get("tile_overlap") or 0.2)) if tile else None
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _check(self, score: float, iou: float, max_detections: int) -> None:
+        if not (0.0 <= float(score) <= 1.0) or not (0.0 < float(iou) <= 1.0):
+            raise ConfigError(f"score must be in [0, 1] and iou in (0, 1], got score={score}, iou={iou}")
+        if float(score) < self.score_floor:
+            raise ConfigError(f"{self.path}: score {score} is below the floor {self.score_floor} baked into the exported "
+                              f"graph, which drops lower scores; use --score {self.score_floor} or more, or predict with the run folder")
+        if abs(float(iou) - self.nms_iou) > 1e-9:
+            raise ConfigError(f"{self.path}: the exported graph runs NMS at IoU {self.nms_iou} (baked in); iou={iou} needs "
+                              f"another NMS: use --iou {self.nms_iou}, or predict with the run folder")
+        if not 1 <= int(max_detections) <= self.max_detections:
+            raise ConfigError(f"max_detections must be in 1..{self.max_detections} (the exported graph gives at most "
+                              f"{self.max_detections} per image), got {max_detections}")
+
+    def raw(self, letterboxed: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs (boxes in input pixels) for one letterboxed uint8 (S, S, 3) image."""
+        arr = np.asarray(letterboxed)
+        if arr.dtype != np.uint8 or arr.shape != (self.size, self.size, 3):
+            raise ShapeError(f"the detector takes one uint8 ({self.size}, {self.size}, 3) letterboxed image, got {arr.dtype} "
+                             f"{arr.shape}; use predict() for images of any size")
+        outs = self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(arr[None])})
+        return dict(zip(self.output_names, outs))
+
+    def letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """An image as the graph's (S, S, 3) uint8 input and the scale (input pixels per image pixel)."""
+        rgb = as_rgb(image)
+        h, w = rgb.shape[:2]
+        scale = self.size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        out = np.zeros((self.size, self.size, 3), np.uint8)
+        out[:nh, :nw] = resize_image(rgb, (nh, nw))
+        return out, scale
+
+    def predict(self, images: Sequence[np.ndarray], *, score: float = 0.25, iou: float = 0.5,
+                max_detections: int = 100) -> list[Any]:
+        """Detect objects in uint8 images; one ``Detections`` per image, sorted by score."""
+        from pixlearn.tasks.detect.detections import Detections
+
+        self._check(score, iou, max_detections)
+        found = []
+        for image in images:
+            boxed, scale = self.letterbox(image)
+            r = self.raw(boxed)
+            h, w = np.asarray(image).shape[:2]
+            boxes = np.asarray(r["boxes"], np.float32).reshape(-1, 4) / scale
+            boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+            boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+            labels = np.asarray(r["labels"], np.int64).reshape(-1)
+            scores = np.asarray(r["scores"], np.float32).reshape(-1)
+            keep = (labels >= 0) & (labels < len(self.class_names))
+            masks = None
+            if self.masks and "masks" in r:
+                m = np.asarray(r["masks"], np.float32)[keep]
+                nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+                m = m[:, 0, :nh, :nw]
+                masks = _resize_bilinear(m, (h, w)) > 0.5 if len(m) else np.zeros((0, h, w), bool)
+            det = Detections(boxes[keep], scores[keep], labels[keep], self.class_names, masks)
+            found.append(det.filter(min_score=float(score), max_detections=int(max_detections)))
+        return found
+
+
 def load_onnx_model(
     path: str | os.PathLike[str], *, threads: int | None = None, batch: int | None = None,
-) -> OnnxClassifier | OnnxSegmenter | OnnxRestorer:
+) -> OnnxClassifier | OnnxSegmenter | OnnxRestorer | OnnxDetector:
     """The predictor of an exported ONNX model: its folder (``model.onnx`` + ``model.json``) or its ``.onnx`` file.
 
     Parameters
@@ -536,7 +649,7 @@ def load_onnx_model(
 
     Returns
     -------
-    OnnxClassifier, OnnxSegmenter or OnnxRestorer
+    OnnxClassifier, OnnxSegmenter, OnnxRestorer or OnnxDetector
         By the card's task, with the torch predictor's ``predict`` (``restore``) and rows.
 
     Raises
@@ -546,9 +659,9 @@ def load_onnx_model(
         onnxruntime cannot open; the message names the file and the fix (``pixlearn export RUN --format onnx``).
     """
     card, _ = read_onnx_card(path)
-    kind = {"classify": OnnxClassifier, "segment": OnnxSegmenter, "restore": OnnxRestorer}[card["task"]]
+    kind = {"classify": OnnxClassifier, "segment": OnnxSegmenter, "restore": OnnxRestorer, "detect": OnnxDetector}[card["task"]]
     kwargs: dict[str, Any] = {"threads": threads}
-    if batch is not None:
+    if batch is not None and kind is not OnnxDetector:  # a detector's graph takes one image per call
         kwargs["batch"] = batch
     return kind(path, **kwargs)
 

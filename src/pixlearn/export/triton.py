@@ -19,11 +19,13 @@ What it relies on, from Triton's documentation:
   ``model_config.proto`` overrides it, and is written out here to make it explicit);
 * the model configuration (Triton user guide, "Model Configuration", and ``model_config.proto``, the
   ``ModelConfig`` message): ``name`` (must equal the model's folder name), ``platform: "onnxruntime_onnx"``,
-  ``max_batch_size`` (> 0: the first axis of every input and output is the batch, left out of ``dims``),
+  ``max_batch_size`` (> 0: the first axis of every input and output is the batch, left out of ``dims``; 0 for a
+  graph of one image per call, an exported detector, whose ``dims`` are whole and whose outputs' first axis, the
+  number of detections, is ``-1``),
   ``input`` / ``output`` (``ModelInput`` / ``ModelOutput``: ``name``, ``data_type`` from the ``DataType`` enum --
   ``TYPE_UINT8``, ``TYPE_INT64``, ``TYPE_FP32``, ... -- and ``dims``), ``label_filename`` on a classifier's output
   (a file in the model folder, one label per line, which Triton's classification extension reads),
-  ``dynamic_batching {}`` (Triton batches concurrent requests up to ``max_batch_size``) and ``instance_group``
+  ``dynamic_batching {}`` (Triton batches concurrent requests up to ``max_batch_size``; left out when it is 0) and ``instance_group``
   (``count`` and ``kind``: ``KIND_CPU``, ``KIND_GPU`` or ``KIND_AUTO``).
 
 KServe's Triton serving runtime loads the same repository (its ``storageUri`` points at ``REPO``), and both speak
@@ -202,6 +204,9 @@ def config_pbtxt(
     """
     inp = card["input"]
     channels = int(inp.get("channels", 3))
+    # a graph of one image per call (a detector): no batch axis for Triton (max_batch_size 0, full dims, no batching)
+    batched = bool(inp.get("dynamic_batch", True))
+    in_dims = f"{int(inp['height'])}, {int(inp['width'])}, {channels}" if batched else f"1, {int(inp['height'])}, {int(inp['width'])}, {channels}"
     origin = " ".join(str((card.get("source") or {}).get("run", "?")).split())  # one line, whatever the path holds
     lines = [
         f"# Written by pixlearn {card.get('pixlearn_version', '')} from {origin} ({card.get('task')}): "
@@ -209,19 +214,19 @@ def config_pbtxt(
         f'name: "{name}"',
         'platform: "onnxruntime_onnx"',
         f'default_model_filename: "{MODEL_FILE}"',
-        f"max_batch_size: {int(max_batch_size)}",
+        f"max_batch_size: {int(max_batch_size) if batched else 0}",
         "input [",
         "  {",
         f'    name: "{inp.get("name", "images")}"',
         f"    data_type: {_triton_type(inp.get('dtype', 'uint8'), 'input')}",
-        f"    dims: [ {int(inp['height'])}, {int(inp['width'])}, {channels} ]",
+        f"    dims: [ {in_dims} ]",
         "  }",
         "]",
         "output [",
     ]
     outputs = list(card["outputs"].items())
     for i, (out_name, spec) in enumerate(outputs):
-        dims = [int(d) if isinstance(d, int) else -1 for d in list(spec["shape"])[1:]]
+        dims = [int(d) if isinstance(d, int) else -1 for d in list(spec["shape"])[1 if batched else 0:]]
         lines += [
             "  {",
             f'    name: "{out_name}"',
@@ -231,10 +236,8 @@ def config_pbtxt(
         if label_filename and out_name == "probabilities":
             lines.append(f'    label_filename: "{label_filename}"')
         lines.append("  }," if i < len(outputs) - 1 else "  }")
+    lines += ["]", *(["dynamic_batching { }"] if batched else []), "instance_group ["]
     lines += [
-        "]",
-        "dynamic_batching { }",
-        "instance_group [",
         "  {",
         f"    count: {int(instances)}",
         f"    kind: {_KINDS[device]}",
