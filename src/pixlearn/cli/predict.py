@@ -78,7 +78,7 @@ def predict(
 
     if is_onnx_model(run):  # an exported model: onnxruntime, no torch
         _predict_onnx(run, images, top_k=top_k, batch=batch, out=out, overlay=overlay, device=device, progress=progress,
-                      format=format)
+                      format=format, detect_options={"score": score, "iou": iou, "max_detections": max_detections, "tile": tile})
         return
     from pixlearn.tasks.registry import task as get_task, task_for_run
 
@@ -125,7 +125,7 @@ def _emit_classified(rows: list[dict[str, Any]], images: list[str], *, top_k: in
 
 
 def _predict_onnx(run: Path, images: list[str], *, top_k: int, batch: int, out: Optional[Path], overlay: bool, device: str,
-                  progress: Optional[bool], format: OutputFormat) -> None:
+                  progress: Optional[bool], format: OutputFormat, detect_options: Optional[dict] = None) -> None:
     """An exported ONNX model (a ``.onnx`` file or its export folder): the rows and files of its run, through onnxruntime."""
     from pixlearn.export import runtime
 
@@ -133,6 +133,11 @@ def _predict_onnx(run: Path, images: list[str], *, top_k: int, batch: int, out: 
         raise typer.BadParameter(f"{device!r}: exported ONNX models run on the CPU through onnxruntime; "
                                  "drop --device (or predict with the run folder on a GPU)", param_hint="--device")
     model = runtime.load_onnx_model(run)
+    if model.task == "detect":  # the detection run's rows and files, from the exported graph
+        from pixlearn.cli.detect import predict_detect
+
+        predict_detect(model, images, out=out, format=format, progress=progress, **(detect_options or {}))  # type: ignore[arg-type]
+        return
     if model.task == "classify":
         rows = runtime.predict_files(model, images, top_k=top_k, batch_size=batch, progress=progress)
         _emit_classified(rows, images, top_k=top_k, format=format)
@@ -179,7 +184,7 @@ def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], devic
 _CLASSIC = "classic (train classic, HOG/LBP + SVM/forest/k-NN): the predicted class and score of each image."
 #: exported models (pixlearn export) are not a registry task either.
 _EXPORTED = ("exported models (pixlearn export RUN --format onnx: MODEL.onnx or its folder): the rows and files of their "
-             "run (classify, segment, restore), computed by onnxruntime on the CPU without torch.")
+             "run (classify, segment, restore, detect), computed by onnxruntime on the CPU without torch.")
 
 
 def predict_help() -> str:
