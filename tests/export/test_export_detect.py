@@ -204,6 +204,34 @@ def test_other_formats_and_int8_are_refused_for_detectors_before_any_work(faster
     assert not (tmp_path / "q" / "model.onnx").exists()
 
 
+def test_fcos_and_retinanet_are_refused_naming_the_architectures_that_export(tmp_path):
+    from pixlearn.export import export_run
+
+    run = _detect_run(tmp_path / "fcos", "fcos")
+    with pytest.raises(ConfigError, match=r"a fcos detector does not export to ONNX yet.*faster_rcnn, mask_rcnn, ssdlite"):
+        export_run(run)
+    assert not (run / "export" / "onnx" / "model.onnx").exists()
+
+
+def test_parity_counts_unmatched_detections_and_excuses_those_at_the_score_floor():
+    from pixlearn.export.parity import compare_detections
+
+    def dets(boxes, scores, labels):
+        return {"boxes": np.array(boxes, np.float32).reshape(-1, 4), "scores": np.array(scores, np.float32),
+                "labels": np.array(labels, np.int64)}
+
+    ref = [dets([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], [0.9, 0.6, 0.05], [0, 1, 0])]
+    got = [dets([[0, 0, 10, 10], [20, 20, 30, 31]], [0.9, 0.6], [0, 1])]  # the second box moved: IoU 0.91
+    r = compare_detections(ref, got, tolerance=0.05, score_floor=0.05)
+    assert not r["passed"] and r["unmatched"] == 2 and r["agreement"] == 0.5  # 1 of max(3, 2) - 1 excused (the floor's box)
+    got = [dets([[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.6], [0, 0])]  # same box, another label
+    assert compare_detections(ref, got, tolerance=0.05, score_floor=0.05)["unmatched"] == 2
+    got = [dets([[0, 0, 10, 10], [20, 20, 30, 30.01]], [0.9, 0.6002], [0, 1])]
+    r = compare_detections(ref, got, tolerance=0.05, score_floor=0.05)
+    assert r["unmatched"] == 0 and r["agreement"] == 1.0 and not r["passed"]  # score 2e-4 apart > 1e-4
+    assert r["max_abs_diff"] == pytest.approx(0.01, abs=1e-5)
+
+
 def test_triton_repository_of_a_detector_has_a_fixed_batch_and_variable_detections(faster, tmp_path):
     from pixlearn.export.triton import write_triton_repo
 

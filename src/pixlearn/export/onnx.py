@@ -68,6 +68,9 @@ DEFAULT_OPSET = 17
 OPSETS = range(17, 21)
 #: Most images the parity check uses.
 MAX_PARITY_IMAGES = 256
+#: The detection architectures that export: onnxruntime's run of torchvision's traced FCOS and RetinaNet gives other
+#: detections than torch (more than the graph's candidates for FCOS), which parity catches; they are refused up front.
+DETECT_EXPORT_ARCHS = ("faster_rcnn", "mask_rcnn", "ssdlite")
 #: What an exported detector bakes in: class-wise NMS at the predictor's default IoU, and as many detections per image
 #: as ``pixlearn predict --max-detections`` allows (fewer are taken after).
 DETECT_NMS_IOU = 0.5
@@ -279,6 +282,11 @@ def _detect_source(path: Path, weights: Path) -> ExportSource:
     run = path if path.is_dir() else (path.parent.parent if path.parent.name == "weights" else path.parent)
     det = load_run_detector(run, device="cpu")
     spec = det.model.pixlearn_detect_spec
+    if spec["arch"] not in DETECT_EXPORT_ARCHS:
+        raise ConfigError(f"{run}: a {spec['arch']} detector does not export to ONNX yet: onnxruntime's run of torchvision's "
+                          f"traced {spec['arch']} graph gives other detections than torch, so it would fail parity. The "
+                          f"architectures that export are {', '.join(DETECT_EXPORT_ARCHS)} (pixlearn train detect --model); "
+                          "predict or serve this run from its folder")
     score = float(spec.get("score_thresh", 0.05))
     det._set_thresholds(score, DETECT_NMS_IOU, DETECT_MAX_DETECTIONS)
     try:
@@ -510,6 +518,12 @@ def export_source(
         os.replace(model_path, failed)
         write_card(folder, card, name=f"{CARD_NAME}.failed")
         diff = parity["max_abs_diff"]
+        if parity.get("unmatched"):
+            raise ParityError(
+                f"{source.run}: the exported {fmt} detector does not match the torch predictor: {parity['unmatched']} of its "
+                f"detections have no counterpart (same label, IoU >= {parity.get('match_iou')}) on {parity['images']} image(s) "
+                f"(matched agreement {parity['agreement']}); the file is kept as {failed} for inspection, not as a model "
+                "(its card as model.json.failed)")
         raise ParityError(
             f"{source.run}: the exported {fmt} model does not match the torch predictor: max |diff| of {parity['compared']} "
             f"{'not finite' if diff is None else f'{diff:.3g}'} > tolerance {parity['tolerance']:.3g} on {parity['images']} image(s) "

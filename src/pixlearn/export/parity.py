@@ -333,7 +333,8 @@ def compare_detections(
     Each torch detection, by descending score, takes the unmatched exported detection of its label with the highest
     box IoU, when that IoU is >= :data:`DETECT_MATCH_IOU`. Unmatched detections within
     :data:`DETECT_SCORE_TOLERANCE` of ``score_floor`` are excused (a hair's difference decides whether they pass
-    the floor). Returns the card's comparison fields plus ``detections`` (torch's count), ``unmatched`` and
+    the floor). The agreement is the matched detections over, summed per image, the larger of the two counts less
+    the excused. Returns the card's comparison fields plus ``detections`` (torch's count), ``unmatched`` and
     ``max_score_diff``.
 
     >>> one = {"boxes": np.array([[0, 0, 10, 10]], np.float32), "scores": np.array([0.9], np.float32), "labels": np.array([1])}
