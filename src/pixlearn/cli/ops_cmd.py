@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from pixlearn.cli._output import OutputFormat, emit, output_dir, output_file
+from pixlearn.scale.cluster import Engine
 
 __all__ = ["register"]
 
@@ -127,12 +128,14 @@ def process(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML file or built-in recipe name.", show_default=False)],
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or globs.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (sub-folders mirror the inputs).")],
-    workers: Annotated[int, typer.Option(help="Parallel worker processes.", min=1)] = 1,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel worker processes (default 1); with --engine ray, the recipe workers, 1..64 (default 2).", min=1, show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo inputs whose output already exists.")] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any file failed.")] = False,
     report: Annotated[str, typer.Option(help="Per-file report inside OUT (.csv or .json).")] = "report.csv",
     format: Annotated[Optional[OutputFormat], typer.Option("--format", help="Also print the per-file report on stdout.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: worker processes here; ray: recipe workers on Ray Data (pip install 'pixlearn[ray]'; on a cluster, inputs and OUT on a shared filesystem).")] = Engine.local,
+    address: Annotated[Optional[str], typer.Option("--address", help="--engine ray: ray://HOST:PORT, HOST:PORT or auto (default: start a local cluster of --workers CPUs).", show_default=False)] = None,
 ) -> None:
     """Apply a recipe to files, folders and globs, in parallel, with a per-file report.
 
@@ -145,7 +148,26 @@ def process(
     from pixlearn.ops.recipe import Recipe
 
     output_dir(out)
-    batch = run_process(Recipe.load(recipe), inputs, out, workers=workers, overwrite=overwrite, report=report, progress=progress)
+    if engine is Engine.ray:
+        from pixlearn.scale.cluster import DEFAULT_WORKERS, MAX_WORKERS, check_address
+
+        workers = DEFAULT_WORKERS if workers is None else workers
+        if not 1 <= workers <= MAX_WORKERS:  # a usage error, before Ray starts
+            raise typer.BadParameter(f"{workers}: with --engine ray, --workers is the number of recipe workers, 1..{MAX_WORKERS}",
+                                     param_hint="--workers")
+        try:
+            check_address(address)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--address") from exc
+        from pixlearn.scale.process import ray_process
+
+        batch = ray_process(Recipe.load(recipe), inputs, out, workers=workers, address=address, overwrite=overwrite,
+                            report=report, progress=progress)
+    else:
+        if address is not None:
+            raise typer.BadParameter("--address names a Ray cluster: add --engine ray", param_hint="--address")
+        batch = run_process(Recipe.load(recipe), inputs, out, workers=workers or 1, overwrite=overwrite, report=report,
+                            progress=progress)
     if format is not None:
         emit(batch.rows(), format, columns=list(REPORT_COLUMNS))
     for r in batch.results:

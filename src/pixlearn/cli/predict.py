@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from pixlearn.cli._output import OutputFormat, emit
+from pixlearn.scale.cluster import Engine
 
 __all__ = ["predict", "register"]
 
@@ -58,7 +59,7 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list per image, best first.", min=1)] = 1,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output: table, json or csv.")] = OutputFormat.table,
     batch: Annotated[int, typer.Option("--batch", help="Images per batch.", min=1)] = 64,
-    workers: Annotated[int, typer.Option("--workers", help="Decoding worker processes.", min=0)] = 0,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Decoding worker processes (default 0); with --engine ray, the model actors, 1..64 (default 2).", min=0, show_default=False)] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "cpu",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="segment, restore and detect runs: the output file for one image, else a folder.", show_default=False)] = None,
@@ -67,6 +68,8 @@ def predict(
     iou: Annotated[float, typer.Option("--iou", help="Detection runs: class-wise NMS IoU above which the weaker box is dropped, 0..1.")] = 0.5,
     max_detections: Annotated[int, typer.Option("--max-detections", help="Detection runs: most detections per image, 1..1000.")] = 100,
     tile: Annotated[Optional[int], typer.Option("--tile", help="Detection runs: detect on N x N windows (64..4096) and the whole image, merged (default: the run's training tile, if any).", show_default=False)] = None,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: model actors on Ray Data (classify and segment runs and their ONNX exports; pip install 'pixlearn[ray]').")] = Engine.local,
+    address: Annotated[Optional[str], typer.Option("--address", help="--engine ray: ray://HOST:PORT, HOST:PORT or auto (default: start a local cluster of --workers CPUs).", show_default=False)] = None,
 ) -> None:
     """Run a trained model over images; one row per image (the help text is :func:`predict_help`)."""
     if out is not None:  # a file for one image, else a folder; checked before any work
@@ -74,6 +77,13 @@ def predict(
         from pixlearn.io import WRITE_FORMATS
 
         output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
+    if engine is Engine.ray:  # model actors on Ray Data: the same rows and files
+        _predict_ray(run, images, workers=workers, address=address, top_k=top_k, batch=batch, out=out, overlay=overlay,
+                     device=device, progress=progress, format=format)
+        return
+    if address is not None:
+        raise typer.BadParameter("--address names a Ray cluster: add --engine ray", param_hint="--address")
+    workers = 0 if workers is None else workers
     from pixlearn.export.runtime import is_onnx_model
 
     if is_onnx_model(run):  # an exported model: onnxruntime, no torch
@@ -177,6 +187,48 @@ def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], devic
     bad = sum(1 for r in rows if r.get("error"))
     if bad:
         sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be restored; see the error column\n")
+        raise typer.Exit(1)
+
+
+def _predict_ray(run: Path, images: list[str], *, workers: Optional[int], address: Optional[str], top_k: int, batch: int,
+                 out: Optional[Path], overlay: bool, device: str, progress: Optional[bool], format: OutputFormat) -> None:
+    """``--engine ray``: the rows of the local path from Ray actors, emitted by the local path's code."""
+    from pixlearn.scale.cluster import DEFAULT_WORKERS, MAX_WORKERS, check_address
+
+    workers = DEFAULT_WORKERS if workers is None else workers
+    if not 1 <= workers <= MAX_WORKERS:  # a usage error, before Ray starts
+        raise typer.BadParameter(f"{workers}: with --engine ray, --workers is the number of model actors, 1..{MAX_WORKERS}",
+                                 param_hint="--workers")
+    if device not in ("cpu", "auto"):
+        raise typer.BadParameter(f"{device!r}: --engine ray runs its model actors on CPUs (one thread each); drop --device "
+                                 "or use --engine local", param_hint="--device")
+    try:
+        check_address(address)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--address") from exc
+    from pixlearn.scale.predict import plan_predict, ray_predict
+
+    plan = plan_predict(run, [], batch_size=batch)  # the kind is checked before Ray starts
+    task = plan.task
+    if plan.source == "run":
+        _warn_below_baseline(run)
+    rows = ray_predict(run, images, workers=workers, address=address, batch_size=batch, top_k=top_k, out=out, overlay=overlay,
+                       progress=progress)
+    if task == "classify":
+        _emit_classified(rows, images, top_k=top_k, format=format)
+        return
+    if not rows:
+        raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
+    if format is OutputFormat.json:
+        emit(rows, format)
+    else:
+        emit([{"path": r["path"], "size": f"{r['width']}x{r['height']}" if r["width"] else None, "mask": r["mask"],
+               "classes": ", ".join(f"{k} {v:.1%}" for k, v in r["classes"].items()), "error": r["error"]} for r in rows], format)
+    if out is None:
+        sys.stderr.write("no --out given: nothing written (pass -o DIR to save the masks)\n")
+    bad = sum(1 for r in rows if r.get("error"))
+    if bad:
+        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be read; see the error column\n")
         raise typer.Exit(1)
 
 

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from pixlearn._core.errors import ConfigError, PixlearnError
 from pixlearn.io import expand_sources, read_image, write_image
 from pixlearn.ops.recipe import Recipe, load_recipe
 
-__all__ = ["FileResult", "BatchReport", "plan_outputs", "process"]
+__all__ = ["FileResult", "BatchReport", "plan_outputs", "process", "run_chunk"]
 
 REPORT_COLUMNS = ("input", "output", "status", "error", "ms")
 
@@ -116,7 +116,8 @@ def _run_one(recipe: Recipe, src: Path, dst: Path) -> FileResult:
     return FileResult(str(src), str(dst), status, error, round((time.perf_counter() - t0) * 1e3, 3))
 
 
-def _run_chunk(recipe: Recipe, pairs: Sequence[tuple[Path, Path]]) -> list[FileResult]:
+def run_chunk(recipe: Recipe, pairs: Sequence[tuple[Path, Path]]) -> list[FileResult]:
+    """Apply ``recipe`` to each ``(input, output)`` pair: the one per-file path of every engine (never raises)."""
     return [_run_one(recipe, s, d) for s, d in pairs]
 
 
@@ -135,6 +136,7 @@ def process(
     overwrite: bool = False,
     report: str | os.PathLike[str] | None = "report.csv",
     progress: bool = True,
+    run_chunks: Callable[[Recipe, list[list[tuple[Path, Path]]]], Iterable[list[FileResult]]] | None = None,
 ) -> BatchReport:
     """Apply ``recipe`` to every image in ``inputs`` and write the results under ``out``.
 
@@ -155,6 +157,10 @@ def process(
         relative paths are inside ``out``. ``None`` writes none.
     progress : bool, default True
         Show a progress bar on stderr.
+    run_chunks : callable, optional
+        Runs the work elsewhere (``--engine ray``): called with the recipe and the chunks of ``(input, output)``
+        pairs, it yields each chunk's :class:`FileResult` list (computed by :func:`run_chunk`) in any order.
+        The plan, skips, order and report stay this function's.
 
     Returns
     -------
@@ -204,7 +210,12 @@ def process(
     )
     with bar:
         task = bar.add_task(f"{recipe.name}", total=len(todo))
-        if workers == 1 or len(todo) <= 1:
+        if run_chunks is not None and todo:
+            size = max(1, min(32, len(todo) // (workers * 8)))
+            for results in run_chunks(recipe, [todo[i : i + size] for i in range(0, len(todo), size)]):
+                batch.results.extend(results)
+                bar.advance(task, len(results))
+        elif workers == 1 or len(todo) <= 1:
             for src, dst in todo:
                 batch.results.append(_run_one(recipe, src, dst))
                 bar.advance(task)
@@ -217,7 +228,7 @@ def process(
             # starts in milliseconds instead of every worker importing OpenCV and scikit-image itself)
             ctx.set_forkserver_preload(["cv2", "pixlearn.ops.batch"])
             with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, mp_context=ctx) as pool:
-                for results in pool.map(_run_chunk, [recipe] * len(chunks), chunks):
+                for results in pool.map(run_chunk, [recipe] * len(chunks), chunks):
                     batch.results.extend(results)
                     bar.advance(task, len(results))
     order = {str(src): i for i, (src, _dst) in enumerate(plan)}
