@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,20 +19,14 @@ _LAUNCHER_VARS = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
                   "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_torchrun_two_processes_write_one_run_folder(tmp_path):
     data = make_dataset(tmp_path / "data", per_class=8, size=12)  # 24 images, 3 classes
     env = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_VARS}
     env["OMP_NUM_THREADS"] = "1"  # two processes on a small machine: one thread each
     work = tmp_path / "work"
     work.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+    # --standalone: a local rendezvous on a port torchrun picks itself (no port to race for)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "pixlearn", "train", "classify", "--data", str(data), "--model", "pixlearn_smallcnn_tiny",
            "--epochs", "2", "--img-size", "12", "--batch", "4", "--workers", "0", "--out", "run",
            "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--no-progress", "--format", "json"]
