@@ -13,6 +13,7 @@ them) in a temporary folder and exported with pixlearn's own ``pixlearn.export.o
 * ``unet``: the U-Net the default segmentation recipe builds here (``pixlearn.tasks.segment.config.choose_encoder``
   with nothing named: the first light encoder with local ImageNet weights, else ``tu-resnet18``; smp's default
   decoder), binary (one sigmoid output), at 256 px -- the default crop and tile. Random initialisation.
+  ``--unet-encoder`` names another (``PIXLEARN_WEIGHTS=../shared/weights`` makes the default ``tu-tf_efficientnet_lite0``).
 
 Both sides run the SAME graph: ``ClassifyGraph`` / ``SegmentGraph`` (uint8 NHWC in; /255, mean/std, the network
 and softmax -- or the mask and probabilities -- inside):
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32, help="the large batch of the classifiers")
     ap.add_argument("--seg-batch", type=int, default=8, help="the large batch of the U-Net (256-px tiles)")
     ap.add_argument("--cases", default="resnet18,lite0,unet")
+    ap.add_argument("--unet-encoder", default=None, help="the U-Net's encoder (default: what the default recipe picks here; "
+                                                          "with PIXLEARN_WEIGHTS=../shared/weights that is tu-tf_efficientnet_lite0)")
     ap.add_argument("--smoke", action="store_true", help="tiny inputs and one repeat: a few seconds, meaningless numbers")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "onnx.json")
     args = ap.parse_args(argv)
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 models[case] = {"timm": "tf_efficientnet_lite0", "weights": str(w) if w else "random initialisation (no local weights file)",
                                 "size": cls_size}
             else:
-                encoder, why = default_segment_encoder()
+                encoder, why = (args.unet_encoder, "--unet-encoder") if args.unet_encoder else default_segment_encoder()
                 run = segment_run(root, encoder=encoder, size=seg_size)
                 models[case] = {"arch": "unet (smp default decoder)", "encoder": encoder, "default_recipe_says": why,
                                 "weights": "random initialisation", "size": seg_size, "binary": True}
