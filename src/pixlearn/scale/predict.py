@@ -166,7 +166,8 @@ def iter_ray_rows(job: PredictJob, *, workers: int = 2, batch_size: int | None =
     size = batch_size or (job.options["batch_size"] if job.task == "classify" else 4)
     blocks = max(1, min(len(job.rows), workers * 4, (len(job.rows) + size - 1) // size))
     ds = ray.data.from_items(job.rows, override_num_blocks=blocks)
-    ds = ds.map_batches(ModelActor, fn_constructor_kwargs={"job": job}, concurrency=workers, num_cpus=1,
+    actors = min(workers, (len(job.rows) + size - 1) // size)  # no actor that would get no batch
+    ds = ds.map_batches(ModelActor, fn_constructor_kwargs={"job": job}, concurrency=actors, num_cpus=1,
                         batch_size=size, batch_format="numpy")
     for r in ds.iter_rows():
         yield {"index": int(r["index"]), "row": json.loads(str(r["row"])), "pid": int(r["pid"]), "loads": int(r["loads"])}

@@ -44,7 +44,7 @@ def _ray_chunks(workers: int):  # type: ignore[no-untyped-def]
 
         items = [{"pairs": json.dumps([[str(s), str(d)] for s, d in chunk])} for chunk in chunks]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), workers * 4)))
-        ds = ds.map_batches(RecipeWorker, fn_constructor_kwargs={"recipe": recipe}, concurrency=workers, num_cpus=1,
+        ds = ds.map_batches(RecipeWorker, fn_constructor_kwargs={"recipe": recipe}, concurrency=min(workers, len(items)), num_cpus=1,
                             batch_size=1, batch_format="numpy")
         for row in ds.iter_rows():
             yield [FileResult(**r) for r in json.loads(str(row["results"]))]
