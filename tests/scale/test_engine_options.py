@@ -88,13 +88,13 @@ def test_ray_not_installed_names_the_extra(monkeypatch, images, tmp_path):
 
 
 def test_a_kind_ray_does_not_serve_yet_is_a_typed_error_listing_those_it_does(tmp_path, images, no_ray_start):
-    from tests.export.conftest import _restore_run
-
     from pixlearn.scale import ray_predict
 
-    run = _restore_run(tmp_path, name="dncnn", in_chans=3, scale=1, options={"depth": 3, "width": 8})
-    with pytest.raises(ConfigError, match="restore run.*classify runs.*segment exported models"):
-        ray_predict(run, images, out=tmp_path / "out")
+    run = tmp_path / "classic"  # what pixlearn train classic writes first: its config names the method
+    run.mkdir()
+    (run / "config.yaml").write_text("method: classic\n")
+    with pytest.raises(ConfigError, match="classic run.*classify runs.*restore exported models.*--engine local"):
+        ray_predict(run, images)
     with pytest.raises(ConfigError, match="workers must be an integer in 1..64"):
         ray_predict(run, images, workers=0)
 

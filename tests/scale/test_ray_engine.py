@@ -165,6 +165,29 @@ def test_predict_a_segmenter_on_ray_writes_the_local_masks_byte_for_byte(kind, s
     assert ray_files == local_files
 
 
+@pytest.fixture(scope="module")
+def restore_run(tmp_path_factory) -> Path:
+    from tests.export.conftest import _restore_run
+
+    return _restore_run(tmp_path_factory.mktemp("dn"), name="dncnn", in_chans=1, scale=1, options={"depth": 3, "width": 4})
+
+
+@pytest.mark.parametrize("kind", ["run", "onnx"])
+def test_predict_a_restorer_on_ray_writes_the_local_images_byte_for_byte(kind, restore_run, images, tmp_path):
+    model = restore_run if kind == "run" else _export(restore_run, tmp_path / "onnx", images / "sub")
+    local = _cli("predict", model, images, "-o", tmp_path / "local", "--format", "json", "--no-progress")
+    on_ray = _cli("predict", model, images, "-o", tmp_path / "ray", "--format", "json", "--engine", "ray", "--no-progress")
+    assert local.exit_code == on_ray.exit_code == 1, (local.output, on_ray.output)
+    rows, expected = _json_rows(on_ray), _json_rows(local)
+    for r in rows + expected:
+        r["seconds"] = None  # a timing
+        r["output"] = r["output"] and Path(r["output"]).relative_to(tmp_path).parts[1:]  # local/... or ray/...
+    _same_rows(rows, expected)
+    local_files, ray_files = _files(tmp_path / "local"), _files(tmp_path / "ray")
+    assert len(local_files) == 9 and "sub/im0.png" in local_files
+    assert ray_files == local_files
+
+
 def test_each_actor_loads_its_model_once(classify_run, images):
     from pixlearn.scale.predict import iter_ray_rows, plan_predict
 

@@ -68,7 +68,7 @@ def predict(
     iou: Annotated[float, typer.Option("--iou", help="Detection runs: class-wise NMS IoU above which the weaker box is dropped, 0..1.")] = 0.5,
     max_detections: Annotated[int, typer.Option("--max-detections", help="Detection runs: most detections per image, 1..1000.")] = 100,
     tile: Annotated[Optional[int], typer.Option("--tile", help="Detection runs: detect on N x N windows (64..4096) and the whole image, merged (default: the run's training tile, if any).", show_default=False)] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: model actors on Ray Data (classify and segment runs and their ONNX exports; pip install 'pixlearn[ray]').")] = Engine.local,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: model actors on Ray Data (classify, segment and restore runs and their ONNX exports; pip install 'pixlearn[ray]').")] = Engine.local,
     address: Annotated[Optional[str], typer.Option("--address", help="--engine ray: ray://HOST:PORT, HOST:PORT or auto (default: start a local cluster of --workers CPUs).", show_default=False)] = None,
 ) -> None:
     """Run a trained model over images; one row per image (the help text is :func:`predict_help`)."""
@@ -206,11 +206,13 @@ def _predict_ray(run: Path, images: list[str], *, workers: Optional[int], addres
         check_address(address)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--address") from exc
-    from pixlearn.scale.predict import plan_predict, ray_predict
+    from pixlearn.scale.predict import model_kind, plan_predict, ray_predict
 
-    plan = plan_predict(run, [], batch_size=batch)  # the kind is checked before Ray starts
-    task = plan.task
-    if plan.source == "run":
+    source, task = model_kind(run)
+    if task == "restore" and out is None:
+        raise typer.BadParameter("a restoration run writes images: give -o out.png for one image, or -o DIR", param_hint="--out")
+    plan_predict(run, [], out=out, batch_size=batch)  # the kind and options are checked before Ray starts
+    if source == "run":
         _warn_below_baseline(run)
     rows = ray_predict(run, images, workers=workers, address=address, batch_size=batch, top_k=top_k, out=out, overlay=overlay,
                        progress=progress)
@@ -219,6 +221,14 @@ def _predict_ray(run: Path, images: list[str], *, workers: Optional[int], addres
         return
     if not rows:
         raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
+    if task == "restore":
+        emit(rows, format)
+        bad = sum(1 for r in rows if r.get("error"))
+        if bad:
+            sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be {'restored' if source == 'run' else 'read'}; "
+                             "see the error column\n")
+            raise typer.Exit(1)
+        return
     if format is OutputFormat.json:
         emit(rows, format)
     else:

@@ -19,10 +19,14 @@ from typing import Any
 from pixlearn._core.errors import ConfigError
 from pixlearn.scale.cluster import check_address, check_workers, ray_cluster
 
-__all__ = ["RAY_KINDS", "ModelActor", "PredictJob", "iter_ray_rows", "plan_predict", "ray_predict"]
+__all__ = ["RAY_KINDS", "ModelActor", "PredictJob", "iter_ray_rows", "model_kind", "plan_predict", "ray_predict"]
 
 #: What ``--engine ray`` serves: (source, task) pairs; "run" is a training run folder, "onnx" an exported model.
-RAY_KINDS = (("run", "classify"), ("run", "segment"), ("onnx", "classify"), ("onnx", "segment"))
+RAY_KINDS = (("run", "classify"), ("run", "segment"), ("run", "restore"), ("onnx", "classify"), ("onnx", "segment"),
+             ("onnx", "restore"))
+
+#: A restoration's ``out`` names one file when it ends so (the local path's rule), else a folder.
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 
 @dataclass
@@ -36,7 +40,9 @@ class PredictJob:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _kind(run: Path) -> tuple[str, str]:
+def model_kind(run: Path) -> tuple[str, str]:
+    """``(source, task)``: source "onnx" for an exported model, else "run"; task from the card (a run that is not
+    a registry task's is "classic")."""
     from pixlearn.export.runtime import is_onnx_model, read_onnx_card
 
     if is_onnx_model(run):
@@ -62,7 +68,7 @@ def plan_predict(run: str | os.PathLike[str], images: str | os.PathLike[str] | I
     from pixlearn.io import expand_sources
 
     path = Path(run)
-    source, task = _kind(path)
+    source, task = model_kind(path)
     if (source, task) not in RAY_KINDS:
         what = "an exported " + task + " model" if source == "onnx" else "a " + task + " run"
         served = ", ".join(f"{t} {'runs' if s == 'run' else 'exported models (ONNX)'}" for s, t in RAY_KINDS)
@@ -72,8 +78,20 @@ def plan_predict(run: str | os.PathLike[str], images: str | os.PathLike[str] | I
         raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
         raise ConfigError(f"batch_size must be an integer in 1..4096, got {batch_size!r}; pass --batch N")
-    paths = [p for p, _ in expand_sources(images)]
+    found = expand_sources(images)
+    paths = [p for p, _ in found]
     targets = [""] * len(paths)
+    if task == "restore":  # the local path's names: OUT itself for one image, else OUT/<relative path>.png
+        if out is None:
+            raise ConfigError("a restoration model writes images: give -o out.png for one image, or -o DIR")
+        target = Path(out)
+        if target.suffix.lower() in _IMAGE_SUFFIXES:
+            if len(paths) > 1:
+                raise ConfigError(f"{len(paths)} images but --out {target} is one file; give a folder")
+            targets = [str(target)] * len(paths)
+        else:
+            targets = [str(target / (p.relative_to(root) if root is not None else Path(p.name)).with_suffix(".png"))
+                       for p, root in found]
     if task == "segment" and out is not None:
         target = Path(out)
         if target.suffix.lower() == ".png":
@@ -122,6 +140,10 @@ class ModelActor:
                 from pixlearn.tasks.classify.predict import load_classifier
 
                 self.model = load_classifier(job.model, device="cpu")
+            elif job.task == "restore":
+                from pixlearn.tasks.restore.predict import load_restorer
+
+                self.model = load_restorer(job.model, device="cpu")
             else:
                 from pixlearn.tasks.segment.predict import load_segmenter
 
@@ -136,12 +158,18 @@ class ModelActor:
 
             if self.job.task == "classify":
                 return runtime.predict_files(self.model, paths, top_k=opts["top_k"], batch_size=opts["batch_size"], progress=False)
+            if self.job.task == "restore":
+                return [row for p, t in zip(paths, targets) for row in runtime.restore_files(self.model, [p], out=t, progress=False)]
             return [row for p, t in zip(paths, targets)
                     for row in runtime.predict_segment_files(self.model, [p], out=t or None, overlay=opts["overlay"], progress=False)]
         if self.job.task == "classify":
             from pixlearn.tasks.classify.predict import predict_files
 
             return predict_files(self.model, paths, top_k=opts["top_k"], batch_size=opts["batch_size"], progress=False)
+        if self.job.task == "restore":
+            from pixlearn.tasks.restore.predict import restore_files
+
+            return [row for p, t in zip(paths, targets) for row in restore_files(self.model, [p], out=t, progress=False)]
         from pixlearn.tasks.segment.predict import predict_segment_files
 
         return [row for p, t in zip(paths, targets)
@@ -163,7 +191,7 @@ def iter_ray_rows(job: PredictJob, *, workers: int = 2, batch_size: int | None =
     check_workers(workers)
     if not job.rows:
         return
-    size = batch_size or (job.options["batch_size"] if job.task == "classify" else 4)
+    size = batch_size or (job.options["batch_size"] if job.task == "classify" else 4)  # segment/restore: whole images
     blocks = max(1, min(len(job.rows), workers * 4, (len(job.rows) + size - 1) // size))
     ds = ray.data.from_items(job.rows, override_num_blocks=blocks)
     actors = min(workers, (len(job.rows) + size - 1) // size)  # no actor that would get no batch
@@ -191,7 +219,7 @@ def ray_predict(
     Parameters
     ----------
     run : path
-        A classify or segment run folder, or an exported ONNX model of either (what :func:`plan_predict` accepts).
+        A classify, segment or restore run folder, or an exported ONNX model of one (what :func:`plan_predict` accepts).
     images : path, glob, or a list of them
         Files, folders (recursively) and globs, expanded here on the driver.
     workers : int, default 2
@@ -199,7 +227,7 @@ def ray_predict(
         cluster of that many CPUs is started (and stopped at the end).
     address : str, optional
         ``ray://HOST:PORT``, ``HOST:PORT`` or ``auto``: an existing cluster. ``out`` must then be a path every
-        node sees (a shared filesystem): the actors write the masks.
+        node sees (a shared filesystem): the actors write the masks and restored images.
     batch_size : int, default 64
         Images per model call (classify).
     progress : bool, optional
