@@ -11,7 +11,7 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError, PixlearnError
 
-__all__ = ["MAX_WORKERS", "DEFAULT_WORKERS", "Engine", "RayNotInstalledError", "RayConnectionError", "check_address", "check_workers", "import_ray",
+__all__ = ["MAX_WORKERS", "DEFAULT_WORKERS", "Engine", "RayNotInstalledError", "RayConnectionError", "check_address", "check_workers", "import_ray", "quiet_ray_data",
            "ray_cluster"]
 
 #: The most model actors / recipe workers one job asks for.
@@ -81,6 +81,18 @@ def _quiet_data_context(ray: Any) -> None:
 
 
 @contextlib.contextmanager
+def quiet_ray_data() -> Iterator[None]:
+    """Ray Data's own log lines (start, progress-bar notice, finish) off: pixlearn prints its own count."""
+    logger = logging.getLogger("ray.data")
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+@contextlib.contextmanager
 def ray_cluster(address: str | None = None, workers: int = 2) -> Iterator[Any]:
     """Join the Ray cluster at ``address`` or start a local one with ``workers`` CPUs; yields the ``ray`` module.
 
@@ -103,7 +115,7 @@ def ray_cluster(address: str | None = None, workers: int = 2) -> Iterator[Any]:
         _quiet_data_context(ray)
         yield ray
         return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                               "configure_logging": True}
     if address is None:
         kwargs["num_cpus"] = workers

@@ -2,8 +2,8 @@
 
 The driver expands the inputs, names every output file (the local path's names), and streams ``(index, path)``
 rows through ``map_batches`` into :class:`ModelActor` s: each loads the model ONCE, then runs the local path's own
-file function (:func:`pixlearn.tasks.classify.predict.predict_files`, the segmenter's ``predict_segment_files``, or
-their onnxruntime twins in :mod:`pixlearn.export.runtime`) on each batch of paths. Rows come back as JSON text
+file function (:func:`pixlearn.tasks.classify.predict.predict_files`, the segmenter's ``predict_segment_files``, the
+restorer's ``restore_files``, or their onnxruntime twins in :mod:`pixlearn.export.runtime`) on each batch of paths. Rows come back as JSON text
 (exact floats, no Arrow re-typing), are put back in input order, and the CLI emits them as it emits local rows.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.scale.cluster import check_address, check_workers, ray_cluster
+from pixlearn.scale.cluster import check_address, check_workers, quiet_ray_data, ray_cluster
 
 __all__ = ["RAY_KINDS", "ModelActor", "PredictJob", "iter_ray_rows", "model_kind", "plan_predict", "ray_predict"]
 
@@ -195,10 +195,11 @@ def iter_ray_rows(job: PredictJob, *, workers: int = 2, batch_size: int | None =
     blocks = max(1, min(len(job.rows), workers * 4, (len(job.rows) + size - 1) // size))
     ds = ray.data.from_items(job.rows, override_num_blocks=blocks)
     actors = min(workers, (len(job.rows) + size - 1) // size)  # no actor that would get no batch
-    ds = ds.map_batches(ModelActor, fn_constructor_kwargs={"job": job}, concurrency=actors, num_cpus=1,
-                        batch_size=size, batch_format="numpy")
-    for r in ds.iter_rows():
-        yield {"index": int(r["index"]), "row": json.loads(str(r["row"])), "pid": int(r["pid"]), "loads": int(r["loads"])}
+    ds = ds.map_batches(ModelActor, fn_constructor_kwargs={"job": PredictJob(job.model, job.source, job.task, dict(job.options))},
+                        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_size=size, batch_format="numpy")
+    with quiet_ray_data():
+        for r in ds.iter_rows():
+            yield {"index": int(r["index"]), "row": json.loads(str(r["row"])), "pid": int(r["pid"]), "loads": int(r["loads"])}
 
 
 def ray_predict(

@@ -16,7 +16,7 @@ from typing import Any
 
 from pixlearn.ops.batch import BatchReport, FileResult, run_chunk
 from pixlearn.ops.recipe import Recipe, load_recipe
-from pixlearn.scale.cluster import check_address, check_workers, ray_cluster
+from pixlearn.scale.cluster import quiet_ray_data, check_address, check_workers, ray_cluster
 
 __all__ = ["RecipeWorker", "ray_process"]
 
@@ -44,10 +44,12 @@ def _ray_chunks(workers: int):  # type: ignore[no-untyped-def]
 
         items = [{"pairs": json.dumps([[str(s), str(d)] for s, d in chunk])} for chunk in chunks]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), workers * 4)))
-        ds = ds.map_batches(RecipeWorker, fn_constructor_kwargs={"recipe": recipe}, concurrency=min(workers, len(items)), num_cpus=1,
-                            batch_size=1, batch_format="numpy")
-        for row in ds.iter_rows():
-            yield [FileResult(**r) for r in json.loads(str(row["results"]))]
+        pool = ray.data.ActorPoolStrategy(size=min(workers, len(items)))  # no worker that would get no chunk
+        ds = ds.map_batches(RecipeWorker, fn_constructor_kwargs={"recipe": recipe}, compute=pool, num_cpus=1, batch_size=1,
+                            batch_format="numpy")
+        with quiet_ray_data():
+            for row in ds.iter_rows():
+                yield [FileResult(**r) for r in json.loads(str(row["results"]))]
 
     return run_chunks
 
