@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="smoke test: about this many images of train/ and of val/")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "classify_defaults.json"))
+    parser.add_argument("--keep", default=None, help="copy pixlearn's run folder here (the export benchmarks' RUN)")
     args = parser.parse_args(argv)
 
     data, weights = Path(args.data), Path(args.weights)
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         view = limited_view(data, Path(tmp), args.limit) if args.limit else data.resolve()
         print(f"(a) pixlearn train classify --data {data} --minutes {args.minutes:g} (load average {load0[0]:.2f}) ...", file=sys.stderr, flush=True)
         ours = pixlearn_cli(view, Path(tmp) / "run", minutes=args.minutes, weights=weights)
+        if args.keep:
+            shutil.copytree(Path(tmp) / "run", args.keep, dirs_exist_ok=True)
         size = int(ours["img_size"] or 224)
         print(f"(b) linear probe on frozen {MODEL} features at {size} px (load average {os.getloadavg()[0]:.2f}) ...", file=sys.stderr, flush=True)
         probe = linear_probe(view, weights, img_size=size, seed=args.seed)
