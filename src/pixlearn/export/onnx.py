@@ -510,7 +510,9 @@ def export_source(
     say(describe(parity))
     card = export_card(
         fmt=fmt, task=source.task, class_names=source.class_names, height=source.height, width=source.width,
-        source={"run": str(source.run), "weights_sha256": sha256_file(source.weights)},
+        # the run as an absolute path (".." folded, links kept): a server or a script started in another folder finds
+        # the run's card and metrics from it
+        source={"run": os.path.abspath(source.run), "weights_sha256": sha256_file(source.weights)},
         opset=opset if fmt == "onnx" else None, scale=source.scale, resize=source.resize, parity=parity, details=source.details,
         dynamic_batch=source.dynamic_batch,
     )

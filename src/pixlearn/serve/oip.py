@@ -23,12 +23,13 @@ An exported classifier (``pixlearn export RUN --format onnx``, registered with `
 ``[N, H, W, 3]`` RGB pixels resized to the model's size (normalisation is inside the graph) -- what Triton's ONNX
 Runtime backend takes for the same file, so one client works against both -- or the ``image`` BYTES input above.
 
-Detection models -- the built-in COCO detector ``coco-yolox-nano`` and every registered detection run -- take
-the ``image`` BYTES ``[B]`` input and answer one row per detected object, over the whole batch: ``boxes`` FP32
-``[N, 4]`` (xyxy pixels of its image), ``scores`` FP32 ``[N]``, ``labels`` INT64 ``[N]`` (0-based indices into
-``parameters.classes``), ``class_names`` BYTES ``[N]`` and ``image_index`` INT64 ``[N]`` (which image of the batch).
-The request's ``parameters`` may set ``threshold`` (0..1, default 0.25) and ``max_detections`` (1..1000 per
-image, default 100).
+Detection models -- the built-in COCO detector ``coco-yolox-nano``, every registered detection run and every
+registered exported detector (``parameters.backend`` ``"onnxruntime"``) -- take the ``image`` BYTES ``[B]`` input and
+answer one row per detected object, over the whole batch: ``boxes`` FP32 ``[N, 4]`` (xyxy pixels of its image),
+``scores`` FP32 ``[N]``, ``labels`` INT64 ``[N]`` (0-based indices into ``parameters.classes``), ``class_names``
+BYTES ``[N]`` and ``image_index`` INT64 ``[N]`` (which image of the batch). The request's ``parameters`` may set
+``threshold`` (0..1, default 0.25) and ``max_detections`` (1..1000 per image, default 100); an exported detector
+refuses a threshold under the score floor baked into its graph and gives at most its graph's number of detections.
 
 Extensions: ``binary_tensor_data`` (inputs and outputs after the JSON header, sized by the
 ``Inference-Header-Content-Length`` header and ``binary_data_size`` parameters; ``binary_data`` per
@@ -175,6 +176,7 @@ def _detector_metadata(name: str, record: dict[str, Any], detector: Any) -> dict
             "task": "detect",
             "classes": [str(c) for c in detector.class_names],
             "architecture": record.get("architecture"),
+            "backend": record.get("backend") or ("onnxruntime" if record.get("builtin") else "torch"),
             "request_parameters": {"threshold": "lowest score kept, 0..1 (default 0.25)",
                                    "max_detections": "most objects per image, 1..1000 (default 100)"},
         },
@@ -717,14 +719,16 @@ def _detection_output(name: str, opts: dict[str, Any], columns: dict[str, Any]) 
 
 def _infer_detect(registry: Any, name: str, record: dict[str, Any], request: dict[str, Any], binary: bytes,
                   limits: _Limits, settings: Any) -> tuple[list[dict[str, Any]], list[bytes]]:
-    from pixlearn.serve.routes_detect import predict_lock
+    from pixlearn.serve.routes_detect import predict_detections
 
     outputs = _requested_outputs(request, tuple(DETECTION_OUTPUTS))
     opts = _detect_params(request)
     images = _detect_images(request, binary, limits)
     detector = _detector(registry, name, record, settings)
-    with predict_lock(detector):
-        found = detector.predict(images, score=opts["threshold"], max_detections=opts["max_detections"])
+    try:
+        found = predict_detections(detector, images, opts)
+    except ApiError as exc:  # an exported detector's threshold floor
+        raise OIPError(exc.status, f"parameter {exc}") from None
     columns = {
         "boxes": np.concatenate([d.boxes for d in found]).reshape(-1, 4) if found else np.zeros((0, 4), np.float32),
         "scores": np.concatenate([d.scores for d in found]) if found else np.zeros(0, np.float32),

@@ -3,8 +3,8 @@
 A model is a classification run folder written by :func:`pixlearn.train.train_classifier` (its
 ``weights/model.json``, ``weights/best.safetensors`` and ``metrics.json``), a detection run folder of
 ``pixlearn train detect`` (task ``detect``: served by ``/v1/detect`` and the OIP v2 routes), or an exported
-classifier (``pixlearn export RUN --format onnx``: ``model.onnx`` + ``model.json``, run by onnxruntime; its record's
-``backend`` is ``"onnxruntime"``, ``"torch"`` for the others). Registering reads only those small JSON files;
+classifier or detector (``pixlearn export RUN --format onnx``: ``model.onnx`` + ``model.json``, run by onnxruntime
+through the same routes as its run; its record's ``backend`` is ``"onnxruntime"``, ``"torch"`` for the others). Registering reads only those small JSON files;
 :meth:`ModelRegistry.load` rebuilds the network (opens the ONNX session) once and caches it.
 
 A record's ``general`` flag (default false) says whether the model labels any photo: ``/v1/analyze``
@@ -77,19 +77,19 @@ def _now() -> str:
 
 
 def _read_export_card(path: Path) -> dict[str, Any]:
-    """The card of an exported model (its folder or ``.onnx`` file); only classifiers are served."""
+    """The card of an exported model (its folder or ``.onnx`` file); classifiers and detectors are served."""
     from pixlearn.export.runtime import read_onnx_card
 
     card, _ = read_onnx_card(path)
-    if card["task"] != "classify":
-        raise ConfigError(f"{path}: an exported {card['task']} model; the service serves exported classifiers "
-                          "(pixlearn export RUN --format onnx of a pixlearn train classify run)")
+    if card["task"] not in SERVED_TASKS:
+        raise ConfigError(f"{path}: an exported {card['task']} model; the service serves exported classifiers and "
+                          "detectors (pixlearn export RUN --format onnx of a pixlearn train classify or detect run)")
     return card
 
 
 def read_run_card(run_dir: Path) -> dict[str, Any]:
     """``weights/model.json`` of a classification or detection run folder, or the ``model.json`` card of an exported
-    ONNX classifier (its folder or its ``.onnx`` file); ConfigError says what the folder is instead."""
+    ONNX classifier or detector (its folder or its ``.onnx`` file); ConfigError says what the folder is instead."""
     from pixlearn.export.runtime import is_onnx_model
 
     if is_onnx_model(run_dir):
@@ -118,14 +118,21 @@ def read_run_card(run_dir: Path) -> dict[str, Any]:
     return card
 
 
+def _detect_arch(spec: dict[str, Any]) -> str:
+    """``"arch/backbone"`` of a detection run's spec (``"detector"`` when it names neither)."""
+    return "/".join(str(spec[k]) for k in ("arch", "backbone") if spec.get(k)) or "detector"
+
+
 def _export_arch(card: dict[str, Any]) -> str:
-    """``"<network> (onnx)"`` of an exported model: the network named by its source run's card when that run is here."""
+    """``"<network> (onnx)"`` of an exported model: the network named by its source run's card when that run is here
+    (a classifier's model name, a detector's ``arch/backbone``)."""
     run = (card.get("source") or {}).get("run")
     name = None
     if run:
         try:
-            name = json.loads((Path(str(run)) / "weights" / "model.json").read_text(encoding="utf-8"))["model"]["name"]
-        except (OSError, ValueError, KeyError, TypeError):
+            run_card = json.loads((Path(str(run)) / "weights" / "model.json").read_text(encoding="utf-8"))
+            name = _detect_arch(run_card["spec"]) if card.get("task") == "detect" else run_card["model"]["name"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             name = None
     return f"{name or 'model'} (onnx)"
 
@@ -141,15 +148,15 @@ def _default_name(run_dir: Path, card: dict[str, Any]) -> str:
 
 def _card_fields(card: dict[str, Any]) -> dict[str, Any]:
     """The record fields a run's model card gives: task, classes, architecture, input shape and backend."""
-    if card.get("format") == "onnx":  # an exported classifier (read_run_card let only those through)
+    if card.get("format") == "onnx":  # an exported classifier or detector (read_run_card let only those through)
         inp = card["input"]
-        return {"task": "classify", "classes": [str(c) for c in card["class_names"]], "architecture": _export_arch(card),
-                "input_shape": [3, int(inp["height"]), int(inp["width"])], "backend": "onnxruntime"}
+        return {"task": str(card["task"]), "classes": [str(c) for c in card["class_names"]],
+                "architecture": _export_arch(card), "input_shape": [3, int(inp["height"]), int(inp["width"])],
+                "backend": "onnxruntime"}
     if card.get("task") == "detect":
         spec = card["spec"]
         size = int(spec.get("img_size") or 512)
-        arch = "/".join(str(spec[k]) for k in ("arch", "backbone") if spec.get(k))
-        return {"task": "detect", "classes": [str(c) for c in card["class_names"]], "architecture": arch or "detector",
+        return {"task": "detect", "classes": [str(c) for c in card["class_names"]], "architecture": _detect_arch(spec),
                 "input_shape": [3, size, size], "backend": "torch"}
     spec = card["model"]
     shape = list(spec.get("preprocess", {}).get("input_size") or [spec.get("in_chans", 3), 224, 224])
@@ -222,7 +229,8 @@ class ModelRegistry:
     # ------------------------------------------------------------ records
     def register_run(self, run_dir: str | Path, *, name: str | None = None,
                      source: Literal["cli", "training"] = "cli", general: bool | None = None) -> dict[str, Any]:
-        """Register a classification or detection run folder (or an exported ONNX classifier) and return its record.
+        """Register a classification or detection run folder (or an exported ONNX classifier or detector) and return
+        its record.
 
         ``name`` defaults to the folder's name (an exported model: its source run's name with ``-onnx``); a
         taken name gets ``-2``, ``-3``... The same run folder registered again (e.g. ``--model`` at every
@@ -341,7 +349,8 @@ class ModelRegistry:
     def load(self, name: str) -> Any:
         """The :class:`~pixlearn.tasks.classify.predict.Classifier` of ``name`` (a detection model's
         :class:`~pixlearn.tasks.detect.detections.Detector`; an exported classifier's
-        :class:`~pixlearn.export.runtime.OnnxClassifier`), built once and cached."""
+        :class:`~pixlearn.export.runtime.OnnxClassifier`, an exported detector's
+        :class:`~pixlearn.export.runtime.OnnxDetector`), built once and cached."""
         with self._lock:
             clf = self._cache.get(name)
             if clf is not None:
@@ -355,7 +364,7 @@ class ModelRegistry:
             record = self.get(name)
             from pixlearn.tasks.registry import task as get_task
 
-            if record["backend"] == "onnxruntime":  # an exported classifier: no torch
+            if record["backend"] == "onnxruntime":  # an exported classifier or detector: no torch
                 from pixlearn.export.runtime import load_onnx_model
 
                 def load_classifier(path: str, device: str) -> Any:

@@ -236,9 +236,35 @@ def predict_lock(detector: Any) -> threading.Lock:
         return lock
 
 
+def _exported_limits(detector: Any, opts: dict[str, Any]) -> dict[str, Any]:
+    """The predict options for ``detector``: an exported (onnxruntime) detector's graph drops scores under its baked-in
+    floor (a lower threshold is a 400 naming it) and gives at most its baked-in number of detections (a larger
+    max_detections asks for no more than it can give: capped). A torch detector takes ``opts`` as they are."""
+    kwargs: dict[str, Any] = {"score": opts["threshold"], "max_detections": opts["max_detections"]}
+    if getattr(detector, "backend", None) != "onnxruntime":
+        return kwargs
+    floor = float(detector.score_floor)
+    if kwargs["score"] < floor:
+        raise ApiError(f"threshold={kwargs['score']:g} is below {floor:g}, the lowest score this exported detector "
+                       f"gives (its ONNX graph drops lower scores); use threshold >= {floor:g}, or register its run "
+                       "folder to detect below it", status=400)
+    kwargs["max_detections"] = min(int(kwargs["max_detections"]), int(detector.max_detections))
+    kwargs["iou"] = float(detector.nms_iou)  # the NMS overlap baked into the graph (a tiled merge uses it too)
+    return kwargs
+
+
+def predict_detections(detector: Any, images: list[np.ndarray], opts: dict[str, Any], *, wrapped: Any = None) -> list[Any]:
+    """``detector.predict(images)`` (through ``wrapped``, a :class:`TiledDetector` of it, when given) with the
+    request's ``threshold`` and ``max_detections``, under the detector's lock; the same for a run's torch detector
+    and an exported (onnxruntime) one (see :func:`_exported_limits`)."""
+    kwargs = _exported_limits(detector, opts)
+    with predict_lock(detector):
+        return (wrapped or detector).predict(images, **kwargs)
+
+
 def detect_image(detector: Any, image: np.ndarray, opts: dict[str, Any]) -> Any:
     """One image through ``detector`` (tiled when ``opts["tile"]``); the :class:`Detections`."""
-    wrapped = detector
+    wrapped = None
     if opts.get("tile"):
         from pixlearn.tasks.registry import task
 
@@ -247,8 +273,7 @@ def detect_image(detector: Any, image: np.ndarray, opts: dict[str, Any]) -> Any:
             wrapped = TiledDetector(detector, tile=opts["tile"], overlap=opts.get("overlap", 0.2))
         except ConfigError as exc:
             raise ApiError(str(exc), status=400) from None
-    with predict_lock(detector):
-        return wrapped.predict([image], score=opts["threshold"], max_detections=opts["max_detections"])[0]
+    return predict_detections(detector, [image], opts, wrapped=wrapped)[0]
 
 
 def _decode(kind: str, payload: Any, name: str, settings: ServeSettings) -> np.ndarray:
