@@ -152,7 +152,7 @@ def test_predict_a_segmenter_on_ray_writes_the_local_masks_byte_for_byte(kind, s
     model = segment_run if kind == "run" else segment_onnx
     local = _cli("predict", model, images, "-o", tmp_path / "local", "--overlay", "--format", "json", "--no-progress")
     on_ray = _cli("predict", model, images, "-o", tmp_path / "ray", "--overlay", "--format", "json", "--engine", "ray",
-                  "--no-progress")
+                  "--workers", "1", "--no-progress")
     assert local.exit_code == on_ray.exit_code == 1, (local.output, on_ray.output)
     rows, expected = _json_rows(on_ray), _json_rows(local)
     for r in rows + expected:  # the output folders differ by name only
@@ -176,7 +176,8 @@ def restore_run(tmp_path_factory) -> Path:
 def test_predict_a_restorer_on_ray_writes_the_local_images_byte_for_byte(kind, restore_run, images, tmp_path):
     model = restore_run if kind == "run" else _export(restore_run, tmp_path / "onnx", images / "sub")
     local = _cli("predict", model, images, "-o", tmp_path / "local", "--format", "json", "--no-progress")
-    on_ray = _cli("predict", model, images, "-o", tmp_path / "ray", "--format", "json", "--engine", "ray", "--no-progress")
+    on_ray = _cli("predict", model, images, "-o", tmp_path / "ray", "--format", "json", "--engine", "ray", "--workers", "1",
+                  "--no-progress")
     assert local.exit_code == on_ray.exit_code == 1, (local.output, on_ray.output)
     rows, expected = _json_rows(on_ray), _json_rows(local)
     for r in rows + expected:
