@@ -280,7 +280,8 @@ def quantize_int8(
         shape = (card.get("outputs") or {}).get("restored", {}).get("shape") or []
         if len(shape) == 4 and all(isinstance(v, int) for v in shape[1:3]):
             target_size = (int(shape[1]), int(shape[2]))
-    prepared_targets = _prepare_targets(task, targets, *target_size, resize, len(card.get("class_names") or []))
+    prepared_targets = _prepare_targets(task, targets, *target_size, resize, len(card.get("class_names") or []),
+                                        degraded=[np.asarray(img).shape[:2] for img in evaluation], input_size=(height, width))
 
     from pixlearn.export.card import sha256_file, write_card
 
@@ -519,7 +520,11 @@ def _fit_mask(mask: np.ndarray, height: int, width: int, resize: str) -> np.ndar
 
 
 def _prepare_targets(task: str, targets: list[Any] | None, height: int, width: int, resize: str,
-                     num_classes: int) -> np.ndarray | None:
+                     num_classes: int, *, degraded: Sequence[tuple[int, int]] | None = None,
+                     input_size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """The targets as the outputs they are compared with: class indices, masks at the input size, clean images at
+    the output size (``height`` x ``width``: scale x the input for an upscaler), cut where their image was cut
+    (``degraded``: each evaluation image's (h, w); ``input_size``: the graph's)."""
     if targets is None:
         return None
     if task == "classify":
@@ -543,10 +548,30 @@ def _prepare_targets(task: str, targets: list[Any] | None, height: int, width: i
             if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
                 raise ShapeError(f"eval_targets[{i}] for restore is {arr.dtype} {arr.shape}; expected the clean "
                                  "(H, W, 3) uint8 image")
-            from pixlearn.export.parity import fit_image
-
-            out.append(fit_image(arr, height, width, resize=resize))
+            shape = degraded[i] if degraded is not None and i < len(degraded) else None
+            out.append(_fit_clean(arr, height, width, resize, shape, input_size))
     return np.stack(out)
+
+
+def _fit_clean(clean: np.ndarray, height: int, width: int, resize: str, degraded: tuple[int, int] | None,
+               input_size: tuple[int, int] | None) -> np.ndarray:
+    """A clean image as the target of its restored degraded image: the ``height`` x ``width`` output-sized window.
+
+    With tiles, the degraded image's centre tile is what the model restores; when the clean image is the degraded
+    one's size times the model's scale (give or take the rounding of a downscale), its window starts at that tile's
+    offset times the scale, so output and target cover the same place (the clean image's own centre may lie a pixel
+    off for an upscaler). Otherwise :func:`pixlearn.export.parity.fit_image` at the output size.
+    """
+    from pixlearn.export.parity import fit_image
+
+    if resize == "tile" and degraded is not None and input_size is not None:
+        (h, w), (ih, iw) = degraded, input_size
+        sy, sx = height // max(ih, 1), width // max(iw, 1)
+        ch, cw = clean.shape[:2]
+        if (sy * ih, sx * iw) == (height, width) and h >= ih and w >= iw and 0 <= ch - sy * h < sy and 0 <= cw - sx * w < sx:
+            y, x = sy * ((h - ih) // 2), sx * ((w - iw) // 2)
+            return np.ascontiguousarray(clean[y:y + height, x:x + width])
+    return fit_image(clean, height, width, resize=resize)
 
 
 # ----------------------------------------------------------------------------------------------- onnxruntime
