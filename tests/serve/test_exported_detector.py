@@ -155,6 +155,25 @@ def test_the_graphs_baked_in_limits_are_told_not_hidden(client: TestClient) -> N
     assert r.status_code == 200 and len(r.json()["objects"]) == 3
 
 
+def test_an_export_whose_score_floor_is_above_the_default_threshold_loads(exported: tuple[Path, Path],
+                                                                           tmp_path: Path) -> None:
+    import shutil
+
+    from pixlearn.serve.db import make_engine, metadata
+    from pixlearn.serve.registry import ModelRegistry
+
+    folder = Path(shutil.copytree(exported[1], tmp_path / "onnx"))
+    card = json.loads((folder / "model.json").read_text())
+    card["details"]["score_thresh"] = 0.3  # a run trained with score_thresh 0.3: its graph drops scores under it
+    (folder / "model.json").write_text(json.dumps(card))
+    engine = make_engine("sqlite://")
+    metadata.create_all(engine)
+    registry = ModelRegistry(engine, tmp_path / "storage")
+    name = registry.register_run(folder)["name"]
+    detector = registry.load(name)  # the warm-up asks for scores the graph gives (not the default 0.25)
+    assert detector.score_floor == 0.3 and registry.loaded(name)
+
+
 def test_serving_the_export_needs_no_torch(exported: tuple[Path, Path], tmp_path: Path) -> None:
     _, folder = exported
     image = tmp_path / "p.png"

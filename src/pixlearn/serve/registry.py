@@ -377,7 +377,9 @@ class ModelRegistry:
             try:
                 clf = load_classifier(record["run_dir"], device="cpu")
                 _, h, w = record["input_shape"]
-                clf.predict([np.zeros((h, w, 3), np.uint8)])  # warm-up: the first request pays no lazy imports
+                # warm-up: the first request pays no lazy imports (an exported detector: at or above its score floor)
+                floor = getattr(clf, "score_floor", None) if record["task"] == "detect" else None
+                clf.predict([np.zeros((h, w, 3), np.uint8)], **({} if floor is None else {"score": max(0.25, float(floor))}))
             except ConfigError as exc:  # the messages name the run folder: shown by its name, not its server path
                 why = self._hide(str(exc), record["run_dir"])
                 raise ModelUnavailable(f"model {name!r} cannot be loaded: {why}; delete it (DELETE /v1/models/{name}) "
