@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
-from pixlearn.tasks.segment.render import mask_file_array, overlay_mask
+from pixlearn.tasks.segment.render import class_fractions, mask_targets, write_mask_files
 
 __all__ = [
     "CARD_NAME",
@@ -733,45 +733,26 @@ def predict_segment_files(
     :func:`pixlearn.tasks.segment.predict.predict_segment_files` (``{"path", "width", "height", "mask", "overlay",
     "classes", "error"}``; masks under ``out`` in the training set's value coding)."""
     from pixlearn.engine.progress import track
-    from pixlearn.io import expand_sources, write_image
+    from pixlearn.io import expand_sources
 
     seg = model if isinstance(model, OnnxModel) else load_onnx_model(model)
     if not isinstance(seg, OnnxSegmenter):
         raise ConfigError(f"{seg.path}: an exported {seg.task} model, not a segmenter")
     paths = [Path(p) for p, _ in expand_sources(images)]
-    target = Path(out) if out is not None else None
-    single_file = target is not None and target.suffix.lower() == ".png" and len(paths) == 1
-    if target is not None and target.suffix.lower() == ".png" and len(paths) > 1:
-        raise ConfigError(f"--out {target} names one file but there are {len(paths)} images; give a folder")
-    used: set[str] = set()
+    mask_paths = mask_targets(paths, Path(out) if out is not None else None)
     rows: list[dict[str, Any]] = []
     for i, image, error in track(_read_all(paths), total=len(paths), description="segmenting", progress=progress):
-        p = paths[i]
-        row: dict[str, Any] = {"path": str(p), "width": None, "height": None, "mask": None, "overlay": None, "classes": {},
+        row: dict[str, Any] = {"path": str(paths[i]), "width": None, "height": None, "mask": None, "overlay": None, "classes": {},
                                "error": error}
         if image is not None:
             mask = seg.predict(image)
-            counts = np.bincount(mask.ravel(), minlength=seg.num_classes)
-            row.update(height=int(mask.shape[0]), width=int(mask.shape[1]),
-                       classes={seg.classes[k]: round(float(counts[k]) / mask.size, 6) for k in range(seg.num_classes) if counts[k]})
-            if target is not None:
-                if single_file:
-                    mask_path = target
-                else:
-                    stem, k = p.stem, 2
-                    while stem in used:
-                        stem, k = f"{p.stem}-{k}", k + 1
-                    used.add(stem)
-                    mask_path = target / f"{stem}.png"
-                stored, palette = mask_file_array(mask, seg.mask_coding)
-                row["mask"] = str(write_image(mask_path, stored, palette=palette))
-                if overlay:
-                    row["overlay"] = str(write_image(mask_path.with_name(mask_path.stem + "_overlay.png"), overlay_mask(image, mask)))
+            row.update(height=int(mask.shape[0]), width=int(mask.shape[1]), classes=class_fractions(mask, seg.classes))
+            if mask_paths[i] is not None:
+                row["mask"], row["overlay"] = write_mask_files(mask_paths[i], image, mask, seg.mask_coding, overlay=overlay)
         rows.append(row)
     return rows
 
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 
 def restore_files(
@@ -784,34 +765,11 @@ def restore_files(
     """Restore image files, folders and globs with an exported restorer and write the results: the rows and files
     of :func:`pixlearn.tasks.restore.predict.restore_files` (``out``: a file for one image, else a folder mirroring
     the inputs' sub-folders with ``<name>.png`` files)."""
-    from pixlearn.engine.progress import track
-    from pixlearn.io import expand_sources, read_image, write_image
+    from pixlearn.io import expand_sources
+    from pixlearn.tasks.restore.files import output_paths, restore_rows
 
     restorer = model if isinstance(model, OnnxModel) else load_onnx_model(model)
     if not isinstance(restorer, OnnxRestorer):
         raise ConfigError(f"{restorer.path}: an exported {restorer.task} model, not a restorer")
     found = expand_sources(images)
-    target = Path(out)
-    if target.suffix.lower() in _IMAGE_SUFFIXES and len(found) > 1:
-        raise ConfigError(f"{len(found)} images but --out {target} is one file; give a folder")
-    rows = []
-    for p, root in track(found, description="restoring", progress=progress):
-        if target.suffix.lower() in _IMAGE_SUFFIXES:
-            dst = target
-        else:
-            dst = target / (p.relative_to(root) if root is not None else Path(p.name)).with_suffix(".png")
-        row: dict[str, Any] = {"path": str(p), "output": None, "width": None, "height": None, "out_width": None,
-                               "out_height": None, "seconds": None, "error": None}
-        try:
-            img = read_image(p)
-            if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
-                img = np.ascontiguousarray(img[..., 0])  # a grey picture stays grey
-            t0 = time.perf_counter()
-            res = restorer.restore(img)
-            row["seconds"] = round(time.perf_counter() - t0, 4)
-            write_image(dst, res)
-            row.update(output=str(dst), width=img.shape[1], height=img.shape[0], out_width=res.shape[1], out_height=res.shape[0])
-        except PixlearnError as exc:
-            row["error"] = f"{type(exc).__name__}: {exc}"
-        rows.append(row)
-    return rows
+    return restore_rows(restorer, [p for p, _ in found], output_paths(found, out), progress=progress)

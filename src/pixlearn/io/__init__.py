@@ -15,7 +15,7 @@ from pixlearn.io.image import (
 )
 from pixlearn.io._sniff import ALLOWED_FORMATS
 from pixlearn.io.atomic import atomic_write_bytes, atomic_write_text
-from pixlearn.io.sources import IMAGE_EXTENSIONS, expand_sources, iter_images
+from pixlearn.io.sources import IMAGE_EXTENSIONS, expand_sources, iter_images, unique_stem
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -34,5 +34,6 @@ __all__ = [
     "image_info",
     "iter_images",
     "read_image",
+    "unique_stem",
     "write_image",
 ]

@@ -12,12 +12,29 @@ import numpy as np
 from pixlearn._core.errors import ImageNotFoundError, PixlearnError
 from pixlearn.io.image import DEFAULT_BACKGROUND, Mode, read_image
 
-__all__ = ["IMAGE_EXTENSIONS", "expand_sources", "iter_images"]
+__all__ = ["IMAGE_EXTENSIONS", "expand_sources", "iter_images", "unique_stem"]
 
 #: Extensions picked up when a folder or glob is expanded (case-insensitive).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 
 _GLOB_CHARS = set("*?[")
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    """``stem``, else ``stem-2``, ``stem-3``... the first one not in ``used``, which it joins: the output names of
+    inputs that share a name (from different folders), in input order.
+
+    Examples
+    --------
+    >>> used = set()
+    >>> [unique_stem(s, used) for s in ("a", "b", "a", "a")]
+    ['a', 'b', 'a-2', 'a-3']
+    """
+    name, k = stem, 2
+    while name in used:
+        name, k = f"{stem}-{k}", k + 1
+    used.add(name)
+    return name
 
 
 def _is_image_name(path: str | Path) -> bool:

@@ -25,9 +25,6 @@ __all__ = ["RAY_KINDS", "ModelActor", "PredictJob", "iter_ray_rows", "model_kind
 RAY_KINDS = (("run", "classify"), ("run", "segment"), ("run", "restore"), ("onnx", "classify"), ("onnx", "segment"),
              ("onnx", "restore"))
 
-#: A restoration's ``out`` names one file when it ends so (the local path's rule), else a folder.
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
-
 
 @dataclass
 class PredictJob:
@@ -84,28 +81,13 @@ def plan_predict(run: str | os.PathLike[str], images: str | os.PathLike[str] | I
     if task == "restore":  # the local path's names: OUT itself for one image, else OUT/<relative path>.png
         if out is None:
             raise ConfigError("a restoration model writes images: give -o out.png for one image, or -o DIR")
-        target = Path(out)
-        if target.suffix.lower() in _IMAGE_SUFFIXES:
-            if len(paths) > 1:
-                raise ConfigError(f"{len(paths)} images but --out {target} is one file; give a folder")
-            targets = [str(target)] * len(paths)
-        else:
-            targets = [str(target / (p.relative_to(root) if root is not None else Path(p.name)).with_suffix(".png"))
-                       for p, root in found]
-    if task == "segment" and out is not None:
-        target = Path(out)
-        if target.suffix.lower() == ".png":
-            if len(paths) > 1:
-                raise ConfigError(f"--out {target} names one file but there are {len(paths)} images; give a folder")
-            targets = [str(target)] * len(paths)
-        else:  # the local path's names: <stem>.png, then <stem>-2.png ... for inputs that share a name
-            used: set[str] = set()
-            for i, p in enumerate(paths):
-                stem, k = p.stem, 2
-                while stem in used:
-                    stem, k = f"{p.stem}-{k}", k + 1
-                used.add(stem)
-                targets[i] = str(target / f"{stem}.png")
+        from pixlearn.tasks.restore.files import output_paths
+
+        targets = [str(t) for t in output_paths(found, out)]
+    if task == "segment" and out is not None:  # the local path's names
+        from pixlearn.tasks.segment.render import mask_targets
+
+        targets = [str(t) for t in mask_targets(paths, Path(out))]
     options = {"top_k": top_k, "overlay": bool(overlay), "batch_size": batch_size}
     rows = [{"index": i, "path": str(p), "target": t} for i, (p, t) in enumerate(zip(paths, targets))]
     return PredictJob(model=str(path), source=source, task=task, options=options, rows=rows)

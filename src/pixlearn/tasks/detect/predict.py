@@ -118,15 +118,10 @@ def _detection_rows(det: Detections, category_ids: Sequence[int]) -> list[dict[s
 
 
 def _drawn_path(target: Path, src: Path, used: set[str]) -> Path:
-    from pixlearn.io import WRITE_FORMATS
+    from pixlearn.io import WRITE_FORMATS, unique_stem
 
     suffix = src.suffix.lower() if src.suffix.lower() in WRITE_FORMATS else ".png"
-    stem, k = src.stem, 2
-    while stem in used:  # two inputs with one name (from different folders)
-        stem = f"{src.stem}-{k}"
-        k += 1
-    used.add(stem)
-    return target / f"{stem}{suffix}"
+    return target / f"{unique_stem(src.stem, used)}{suffix}"
 
 
 def predict_detect_files(

@@ -11,7 +11,6 @@ whose outputs are blended, so memory stays bounded whatever the image size.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
+from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn.tasks.restore.degrade import to_float, to_uint8
 from pixlearn.engine.run_card import card_task, read_model_card
 from pixlearn.engine.trainer import resolve_device
@@ -37,7 +36,6 @@ __all__ = [
 #: The ``format`` tag of a restoration run's ``weights/model.json``.
 MODEL_FORMAT = "pixlearn.restore/1"
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 
 def model_card(model: Any, *, restore_task: str, mode: str, degradation: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -185,18 +183,6 @@ def load_restorer(
     )
 
 
-def _output_paths(paths: list[Path], roots: list[Path | None], out: Path) -> list[Path]:
-    if len(paths) == 1 and out.suffix.lower() in _IMAGE_SUFFIXES:
-        return [out]
-    if out.suffix.lower() in _IMAGE_SUFFIXES:
-        raise ConfigError(f"{len(paths)} images but --out {out} is one file; give a folder")
-    outs = []
-    for p, root in zip(paths, roots):
-        rel = p.relative_to(root) if root is not None else Path(p.name)
-        outs.append(out / rel.with_suffix(".png"))
-    return outs
-
-
 def restore_files(
     run: Restorer | str | os.PathLike[str],
     images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -218,30 +204,9 @@ def restore_files(
         ``{"path", "output", "width", "height", "out_width", "out_height", "seconds", "error"}`` per
         input; an unreadable file is reported in ``error`` and does not stop the others.
     """
-    from pixlearn.io import expand_sources, read_image, write_image
+    from pixlearn.io import expand_sources
+    from pixlearn.tasks.restore.files import output_paths, restore_rows
 
     restorer = run if isinstance(run, Restorer) else load_restorer(run, device=device, tile=tile, overlap=overlap)
     found = expand_sources(images)
-    paths, roots = [p for p, _ in found], [r for _, r in found]
-    outs = _output_paths(paths, roots, Path(out))
-    from pixlearn.engine.progress import track
-
-    it: Iterable[int] = track(range(len(paths)), description="restoring", progress=progress)
-    rows = []
-    for i in it:
-        p, dst = paths[i], outs[i]
-        row: dict[str, Any] = {"path": str(p), "output": None, "width": None, "height": None, "out_width": None,
-                               "out_height": None, "seconds": None, "error": None}
-        try:
-            img = read_image(p)
-            if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
-                img = np.ascontiguousarray(img[..., 0])  # a grey picture stays grey
-            t0 = time.perf_counter()
-            res = restorer.restore(img)
-            row["seconds"] = round(time.perf_counter() - t0, 4)
-            write_image(dst, res)
-            row.update(output=str(dst), width=img.shape[1], height=img.shape[0], out_width=res.shape[1], out_height=res.shape[0])
-        except PixlearnError as exc:
-            row["error"] = f"{type(exc).__name__}: {exc}"
-        rows.append(row)
-    return rows
+    return restore_rows(restorer, [p for p, _ in found], output_paths(found, out), progress=progress)

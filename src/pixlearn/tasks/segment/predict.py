@@ -20,7 +20,7 @@ import torch
 
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn.engine.run_card import card_task, read_model_card
-from pixlearn.tasks.segment.render import PALETTE, mask_file_array, mask_palette, overlay_mask
+from pixlearn.tasks.segment.render import PALETTE, class_fractions, mask_file_array, mask_palette, mask_targets, overlay_mask, write_mask_files
 
 __all__ = [
     "MODEL_FORMAT",
@@ -213,11 +213,6 @@ def iter_predictions(seg: Segmenter, paths: Sequence[Path], *, progress: bool | 
             bar.advance(task)
 
 
-def _class_fractions(mask: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
-    counts = np.bincount(mask.ravel(), minlength=len(classes))
-    return {str(classes[k]): round(float(counts[k]) / mask.size, 6) for k in range(len(classes)) if counts[k]}
-
-
 def predict_segment_files(
     run: Segmenter | str | os.PathLike[str],
     images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -253,34 +248,18 @@ def predict_segment_files(
     >>> [(r["mask"], r["error"][:18]) for r in predict_segment_files(seg, ["missing.png"])]
     [(None, 'ImageNotFoundError')]
     """
-    from pixlearn.io import expand_sources, write_image
+    from pixlearn.io import expand_sources
 
     seg = run if isinstance(run, Segmenter) else load_segmenter(run, device=device)
     paths = [Path(p) for p, _ in expand_sources(images)]
     target = Path(out) if out is not None else None
-    single_file = target is not None and target.suffix.lower() == ".png" and len(paths) == 1
-    if target is not None and target.suffix.lower() == ".png" and len(paths) > 1:
-        raise ConfigError(f"--out {target} names one file but there are {len(paths)} images; give a folder")
-    used: set[str] = set()
+    mask_paths = mask_targets(paths, target)
     rows: list[dict[str, Any]] = []
-    for p, image, mask, error in iter_predictions(seg, paths, progress=progress):
+    for (p, image, mask, error), mask_path in zip(iter_predictions(seg, paths, progress=progress), mask_paths):
         row: dict[str, Any] = {"path": str(p), "width": None, "height": None, "mask": None, "overlay": None, "classes": {}, "error": error}
         if mask is not None and image is not None:
-            row.update(height=int(mask.shape[0]), width=int(mask.shape[1]), classes=_class_fractions(mask, seg.classes))
-            if target is not None:
-                if single_file:
-                    mask_path = target
-                else:
-                    stem = p.stem
-                    k = 2
-                    while stem in used:  # two inputs with one name (from different folders)
-                        stem = f"{p.stem}-{k}"
-                        k += 1
-                    used.add(stem)
-                    mask_path = target / f"{stem}.png"
-                stored, palette = mask_file_array(mask, seg.mask_coding)
-                row["mask"] = str(write_image(mask_path, stored, palette=palette))
-                if overlay:
-                    row["overlay"] = str(write_image(mask_path.with_name(mask_path.stem + "_overlay.png"), overlay_mask(image, mask)))
+            row.update(height=int(mask.shape[0]), width=int(mask.shape[1]), classes=class_fractions(mask, seg.classes))
+            if mask_path is not None:
+                row["mask"], row["overlay"] = write_mask_files(mask_path, image, mask, seg.mask_coding, overlay=overlay)
         rows.append(row)
     return rows

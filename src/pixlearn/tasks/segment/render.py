@@ -6,11 +6,13 @@ numpy only (no torch), so that the torch segmenter (:mod:`pixlearn.tasks.segment
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from pixlearn._core.errors import ConfigError, ShapeError
 
-__all__ = ["PALETTE", "overlay_mask", "mask_palette", "mask_file_array"]
+__all__ = ["PALETTE", "class_fractions", "overlay_mask", "mask_palette", "mask_file_array", "mask_targets", "write_mask_files"]
 
 #: Overlay colours of classes 1, 2, ... (class 0, the background, is left untinted).
 PALETTE = np.array(
@@ -99,3 +101,54 @@ def mask_file_array(mask: np.ndarray, coding: str) -> tuple[np.ndarray, np.ndarr
     if coding == "binary255":
         return MaskCoding("binary255").to_stored(mask), None
     return np.asarray(mask, np.uint8), mask_palette()
+
+
+def write_mask_files(mask_path: Path, image: np.ndarray, mask: np.ndarray, coding: str, *, overlay: bool) -> tuple[str, str | None]:
+    """Write ``mask`` to ``mask_path`` in the run's ``coding`` (:func:`mask_file_array`) and, with ``overlay``, the
+    tinted picture beside it as ``<stem>_overlay.png``; returns the two paths written (the second None without ``overlay``)."""
+    from pixlearn.io import write_image
+
+    stored, palette = mask_file_array(mask, coding)
+    written = str(write_image(mask_path, stored, palette=palette))
+    if not overlay:
+        return written, None
+    return written, str(write_image(mask_path.with_name(mask_path.stem + "_overlay.png"), overlay_mask(image, mask)))
+
+
+def mask_targets(paths: list[Path], out: Path | None) -> list[Path | None]:
+    """The mask file of each input under ``out``: ``out`` itself when it names a ``.png`` (one image), else
+    ``out/<stem>.png``, with ``<stem>-2.png``... for inputs that share a name, named in input order (an unreadable
+    input keeps its name, so the others' names do not depend on which files decode); None everywhere without ``out``.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` names one ``.png`` file but there are several inputs.
+
+    Examples
+    --------
+    >>> [str(t) for t in mask_targets([Path("a/x.jpg"), Path("b/x.jpg"), Path("y.png")], Path("masks"))]
+    ['masks/x.png', 'masks/x-2.png', 'masks/y.png']
+    """
+    from pixlearn.io import unique_stem
+
+    if out is None:
+        return [None] * len(paths)
+    if out.suffix.lower() == ".png":
+        if len(paths) > 1:
+            raise ConfigError(f"--out {out} names one file but there are {len(paths)} images; give a folder")
+        return [out] * len(paths)
+    used: set[str] = set()
+    return [out / f"{unique_stem(Path(p).stem, used)}.png" for p in paths]
+
+
+def class_fractions(mask: np.ndarray, classes: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """The share of the mask's pixels in each class present, rounded to 6 places (a prediction row's ``classes``).
+
+    Examples
+    --------
+    >>> class_fractions(np.array([[0, 1, 1, 1]]), ["bg", "cell", "nucleus"])
+    {'bg': 0.25, 'cell': 0.75}
+    """
+    counts = np.bincount(np.asarray(mask).ravel(), minlength=len(classes))
+    return {str(classes[k]): round(float(counts[k]) / mask.size, 6) for k in range(len(classes)) if counts[k]}
