@@ -403,3 +403,16 @@ def test_an_upscalers_psnr_compares_its_output_with_clean_images_of_the_output_s
     (folder / INT8_FILE).unlink()
     report = quantize_int8(folder, tmp_path / "pairs", max_drop=100.0, threads=1, timing_seconds=0.05)
     assert report.metric == "PSNR" and report.held_out and report.fp32 > 25.0 and report.eval_images == 1
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_takes_a_calibration_set_that_does_not_fill_the_last_batch(tmp_path, method):
+    """onnxruntime's histogram calibrators stack all batches' outputs into one array: 13 images in batches of 8 left
+    a shorter last batch, and the collector failed with a bare numpy ValueError (inhomogeneous shape)."""
+    folder = make_export(tmp_path / "onnx", "classify")
+
+    report = quantize_int8(folder, smooth_images(13, seed=1), eval_images=smooth_images(6, seed=2), max_drop=100.0,
+                           calibrate_method=method, threads=1, timing_seconds=0.05)
+
+    assert (folder / INT8_FILE).is_file() and report.calibration_images == 13
+    assert read_card(folder)["int8"]["quantization"]["calibrate_method"] == method

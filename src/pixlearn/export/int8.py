@@ -648,16 +648,17 @@ def _float_nodes(model: Any) -> list[str]:
 class _Batches:
     """Feeds calibration images to onnxruntime's calibrator in batches (a ``CalibrationDataReader``)."""
 
-    def __init__(self, images: np.ndarray, input_name: str) -> None:
+    def __init__(self, images: np.ndarray, input_name: str, batch: int = _CALIBRATION_BATCH) -> None:
         self.images = images
         self.input_name = input_name
+        self.batch = batch
         self.position = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.position >= len(self.images):
             return None
-        batch = self.images[self.position:self.position + _CALIBRATION_BATCH]
-        self.position += _CALIBRATION_BATCH
+        batch = self.images[self.position:self.position + self.batch]
+        self.position += self.batch
         return {self.input_name: batch}
 
     def rewind(self) -> None:
@@ -712,7 +713,9 @@ def _quantize(quantization: Any, fp32_path: Path, tmp: Path, images: np.ndarray,
 
     class Reader(quantization.CalibrationDataReader):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
-            self.batches = _Batches(images, input_name)
+            # the histogram calibrators (entropy, percentile) stack every batch's outputs into one array: batches of
+            # one image keep their shapes equal (a shorter last batch made onnxruntime's collector fail)
+            self.batches = _Batches(images, input_name, _CALIBRATION_BATCH if method == "minmax" else 1)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return self.batches.get_next()
