@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -54,3 +57,28 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
     for r in rows:
         print("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
+
+
+def interleaved_times(ours: Callable[[], Any], peer: Callable[[], Any], *, repeat: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Seconds of every call of both sides, alternated (ours, peer, peer, ours, ...) after ``warmup`` untimed calls
+    each, so machine noise hits both; take the medians."""
+    for _ in range(warmup):
+        ours()
+        peer()
+    t_ours: list[float] = []
+    t_peer: list[float] = []
+    for k in range(repeat):
+        pair = ((ours, t_ours), (peer, t_peer))
+        for fn, sink in (pair if k % 2 == 0 else pair[::-1]):
+            t0 = time.perf_counter()
+            fn()
+            sink.append(time.perf_counter() - t0)
+    return t_ours, t_peer
+
+
+def write_results(path: Path, results: dict[str, Any]) -> int:
+    """Write a benchmark's results JSON (its folder made), say where on stderr; 0, the script's exit status."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"results: {path}", file=sys.stderr)
+    return 0

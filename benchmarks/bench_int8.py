@@ -39,14 +39,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import print_table  # noqa: E402
+from _timing import interleaved_times, print_table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -77,21 +76,6 @@ def balanced_calibration(folder: Path, count: int, dest: Path) -> tuple[Path, di
             (dest / f"{name}_{p.name}").symlink_to(p.resolve())
         used[name] = len(take)
     return dest, used
-
-
-def interleaved(a: Callable[[], Any], b: Callable[[], Any], *, repeat: int, warmup: int) -> tuple[list[float], list[float]]:
-    for _ in range(warmup):
-        a()
-        b()
-    ta: list[float] = []
-    tb: list[float] = []
-    for k in range(repeat):
-        pair = ((a, ta), (b, tb))
-        for fn, sink in (pair if k % 2 == 0 else pair[::-1]):
-            t0 = time.perf_counter()
-            fn()
-            sink.append(time.perf_counter() - t0)
-    return ta, tb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for b, reps in ((1, args.repeat), (32, args.repeat_large)):
         idx = np.arange(b) % len(batch_all)
         batch = np.ascontiguousarray(batch_all[idx])
-        t32, t8 = interleaved(lambda batch=batch: fp32.probabilities(batch), lambda batch=batch: int8.probabilities(batch),
+        t32, t8 = interleaved_times(lambda batch=batch: fp32.probabilities(batch), lambda batch=batch: int8.probabilities(batch),
                               repeat=reps, warmup=args.warmup)
         m32, m8 = statistics.median(t32), statistics.median(t8)
         latency.append({"batch": b, "repeats": reps, "fp32_median_ms": round(m32 * 1e3, 3), "int8_median_ms": round(m8 * 1e3, 3),
@@ -209,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": latency, "summary": summary, "smoke": bool(args.smoke),
         "ratio": "speedup = fp32 median / INT8 median (>= 1: INT8 faster); size_ratio = fp32 bytes / INT8 bytes",
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results: {args.json}", file=sys.stderr)
-    return 0
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

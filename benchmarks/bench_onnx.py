@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import print_table  # noqa: E402
+from _timing import interleaved_times, print_table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -97,22 +97,6 @@ def segment_run(root: Path, *, encoder: str, size: int) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- timing
-def interleaved_median(ours: Callable[[], Any], peer: Callable[[], Any], *, repeat: int, warmup: int) -> tuple[list[float], list[float]]:
-    """Seconds per call of both sides, alternated (ours, peer, peer, ours, ...) after ``warmup`` untimed calls each."""
-    for _ in range(warmup):
-        ours()
-        peer()
-    t_ours: list[float] = []
-    t_peer: list[float] = []
-    for k in range(repeat):
-        pair = ((ours, t_ours), (peer, t_peer))
-        for fn, sink in (pair if k % 2 == 0 else pair[::-1]):
-            t0 = time.perf_counter()
-            fn()
-            sink.append(time.perf_counter() - t0)
-    return t_ours, t_peer
-
-
 def max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max()) for x, y in zip(a, b))
 
@@ -153,7 +137,7 @@ def bench_case(case: str, run: Path, out: Path, *, threads: int, batches: list[i
 
         diff = max_diff(run_ort(), run_torch())
         reps = repeat if b == 1 else repeat_large
-        t_ort, t_torch = interleaved_median(run_ort, run_torch, repeat=reps, warmup=warmup)
+        t_ort, t_torch = interleaved_times(run_ort, run_torch, repeat=reps, warmup=warmup)
         m_ort, m_torch = statistics.median(t_ort), statistics.median(t_torch)
         ratio = m_torch / m_ort
         rows.append({"case": case, "batch": b, "input": f"{source.height}x{source.width}", "repeats": reps,
@@ -243,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": models, "rows": rows,
         "smoke": bool(args.smoke),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results: {args.json}", file=sys.stderr)
-    return 0
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

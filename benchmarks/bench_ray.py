@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import print_table  # noqa: E402
+from _timing import print_table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -191,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "agreement_with_local": agreement, "summary": summary, "smoke": bool(args.smoke),
         "ratios": "scaling = Ray job time at 1 worker / at 2 workers; overhead = Ray job time at 1 worker / local time - 1",
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results: {args.json}", file=sys.stderr)
-    return 0
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import print_table  # noqa: E402
+from _timing import print_table, write_results  # noqa: E402
 from bench_serve import Load, free_port, percentiles, server_banner, start_server, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     "errors": service["errors"] + inproc["errors"]},
         "smoke": bool(args.smoke),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"results: {args.json}", file=sys.stderr)
-    return 0
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":
