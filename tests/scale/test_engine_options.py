@@ -106,3 +106,18 @@ def test_the_local_engine_and_import_pixlearn_never_import_ray(images):
     out = subprocess.run([sys.executable, "-c", code, str(images), str(images.parent / "out")], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_detect_runs_bad_options_give_the_local_errors_before_ray_starts(tmp_path, no_ray_start, capsys):
+    from pixlearn.cli import main
+    from tests.export.test_export_detect import _detect_run
+
+    run = _detect_run(tmp_path / "run", "faster_rcnn")
+    for k in range(2):
+        write_image(tmp_path / "imgs" / f"im{k}.png", np.zeros((20, 24, 3), np.uint8))
+    for bad in (["--max-detections", "0"], ["--iou", "0"], ["--tile", "32"], ["-o", str(tmp_path / "one.png")]):
+        args = ["predict", str(run), str(tmp_path / "imgs"), "--no-progress", *bad]
+        local_rc, local = main(args), capsys.readouterr().err
+        ray_rc, on_ray = main([*args, "--engine", "ray"]), capsys.readouterr().err
+        assert ray_rc == local_rc == 1 and on_ray == local and "error" in local.lower(), (bad, local, on_ray)
+    assert "names one image file but there are 2 images" in local

@@ -216,3 +216,80 @@ def test_process_on_ray_gives_the_local_report_and_outputs(images, tmp_path):
     # the second run resumes: everything that exists is skipped, on Ray as locally
     again = _cli("process", "edges", images, "-o", tmp_path / "ray", "--engine", "ray", "--no-progress", "--format", "json")
     assert [r["status"] for r in _json_rows(again)].count("skipped") == 9
+
+
+@pytest.fixture(scope="module")
+def detect_models(tmp_path_factory) -> tuple[Path, Path]:
+    """A random-init Faster R-CNN run at 64 px (COCO category ids 17, 18; scores near 1/3, so many boxes) and its
+    ONNX export."""
+    from pixlearn.export import export_run
+    from tests.export.test_export_detect import _detect_run
+
+    run = _detect_run(tmp_path_factory.mktemp("det") / "run", "faster_rcnn", category_ids=[17, 18])
+    return run, export_run(run, parity_images=3).folder
+
+
+@pytest.fixture(scope="module")
+def detect_images(tmp_path_factory) -> Path:
+    """6 files: 5 images (64 x 48: no resizing, so torch and onnxruntime see the same pixels), two of them named
+    p0.png, and a truncated PNG sorted first (its drawn name is reserved, the others' do not shift)."""
+    from tests.export.test_export_detect import _images
+
+    root = tmp_path_factory.mktemp("det_imgs")
+    for k, img in enumerate(_images(5, seed=3)):
+        write_image((root / "sub" if k == 4 else root) / f"p{k % 4}.png", img)
+    (root / "a_bad.png").write_bytes((root / "p1.png").read_bytes()[:40])
+    return root
+
+
+@pytest.mark.parametrize("kind, fmt", [("run", "json"), ("onnx", "csv")])
+def test_predict_a_detector_on_ray_prints_the_local_results_and_draws_the_local_files(kind, fmt, detect_models,
+                                                                                      detect_images, tmp_path):
+    model = detect_models[0] if kind == "run" else detect_models[1]
+    common = ["--format", fmt, "--max-detections", "3", "--score", "0.06", "--no-progress"]
+    local = _cli("predict", model, detect_images, "-o", tmp_path / "local", *common)
+    on_ray = _cli("predict", model, detect_images, "-o", tmp_path / "ray", "--engine", "ray", "--workers", "1", *common)
+    assert local.exit_code == on_ray.exit_code == 1, (local.output, on_ray.output)  # the corrupt file
+    assert on_ray.stderr == local.stderr.replace(str(tmp_path / "local"), str(tmp_path / "ray"))
+    assert "1 of 6 image(s) could not be read" in on_ray.stderr
+    local_files, ray_files = _files(tmp_path / "local"), _files(tmp_path / "ray")
+    assert sorted(local_files) == [f"detections.{fmt}", "p0-2.png", "p0.png", "p1.png", "p2.png", "p3.png"]
+    if fmt == "json":  # COCO results: same image ids, category ids, boxes and scores, byte for byte
+        assert on_ray.stdout == local.stdout
+        results = _json_rows(on_ray)
+        assert len(results) == 5 * 3 and {r["category_id"] for r in results} <= {17, 18}  # --max-detections reached the actors
+        assert sorted({r["image_id"] for r in results}) == [2, 3, 4, 5, 6]  # image 1 is the corrupt file
+    else:  # the corrupt file's error row names a BytesIO's id, which differs from run to run
+        assert _no_ids(on_ray.stdout) == _no_ids(local.stdout) and "a_bad.png,1,," in on_ray.stdout
+        name = "detections.csv"
+        assert _no_ids(ray_files.pop(name).decode()) == _no_ids(local_files.pop(name).decode())
+    assert ray_files == local_files  # drawn images (and detections.json), byte for byte
+
+
+def test_each_detector_actor_loads_once_and_gets_the_drivers_image_ids_and_names(detect_models, detect_images, tmp_path):
+    from pixlearn.scale.predict import iter_ray_rows, plan_predict
+
+    job = plan_predict(detect_models[1], detect_images, out=tmp_path / "drawn", max_detections=2)
+    out = sorted(iter_ray_rows(job, workers=2, batch_size=2), key=lambda r: r["index"])  # 3 batches on 2 actors
+    assert [r["index"] for r in out] == list(range(6))
+    assert {r["loads"] for r in out} == {1} and 1 <= len({r["pid"] for r in out}) <= 2
+    assert [r["row"]["image_id"] for r in out] == [1, 2, 3, 4, 5, 6]
+    assert [r["row"]["drawn"] and Path(r["row"]["drawn"]).name for r in out] == [None, "p0.png", "p1.png", "p2.png",
+                                                                                 "p3.png", "p0-2.png"]
+    assert all(r["row"]["count"] == 2 for r in out[1:])
+
+
+def test_a_detector_option_outside_the_exported_graph_is_refused_before_ray_works(detect_models, detect_images,
+                                                                                  monkeypatch, capsys):
+    import pixlearn.scale.predict as ray_engine
+    from pixlearn.cli import main
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a job was sent to Ray")
+
+    monkeypatch.setattr(ray_engine, "iter_ray_rows", refuse)
+    onnx = str(detect_models[1])
+    assert main(["predict", onnx, str(detect_images), "--score", "0.01", "--no-progress"]) == 1
+    local = capsys.readouterr().err
+    assert main(["predict", onnx, str(detect_images), "--score", "0.01", "--engine", "ray", "--no-progress"]) == 1
+    assert capsys.readouterr().err == local and "below the floor 0.05" in local

@@ -24,10 +24,12 @@ __all__ = ["detect", "predict_detect", "register"]
 def predict_detect(
     run: Optional[Path], images: list[str], *, score: float, iou: float, max_detections: int, tile: Optional[int],
     out: Optional[Path], format: OutputFormat, device: str = "cpu", progress: Optional[bool] = None,
+    ray: Optional[dict[str, Any]] = None,
 ) -> None:
     """Detect with ``run`` (a detection run folder, a YOLOX .onnx file, or None for the COCO YOLOX-Nano); print the
     detections on stdout (COCO results for json, one row per detection for csv and table); exit 1 when some file
-    could not be read."""
+    could not be read. ``ray`` (``{"workers": N, "address": ...}``, for ``--engine ray``) computes the same rows and
+    files with :func:`pixlearn.scale.predict.ray_predict`."""
     from pixlearn.tasks.registry import task as get_task
 
     detect_task = get_task("detect")
@@ -37,8 +39,14 @@ def predict_detect(
 
         output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
     fmt = "csv" if format is OutputFormat.csv else "json"
-    rows = detect_task.load("predict")(run, images, score=score, iou=iou, max_detections=max_detections, tile=tile,
-                                       out=out, fmt=fmt, device=device, progress=progress)
+    if ray is not None:  # model actors on Ray: the local rows, files and results file
+        from pixlearn.scale.predict import ray_predict
+
+        rows = ray_predict(run, images, score=score, iou=iou, max_detections=max_detections, tile=tile, out=out, fmt=fmt,
+                           progress=progress, **ray)  # type: ignore[arg-type]
+    else:
+        rows = detect_task.load("predict")(run, images, score=score, iou=iou, max_detections=max_detections, tile=tile,
+                                           out=out, fmt=fmt, device=device, progress=progress)
     if not rows:
         raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
     module = import_module(detect_task.entry["predict"].partition(":")[0])  # the module the line above loaded

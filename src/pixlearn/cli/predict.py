@@ -68,7 +68,7 @@ def predict(
     iou: Annotated[float, typer.Option("--iou", help="Detection runs: class-wise NMS IoU above which the weaker box is dropped, 0..1.")] = 0.5,
     max_detections: Annotated[int, typer.Option("--max-detections", help="Detection runs: most detections per image, 1..1000.")] = 100,
     tile: Annotated[Optional[int], typer.Option("--tile", help="Detection runs: detect on N x N windows (64..4096) and the whole image, merged (default: the run's training tile, if any).", show_default=False)] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: model actors on Ray Data (classify, segment and restore runs and their ONNX exports; pip install 'pixlearn[ray]').")] = Engine.local,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: model actors on Ray Data (classify, segment, restore and detect runs and their ONNX exports; pip install 'pixlearn[ray]').")] = Engine.local,
     address: Annotated[Optional[str], typer.Option("--address", help="--engine ray: ray://HOST:PORT, HOST:PORT or auto (default: start a local cluster of --workers CPUs).", show_default=False)] = None,
 ) -> None:
     """Run a trained model over images; one row per image (the help text is :func:`predict_help`)."""
@@ -79,7 +79,8 @@ def predict(
         output_file(out) if out.suffix.lower() in WRITE_FORMATS else output_dir(out)
     if engine is Engine.ray:  # model actors on Ray Data: the same rows and files
         _predict_ray(run, images, workers=workers, address=address, top_k=top_k, batch=batch, out=out, overlay=overlay,
-                     device=device, progress=progress, format=format)
+                     device=device, progress=progress, format=format,
+                     detect_options={"score": score, "iou": iou, "max_detections": max_detections, "tile": tile})
         return
     if address is not None:
         raise typer.BadParameter("--address names a Ray cluster: add --engine ray", param_hint="--address")
@@ -191,7 +192,8 @@ def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], devic
 
 
 def _predict_ray(run: Path, images: list[str], *, workers: Optional[int], address: Optional[str], top_k: int, batch: int,
-                 out: Optional[Path], overlay: bool, device: str, progress: Optional[bool], format: OutputFormat) -> None:
+                 out: Optional[Path], overlay: bool, device: str, progress: Optional[bool], format: OutputFormat,
+                 detect_options: dict[str, Any]) -> None:
     """``--engine ray``: the rows of the local path from Ray actors, emitted by the local path's code."""
     from pixlearn.scale.cluster import DEFAULT_WORKERS, MAX_WORKERS, check_address
 
@@ -211,9 +213,17 @@ def _predict_ray(run: Path, images: list[str], *, workers: Optional[int], addres
     source, task = model_kind(run)
     if task == "restore" and out is None:
         raise typer.BadParameter("a restoration run writes images: give -o out.png for one image, or -o DIR", param_hint="--out")
-    plan_predict(run, [], out=out, batch_size=batch)  # the kind and options are checked before Ray starts
+    fmt = "csv" if format is OutputFormat.csv else "json"
+    # the kind and options are checked before Ray starts
+    plan_predict(run, [], out=out, batch_size=batch, **(detect_options if task == "detect" else {}), fmt=fmt)
     if source == "run":
         _warn_below_baseline(run)
+    if task == "detect":  # the local path's emitter and exit code, with the rows from Ray
+        from pixlearn.cli.detect import predict_detect
+
+        predict_detect(run, images, out=out, format=format, progress=progress, ray={"workers": workers, "address": address},
+                       **detect_options)
+        return
     rows = ray_predict(run, images, workers=workers, address=address, batch_size=batch, top_k=top_k, out=out, overlay=overlay,
                        progress=progress)
     if task == "classify":

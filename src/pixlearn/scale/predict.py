@@ -3,7 +3,8 @@
 The driver expands the inputs, names every output file (the local path's names), and streams ``(index, path)``
 rows through ``map_batches`` into :class:`ModelActor` s: each loads the model ONCE, then runs the local path's own
 file function (:func:`pixlearn.tasks.classify.predict.predict_files`, the segmenter's ``predict_segment_files``, the
-restorer's ``restore_files``, or their onnxruntime twins in :mod:`pixlearn.export.runtime`) on each batch of paths. Rows come back as JSON text
+restorer's ``restore_files``, or their onnxruntime twins in :mod:`pixlearn.export.runtime`; a detector's
+:func:`pixlearn.tasks.detect.predict.detect_file`) on each batch of paths. Rows come back as JSON text
 (exact floats, no Arrow re-typing), are put back in input order, and the CLI emits them as it emits local rows.
 """
 
@@ -22,13 +23,14 @@ from pixlearn.scale.cluster import check_address, check_workers, quiet_ray_data,
 __all__ = ["RAY_KINDS", "ModelActor", "PredictJob", "iter_ray_rows", "model_kind", "plan_predict", "ray_predict"]
 
 #: What ``--engine ray`` serves: (source, task) pairs; "run" is a training run folder, "onnx" an exported model.
-RAY_KINDS = (("run", "classify"), ("run", "segment"), ("run", "restore"), ("onnx", "classify"), ("onnx", "segment"),
-             ("onnx", "restore"))
+RAY_KINDS = (("run", "classify"), ("run", "segment"), ("run", "restore"), ("run", "detect"), ("onnx", "classify"),
+             ("onnx", "segment"), ("onnx", "restore"), ("onnx", "detect"))
 
 
 @dataclass
 class PredictJob:
-    """What every actor needs (model, task, options) and the driver's rows: ``(index, path, output file or "")``."""
+    """What every actor needs (model, task, options) and the driver's rows: ``(index, path, output file or "")``, plus
+    ``image_id`` for a detector."""
 
     model: str
     source: str  # "run" or "onnx"
@@ -53,14 +55,16 @@ def model_kind(run: Path) -> tuple[str, str]:
 
 def plan_predict(run: str | os.PathLike[str], images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
                  top_k: int = 1, out: str | os.PathLike[str] | None = None, overlay: bool = False,
-                 batch_size: int = 64) -> PredictJob:
+                 batch_size: int = 64, score: float = 0.25, iou: float = 0.5, max_detections: int = 100,
+                 tile: int | None = None, overlap: float = 0.2, fmt: str = "json") -> PredictJob:
     """Check the model kind and options and name every file the local path would write (before Ray starts).
 
     Raises
     ------
     ConfigError
-        A kind of run ``--engine ray`` does not serve yet (the message lists those it does), a bad ``top_k``, or
-        ``out`` naming one file for several images.
+        A kind of run ``--engine ray`` does not serve yet (the message lists those it does), a bad ``top_k``,
+        ``out`` naming one file for several images, or (a detector) ``score``, ``iou``, ``max_detections``, ``tile``
+        or ``fmt`` out of range, or outside what an exported graph bakes in: the local path's own checks.
     """
     from pixlearn.io import expand_sources
 
@@ -88,9 +92,38 @@ def plan_predict(run: str | os.PathLike[str], images: str | os.PathLike[str] | I
         from pixlearn.tasks.segment.render import mask_targets
 
         targets = [str(t) for t in mask_targets(paths, Path(out))]
-    options = {"top_k": top_k, "overlay": bool(overlay), "batch_size": batch_size}
+    options: dict[str, Any] = {"top_k": top_k, "overlay": bool(overlay), "batch_size": batch_size}
+    image_ids: list[int] = []
+    if task == "detect":  # the local path's checks, image ids and drawn-file names
+        options.update(_detect_options(path, source, score=score, iou=iou, max_detections=max_detections, tile=tile,
+                                       overlap=overlap, fmt=fmt))
+        from pixlearn.tasks.detect.predict import detect_targets
+
+        planned = detect_targets(paths, out)
+        image_ids = [i for i, _ in planned]
+        targets = ["" if d is None else str(d) for _, d in planned]
     rows = [{"index": i, "path": str(p), "target": t} for i, (p, t) in enumerate(zip(paths, targets))]
+    for row, image_id in zip(rows, image_ids):
+        row["image_id"] = image_id
     return PredictJob(model=str(path), source=source, task=task, options=options, rows=rows)
+
+
+def _detect_options(path: Path, source: str, *, score: float, iou: float, max_detections: int, tile: int | None,
+                    overlap: float, fmt: str) -> dict[str, Any]:
+    """A detector's options, checked on the driver as the local path checks them (an exported graph's baked-in
+    score floor, NMS IoU and detection cap by its own check, on no image)."""
+    from pixlearn.tasks.detect.tiles import check_detect_options, check_tiling
+
+    score, iou, max_detections = check_detect_options(score, iou, max_detections)
+    if fmt not in ("json", "csv"):
+        raise ConfigError(f"fmt must be 'json' or 'csv', got {fmt!r}")
+    if tile is not None:
+        tile, overlap = check_tiling(tile, overlap)
+    if source == "onnx":
+        from pixlearn.export.runtime import load_onnx_model
+
+        load_onnx_model(path, threads=1).predict([], score=score, iou=iou, max_detections=max_detections)
+    return {"score": score, "iou": iou, "max_detections": max_detections, "tile": tile, "overlap": overlap, "fmt": fmt}
 
 
 class ModelActor:
@@ -110,6 +143,7 @@ class ModelActor:
         except ImportError:  # pragma: no cover - opencv is a dependency
             pass
         self.job = job
+        self.category_ids: tuple[int, ...] = ()
         if job.source == "onnx":
             from pixlearn.export.runtime import load_onnx_model
 
@@ -126,15 +160,29 @@ class ModelActor:
                 from pixlearn.tasks.restore.predict import load_restorer
 
                 self.model = load_restorer(job.model, device="cpu")
+            elif job.task == "detect":
+                from pixlearn.tasks.detect.predict import load_detector
+
+                self.model = load_detector(job.model, device="cpu")
             else:
                 from pixlearn.tasks.segment.predict import load_segmenter
 
                 self.model = load_segmenter(job.model, device="cpu")
+        if job.task == "detect":  # the local path's tiling and category ids, for ONNX and torch alike
+            from pixlearn.tasks.detect.predict import prepare_detector
+
+            self.model, self.category_ids = prepare_detector(self.model, tile=job.options["tile"], overlap=job.options["overlap"])
         type(self).loads += 1
 
-    def predict(self, paths: list[str], targets: list[str]) -> list[dict[str, Any]]:
-        """The local path's rows for ``paths`` (and its files at ``targets``)."""
+    def predict(self, paths: list[str], targets: list[str], image_ids: list[int] | None = None) -> list[dict[str, Any]]:
+        """The local path's rows for ``paths`` (and its files at ``targets``; a detector's rows carry ``image_ids``)."""
         opts = self.job.options
+        if self.job.task == "detect":
+            from pixlearn.tasks.detect.predict import detect_file
+
+            return [detect_file(self.model, p, i, t or None, category_ids=self.category_ids, score=opts["score"],
+                                iou=opts["iou"], max_detections=opts["max_detections"])
+                    for p, t, i in zip(paths, targets, image_ids or [])]
         if self.job.source == "onnx":
             from pixlearn.export import runtime
 
@@ -160,7 +208,8 @@ class ModelActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         index = [int(i) for i in batch["index"]]
         paths = [str(p) for p in batch["path"]]
-        rows = self.predict(paths, [str(t) for t in batch["target"]])
+        image_ids = [int(i) for i in batch["image_id"]] if "image_id" in batch else None
+        rows = self.predict(paths, [str(t) for t in batch["target"]], image_ids)
         return {"index": index, "row": [json.dumps(r) for r in rows], "pid": [os.getpid()] * len(index),
                 "loads": [type(self).loads] * len(index)}
 
@@ -173,7 +222,7 @@ def iter_ray_rows(job: PredictJob, *, workers: int = 2, batch_size: int | None =
     check_workers(workers)
     if not job.rows:
         return
-    size = batch_size or (job.options["batch_size"] if job.task == "classify" else 4)  # segment/restore: whole images
+    size = batch_size or (job.options["batch_size"] if job.task == "classify" else 4)  # segment/restore/detect: whole images
     blocks = max(1, min(len(job.rows), workers * 4, (len(job.rows) + size - 1) // size))
     ds = ray.data.from_items(job.rows, override_num_blocks=blocks)
     actors = min(workers, (len(job.rows) + size - 1) // size)  # no actor that would get no batch
@@ -194,6 +243,12 @@ def ray_predict(
     top_k: int = 1,
     out: str | os.PathLike[str] | None = None,
     overlay: bool = False,
+    score: float = 0.25,
+    iou: float = 0.5,
+    max_detections: int = 100,
+    tile: int | None = None,
+    overlap: float = 0.2,
+    fmt: str = "json",
     progress: bool | None = None,
     **task_options: Any,
 ) -> list[dict[str, Any]]:
@@ -202,7 +257,8 @@ def ray_predict(
     Parameters
     ----------
     run : path
-        A classify, segment or restore run folder, or an exported ONNX model of one (what :func:`plan_predict` accepts).
+        A classify, segment, restore or detect run folder, or an exported ONNX model of one (what :func:`plan_predict`
+        accepts).
     images : path, glob, or a list of them
         Files, folders (recursively) and globs, expanded here on the driver.
     workers : int, default 2
@@ -213,6 +269,9 @@ def ray_predict(
         node sees (a shared filesystem): the actors write the masks and restored images.
     batch_size : int, default 64
         Images per model call (classify).
+    score, iou, max_detections, tile, overlap, fmt
+        Detectors: :func:`pixlearn.tasks.detect.predict.predict_detect_files`'s options. With ``out`` a folder, the
+        driver writes ``detections.json`` (or ``.csv``) there from the rows, as the local path does.
     progress : bool, optional
         Count of finished images on stderr (default: when stderr is a terminal).
 
@@ -232,9 +291,10 @@ def ray_predict(
         raise ConfigError(f"--engine ray takes no options {sorted(task_options)} for these runs; drop them or use --engine local")
     check_workers(workers)
     check_address(address)
-    job = plan_predict(run, images, top_k=top_k, out=out, overlay=overlay, batch_size=batch_size)
+    job = plan_predict(run, images, top_k=top_k, out=out, overlay=overlay, batch_size=batch_size, score=score, iou=iou,
+                       max_detections=max_detections, tile=tile, overlap=overlap, fmt=fmt)
     if not job.rows:
-        return []
+        return _detect_results(job, [], out)
     from pixlearn.engine.progress import progress_bar
 
     results: list[dict[str, Any] | None] = [None] * len(job.rows)
@@ -247,4 +307,16 @@ def ray_predict(
     missing = [job.rows[i]["path"] for i, r in enumerate(results) if r is None]
     if missing:  # pragma: no cover - Ray returns every row or raises
         raise ConfigError(f"Ray returned no row for {len(missing)} file(s), e.g. {missing[0]}")
-    return [r for r in results if r is not None]
+    return _detect_results(job, [r for r in results if r is not None], out)
+
+
+def _detect_results(job: PredictJob, rows: list[dict[str, Any]], out: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
+    """``rows``, after writing a detector's results file into the ``out`` folder, as the local path does."""
+    if job.task == "detect" and out is not None:
+        from pixlearn.io import WRITE_FORMATS
+        from pixlearn.tasks.detect.predict import RESULTS_NAME, write_results
+
+        if Path(out).suffix.lower() not in WRITE_FORMATS:
+            fmt = "csv" if job.options["fmt"] == "csv" else "json"
+            write_results(rows, Path(out) / f"{RESULTS_NAME}.{fmt}", fmt=fmt)
+    return rows

@@ -6,6 +6,8 @@ CSV and drawn images.
 * :func:`is_detect_run` -- whether a folder is a detection run (its ``weights/model.json`` says ``task: detect``).
 * :func:`predict_detect_files` -- one row per image: its detections (box xyxy, score, class, COCO category id, mask
   RLE), or the reason it could not be read (never fatal); with ``out`` the drawn images and a results file.
+  Its pieces serve ``--engine ray`` too: :func:`detect_targets` (image ids and drawn-file names, on the driver),
+  :func:`prepare_detector` (once per actor) and :func:`detect_file` (each image).
 * :func:`coco_results`, :func:`detection_table` -- the rows as COCO results (``bbox`` xywh) and as one flat row per
   detection (CSV, tables).
 
@@ -27,7 +29,7 @@ from pixlearn._core.errors import ConfigError
 from pixlearn.tasks.detect.detections import Detections, Detector
 from pixlearn.tasks.detect.tiles import check_detect_options, check_tiling
 
-__all__ = ["load_detector", "is_detect_run", "predict_detect_files", "coco_results", "detection_table", "write_results",
+__all__ = ["load_detector", "is_detect_run", "predict_detect_files", "detect_targets", "prepare_detector", "detect_file", "coco_results", "detection_table", "write_results",
            "TABLE_COLUMNS", "RESULTS_NAME"]
 
 #: The columns of :func:`detection_table` (CSV and table output: one row per detection).
@@ -124,6 +126,75 @@ def _drawn_path(target: Path, src: Path, used: set[str]) -> Path:
     return target / f"{unique_stem(src.stem, used)}{suffix}"
 
 
+def detect_targets(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None) -> list[tuple[int, Path | None]]:
+    """The image id and drawn-image file of each input, in input order: what :func:`predict_detect_files` and
+    ``--engine ray`` (whose driver names every file) both use.
+
+    Image ids are 1, 2, ... in input order. Without ``out`` nothing is drawn (None). ``out`` with an image extension
+    is the drawn file of the one image; else a folder where each input gets ``<stem><ext>`` (``.png`` for other
+    extensions) and inputs that share a stem get ``a.png``, ``a-2.png``... in input order. Every input is named,
+    readable or not, so an unreadable file never shifts the names of the files after it.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` names one image file but there are several images.
+
+    >>> [(i, t.name) for i, t in detect_targets(["x/a.png", "y/a.png", "b.tif"], "out")]
+    [(1, 'a.png'), (2, 'a-2.png'), (3, 'b.tif')]
+    """
+    from pixlearn.io import WRITE_FORMATS
+
+    target = Path(out) if out is not None else None
+    if target is None:
+        return [(i, None) for i in range(1, len(paths) + 1)]
+    if target.suffix.lower() in WRITE_FORMATS:
+        if len(paths) > 1:
+            raise ConfigError(f"--out {target} names one image file but there are {len(paths)} images; give a folder")
+        return [(1, target)] if paths else []
+    used: set[str] = set()
+    return [(i, _drawn_path(target, Path(p), used)) for i, p in enumerate(paths, start=1)]
+
+
+def prepare_detector(run: Detector | str | os.PathLike[str] | None, *, tile: int | None = None, overlap: float = 0.2,
+                     device: str = "cpu") -> tuple[Any, tuple[int, ...]]:
+    """The detector :func:`predict_detect_files` runs (``run`` loaded by :func:`load_detector` unless it is one, on
+    ``tile`` windows, else on the run's training tile, if any) and its category ids (1..K when it names none)."""
+    from pixlearn.tasks.detect.tiles import TiledDetector
+
+    detector: Any = run if run is not None and hasattr(run, "predict") else load_detector(run, device=device)
+    category_ids = tuple(getattr(detector, "category_ids", None) or range(1, len(detector.class_names) + 1))
+    run_tile = getattr(detector, "run_tile", None)
+    if tile is not None:
+        detector = TiledDetector(detector, tile=tile, overlap=overlap)
+    elif run_tile:
+        detector = TiledDetector(detector, tile=run_tile[0], overlap=run_tile[1])
+    return detector, category_ids
+
+
+def detect_file(detector: Any, path: str | os.PathLike[str], image_id: int, drawn: str | os.PathLike[str] | None, *,
+                category_ids: Sequence[int], score: float, iou: float, max_detections: int) -> dict[str, Any]:
+    """One row of :func:`predict_detect_files`: the detections of the image at ``path`` (drawn to ``drawn`` when
+    given), or, when it cannot be read, the reason in ``error``. Options are checked by the caller."""
+    from pixlearn._core.errors import PixlearnError
+    from pixlearn.io import read_image, write_image
+    from pixlearn.tasks.detect.draw import draw_detections
+
+    row: dict[str, Any] = {"path": str(path), "image_id": int(image_id), "width": None, "height": None,
+                           "detections": [], "count": 0, "drawn": None, "error": None}
+    try:
+        image = read_image(path)
+    except (PixlearnError, OSError) as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        return row
+    det = detector.predict([image], score=score, iou=iou, max_detections=max_detections)[0]
+    row.update(height=int(image.shape[0]), width=int(image.shape[1]), count=len(det),
+               detections=_detection_rows(det, category_ids))
+    if drawn:
+        row["drawn"] = str(write_image(Path(drawn), draw_detections(image, det)))
+    return row
+
+
 def predict_detect_files(
     run: Detector | str | os.PathLike[str] | None,
     images: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -181,10 +252,7 @@ def predict_detect_files(
     [('ImageNotFoundError:', 0)]
     """
     from pixlearn.engine.progress import progress_bar
-    from pixlearn.io import WRITE_FORMATS, expand_sources, read_image, write_image
-    from pixlearn._core.errors import PixlearnError
-    from pixlearn.tasks.detect.draw import draw_detections
-    from pixlearn.tasks.detect.tiles import TiledDetector
+    from pixlearn.io import WRITE_FORMATS, expand_sources
 
     score, iou, max_detections = check_detect_options(score, iou, max_detections)
     if fmt not in ("json", "csv"):
@@ -192,39 +260,17 @@ def predict_detect_files(
     if tile is not None:
         tile, overlap = check_tiling(tile, overlap)
     paths = [Path(p) for p, _ in expand_sources(images)]
-    target = Path(out) if out is not None else None
-    single_file = target is not None and target.suffix.lower() in WRITE_FORMATS
-    if single_file and len(paths) != 1:
-        raise ConfigError(f"--out {target} names one image file but there are {len(paths)} images; give a folder")
-    detector: Any = run if run is not None and hasattr(run, "predict") else load_detector(run, device=device)
-    category_ids = tuple(getattr(detector, "category_ids", None) or range(1, len(detector.class_names) + 1))
-    run_tile = getattr(detector, "run_tile", None)
-    if tile is not None:
-        detector = TiledDetector(detector, tile=tile, overlap=overlap)
-    elif run_tile:
-        detector = TiledDetector(detector, tile=run_tile[0], overlap=run_tile[1])
+    targets = detect_targets(paths, out)
+    detector, category_ids = prepare_detector(run, tile=tile, overlap=overlap, device=device)
     rows: list[dict[str, Any]] = []
-    used: set[str] = set()
     bar, task = progress_bar(progress, len(paths), "detecting")
     with bar:
-        for image_id, p in enumerate(paths, start=1):
-            row: dict[str, Any] = {"path": str(p), "image_id": image_id, "width": None, "height": None,
-                                   "detections": [], "count": 0, "drawn": None, "error": None}
-            try:
-                image = read_image(p)
-            except (PixlearnError, OSError) as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            else:
-                det = detector.predict([image], score=score, iou=iou, max_detections=max_detections)[0]
-                row.update(height=int(image.shape[0]), width=int(image.shape[1]), count=len(det),
-                           detections=_detection_rows(det, category_ids))
-                if target is not None:
-                    dest = target if single_file else _drawn_path(target, p, used)
-                    row["drawn"] = str(write_image(dest, draw_detections(image, det)))
-            rows.append(row)
+        for p, (image_id, drawn) in zip(paths, targets):
+            rows.append(detect_file(detector, p, image_id, drawn, category_ids=category_ids, score=score, iou=iou,
+                                    max_detections=max_detections))
             bar.advance(task)
-    if target is not None and not single_file:
-        write_results(rows, target / f"{RESULTS_NAME}.{fmt}", fmt=fmt)
+    if out is not None and Path(out).suffix.lower() not in WRITE_FORMATS:
+        write_results(rows, Path(out) / f"{RESULTS_NAME}.{fmt}", fmt=fmt)
     return rows
 
 
