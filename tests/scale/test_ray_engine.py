@@ -231,14 +231,16 @@ def detect_models(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def detect_images(tmp_path_factory) -> Path:
-    """6 files: 5 images (64 x 48: no resizing, so torch and onnxruntime see the same pixels), two of them named
-    p0.png, and a truncated PNG sorted first (its drawn name is reserved, the others' do not shift)."""
+    """6 files: a truncated PNG a/p0.png sorted first, then 5 images (64 x 48: no resizing, so torch and onnxruntime
+    see the same pixels), two more of them named p0.png: the unreadable file keeps its name, the others get p0-2 and
+    p0-3 (the local path's names)."""
     from tests.export.test_export_detect import _images
 
     root = tmp_path_factory.mktemp("det_imgs")
     for k, img in enumerate(_images(5, seed=3)):
         write_image((root / "sub" if k == 4 else root) / f"p{k % 4}.png", img)
-    (root / "a_bad.png").write_bytes((root / "p1.png").read_bytes()[:40])
+    (root / "a").mkdir()
+    (root / "a" / "p0.png").write_bytes((root / "p1.png").read_bytes()[:40])
     return root
 
 
@@ -253,14 +255,14 @@ def test_predict_a_detector_on_ray_prints_the_local_results_and_draws_the_local_
     assert on_ray.stderr == local.stderr.replace(str(tmp_path / "local"), str(tmp_path / "ray"))
     assert "1 of 6 image(s) could not be read" in on_ray.stderr
     local_files, ray_files = _files(tmp_path / "local"), _files(tmp_path / "ray")
-    assert sorted(local_files) == [f"detections.{fmt}", "p0-2.png", "p0.png", "p1.png", "p2.png", "p3.png"]
+    assert sorted(local_files) == [f"detections.{fmt}", "p0-2.png", "p0-3.png", "p1.png", "p2.png", "p3.png"]
     if fmt == "json":  # COCO results: same image ids, category ids, boxes and scores, byte for byte
         assert on_ray.stdout == local.stdout
         results = _json_rows(on_ray)
         assert len(results) == 5 * 3 and {r["category_id"] for r in results} <= {17, 18}  # --max-detections reached the actors
         assert sorted({r["image_id"] for r in results}) == [2, 3, 4, 5, 6]  # image 1 is the corrupt file
     else:  # the corrupt file's error row names a BytesIO's id, which differs from run to run
-        assert _no_ids(on_ray.stdout) == _no_ids(local.stdout) and "a_bad.png,1,," in on_ray.stdout
+        assert _no_ids(on_ray.stdout) == _no_ids(local.stdout) and "a/p0.png,1,," in on_ray.stdout
         name = "detections.csv"
         assert _no_ids(ray_files.pop(name).decode()) == _no_ids(local_files.pop(name).decode())
     assert ray_files == local_files  # drawn images (and detections.json), byte for byte
@@ -274,8 +276,8 @@ def test_each_detector_actor_loads_once_and_gets_the_drivers_image_ids_and_names
     assert [r["index"] for r in out] == list(range(6))
     assert {r["loads"] for r in out} == {1} and 1 <= len({r["pid"] for r in out}) <= 2
     assert [r["row"]["image_id"] for r in out] == [1, 2, 3, 4, 5, 6]
-    assert [r["row"]["drawn"] and Path(r["row"]["drawn"]).name for r in out] == [None, "p0.png", "p1.png", "p2.png",
-                                                                                 "p3.png", "p0-2.png"]
+    assert [r["row"]["drawn"] and Path(r["row"]["drawn"]).name for r in out] == [None, "p0-2.png", "p1.png", "p2.png",
+                                                                                 "p3.png", "p0-3.png"]
     assert all(r["row"]["count"] == 2 for r in out[1:])
 
 
