@@ -226,7 +226,7 @@ def detect_models(tmp_path_factory) -> tuple[Path, Path]:
     from tests.export.test_export_detect import _detect_run
 
     run = _detect_run(tmp_path_factory.mktemp("det") / "run", "faster_rcnn", category_ids=[17, 18])
-    return run, export_run(run, parity_images=3).folder
+    return run, export_run(run, parity_images=1).folder
 
 
 @pytest.fixture(scope="module")
