@@ -156,22 +156,12 @@ def _predict_onnx(run: Path, images: list[str], *, top_k: int, batch: int, out: 
     if model.task == "restore":
         if out is None:
             raise typer.BadParameter("a restoration model writes images: give -o out.png for one image, or -o DIR", param_hint="--out")
-        rows = runtime.restore_files(model, images, out=out, progress=progress)
-    else:
-        rows = runtime.predict_segment_files(model, images, out=out, overlay=overlay, progress=progress)
-    if not rows:
-        raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
-    if format is OutputFormat.json or model.task == "restore":
-        emit(rows, format)
-    else:
-        emit([{"path": r["path"], "size": f"{r['width']}x{r['height']}" if r["width"] else None, "mask": r["mask"],
-               "classes": ", ".join(f"{k} {v:.1%}" for k, v in r["classes"].items()), "error": r["error"]} for r in rows], format)
-    if model.task == "segment" and out is None:
-        sys.stderr.write("no --out given: nothing written (pass -o DIR to save the masks)\n")
-    bad = sum(1 for r in rows if r.get("error"))
-    if bad:
-        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be read; see the error column\n")
-        raise typer.Exit(1)
+        _emit_restored(runtime.restore_files(model, images, out=out, progress=progress), images, format=format, failed="read")
+        return
+    from pixlearn.cli.segment import emit_segment_rows
+
+    emit_segment_rows(runtime.predict_segment_files(model, images, out=out, overlay=overlay, progress=progress), images,
+                      out=out, format=format)
 
 
 def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], device: str, progress: Optional[bool], format: OutputFormat) -> None:
@@ -181,13 +171,17 @@ def _predict_restore(run: Path, images: list[str], *, out: Optional[Path], devic
     restore_files = get_task("restore").load("predict")
     if out is None:
         raise typer.BadParameter("a restoration run writes images: give -o out.png for one image, or -o DIR", param_hint="--out")
-    rows = restore_files(run, images, out=out, device=device, progress=progress)
+    _emit_restored(restore_files(run, images, out=out, device=device, progress=progress), images, format=format, failed="restored")
+
+
+def _emit_restored(rows: list[dict[str, Any]], images: list[str], *, format: OutputFormat, failed: str) -> None:
+    """Print a restorer's rows (torch, onnxruntime or Ray); exit 1, saying how many could not be ``failed``, when some did not."""
     if not rows:
         raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
     emit(rows, format)
     bad = sum(1 for r in rows if r.get("error"))
     if bad:
-        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be restored; see the error column\n")
+        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be {failed}; see the error column\n")
         raise typer.Exit(1)
 
 
@@ -229,27 +223,12 @@ def _predict_ray(run: Path, images: list[str], *, workers: Optional[int], addres
     if task == "classify":
         _emit_classified(rows, images, top_k=top_k, format=format)
         return
-    if not rows:
-        raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
     if task == "restore":
-        emit(rows, format)
-        bad = sum(1 for r in rows if r.get("error"))
-        if bad:
-            sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be {'restored' if source == 'run' else 'read'}; "
-                             "see the error column\n")
-            raise typer.Exit(1)
+        _emit_restored(rows, images, format=format, failed="restored" if source == "run" else "read")
         return
-    if format is OutputFormat.json:
-        emit(rows, format)
-    else:
-        emit([{"path": r["path"], "size": f"{r['width']}x{r['height']}" if r["width"] else None, "mask": r["mask"],
-               "classes": ", ".join(f"{k} {v:.1%}" for k, v in r["classes"].items()), "error": r["error"]} for r in rows], format)
-    if out is None:
-        sys.stderr.write("no --out given: nothing written (pass -o DIR to save the masks)\n")
-    bad = sum(1 for r in rows if r.get("error"))
-    if bad:
-        sys.stderr.write(f"{bad} of {len(rows)} image(s) could not be read; see the error column\n")
-        raise typer.Exit(1)
+    from pixlearn.cli.segment import emit_segment_rows
+
+    emit_segment_rows(rows, images, out=out, format=format)
 
 
 #: classic runs (train classic) are not a registry task: their line is written here.

@@ -82,6 +82,11 @@ def predict_segment(
     from pixlearn.tasks.registry import task as get_task
 
     rows = get_task("segment").load("predict")(run, images, out=out, overlay=overlay, device=device, progress=progress)
+    emit_segment_rows(rows, images, out=out, format=format)
+
+
+def emit_segment_rows(rows: list[dict[str, Any]], images: list[str], *, out: Optional[Path], format: OutputFormat) -> None:
+    """Print a segmenter's rows (torch, onnxruntime or Ray: one emitter); exit 1 when some file could not be read."""
     if not rows:
         raise typer.BadParameter(f"no images found in {' '.join(images)}", param_hint="IMAGES")
     if format is OutputFormat.json:
