@@ -2,7 +2,7 @@
 
 A folder holds ``index.faiss`` (the FAISS index; vector ``i`` is ``manifest["entries"][i]``) and ``manifest.json``:
 the embedder's record (kind, model name or run path, weights sha256, dimension, metric, preprocessing), the index
-type and one entry per image (path, size in bytes, sha256). Float embeddings use inner product on L2-normalised
+type and one entry per image (absolute path, size in bytes, sha256). Float embeddings use inner product on L2-normalised
 vectors (cosine similarity): an exact flat index below ``hnsw_threshold`` vectors, HNSW from there on (switched when
 an ``add`` crosses it). Perceptual hashes use a binary flat index (Hamming distance).
 """
@@ -71,6 +71,9 @@ def _check_threshold(value: Any) -> int:
 
 class Index:
     """An embedder plus a FAISS index of images; see the module docstring for the folder's layout."""
+
+    #: What the last :meth:`build` added, skipped and could not read.
+    last_report: AddReport | None = None
 
     def __init__(self, embedder: Any, *, hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD) -> None:
         self.embedder = embedder
@@ -142,7 +145,7 @@ class Index:
             self.faiss_index.add(np.ascontiguousarray(vectors))
             for row, i in enumerate(ok):
                 size, digest = facts[i]
-                self.entries.append({"path": str(todo[i]), "size": size, "sha256": digest})
+                self.entries.append({"path": str(todo[i].resolve()), "size": size, "sha256": digest})
                 self._known.add(digest)
                 report.added.append(str(todo[i]))
         return report
