@@ -80,3 +80,30 @@ def test_index_with_a_run_folder_and_bounds(tmp_path, capsys):
     assert main(["index", "build", str(tmp_path / "missing"), "--model", "phash", "-o", str(tmp_path / "i2")]) == 1
     assert main(["index", "build", str(src), "--model", "phash", "-o", "/no-such-root-folder/idx"]) == 1
     assert not (tmp_path / "i2").exists()
+
+
+def test_search_refuses_an_index_whose_run_weights_changed(tmp_path, capsys):
+    """The manifest records the run's weights sha256: new weights in the run folder are another model."""
+    import torch
+
+    from pixlearn.models import create_model, save_weights
+
+    src = _images(tmp_path / "imgs", range(2))
+    run = _run_folder(tmp_path)
+    idx = tmp_path / "idx"
+    assert main(["index", "build", str(src), "--model", str(run), "-o", str(idx), "--no-progress"]) == 0
+    torch.manual_seed(1)
+    save_weights(create_model("pixlearn_smallcnn_tiny", num_classes=2, img_size=32), run / "weights" / "best.safetensors")
+    capsys.readouterr()
+    assert main(["search", str(idx), str(src / "img0.png")]) == 1
+    assert "weights_sha256" in capsys.readouterr().err
+
+
+def test_import_search_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, pixlearn.search, pixlearn.search.index; "
+            "print(sorted(m for m in ('faiss', 'torch', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
