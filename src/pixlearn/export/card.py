@@ -26,6 +26,7 @@ from pixlearn._core.errors import ConfigError
 
 __all__ = [
     "CARD_NAME",
+    "read_onnx_export",
     "FORMATS",
     "MODEL_FILES",
     "EXPORT_TASKS",
@@ -169,3 +170,23 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_onnx_export(folder: str | os.PathLike[str], *, purpose: str) -> dict[str, Any]:
+    """The card of the ONNX export in ``folder`` (``model.onnx`` there, its card of format ``onnx``): where INT8
+    quantisation and the Triton repository start. ``purpose`` (e.g. "INT8 quantisation") names the step in the errors.
+
+    Raises
+    ------
+    ConfigError
+        No ``model.onnx`` in ``folder``, or a card of another format; the message names the export command.
+    """
+    folder = Path(folder)
+    if not (folder / MODEL_FILES["onnx"]).is_file():
+        raise ConfigError(f"{folder}: no {MODEL_FILES['onnx']} there; {purpose} starts from an ONNX export: write one "
+                          "with `pixlearn export RUN --format onnx -o DIR` and give that folder")
+    card = read_card(folder)
+    if card.get("format") != "onnx":
+        raise ConfigError(f"{folder / CARD_NAME}: format is {card.get('format')!r}, expected 'onnx'; {purpose} starts "
+                          "from an ONNX export (`pixlearn export RUN --format onnx`)")
+    return card

@@ -405,15 +405,9 @@ def check_int8_run(run: str | os.PathLike[str]) -> None:
 
 
 def _read_card(folder: Path) -> dict[str, Any]:
-    from pixlearn.export.card import read_card
+    from pixlearn.export.card import read_onnx_export
 
-    if not (folder / MODEL_FILE).is_file():
-        raise ConfigError(f"{folder}: no {MODEL_FILE} there; write an ONNX export with "
-                          "`pixlearn export RUN --format onnx -o DIR` and quantise that folder")
-    card = read_card(folder)
-    if card.get("format") != "onnx":
-        raise ConfigError(f"{folder / CARD_FILE}: format is {card.get('format')!r}, expected 'onnx'; INT8 "
-                          "quantisation starts from an ONNX export")
+    card = read_onnx_export(folder, purpose="INT8 quantisation")
     task = card.get("task")
     if task not in TASKS:
         raise ConfigError(f"{folder / CARD_FILE}: INT8 quantisation has no accuracy check for task {task!r}; it "

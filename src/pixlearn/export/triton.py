@@ -61,7 +61,6 @@ TRITON_TYPES = {
 #: A classifier's labels file, beside ``config.pbtxt``.
 LABELS_FILE = "labels.txt"
 MODEL_FILE = "model.onnx"
-CARD_FILE = "model.json"
 MAX_BATCH = 1024
 _KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU", "auto": "KIND_AUTO"}
 # onnxruntime's type strings -> the card's dtype names, to check the card against the model file
@@ -123,7 +122,7 @@ def write_triton_repo(
     >>> write_triton_repo("runs/classify/cats/export/onnx", "models", name="cats")  # doctest: +SKIP
     PosixPath('models/cats')
     """
-    from pixlearn.export.card import read_card
+    from pixlearn.export.card import read_onnx_export
 
     folder = Path(onnx_dir)
     if not _NAME.fullmatch(name or "") or name.startswith("-"):
@@ -134,13 +133,7 @@ def write_triton_repo(
     instances = _check_int("instances", instances, 1, 64)
     if device not in _KINDS:
         raise ConfigError(f"device={device!r} is not one of {', '.join(_KINDS)}")
-    if not (folder / MODEL_FILE).is_file():
-        raise ConfigError(f"{folder}: no {MODEL_FILE} there; write an ONNX export with "
-                          "`pixlearn export RUN --format onnx -o DIR` first")
-    card = read_card(folder)
-    if card.get("format") != "onnx":
-        raise ConfigError(f"{folder / CARD_FILE}: format {card.get('format')!r}; a Triton repository is written "
-                          "from an ONNX export (`--format onnx`)")
+    card = read_onnx_export(folder, purpose="a Triton repository")
     model_file = folder / MODEL_FILE
     if int8:
         block = card.get("int8")

@@ -204,77 +204,48 @@ def _classifier(registry: Any, name: str, record: dict[str, Any]) -> tuple[Any, 
     return clf, shape  # type: ignore[return-value]
 
 
-def _onnx_metadata(name: str, record: dict[str, Any], clf: Any, shape: tuple[int, int, int]) -> dict[str, Any]:
-    """An exported (onnxruntime) classifier: its graph's own uint8 input, as Triton's config of the same file declares it."""
-    classes = [str(c) for c in clf.classes]
-    _, h, w = shape
-    return {
-        "name": name,
-        "versions": [MODEL_VERSION],
-        "platform": PLATFORM,
-        "inputs": [
-            {"name": PIXELS_INPUT, "datatype": "UINT8", "shape": [-1, h, w, 3]},
-            {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
-        ],
-        "outputs": [
-            {"name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": [-1, len(classes)]},
-            {"name": LABELS_OUTPUT, "datatype": "BYTES", "shape": [-1]},
-        ],
-        "parameters": {
-            "classes": classes,
-            "architecture": record.get("architecture"),
-            "backend": "onnxruntime",
-            "preprocess": {
-                "note": (
-                    f"input {PIXELS_INPUT!r} takes RGB uint8 pixels already resized to H x W (bilinear, antialiased: "
-                    "pixlearn.export.runtime.resize_image); normalisation is inside the model. Input 'image' takes "
-                    "encoded image files and is resized by the server"
-                ),
-                "input_size": [3, h, w],
-                "layout": "NHWC",
-            },
-        },
-    }
-
-
 def _metadata(name: str, record: dict[str, Any], clf: Any, shape: tuple[int, int, int]) -> dict[str, Any]:
-    if getattr(clf, "backend", None) == "onnxruntime":
-        return _onnx_metadata(name, record, clf, shape)
+    """A classifier's OIP metadata: the torch model's preprocessed FP32 ``input``, or an exported (onnxruntime) one's
+    own uint8 ``images``, as Triton's config of the same file declares it; both take encoded files as ``image``."""
     classes = [str(c) for c in clf.classes]
-    pre = getattr(clf, "preprocess", None)
-    preprocess: dict[str, Any] = {
-        "note": (
-            "input 'input' must already be preprocessed: resized to H x W, scaled to [0, 1], "
-            "then (x - mean) / std per channel; input 'image' takes encoded image files and is "
-            "preprocessed by the server"
-        )
-    }
-    if pre is not None:
-        preprocess.update(
-            {
-                "input_size": list(pre.input_size),
-                "mean": list(pre.mean),
-                "std": list(pre.std),
-                "interpolation": pre.interpolation,
-            }
-        )
+    parameters: dict[str, Any] = {"classes": classes, "architecture": record.get("architecture")}
+    if getattr(clf, "backend", None) == "onnxruntime":
+        _, h, w = shape
+        first = {"name": PIXELS_INPUT, "datatype": "UINT8", "shape": [-1, h, w, 3]}
+        parameters["backend"] = "onnxruntime"
+        parameters["preprocess"] = {
+            "note": (
+                f"input {PIXELS_INPUT!r} takes RGB uint8 pixels already resized to H x W (bilinear, antialiased: "
+                "pixlearn.export.runtime.resize_image); normalisation is inside the model. Input 'image' takes "
+                "encoded image files and is resized by the server"
+            ),
+            "input_size": [3, h, w],
+            "layout": "NHWC",
+        }
+    else:
+        first = {"name": TENSOR_INPUT, "datatype": "FP32", "shape": [-1, *shape]}
+        preprocess: dict[str, Any] = {
+            "note": (
+                "input 'input' must already be preprocessed: resized to H x W, scaled to [0, 1], "
+                "then (x - mean) / std per channel; input 'image' takes encoded image files and is "
+                "preprocessed by the server"
+            )
+        }
+        pre = getattr(clf, "preprocess", None)
+        if pre is not None:
+            preprocess.update({"input_size": list(pre.input_size), "mean": list(pre.mean), "std": list(pre.std),
+                               "interpolation": pre.interpolation})
+        parameters["preprocess"] = preprocess
     return {
         "name": name,
         "versions": [MODEL_VERSION],
         "platform": PLATFORM,
-        "inputs": [
-            {"name": TENSOR_INPUT, "datatype": "FP32", "shape": [-1, *shape]},
-            {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
-        ],
+        "inputs": [first, {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": [-1, len(classes)]},
             {"name": LABELS_OUTPUT, "datatype": "BYTES", "shape": [-1]},
         ],
-        "parameters": {
-            "classes": classes,
-            "architecture": record.get("architecture"),
-            "preprocess": preprocess,
-        },
+        "parameters": parameters,
     }
 
 
