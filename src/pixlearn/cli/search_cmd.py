@@ -1,10 +1,11 @@
-"""``pixlearn index build|add|info`` and ``pixlearn search``: search by image over a FAISS index folder."""
+"""``pixlearn index build|add|remove|info`` and ``pixlearn search``: search by image over a FAISS index folder."""
 
 from __future__ import annotations
 
+import enum
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -15,8 +16,21 @@ __all__ = ["register"]
 
 index_app = new_app(
     "Search-by-image indexes: build one from a folder with a pretrained model, a classification run or phash, "
-    "add images, show what an index holds."
+    "add or remove images, show what an index holds."
 )
+
+
+class IndexKind(str, enum.Enum):
+    """What the index becomes from --threshold images on (below it: the exact flat index)."""
+
+    auto = "auto"
+    flat = "flat"
+    hnsw = "hnsw"
+    ivf = "ivf"
+
+
+_NPROBE_HELP = "IVF lists visited per query (more: slower, nearer to exact; clamped to the index's nlist)."
+_EF_HELP = "HNSW candidates kept per query (more: slower, nearer to exact)."
 
 _MODEL_HELP = ("phash (64-bit perceptual hash: near-duplicates), a pretrained timm name whose weights are local "
                "(tf_efficientnet_lite0; see pixlearn weights list), or a classification run folder.")
@@ -42,7 +56,10 @@ def build(
     source: Annotated[Path, typer.Argument(help="A folder of images (searched recursively) or one image.", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP, show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="The index folder to write (index.faiss + manifest.json).", show_default=False)],
-    hnsw_threshold: Annotated[int, typer.Option("--hnsw-threshold", min=1, max=1_000_000_000, help="From this many images on, an HNSW index instead of the exact flat one.")] = 50_000,
+    kind: Annotated[IndexKind, typer.Option("--kind", help="flat: always exact; hnsw / ivf: approximate from --threshold images on; auto: the measured choice (docs/search.md). phash indexes take auto or flat.")] = IndexKind.auto,
+    threshold: Annotated[int, typer.Option("--threshold", "--hnsw-threshold", min=1, max=1_000_000_000, help="From this many images on, the --kind index instead of the exact flat one.")] = 50_000,
+    nprobe: Annotated[int, typer.Option("--nprobe", min=1, max=65536, help="IVF: lists visited per query by default (search --nprobe overrides).")] = 32,
+    ef_search: Annotated[int, typer.Option("--ef-search", min=1, max=4096, help="HNSW: candidates per query by default (search --ef-search overrides).")] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1024, help="Images embedded per batch.")] = 32,
     force: Annotated[bool, typer.Option("--force", help="Replace an index already in --out.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
@@ -50,7 +67,8 @@ def build(
 ) -> None:
     """Embed every image under SOURCE with --model and write a FAISS index folder to --out.
 
-    Unreadable files are listed on stderr and left out; files with the same bytes are indexed once.
+    Below --threshold images the index is exact (flat); from there on it is the --kind index. Unreadable files are
+    listed on stderr and left out; files with the same bytes are indexed once.
     """
     from pixlearn._core.errors import ConfigError, ImageNotFoundError
     from pixlearn.cli._output import output_dir
@@ -69,7 +87,7 @@ def build(
     if not paths:
         raise ConfigError(f"SOURCE {source}: holds no images (extensions .png .jpg .jpeg .webp .bmp .tif .tiff .gif)")
     embedder = load_embedder(model, batch_size=batch_size)
-    index = Index(embedder, hnsw_threshold=hnsw_threshold)
+    index = Index(embedder, kind=kind.value, threshold=threshold, nprobe=nprobe, ef_search=ef_search)
     report = index.add(paths, progress=progress, batch_size=batch_size)
     index.save(out)
     _report(report, len(index), out, format)
@@ -99,6 +117,31 @@ def add(
     _report(report, len(index), index_dir, format)
 
 
+@index_app.command("remove")
+def remove(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="An index folder written by pixlearn index build.", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(help="Indexed image paths, or folders (every image indexed under them); the files need not exist any more.", show_default=False)],
+    format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Remove PATHS from INDEX (matched by absolute path); paths the index does not hold are listed on stderr.
+
+    Flat and IVF indexes remove in place; an HNSW index is rebuilt from its stored vectors (as long as a build).
+    """
+    from pixlearn.search.index import Index
+
+    _check_index_folder(index_dir)
+    index = Index.read(index_dir)
+    before = len(index)
+    _, unmatched = index.match(paths)
+    removed = index.remove(paths)
+    if removed:
+        index.save(index_dir)
+    for p in unmatched:
+        sys.stderr.write(f"not in the index: {p}\n")
+    emit({"index": str(index_dir), "removed": removed, "images": len(index), "before": before,
+          "index_type": index.index_type}, format)
+
+
 @index_app.command("info")
 def info(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="An index folder.", show_default=False)],
@@ -117,9 +160,14 @@ def search(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="An index folder written by pixlearn index build.", show_default=False)],
     image: Annotated[Path, typer.Argument(help="The query image.", show_default=False)],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=1000, help="How many nearest images to list.")] = 10,
+    nprobe: Annotated[Optional[int], typer.Option("--nprobe", min=1, max=65536, help=_NPROBE_HELP + " Default: the index's.", show_default=False)] = None,
+    ef_search: Annotated[Optional[int], typer.Option("--ef-search", min=1, max=4096, help=_EF_HELP + " Default: the index's.", show_default=False)] = None,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
 ) -> None:
-    """List the images of INDEX nearest to IMAGE: rank, path, and score (cosine similarity) or distance (Hamming bits)."""
+    """List the images of INDEX nearest to IMAGE: rank, path, and score (cosine similarity) or distance (Hamming bits).
+
+    --nprobe (IVF indexes) and --ef-search (HNSW indexes) trade speed for exactness; other index types ignore them.
+    """
     from pixlearn._core.errors import ImageNotFoundError
     from pixlearn.search.index import Index
 
@@ -127,7 +175,7 @@ def search(
     if not image.is_file():
         raise ImageNotFoundError(f"IMAGE {image}: no such file; pass an image file")
     index = Index.load(index_dir)
-    rows = index.search(image, top_k=top_k)
+    rows = index.search(image, top_k=top_k, nprobe=nprobe, ef_search=ef_search)
     column = "distance" if index.index_type == "binary_flat" else "score"
     emit(rows, format, columns=["rank", "path", column])
 

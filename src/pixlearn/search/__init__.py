@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Embedder", "Index", "IndexMismatchError", "load_embedder", "MANIFEST_FORMAT"]
+__all__ = ["Embedder", "Index", "IndexMismatchError", "load_embedder", "MANIFEST_FORMAT", "remove", "INDEX_KINDS"]
 
 _LAZY = {
     "Embedder": "pixlearn.search.embed",
@@ -22,6 +22,8 @@ _LAZY = {
     "Index": "pixlearn.search.index",
     "IndexMismatchError": "pixlearn.search.index",
     "MANIFEST_FORMAT": "pixlearn.search.index",
+    "remove": "pixlearn.search.index",
+    "INDEX_KINDS": "pixlearn.search.index",
 }
 
 
