@@ -6,6 +6,10 @@ names its entry points as ``"module:attribute"`` strings, so that looking a task
 :meth:`TaskSpec.load` imports the module that holds the entry point (torch, Lightning...). A new task is one folder
 with a ``register(TaskSpec(...))`` call; :func:`tasks` finds it without a list to edit.
 
+A package whose models come ready-made and train nothing (OCR, faces) registers a :class:`ToolSpec` with
+:func:`register_tool` instead: only its own entry points (e.g. ``"read"``), reached with :func:`tool`, so that the CLI
+and the service import it through the registry too, while ``train``, ``predict RUN`` and ``eval`` never list it.
+
 Examples
 --------
 >>> from pixlearn.tasks.registry import task, task_names
@@ -31,7 +35,8 @@ from typing import Any
 
 from pixlearn._core.names import check_name
 
-__all__ = ["TaskSpec", "ENTRY_POINTS", "register", "task", "task_names", "tasks", "task_for_run"]
+__all__ = ["TaskSpec", "ToolSpec", "ENTRY_POINTS", "register", "register_tool", "task", "task_names", "tasks", "task_for_run",
+           "tool", "tool_names", "tools"]
 
 #: The entry points every task declares, and what each one is.
 ENTRY_POINTS = {
@@ -77,12 +82,44 @@ class TaskSpec:
 
     def load(self, what: str) -> Any:
         """Import and return entry point ``what`` (e.g. ``"train"``, ``"load"``, ``"evaluate"``)."""
-        target = self.entry.get(check_name(what, self.entry, what=f"entry point of task {self.name!r}"))
-        module, _, attr = str(target).partition(":")
-        return getattr(import_module(module), attr)
+        return _load_entry(self.entry, what, owner=f"task {self.name!r}")
+
+
+def _load_entry(entry: Mapping[str, str], what: str, *, owner: str) -> Any:
+    target = entry.get(check_name(what, entry, what=f"entry point of {owner}"))
+    module, _, attr = str(target).partition(":")
+    return getattr(import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A task package whose models come ready-made and train nothing (OCR, faces): its name, summary and entry points.
+
+    Attributes
+    ----------
+    name : str
+        The CLI noun (``pixlearn ocr``) and the key among the tools.
+    summary : str
+        One line for ``--help`` texts.
+    package : str
+        The task package (``pixlearn.tasks.NAME``).
+    entry : mapping of str to str
+        ``"module:attribute"`` of each entry point the package offers (e.g. ``{"read": "pixlearn.tasks.ocr.read:read_text"}``);
+        :meth:`load` imports one.
+    """
+
+    name: str
+    summary: str
+    package: str
+    entry: Mapping[str, str] = field(default_factory=dict)
+
+    def load(self, what: str) -> Any:
+        """Import and return entry point ``what`` (e.g. ``"read"``)."""
+        return _load_entry(self.entry, what, owner=f"tool {self.name!r}")
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
+_TOOLS: dict[str, ToolSpec] = {}
 _DISCOVERED = False
 
 
@@ -95,6 +132,18 @@ def register(spec: TaskSpec) -> TaskSpec:
     if known is not None and known != spec:
         raise ValueError(f"task {spec.name!r} is registered twice ({known.package} and {spec.package})")
     _REGISTRY[spec.name] = spec
+    return spec
+
+
+def register_tool(spec: ToolSpec) -> ToolSpec:
+    """Add a ready-made task's ``spec`` (called once by its package's ``__init__``); a name may not be both a task and a
+    tool, and a second, different spec of a name is an error."""
+    if not spec.entry:
+        raise ValueError(f"tool {spec.name!r} declares no entry points")
+    known = _TOOLS.get(spec.name)
+    if (known is not None and known != spec) or spec.name in _REGISTRY:
+        raise ValueError(f"{spec.name!r} is registered twice ({spec.package})")
+    _TOOLS[spec.name] = spec
     return spec
 
 
@@ -148,3 +197,21 @@ def task_for_run(run: str | os.PathLike[str]) -> TaskSpec | None:
         if name in spec.serves:
             return spec
     return None
+
+
+def tools() -> dict[str, ToolSpec]:
+    """Every registered ready-made task (:class:`ToolSpec`), by name (sorted)."""
+    _discover()
+    return dict(sorted(_TOOLS.items()))
+
+
+def tool_names() -> list[str]:
+    """The names of every registered ready-made task, sorted."""
+    return list(tools())
+
+
+def tool(name: str) -> ToolSpec:
+    """The spec of ready-made task ``name`` (``"ocr"``); an unknown name raises
+    :class:`~pixlearn._core.errors.UnknownNameError` with a did-you-mean suggestion."""
+    registry = tools()
+    return registry[check_name(name, registry, what="tool")]
