@@ -22,6 +22,7 @@ register_tool(ToolSpec(
         "engine": "pixlearn.tasks.ocr.engine:get_engine",
         "files": "pixlearn.tasks.ocr.files:read_text_files",
         "table": "pixlearn.tasks.ocr.files:text_table",
+        "columns": "pixlearn.tasks.ocr.files:TABLE_COLUMNS",
         "draw": "pixlearn.tasks.ocr.draw:draw_text_lines",
         "options": "pixlearn.tasks.ocr.read:check_read_options",
     },
