@@ -1,7 +1,7 @@
 """Classical image operations, features and recipes: numpy in, numpy out (no torch).
 
 Importing this package registers every op; see :func:`list_ops` and :func:`get_op`.
-OpenCV loads with this package; scikit-image loads inside the ops that use it.
+OpenCV loads with this package; scikit-image loads inside the ops that use it, dlib inside the face ops.
 """
 
 from pixlearn.ops import (  # noqa: F401  (importing registers the ops)
@@ -10,6 +10,7 @@ from pixlearn.ops import (  # noqa: F401  (importing registers the ops)
     denoise,
     draw,
     edges,
+    faces,
     features,
     geometry,
     morphology,
