@@ -185,7 +185,7 @@
   }
 
   // ------------------------------------------------------------ tabs
-  const TABS = ["analyze", "models", "train"];
+  const TABS = ["analyze", "models", "train", "search"];
   function activateTab(name, { focus = false, push = true } = {}) {
     if (!TABS.includes(name)) name = "analyze";
     for (const t of TABS) {
@@ -199,6 +199,7 @@
     if (push && location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
     if (name === "models") loadModels();
     if (name === "train") loadTrainings();
+    if (name === "search") loadCollections();
     if (name === "analyze") refreshLabelsHint();
   }
   function setupTabs() {
@@ -1196,6 +1197,204 @@
     });
   }
 
+  // ------------------------------------------------------------ search (collections)
+  const search = { collections: [], thumbUrls: [], previewUrl: null, busy: false };
+
+  const currentCollection = () => search.collections.find((c) => c.id === $("#coll-select").value) || null;
+
+  function collectionLabel(c) {
+    return `${c.name} · ${c.model} · ${c.count} image${c.count === 1 ? "" : "s"}`;
+  }
+
+  function renderCollections(selectId) {
+    const select = $("#coll-select");
+    const keep = selectId || select.value;
+    select.replaceChildren(
+      ...(search.collections.length
+        ? search.collections.map((c) => el("option", { value: c.id, text: collectionLabel(c), selected: c.id === keep }))
+        : [el("option", { value: "", text: "no collection yet: create one below" })])
+    );
+    updateCollectionState();
+  }
+
+  function updateCollectionState() {
+    const c = currentCollection();
+    $("#coll-info").textContent = c ? `created ${fmtDate(c.created)} · ${c.kind}` : "";
+    $("#coll-delete").disabled = !c;
+    $("#coll-add").disabled = !c || !$("#coll-files").files.length || search.busy;
+    $("#search-btn").disabled = !c || !$("#search-file").files.length || search.busy;
+    document.body.dataset.collections = String(search.collections.length);
+  }
+
+  let collectionsRequest = 0;
+  async function loadCollections(selectId) {
+    const mine = ++collectionsRequest;
+    try {
+      const [data, models] = await Promise.all([api("/v1/collections"), api("/v1/models").catch(() => null)]);
+      if (mine !== collectionsRequest) return;
+      search.collections = (data && data.collections) || [];
+      renderCollections(selectId);
+      const names = ((models && models.models) || []).filter((m) => m.task === "classify" && m.backend !== "onnxruntime");
+      $("#coll-model-list").replaceChildren(el("option", { value: "phash" }), ...names.map((m) => el("option", { value: m.name })));
+    } catch (err) {
+      if (mine !== collectionsRequest) return;
+      showError(err, "Listing collections");
+    }
+  }
+
+  async function createCollection(ev) {
+    ev.preventDefault();
+    const name = $("#coll-name").value.trim();
+    const model = $("#coll-model").value.trim() || "phash";
+    if (!name) {
+      showError(new Error("Give the new collection a name."));
+      $("#coll-name").focus();
+      return;
+    }
+    clearError();
+    try {
+      const c = await api("/v1/collections", { method: "POST", body: { name, model } });
+      $("#coll-name").value = "";
+      await loadCollections(c.id);
+    } catch (err) {
+      showError(err, "Creating the collection");
+    }
+  }
+
+  async function deleteCollection() {
+    const c = currentCollection();
+    if (!c) return;
+    if (!(await confirmDialog(`Delete the collection “${c.name}” and its ${c.count} images?`))) return;
+    try {
+      await api(`/v1/collections/${encodeURIComponent(c.id)}`, { method: "DELETE" });
+      clearSearchResults();
+      await loadCollections();
+    } catch (err) {
+      showError(err, "Deleting the collection");
+    }
+  }
+
+  async function addImages(ev) {
+    ev.preventDefault();
+    const c = currentCollection();
+    const files = Array.from($("#coll-files").files);
+    if (!c || !files.length || search.busy) return;
+    const fd = new FormData();
+    for (const f of files) {
+      if (/\.zip$/i.test(f.name) || f.type === "application/zip") fd.append("archive", f, f.name);
+      else fd.append("files", f, f.name);
+    }
+    const status = $("#coll-add-status");
+    search.busy = true;
+    updateCollectionState();
+    status.textContent = `Adding ${files.length} file${files.length === 1 ? "" : "s"}…`;
+    $("#coll-add-errors").replaceChildren();
+    clearError();
+    try {
+      const res = await api(`/v1/collections/${encodeURIComponent(c.id)}/images`, { method: "POST", body: fd });
+      status.textContent = `${res.added.length} added, ${res.skipped.length} already there, ${res.errors.length} unreadable · ` +
+        `${res.collection.count} images in the collection`;
+      status.dataset.added = String(res.added.length);
+      $("#coll-add-errors").replaceChildren(
+        ...res.errors.map((e) => el("li", { class: "inline-error", text: `${e.filename}: ${e.error}` }))
+      );
+      $("#coll-files").value = "";
+      await loadCollections(c.id);
+    } catch (err) {
+      status.textContent = "";
+      showError(err, "Adding images");
+    } finally {
+      search.busy = false;
+      updateCollectionState();
+    }
+  }
+
+  function clearSearchResults() {
+    for (const u of search.thumbUrls) URL.revokeObjectURL(u);
+    search.thumbUrls = [];
+    $("#search-results").replaceChildren();
+    $("#search-results-card").hidden = true;
+  }
+
+  /** A thumbnail through api() (it carries the API key, which an <img src> could not). */
+  async function loadThumb(img, url) {
+    try {
+      const blob = await api(url);
+      const obj = URL.createObjectURL(blob);
+      search.thumbUrls.push(obj);
+      img.src = obj;
+    } catch (err) {
+      img.alt = `thumbnail unavailable: ${err.message}`;
+    }
+  }
+
+  async function runSearch(ev) {
+    ev.preventDefault();
+    const c = currentCollection();
+    const file = $("#search-file").files[0];
+    if (!c || !file || search.busy) return;
+    const fd = new FormData();
+    fd.append("file", file, file.name);
+    clearError();
+    clearSearchResults();
+    search.busy = true;
+    updateCollectionState();
+    const status = $("#search-status");
+    $("#search-results-card").hidden = false;
+    status.textContent = "searching…";
+    try {
+      const res = await api(`/v1/collections/${encodeURIComponent(c.id)}/search`, {
+        method: "POST",
+        body: fd,
+        query: { top_k: $("#search-topk").value },
+      });
+      status.textContent = `${res.results.length} in ${Math.round(res.timings_ms.total)} ms`;
+      const hits = res.results.map((r) => {
+        const img = el("img", { class: "search-thumb", alt: r.filename || r.image_id });
+        loadThumb(img, r.url);
+        return el(
+          "li",
+          { class: "search-hit", dataset: { imageId: r.image_id, score: String(r.score), rank: String(r.rank) } },
+          img,
+          el("span", { class: "search-name small", text: r.filename || r.image_id }),
+          el("span", { class: "score-value", text: r.distance === undefined ? fmt(r.score, 3) : `${r.distance} bits` })
+        );
+      });
+      $("#search-results").replaceChildren(...(hits.length ? hits : [el("li", { class: "muted", text: "The collection is empty: add images first." })]));
+    } catch (err) {
+      status.textContent = "";
+      showError(err, "Search");
+    } finally {
+      search.busy = false;
+      updateCollectionState();
+    }
+  }
+
+  function setupSearch() {
+    $("#coll-refresh").addEventListener("click", () => loadCollections());
+    $("#coll-select").addEventListener("change", () => {
+      clearSearchResults();
+      updateCollectionState();
+    });
+    $("#coll-create-form").addEventListener("submit", createCollection);
+    $("#coll-delete").addEventListener("click", deleteCollection);
+    $("#coll-add-form").addEventListener("submit", addImages);
+    $("#coll-files").addEventListener("change", updateCollectionState);
+    $("#search-form").addEventListener("submit", runSearch);
+    $("#search-file").addEventListener("change", () => {
+      const f = $("#search-file").files[0];
+      const img = $("#search-preview");
+      if (search.previewUrl) URL.revokeObjectURL(search.previewUrl);
+      search.previewUrl = f ? URL.createObjectURL(f) : null;
+      img.hidden = !f;
+      if (f) {
+        img.src = search.previewUrl;
+        img.alt = `Query: ${f.name}`;
+      }
+      updateCollectionState();
+    });
+  }
+
   // ------------------------------------------------------------ api key
   function setupApiKey() {
     const input = $("#api-key");
@@ -1241,6 +1440,7 @@
     setupTabs();
     setupDropZone();
     setupTry();
+    setupSearch();
     drawChart([], 0);
     loadHealth();
     loadOps();
