@@ -67,7 +67,7 @@ def test_table_is_the_default_on_stdout(images, capsys):
 @pytest.mark.parametrize(("args", "words"), [
     (["--min-confidence", "2"], "min_confidence must be a number in [0, 1], got 2.0"),
     (["--rotation", "upside"], "unknown rotation 'upside'"),
-    (["--max-side", "20"], "max_side must be an integer in [64, 8192], got 20"),
+    (["--max-side", "20"], "max_side must be an integer in [64, 4096], got 20"),
     (["--rec-model", "no-such-model.onnx"], "rec_model no-such-model.onnx: no such file"),
     (["-o", "/no-such-root-folder/x.json"], "the folder /no-such-root-folder does not exist"),
 ])

@@ -99,12 +99,38 @@ def test_blank_and_sliver_images_have_no_text(engine):
     assert read_text(np.full((4, 5000, 3), 255, np.uint8), max_side=1000, engine=engine) == []
 
 
+def test_a_tall_sliver_is_padded_not_blown_up_and_boxes_stay_inside():
+    class Recorder:  # finds one piece reaching into the padding
+        shapes: list = []
+
+        def detect_and_read(self, bgr, *, use_cls, max_side):
+            self.shapes.append(bgr.shape)
+            return [(np.array([[2, 10], [300, 10], [300, 30], [2, 30]], float), "x", 0.9)]
+
+    lines = read_text(np.full((2000, 20, 3), 255, np.uint8), engine=Recorder())
+    assert Recorder.shapes == [(2000, 500, 3)]  # 4:1 at most, as rapidocr pads wide images; else 736 x 69,000 px
+    assert lines[0].box == (2, 10, 20, 30)
+
+
+def test_a_library_failure_is_a_pixlearn_error(engine, monkeypatch):
+    from pixlearn._core.errors import PixlearnError
+    from pixlearn.tasks.ocr.engine import OcrError
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnxruntime fell over")
+
+    monkeypatch.setattr(engine, "_ocr", broken)
+    with pytest.raises(OcrError, match="failed on a 40x30 image: RuntimeError: onnxruntime fell over") as info:
+        read_text(np.zeros((30, 40, 3), np.uint8), engine=engine)
+    assert isinstance(info.value, PixlearnError)
+
+
 @pytest.mark.parametrize(("kwargs", "error", "words"), [
     ({"min_confidence": 1.5}, ConfigError, "min_confidence must be a number in [0, 1], got 1.5"),
     ({"min_confidence": float("nan")}, ConfigError, "min_confidence"),
     ({"min_confidence": "high"}, ConfigError, "min_confidence"),
     ({"rotation": "auot"}, UnknownNameError, "did you mean 'auto'"),
-    ({"max_side": 10}, ConfigError, "max_side must be an integer in [64, 8192], got 10"),
+    ({"max_side": 10}, ConfigError, "max_side must be an integer in [64, 4096], got 10"),
     ({"max_side": 100_000}, ConfigError, "max_side"),
     ({"max_side": 512.5}, ConfigError, "max_side"),
 ])

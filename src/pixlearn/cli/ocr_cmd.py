@@ -37,7 +37,7 @@ def ocr(
     format: Annotated[Optional[OutputFormat], typer.Option("--format", help="json (one object per image with its lines), csv or table (one row per piece of text); default: the -o file's extension, else table.", show_default=False)] = None,
     min_confidence: Annotated[float, typer.Option("--min-confidence", help="Drop text the recogniser is less sure of, 0..1.")] = 0.5,
     rotation: Annotated[str, typer.Option("--rotation", help=_ROTATION_HELP)] = "auto",
-    max_side: Annotated[int, typer.Option("--max-side", help="Scale a longer image side down to this before detection, 64..8192.")] = 2000,
+    max_side: Annotated[int, typer.Option("--max-side", help="Scale a longer image side down to this before detection, 64..4096.")] = 2000,
     det_model: Annotated[Optional[Path], typer.Option("--det-model", help="A PP-OCR text detection .onnx file of your own (default: the bundled PP-OCRv4, Chinese + English).", show_default=False)] = None,
     rec_model: Annotated[Optional[Path], typer.Option("--rec-model", help="A PP-OCR recognition .onnx file of your own, e.g. for another language (default: the bundled PP-OCRv4, Chinese + English).", show_default=False)] = None,
     rec_keys: Annotated[Optional[Path], typer.Option("--rec-keys", help="The character list (.txt, one a line) of a --rec-model that does not carry it.", show_default=False)] = None,

@@ -15,15 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from pixlearn._core.errors import ConfigError, WeightsNotFoundError
+from pixlearn._core.errors import ConfigError, PixlearnError, WeightsNotFoundError
 
-__all__ = ["OcrEngine", "get_engine", "default_threads", "MAX_THREADS"]
+__all__ = ["OcrEngine", "OcrError", "get_engine", "default_threads", "MAX_THREADS"]
 
 #: The most intra-op threads an engine may be given.
 MAX_THREADS = 256
 
 _CACHE: dict[tuple, OcrEngine] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+class OcrError(PixlearnError, RuntimeError):
+    """The OCR models failed on an image (the message names the image size and onnxruntime's or rapidocr's reason)."""
 
 
 def default_threads() -> int:
@@ -123,10 +127,20 @@ class OcrEngine:
 
     def detect_and_read(self, bgr: np.ndarray, *, use_cls: bool, max_side: int) -> list[tuple[np.ndarray, str, float]]:
         """Every piece of text in a BGR uint8 image: ``(points (4, 2) float, text, confidence)`` in the library's
-        order, unfiltered. Options are checked by the caller (:func:`~pixlearn.tasks.ocr.read.read_text`)."""
+        order, unfiltered. Options are checked by the caller (:func:`~pixlearn.tasks.ocr.read.read_text`).
+
+        Raises
+        ------
+        OcrError
+            The library failed on this image.
+        """
         with self._lock:
             self._ocr.max_side_len = int(max_side)
-            result, _elapsed = self._ocr(bgr, use_cls=bool(use_cls))
+            try:
+                result, _elapsed = self._ocr(bgr, use_cls=bool(use_cls))
+            except Exception as exc:  # rapidocr's resize errors, onnxruntime's failures: one image's error, not a crash
+                raise OcrError(f"text detection and recognition failed on a {bgr.shape[1]}x{bgr.shape[0]} image: "
+                               f"{type(exc).__name__}: {exc}") from exc
         if not result:
             return []
         return [(np.asarray(points, dtype=np.float64).reshape(4, 2), str(text), float(score))

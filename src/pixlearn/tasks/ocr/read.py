@@ -22,16 +22,19 @@ Rotation = Literal["auto", "none", "any"]
 #: the image as it is, ``any`` reads the whole image at 0°, 90°, 180° and 270° and keeps the most confident reading.
 ROTATIONS = ("auto", "none", "any")
 #: The bounds of ``max_side``: a longer image side is scaled down to it before detection.
-MAX_SIDE_RANGE = (64, 8192)
+MAX_SIDE_RANGE = (64, 4096)
 #: rapidocr's own default for the longest side.
 DEFAULT_MAX_SIDE = 2000
 # below this many pixels on its short side (once scaled to max_side) an image holds no readable text
 _MIN_SHORT_SIDE = 16
+# PP-OCR detection scales the short side up to 736 px, and rapidocr pads only wide images (to 4:1 at most): a tall
+# sliver (20 x 2000 px) would become a 736 x 70,000 px input. Taller images than this get black columns on the right.
+_MAX_TALL = 4
 
 
 def check_read_options(min_confidence: float = 0.5, rotation: str = "auto", max_side: int = DEFAULT_MAX_SIDE) -> tuple[float, str, int]:
     """``(min_confidence, rotation, max_side)`` checked: a finite confidence in [0, 1], a known rotation (with a
-    did-you-mean), an integer max_side in [64, 8192].
+    did-you-mean), an integer max_side in [64, 4096].
 
     >>> check_read_options(0.3, "any", 1000)
     (0.3, 'any', 1000)
@@ -78,10 +81,13 @@ def _read_once(engine, bgr: np.ndarray, *, min_confidence: float, use_cls: bool,
     h, w = bgr.shape[:2]
     if max(h, w) > max_side and min(h, w) * max_side / max(h, w) < _MIN_SHORT_SIDE:
         return []  # a sliver: scaled to max_side it is too thin to hold text (and rapidocr cannot resize it)
+    if h > _MAX_TALL * w:  # as rapidocr's own letterbox does for wide images; boxes keep their coordinates
+        bgr = np.pad(bgr, ((0, 0), (0, -(-h // _MAX_TALL) - w), (0, 0)))
     pieces = []
     for points, text, conf in engine.detect_and_read(bgr, use_cls=use_cls, max_side=max_side):
         text = text.strip()
         if text and conf >= min_confidence:
+            points = np.clip(points, 0, [w, h])
             pieces.append((order_quad(points), text, conf))
     return reading_order(pieces)
 
@@ -155,7 +161,7 @@ def read_text(
         work, without the per-line classifier) and the turn whose reading holds the most confident upright text is
         kept (ties go to the smaller turn); quadrilaterals stay in the input's pixels.
     max_side : int, default 2000
-        A longer image side is scaled down to this before detection, in [64, 8192]; boxes are in the input's pixels.
+        A longer image side is scaled down to this before detection, in [64, 4096]; boxes are in the input's pixels.
     engine : OcrEngine, optional
         The models (:func:`~pixlearn.tasks.ocr.engine.get_engine` for your own PP-OCR ONNX files); default: the
         bundled PP-OCRv4 models (Chinese and English), loaded once per process.
@@ -172,6 +178,8 @@ def read_text(
         ``image`` is not an (H, W) or (H, W, 3) uint8 array.
     ConfigError
         An option is out of its range, or an unknown ``rotation`` (with the closest valid name).
+    OcrError
+        The models failed on this image (:class:`~pixlearn.tasks.ocr.engine.OcrError`).
 
     Examples
     --------
