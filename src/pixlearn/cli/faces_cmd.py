@@ -20,7 +20,7 @@ __all__ = ["register"]
 
 faces_app = new_app(
     "Faces: detect (HOG or CNN), 5-point landmarks and aligned crops, 128-d embeddings; enroll people into a "
-    "gallery file, identify (1:N) and verify (1:1) with calibrated thresholds, list and delete people."
+    "gallery, identify (1:N) and verify (1:1) with calibrated thresholds, list and delete people."
 )
 
 
@@ -147,7 +147,7 @@ def enroll(
 def identify(
     gallery: Annotated[Path, typer.Argument(help=_GALLERY_HELP, show_default=False)],
     images: Annotated[list[str], typer.Argument(help=_IMAGES_HELP, show_default=False)],
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="A face is a person at or below this distance, (0, 2]; default: the gallery's calibrated one, else 0.6.", show_default=False)] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="A face is a person at or below this distance, (0, 4]; default: the gallery's calibrated one, else 0.6.", show_default=False)] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=100, help="Nearest people listed per face (json candidates).")] = 1,
     draw: Annotated[Optional[Path], typer.Option("--draw", help="A folder for each image drawn with boxes and names.", show_default=False)] = None,
     detector: DetectorOpt = Detector.hog,
@@ -167,7 +167,7 @@ def verify(
     image_a: Annotated[Path, typer.Argument(help="The first image (its largest face is compared).", show_default=False)],
     image_b: Annotated[Path, typer.Argument(help="The second image.", show_default=False)],
     gallery: Annotated[Optional[Path], typer.Option("--gallery", help="Use this gallery's calibrated threshold.", show_default=False)] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Same person at or below this distance, (0, 2]; default: the gallery's, else 0.6.", show_default=False)] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Same person at or below this distance, (0, 4]; default: the gallery's, else 0.6.", show_default=False)] = None,
     detector: DetectorOpt = Detector.hog,
     upsample: UpsampleOpt = 1,
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,

@@ -1,12 +1,12 @@
 """Faces: detection (dlib HOG or MMOD CNN), 5-point landmarks and aligned crops, 128-d embeddings, a gallery of
 enrolled people with 1:N identification and 1:1 verification, and threshold calibration on labelled pairs.
 
-* :mod:`~pixlearn.tasks.faces.embed` -- :func:`landmarks`, :func:`align`, :func:`embed` (:class:`FaceEmbedding`);
+* :mod:`~pixlearn.tasks.faces.embedding` -- :func:`landmarks`, :func:`align`, :func:`embed` (:class:`FaceEmbedding`);
   detection itself is :func:`pixlearn.ops.faces.detect_faces` (:class:`~pixlearn.ops.faces.FaceBox`), and
   anonymising is the ``blur_faces`` op.
 * :mod:`~pixlearn.tasks.faces.gallery` -- :class:`Gallery` over a :class:`GalleryStore` (the storage protocol; the local
   one-file :class:`FileGalleryStore`): ``enroll``, ``identify``, ``verify``, ``calibrate``, ``people``, ``delete``.
-* :mod:`~pixlearn.tasks.faces.calibrate` -- :func:`calibrate` (:class:`Calibration`: threshold, ROC AUC, EER, FAR, FRR).
+* :mod:`~pixlearn.tasks.faces.calibration` -- :func:`calibrate` (:class:`Calibration`: threshold, ROC AUC, EER, FAR, FRR).
 * :mod:`~pixlearn.tasks.faces.files` -- files, folders and globs for the CLI, one row per image, never dying on one
   bad file; :mod:`~pixlearn.tasks.faces.draw` -- boxes with names.
 
@@ -25,10 +25,11 @@ from pixlearn.tasks.registry import ToolSpec, register_tool
 
 #: Public name -> the submodule that defines it (loaded on first access).
 _LAZY = {
-    "FaceEmbedding": "embed", "landmarks": "embed", "align": "embed", "embed": "embed", "distances": "embed",
+    "FaceEmbedding": "embedding", "landmarks": "embedding", "align": "embedding", "embed": "embedding", "distances": "embedding",
     "Gallery": "gallery", "GalleryStore": "gallery", "FileGalleryStore": "gallery", "check_person_name": "gallery",
-    "DEFAULT_THRESHOLD": "gallery", "check_threshold": "gallery",
-    "Calibration": "calibrate", "calibrate": "calibrate",
+    "DEFAULT_THRESHOLD": "gallery", "check_threshold": "gallery", "MemoryGalleryStore": "gallery", "verify": "gallery",
+    "open_gallery": "gallery",
+    "Calibration": "calibration", "calibrate": "calibration",
     "FaceError": "errors", "NoFaceError": "errors", "GalleryError": "errors", "GalleryNotFoundError": "errors",
 }
 
@@ -48,9 +49,14 @@ SPEC = register_tool(ToolSpec(
         "verify": "pixlearn.tasks.faces.files:verify_files",
         "calibrate": "pixlearn.tasks.faces.files:calibrate_folder",
         "gallery": "pixlearn.tasks.faces.gallery:Gallery",
+        "verify_images": "pixlearn.tasks.faces.gallery:verify",
+        "memory_store": "pixlearn.tasks.faces.gallery:MemoryGalleryStore",
+        "check_person_name": "pixlearn.tasks.faces.gallery:check_person_name",
+        "check_threshold": "pixlearn.tasks.faces.gallery:check_threshold",
+        "gallery_error": "pixlearn.tasks.faces.errors:GalleryError",
         "open_gallery": "pixlearn.tasks.faces.gallery:open_gallery",
         "file_store": "pixlearn.tasks.faces.gallery:FileGalleryStore",
-        "embed": "pixlearn.tasks.faces.embed:embed",
+        "embed": "pixlearn.tasks.faces.embedding:embed",
         "draw": "pixlearn.tasks.faces.draw:draw_faces",
     },
 ))

@@ -42,7 +42,7 @@ class FaceEmbedding:
     landmarks : ndarray of shape (5, 2), float32
         ``(x, y)`` of the 5 points, in the image's pixels.
     vector : ndarray of shape (128,), float32
-        The embedding (about unit length).
+        The embedding (not normalised: its length is about 1.5).
     """
 
     box: tuple[int, int, int, int]

@@ -95,7 +95,7 @@ def detect_files(images: Sources, *, detector: str = "hog", upsample: int = 1, l
     from pixlearn.io import write_image
     from pixlearn.ops.faces import check_detect_options, detect_faces
     from pixlearn.tasks.faces.draw import draw_faces
-    from pixlearn.tasks.faces.embed import landmarks as find_landmarks
+    from pixlearn.tasks.faces.embedding import landmarks as find_landmarks
 
     detector, upsample = check_detect_options(detector, upsample)
     paths = _paths(images)
@@ -121,7 +121,7 @@ def align_files(images: Sources, out: str | os.PathLike[str], *, size: int = 150
     ``faces`` rows hold ``box``, ``score`` and ``crop`` (the file written)."""
     from pixlearn.io import unique_stem, write_image
     from pixlearn.ops.faces import check_detect_options, detect_faces
-    from pixlearn.tasks.faces.embed import _check_align, align
+    from pixlearn.tasks.faces.embedding import _check_align, align
 
     detector, upsample = check_detect_options(detector, upsample)
     size, padding = _check_align(size, padding)

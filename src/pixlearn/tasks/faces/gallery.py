@@ -26,8 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from pixlearn._core.errors import ConfigError, PixlearnError
-from pixlearn.tasks.faces.calibrate import Calibration, calibrate as _calibrate
-from pixlearn.tasks.faces.embed import EMBEDDING_DIM, EMBEDDING_MODEL, FaceEmbedding, distances, embed
+from pixlearn.tasks.faces.calibration import Calibration, calibrate as _calibrate
+from pixlearn.tasks.faces.embedding import EMBEDDING_DIM, EMBEDDING_MODEL, FaceEmbedding, distances, embed
 from pixlearn.tasks.faces.errors import FaceError, GalleryError, GalleryNotFoundError, NoFaceError
 
 __all__ = ["DEFAULT_THRESHOLD", "MAX_NAME_LENGTH", "GalleryStore", "FileGalleryStore", "MemoryGalleryStore", "Gallery",
@@ -75,7 +75,7 @@ def check_person_name(name: Any) -> str:
 
 
 def check_threshold(threshold: Any, *, name: str = "threshold") -> float:
-    """``threshold`` as a float if it is a finite distance in (0, 2] (embeddings are about unit length).
+    """``threshold`` as a float if it is a finite distance in (0, 4] (embeddings have a length of about 1.5, so two are at most about 3 apart).
 
     >>> check_threshold("0.5")
     0.5
@@ -83,9 +83,9 @@ def check_threshold(threshold: Any, *, name: str = "threshold") -> float:
     try:
         value = float(threshold)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number in (0, 2], got {threshold!r}; e.g. {DEFAULT_THRESHOLD}") from None
-    if not math.isfinite(value) or not 0.0 < value <= 2.0:
-        raise ConfigError(f"{name} must be a finite number in (0, 2] (a Euclidean distance between embeddings), got "
+        raise ConfigError(f"{name} must be a number in (0, 4], got {threshold!r}; e.g. {DEFAULT_THRESHOLD}") from None
+    if not math.isfinite(value) or not 0.0 < value <= 4.0:
+        raise ConfigError(f"{name} must be a finite number in (0, 4] (a Euclidean distance between embeddings), got "
                           f"{threshold!r}; e.g. {DEFAULT_THRESHOLD} (dlib's documented value)")
     return value
 
@@ -340,7 +340,7 @@ class FileGalleryStore:
 def _read_any(image: Any, *, name: str) -> np.ndarray:
     """An RGB array from an array or anything :func:`pixlearn.io.read_image` reads (path, bytes, file)."""
     if isinstance(image, np.ndarray):
-        from pixlearn.tasks.faces.embed import as_rgb
+        from pixlearn.tasks.faces.embedding import as_rgb
 
         return as_rgb(image, name=name)
     from pixlearn.io import read_image
@@ -367,9 +367,9 @@ def verify(image_a: Any, image_b: Any, *, threshold: float | None = None, detect
     image_a, image_b : ndarray, path or bytes
         RGB/grey uint8 arrays or image files.
     threshold : float, optional
-        Same person at or below this distance, in (0, 2]; default :data:`DEFAULT_THRESHOLD`.
+        Same person at or below this distance, in (0, 4]; default :data:`DEFAULT_THRESHOLD`.
     detector, upsample, jitter
-        See :func:`~pixlearn.tasks.faces.embed.embed`.
+        See :func:`~pixlearn.tasks.faces.embedding.embed`.
 
     Returns
     -------
@@ -409,7 +409,7 @@ class Gallery:
     upsample : int, default 1
         0..3 (see :func:`~pixlearn.ops.faces.detect_faces`).
     jitter : int, default 0
-        0..100 (see :func:`~pixlearn.tasks.faces.embed.embed`).
+        0..100 (see :func:`~pixlearn.tasks.faces.embedding.embed`).
 
     Examples
     --------
@@ -422,7 +422,7 @@ class Gallery:
     def __init__(self, store: GalleryStore | str | os.PathLike[str], *, detector: str = "hog", upsample: int = 1,
                  jitter: int = 0) -> None:
         from pixlearn.ops.faces import check_detect_options
-        from pixlearn.tasks.faces.embed import _check_jitter
+        from pixlearn.tasks.faces.embedding import _check_jitter
 
         if isinstance(store, (str, os.PathLike)):
             store = FileGalleryStore(store)
@@ -519,7 +519,7 @@ class Gallery:
             photo = None
             if keep_photos:
                 from pixlearn.io import encode_image
-                from pixlearn.tasks.faces.embed import align
+                from pixlearn.tasks.faces.embedding import align
 
                 photo = encode_image(align(img, [face.box])[0], "png")
             vectors.append(face.vector)
@@ -568,7 +568,7 @@ class Gallery:
         ----------
         image : ndarray, path or bytes
         threshold : float, optional
-            A face is a person when its distance is at most this, in (0, 2]; default :attr:`threshold` (calibrated,
+            A face is a person when its distance is at most this, in (0, 4]; default :attr:`threshold` (calibrated,
             else 0.6).
         top_k : int, default 1
             How many nearest people each face's ``candidates`` lists, 1..100.
@@ -636,7 +636,7 @@ class Gallery:
         ----------
         data : path, pairs or mapping
             A folder with one subfolder of photos per person (every pair of faces among them is used), or what
-            :func:`~pixlearn.tasks.faces.calibrate.calibrate` takes (labelled pairs, or vectors by name).
+            :func:`~pixlearn.tasks.faces.calibration.calibrate` takes (labelled pairs, or vectors by name).
 
         Returns
         -------
