@@ -19,6 +19,9 @@ register_tool(ToolSpec(
     package="pixlearn.tasks.ocr",
     entry={
         "read": "pixlearn.tasks.ocr.read:read_text",
+        "read_oriented": "pixlearn.tasks.ocr.read:read_text_oriented",
+        "rotations": "pixlearn.tasks.ocr.read:ROTATIONS",
+        "max_side_range": "pixlearn.tasks.ocr.read:MAX_SIDE_RANGE",
         "engine": "pixlearn.tasks.ocr.engine:get_engine",
         "files": "pixlearn.tasks.ocr.files:read_text_files",
         "table": "pixlearn.tasks.ocr.files:text_table",
