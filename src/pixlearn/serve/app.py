@@ -130,8 +130,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     >>> "/v1/analyze" in app.openapi()["paths"]
     True
     """
-    from pixlearn.serve import oip, routes_analyze, routes_classify, routes_collections, routes_detect, routes_models, \
-        routes_ops, trainings
+    from pixlearn.serve import oip, routes_analyze, routes_classify, routes_collections, routes_detect, routes_faces, \
+        routes_models, routes_ops, routes_text, trainings
 
     settings = settings or ServeSettings()
     app = FastAPI(title="pixlearn", version=__version__, description=_DESCRIPTION, lifespan=_lifespan,
@@ -146,6 +146,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.include_router(routes_ops.router)
     app.include_router(routes_classify.router)
     app.include_router(routes_detect.router)
+    app.include_router(routes_faces.router)
+    app.include_router(routes_text.router)
     app.include_router(routes_collections.router)
     app.include_router(trainings.router)
     app.include_router(oip.router)

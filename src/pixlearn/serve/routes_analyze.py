@@ -33,6 +33,8 @@ from pixlearn.serve.inputs import decode_b64, decode_bytes, read_allowed_path
 from pixlearn.serve.registry import ModelRegistry
 from pixlearn.serve.routes_detect import builtin_unavailable, check_detect_params, coco_detector, detect_image, \
     detection_rows, yolox_path
+from pixlearn.serve.routes_faces import check_face_params, face_rows, name_faces
+from pixlearn.serve.routes_text import check_text_params, read_lines
 from pixlearn.serve.settings import ServeSettings
 
 __all__ = ["router", "FEATURES", "parse_features", "parse_names", "start_labeller_warmup"]
@@ -41,10 +43,13 @@ log = logging.getLogger("pixlearn.serve")
 
 router = APIRouter(tags=["analyze"])
 
-#: Every feature /v1/analyze knows; model-backed ones (faces, text) join as those capabilities land.
-FEATURES = ("colors", "quality", "labels", "objects")
+#: Every feature /v1/analyze knows.
+FEATURES = ("colors", "quality", "labels", "objects", "faces", "text")
 #: The features of a request that names none: all but ``objects``, which joins them when the COCO detector's file
-#: is on the server (so a server without it answers the default request without a note about a missing file).
+#: is on the server (so a server without it answers the default request without a note about a missing file), and
+#: ``faces`` and ``text``, which are asked for by name: each costs far more than colours and quality (dlib's face
+#: detector and a 128-d embedding per face, or PP-OCR's detection and recognition: hundreds of milliseconds to
+#: seconds on a CPU, against a few milliseconds) and loads its models on first use.
 DEFAULT_FEATURES = ("colors", "quality", "labels")
 
 _OPENAPI = {
@@ -55,7 +60,15 @@ _OPENAPI = {
                         "labeller's classes (tf_efficientnet_lite0; without its weights, unavailable.labels says how "
                         "to add them), and models.<name> for the models asked for or marked general. objects: the "
                         "80 COCO classes from the built-in YOLOX-Nano (without its file, unavailable.objects says "
-                        "how to add it)."},
+                        "how to add it). faces (asked for by name): face boxes, scores and 5 landmarks, each named "
+                        "after the nearest enrolled person of the face gallery or 'unknown'. text (asked for by "
+                        "name): the text lines in reading order, as POST /v1/text gives them."},
+        {"name": "detector", "in": "query", "required": False, "schema": {"type": "string", "enum": ["hog", "cnn"]},
+         "description": "faces: the face detector (default hog)."},
+        {"name": "upsample", "in": "query", "required": False, "schema": {"type": "integer", "default": 1},
+         "description": "faces: 0..3, each step finds faces half as large at about 4x the cost."},
+        {"name": "min_confidence", "in": "query", "required": False, "schema": {"type": "number", "default": 0.5},
+         "description": "text: drop pieces read with a lower confidence (0..1)."},
         {"name": "threshold", "in": "query", "required": False, "schema": {"type": "number", "default": 0.25},
          "description": "objects: the lowest score kept (0..1)."},
         {"name": "max_detections", "in": "query", "required": False, "schema": {"type": "integer", "default": 100},
@@ -156,7 +169,8 @@ def _int(value: Any, *, name: str, low: int, high: int, default: int) -> int:
 
 
 #: The parameters /v1/analyze reads; ``features`` and ``models`` may repeat (lists), the others are single values.
-_ANALYZE_KEYS = ("features", "n_colors", "models", "top_k", "threshold", "max_detections")
+_ANALYZE_KEYS = ("features", "n_colors", "models", "top_k", "threshold", "max_detections", "detector", "upsample",
+                 "min_confidence")
 _LIST_KEYS = ("features", "models")
 
 
@@ -326,7 +340,11 @@ async def analyze(request: Request) -> dict[str, Any]:
     "timings_ms": {...}}`` (only the features asked for; ``labels`` are the ImageNet labeller's, and
     ``unavailable.labels`` replaces them when its weights are absent; ``models`` only for the models
     named in ``models=`` or marked general; ``objects``: ``[{"box": [x1, y1, x2, y2], "score", "label",
-    "class_name"}]`` from the built-in COCO detector, or ``unavailable.objects`` when its file is absent).
+    "class_name"}]`` from the built-in COCO detector, or ``unavailable.objects`` when its file is absent;
+    ``faces``: ``[{"box": [x0, y0, x1, y1], "score", "landmarks", "name", "distance", "candidates"}]``, ``name`` the
+    nearest enrolled person's or ``"unknown"`` (options ``detector``, ``upsample``); ``text``: ``[{"text",
+    "confidence", "line", "quad", "box"}]`` in reading order (option ``min_confidence``)). ``faces`` and ``text`` are
+    only computed when asked for by name.
     """
     t0 = time.perf_counter()
     settings: ServeSettings = request.app.state.settings
@@ -336,6 +354,8 @@ async def analyze(request: Request) -> dict[str, Any]:
     if not parse_names(params["features"], what="features") and await run_blocking(yolox_path, settings) is not None:
         features.append("objects")  # the default request gets objects when the COCO detector's file is here
     detect_opts = check_detect_params({"threshold": params["threshold"], "max_detections": params["max_detections"]})
+    face_opts = check_face_params(params) if "faces" in features else None
+    text_opts = check_text_params({"min_confidence": params["min_confidence"]}) if "text" in features else None
     n_colors = _int(params["n_colors"], name="n_colors", low=1, high=64, default=5)
     top_k = _int(params["top_k"], name="top_k", low=1, high=1000, default=5)
     asked_models = parse_names(params["models"], what="models")  # checked even when labels are not asked for
@@ -359,7 +379,7 @@ async def analyze(request: Request) -> dict[str, Any]:
             image = read_allowed_path(payload, settings.allowed_roots, max_pixels=settings.max_pixels,
                                       max_bytes=settings.max_body_bytes)
         decode_ms = (time.perf_counter() - t) * 1e3
-        result = analyze_image(image, features=[f for f in features if f not in ("labels", "objects")],
+        result = analyze_image(image, features=[f for f in features if f in ("colors", "quality")],
                                n_colors=n_colors, models=[], top_k=top_k, registry=None)
         result["timings_ms"] = {"decode": round(decode_ms, 2), **result["timings_ms"]}
         if "objects" in features:
@@ -369,6 +389,21 @@ async def analyze(request: Request) -> dict[str, Any]:
                 result["timings_ms"]["objects"] = round((time.perf_counter() - t) * 1e3, 2)
             except WeightsNotFoundError as exc:
                 result.setdefault("unavailable", {})["objects"] = builtin_unavailable(exc, settings).args[0]
+        if face_opts is not None:
+            t = time.perf_counter()
+            try:
+                result["faces"] = face_rows(image, detector=face_opts["detector"], upsample=face_opts["upsample"],
+                                            vectors=True)
+                result["timings_ms"]["faces"] = round((time.perf_counter() - t) * 1e3, 2)
+            except WeightsNotFoundError as exc:
+                result.setdefault("unavailable", {})["faces"] = str(exc)
+        if text_opts is not None:
+            t = time.perf_counter()
+            try:
+                result["text"] = read_lines(image, text_opts)["lines"]
+                result["timings_ms"]["text"] = round((time.perf_counter() - t) * 1e3, 2)
+            except (WeightsNotFoundError, ModuleNotFoundError) as exc:
+                result.setdefault("unavailable", {})["text"] = str(exc)
         return result, (image if need_image else None)
 
     from pixlearn.tasks.imagenet_labels import find_labeller_weights
@@ -376,6 +411,11 @@ async def analyze(request: Request) -> dict[str, Any]:
     # The decoded image comes back from the worker only when a model will look at it.
     need_image = "labels" in features and (bool(models) or await run_blocking(find_labeller_weights) is not None)
     result, image = await run_cpu(work)
+    if "faces" in result:  # named after the gallery (the database: a thread)
+        t = time.perf_counter()
+        named = await run_blocking(name_faces, result["faces"], request.app.state.engine, threshold=None)
+        result["faces"] = named["faces"]
+        result["timings_ms"]["faces"] = round(result["timings_ms"].get("faces", 0) + (time.perf_counter() - t) * 1e3, 2)
     if "labels" in features:  # the loaded models live in this process (a thread)
         labels = await run_blocking(_labels, image, models=models, top_k=top_k, registry=registry)
         timings = result.pop("timings_ms")
