@@ -3,8 +3,8 @@
 Storage sits behind the :class:`GalleryStore` protocol, so the same :class:`Gallery` runs on a local file
 (:class:`FileGalleryStore`: one ``.npz`` file, rewritten atomically on every change), in memory
 (:class:`MemoryGalleryStore`) or in the service's database (a store of its own). A gallery holds embeddings (128
-numbers per face, from which the photo cannot be rebuilt) and where each came from; it keeps the aligned face crops
-only when asked (``keep_photos=True``). :meth:`Gallery.delete` removes every vector and crop of a person.
+numbers per face, not the photo, though they still identify the person) and where each came from; it keeps the
+aligned face crops only when asked (``keep_photos=True``). :meth:`Gallery.delete` removes every vector and crop of a person.
 
 Two faces are the same person when the Euclidean distance between their embeddings is at most the threshold:
 :data:`DEFAULT_THRESHOLD` (0.6, dlib's documented value) until :meth:`Gallery.calibrate` stores a calibrated one.
