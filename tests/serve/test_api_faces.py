@@ -123,7 +123,7 @@ def test_errors(client) -> None:
         (client.post("/v1/faces/detect?upsample=x", files={"file": _png(FACE)}), 400, "upsample"),
         (client.post("/v1/faces/detect"), 415, "Content-Type"),
         (client.post("/v1/faces/identify?threshold=0", files={"file": _png(FACE)}), 400, "threshold"),
-        (client.post("/v1/faces/identify?threshold=2.5", files={"file": _png(FACE)}), 400, "threshold"),
+        (client.post("/v1/faces/identify?threshold=4.5", files={"file": _png(FACE)}), 400, "threshold"),
         (client.post("/v1/faces/identify?top_k=11", files={"file": _png(FACE)}), 400, "top_k"),
         (client.post("/v1/faces/enroll", data={"name": "../x"}, files=[("files", _png(FACE))]), 400, "person name"),
         (client.post("/v1/faces/enroll", data={"name": "unknown"}, files=[("files", _png(FACE))]), 400, "unknown"),

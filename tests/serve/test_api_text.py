@@ -54,7 +54,7 @@ def test_text_in_reading_order(client) -> None:
     body = r.json()
     assert [(x["text"], x["line"]) for x in body["lines"]] == [("OPEN", 0), ("24", 0), ("PIXLEARN", 1)]
     assert body["text"] == "OPEN 24\nPIXLEARN"
-    assert body["image"] == {"width": 320, "height": 160}
+    assert body["image"] == {"width": 320, "height": 160} and body["rotation"] == 0
     first = body["lines"][0]
     assert len(first["quad"]) == 4 and 0.5 <= first["confidence"] <= 1
     x0, y0, x1, y1 = first["box"]
@@ -69,7 +69,7 @@ def test_upside_down_with_rotation_any(client) -> None:
     turned = np.ascontiguousarray(SIGN[::-1, ::-1])
     r = client.post("/v1/text?rotation=any", files={"file": ("t.png", png_bytes(turned), "image/png")})
     assert r.status_code == 200, r.text
-    assert r.json()["text"] == "OPEN 24\nPIXLEARN"
+    assert r.json()["text"] == "OPEN 24\nPIXLEARN" and r.json()["rotation"] == 180
     x0, y0, x1, y1 = r.json()["lines"][0]["box"]  # in the turned image's pixels: OPEN is at the bottom right
     assert x0 > 160 and y0 > 80
 

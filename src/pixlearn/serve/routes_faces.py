@@ -6,7 +6,7 @@
 - ``POST /v1/faces/enroll``: a person's ``name`` and their photos (multipart ``files``, repeated); each photo must
   show exactly one face, a photo that does not (or cannot be read) is refused with its reason while the others enrol.
 - ``POST /v1/faces/identify``: every face of an image with the nearest enrolled person's name, or ``unknown`` when
-  no one is within the threshold (``threshold`` in (0, 2]: a Euclidean distance between embeddings; default the
+  no one is within the threshold (``threshold`` in (0, 4]: a Euclidean distance between embeddings; default the
   gallery's calibrated value, else 0.6, dlib's documented one).
 - ``POST /v1/faces/verify``: ``image_a`` and ``image_b``: the same person or not (each image's largest face).
 - ``GET /v1/faces/gallery``: the people (name, embeddings, enrolment time) and the threshold in use;
@@ -95,8 +95,7 @@ class DatabaseGalleryStore:
         self.engine = engine
 
     def add(self, name: str, vectors: np.ndarray, meta: Sequence[Mapping[str, Any]]) -> None:
-        if not isinstance(name, str) or not 1 <= len(name) <= 64 or any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise ConfigError(f"person name must be 1..64 printable characters, got {str(name)[:80]!r}")
+        name = _faces("check_person_name")(name)
         arr = np.asarray(vectors, np.float32)
         if arr.ndim == 1:
             arr = arr[None, :]
@@ -148,37 +147,6 @@ class DatabaseGalleryStore:
                 conn.execute(insert(face_gallery_table).values(key="calibration", value=dict(calibration)))
 
 
-class _CollectingStore:
-    """A :class:`~pixlearn.tasks.faces.gallery.GalleryStore` held in memory by a worker process: what an enroll adds
-    is collected here and written to the database afterwards (by the server, which holds the engine)."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self.rows: list[np.ndarray] = []
-        self.meta: list[dict[str, Any]] = []
-
-    def add(self, name: str, vectors: np.ndarray, meta: Sequence[Mapping[str, Any]]) -> None:
-        arr = np.asarray(vectors, np.float32).reshape(-1, _DIM)
-        self.names.extend([name] * len(arr))
-        self.rows.extend(arr)
-        self.meta.extend(dict(m) for m in meta)
-
-    def vectors(self) -> tuple[list[str], np.ndarray]:
-        return list(self.names), (np.stack(self.rows) if self.rows else np.zeros((0, _DIM), np.float32))
-
-    def people(self) -> list[dict[str, Any]]:
-        return [{"name": n, "count": self.names.count(n), "created": None} for n in sorted(set(self.names))]
-
-    def delete(self, name: str) -> int:
-        raise ConfigError("a collecting store deletes nothing")
-
-    def get_calibration(self) -> dict[str, Any] | None:
-        return None
-
-    def set_calibration(self, calibration: Mapping[str, Any] | None) -> None:
-        raise ConfigError("a collecting store keeps no calibration")
-
-
 def _faces(what: str) -> Any:
     """An entry point of the ``faces`` tool (the task registry: the service never imports a task package)."""
     from pixlearn.tasks.registry import tool
@@ -192,7 +160,7 @@ def _gallery(store: Any, **kwargs: Any) -> Any:
 
 # ---------------------------------------------------------------- options
 def check_face_params(params: Mapping[str, Any], *, threshold: bool = False, top_k: bool = False) -> dict[str, Any]:
-    """``detector`` (hog | cnn), ``upsample`` (0..3), and when asked ``threshold`` ((0, 2], None: the gallery's) and
+    """``detector`` (hog | cnn), ``upsample`` (0..3), and when asked ``threshold`` ((0, 4], None: the gallery's) and
     ``top_k`` (1..10) checked; 400 naming the field.
 
     >>> check_face_params({"detector": "cnn", "upsample": "0"})
@@ -212,10 +180,8 @@ def check_face_params(params: Mapping[str, Any], *, threshold: bool = False, top
                            "upsample": _number(params.get("upsample"), name="upsample", low=0, high=3, integer=True,
                                                default=1)}
     if threshold:
-        t = _number(params.get("threshold"), name="threshold", low=0.0, high=2.0, integer=False, default=None)
-        if t is not None and t <= 0:
-            raise ApiError(f"threshold={t} is out of range; use a distance in (0, 2], e.g. 0.6", status=400)
-        out["threshold"] = t
+        value = params.get("threshold")
+        out["threshold"] = None if value is None or value == "" else _faces("check_threshold")(value)
     if top_k:
         out["top_k"] = _number(params.get("top_k"), name="top_k", low=1, high=MAX_TOP_K, integer=True, default=1)
     return out
@@ -251,7 +217,8 @@ def _detect_work(kind: str, payload: Any, name: str, settings: ServeSettings, op
 
 def _enroll_work(name: str, blobs: list[tuple[str, bytes]], settings: ServeSettings,
                  opts: dict[str, Any]) -> dict[str, Any]:
-    """Decode and embed the photos in a gallery held in memory; the vectors go to the database afterwards."""
+    """Decode and embed the photos through a gallery held in memory (the faces tool's memory store) in a worker
+    process; the server writes the vectors to the database afterwards."""
     from pixlearn.serve.inputs import decode_bytes
 
     images, where, rows = [], [], []
@@ -264,11 +231,9 @@ def _enroll_work(name: str, blobs: list[tuple[str, bytes]], settings: ServeSetti
             rows[i]["reason"] = str(exc)
     vectors = np.zeros((0, _DIM), np.float32)
     meta: list[dict[str, Any]] = []
-    gallery = _gallery(_CollectingStore(), detector=opts["detector"], upsample=opts["upsample"])
-    # The gallery checks the name first (a bad one: its GalleryError, 400, naming the rule); with no readable photo,
-    # an 8 x 8 blank (refused: no face) lets it check the name all the same.
-    report = gallery.enroll(name, images or [np.zeros((8, 8, 3), np.uint8)])
     if images:
+        gallery = _gallery(_faces("memory_store")(), detector=opts["detector"], upsample=opts["upsample"])
+        report = gallery.enroll(name, images)
         _, vectors = gallery.store.vectors()
         for i, r in zip(where, report["images"]):
             rows[i].update(status=r["status"], box=r["box"], reason=r["reason"])
@@ -283,8 +248,8 @@ def _verify_work(a: tuple[str, bytes], b: tuple[str, bytes], settings: ServeSett
 
     image_a = decode_bytes(a[1], name=a[0], max_pixels=settings.max_pixels)
     image_b = decode_bytes(b[1], name=b[0], max_pixels=settings.max_pixels)
-    gallery = _gallery(_CollectingStore(), detector=opts["detector"], upsample=opts["upsample"])
-    return gallery.verify(image_a, image_b, threshold=threshold)
+    return _faces("verify_images")(image_a, image_b, threshold=threshold, detector=opts["detector"],
+                                   upsample=opts["upsample"])
 
 
 # ---------------------------------------------------------------- the gallery (in a thread)
@@ -343,8 +308,9 @@ _DETECT_PARAMS = [
 _IDENTIFY_PARAMS = [
     *_DETECT_PARAMS,
     {"name": "threshold", "in": "query", "required": False, "schema": {"type": "number", "exclusiveMinimum": 0,
-                                                                       "maximum": 2},
-     "description": "Same person at or below this distance (default: the gallery's calibrated threshold, else 0.6)."},
+                                                                       "maximum": 4},
+     "description": "Same person at or below this distance, in (0, 4] (default: the gallery's calibrated threshold, "
+                    "else 0.6)."},
     {"name": "top_k", "in": "query", "required": False,
      "schema": {"type": "integer", "default": 1, "minimum": 1, "maximum": MAX_TOP_K},
      "description": "Nearest people listed per face under candidates."},
@@ -403,8 +369,7 @@ async def enroll_faces(
     enrol. Only the 128-number embeddings are kept, never the photos."""
     settings: ServeSettings = request.app.state.settings
     engine = request.app.state.engine
-    if len(name) > 64:  # the gallery checks the rest of its rules (path characters, 'unknown') in the worker
-        raise ApiError(f"person name must have 1 to 64 characters, got {len(name)}", status=400)
+    name = await run_blocking(_faces("check_person_name"), name)  # 400 naming the rule (GalleryError)
     opts = check_face_params({"detector": detector, "upsample": upsample})
     uploads = [f for f in files if f is not None]
     limit = min(settings.max_archive_images, 1000)
@@ -431,7 +396,7 @@ async def verify_faces(
     request: Request,
     image_a: Annotated[UploadFile, File(description="The first image (its largest face is compared).")],
     image_b: Annotated[UploadFile, File(description="The second image.")],
-    threshold: Annotated[str | None, Form(description="Same person at or below this distance, (0, 2]; default the "
+    threshold: Annotated[str | None, Form(description="Same person at or below this distance, (0, 4]; default the "
                                                       "gallery's calibrated threshold, else 0.6.")] = None,
     detector: Annotated[str | None, Form(description="hog (default) or cnn.")] = None,
     upsample: Annotated[str | None, Form(description="0..3 (default 1).")] = None,

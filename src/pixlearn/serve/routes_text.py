@@ -85,19 +85,19 @@ def check_text_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_lines(image: np.ndarray, opts: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"lines": [{"text", "confidence", "line", "quad", "box"}], "text"}`` of one RGB image (in a worker process:
-    one onnxruntime thread); through the task registry's ``ocr`` tool."""
+    """``{"lines": [{"text", "confidence", "line", "quad", "box"}], "text", "rotation"}`` of one RGB image (in a worker
+    process: one onnxruntime thread); through the task registry's ``ocr`` tool."""
     from pixlearn.tasks.registry import tool
 
     ocr = tool("ocr")
-    read_text, get_engine = ocr.load("read"), ocr.load("engine")
-    lines = read_text(image, min_confidence=opts["min_confidence"], rotation=opts["rotation"],
-                      max_side=opts["max_side"], engine=get_engine(threads=1))
+    read_oriented, get_engine = ocr.load("read_oriented"), ocr.load("engine")
+    lines, angle = read_oriented(image, min_confidence=opts["min_confidence"], rotation=opts["rotation"],
+                                 max_side=opts["max_side"], engine=get_engine(threads=1))
     rows = [t.to_dict() for t in lines]
     by_line: dict[int, list[str]] = {}
     for r in rows:
         by_line.setdefault(r["line"], []).append(r["text"])
-    return {"lines": rows, "text": "\n".join(" ".join(v) for _, v in sorted(by_line.items()))}
+    return {"lines": rows, "text": "\n".join(" ".join(v) for _, v in sorted(by_line.items())), "rotation": angle}
 
 
 def _text_work(kind: str, payload: Any, name: str, settings: ServeSettings, opts: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +119,7 @@ async def read_text_route(request: Request) -> dict[str, Any]:
     """``{"lines": [{"text", "confidence", "line", "quad": [[x, y] x 4], "box": [x0, y0, x1, y1]}], "text", "image",
     "timings_ms"}``: pieces top to bottom, left to right within a line (``line`` numbers the lines from 0); ``quad``
     clockwise from the top-left corner, in the image's own pixels; ``text`` joins the pieces, one line of text per
-    line."""
+    line; ``rotation``: how far (degrees, clockwise) the text stood turned (0 unless ``rotation=any``)."""
     from pixlearn.serve.routes_analyze import read_image_request
 
     t0 = time.perf_counter()

@@ -185,7 +185,7 @@
   }
 
   // ------------------------------------------------------------ tabs
-  const TABS = ["analyze", "models", "train", "search"];
+  const TABS = ["analyze", "models", "train", "faces", "search"];
   function activateTab(name, { focus = false, push = true } = {}) {
     if (!TABS.includes(name)) name = "analyze";
     for (const t of TABS) {
@@ -200,6 +200,7 @@
     if (name === "models") loadModels();
     if (name === "train") loadTrainings();
     if (name === "search") loadCollections();
+    if (name === "faces") loadGallery();
     if (name === "analyze") refreshLabelsHint();
   }
   function setupTabs() {
@@ -238,7 +239,7 @@
   }
 
   // ------------------------------------------------------------ analyze
-  const analyze = { file: null, previewUrl: null, resultUrls: [], ops: [], running: false, objects: [], objectsImage: null };
+  const analyze = { file: null, previewUrl: null, resultUrls: [], ops: [], running: false, objects: [], objectsImage: null, faces: [], text: [] };
 
   function setFile(file) {
     if (!file) return;
@@ -393,7 +394,11 @@
     $("#op-results").replaceChildren();
     analyze.objects = [];
     $("#objects-list").replaceChildren();
-    for (const id of ["#colors-card", "#quality-card", "#labels-card", "#objects-card", "#op-results-card"]) $(id).hidden = true;
+    analyze.faces = [];
+    analyze.text = [];
+    $("#faces-list").replaceChildren();
+    $("#text-list").replaceChildren();
+    for (const id of ["#colors-card", "#quality-card", "#labels-card", "#objects-card", "#marks-card", "#op-results-card"]) $(id).hidden = true;
   }
 
   // ------------------------------------------------------------ objects
@@ -484,6 +489,163 @@
     );
     if (!analyze.objects.length && !$("#objects-note").textContent) list.append(el("li", { class: "muted", text: "No object found." }));
     else if (analyze.objects.length && !shown.length) list.append(el("li", { class: "muted", text: "No object at or above this score." }));
+  }
+
+  // ------------------------------------------------------------ faces and text
+  const FACE_KNOWN = "#16a34a";
+  const FACE_UNKNOWN = "#f59e0b";
+  const TEXT_COLOUR = "#2563eb";
+
+  function renderMarks(res, features) {
+    const card = $("#marks-card");
+    analyze.faces = features.includes("faces") && Array.isArray(res.faces) ? res.faces : [];
+    analyze.text = features.includes("text") && Array.isArray(res.text) ? res.text : [];
+    const why = Object.entries(res.unavailable || {}).filter(([k]) => k === "faces" || k === "text").map(([k, v]) => `${k}: ${v}`);
+    $("#marks-note").textContent = why.join(" ");
+    $("#marks-note").hidden = !why.length;
+    $("#faces-title").hidden = !features.includes("faces");
+    $("#text-title").hidden = !features.includes("text");
+    $("#faces-list").replaceChildren(
+      ...analyze.faces.map((f) =>
+        el(
+          "li",
+          { class: "object-row face-row", dataset: { name: f.name || "unknown" } },
+          el("span", { class: "swatch-chip", style: `background:${f.name && f.name !== "unknown" ? FACE_KNOWN : FACE_UNKNOWN}`, "aria-hidden": "true" }),
+          el("span", { class: "score-label", text: f.name || "unknown" }),
+          el("span", { class: "score-value", text: typeof f.distance === "number" ? `distance ${fmt(f.distance, 3)}` : "" }),
+          el("span", { class: "muted small", text: f.box.join(", ") })
+        )
+      )
+    );
+    if (features.includes("faces") && !analyze.faces.length && !res.unavailable?.faces) $("#faces-list").append(el("li", { class: "muted", text: "No face found." }));
+    $("#text-list").replaceChildren(
+      ...analyze.text.map((t) =>
+        el(
+          "li",
+          { class: "object-row text-row", dataset: { text: t.text, line: String(t.line) } },
+          el("span", { class: "score-label", text: t.text }),
+          el("span", { class: "score-value", text: pct(t.confidence) })
+        )
+      )
+    );
+    if (features.includes("text") && !analyze.text.length && !res.unavailable?.text) $("#text-list").append(el("li", { class: "muted", text: "No text found." }));
+    card.hidden = false;
+    const img = new Image();
+    img.onload = () => drawMarks(img);
+    img.src = analyze.previewUrl;
+  }
+
+  /** Draw the image, the face boxes with their names and the text quadrilaterals with their strings. */
+  function drawMarks(img) {
+    const canvas = $("#marks-canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
+    const size = Math.max(12, line * 6);
+    ctx.font = `${size}px sans-serif`;
+    ctx.textBaseline = "top";
+    const label = (text, x, y, colour) => {
+      const w = ctx.measureText(text).width + 6;
+      const h = size + 4;
+      const ty = y - h >= 0 ? y - h : y;
+      ctx.fillStyle = colour;
+      ctx.fillRect(x, ty, w, h);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(text, x + 3, ty + 2);
+    };
+    ctx.lineWidth = line;
+    for (const f of analyze.faces) {
+      const known = f.name && f.name !== "unknown";
+      const colour = known ? FACE_KNOWN : FACE_UNKNOWN;
+      const [x1, y1, x2, y2] = f.box;
+      ctx.strokeStyle = colour;
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      label(f.name || "unknown", x1, y1, colour);
+    }
+    for (const t of analyze.text) {
+      ctx.beginPath();
+      t.quad.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      ctx.closePath();
+      ctx.strokeStyle = TEXT_COLOUR;
+      ctx.stroke();
+      label(t.text, t.quad[0][0], t.quad[0][1], TEXT_COLOUR);
+    }
+    canvas.dataset.faces = String(analyze.faces.length);
+    canvas.dataset.texts = String(analyze.text.length);
+    canvas.dataset.drawn = "1";
+    canvas.setAttribute("aria-label", `The image with ${analyze.faces.length} face(s) and ${analyze.text.length} piece(s) of text boxed`);
+  }
+
+  // ------------------------------------------------------------ faces view (the gallery)
+  async function loadGallery() {
+    try {
+      const data = await api("/v1/faces/gallery");
+      const people = (data && data.people) || [];
+      $("#gallery-empty").hidden = people.length > 0;
+      $("#gallery-table").hidden = people.length === 0;
+      $("#gallery-threshold").textContent = `Same person at a distance of ${fmt(data.threshold, 3)} or less` +
+        (data.calibration ? " (calibrated)." : " (dlib's documented value; not calibrated).");
+      $("#gallery-table tbody").replaceChildren(
+        ...people.map((p) =>
+          el(
+            "tr",
+            { dataset: { person: p.name } },
+            el("th", { scope: "row", text: p.name }),
+            el("td", { class: "num", text: String(p.count) }),
+            el("td", { text: fmtDate(p.created) }),
+            el("td", {}, el("button", { type: "button", class: "btn btn-danger btn-small person-delete-btn", text: "Delete", onclick: () => deletePerson(p.name) }))
+          )
+        )
+      );
+      document.body.dataset.people = String(people.length);
+    } catch (err) {
+      showError(err, "Reading the face gallery");
+    }
+  }
+
+  async function deletePerson(name) {
+    if (!(await confirmDialog(`Delete “${name}” and every face of them from the gallery?`))) return;
+    try {
+      await api(`/v1/faces/gallery/${encodeURIComponent(name)}`, { method: "DELETE" });
+      await loadGallery();
+    } catch (err) {
+      showError(err, "Deleting a person");
+    }
+  }
+
+  async function enrollPerson(ev) {
+    ev.preventDefault();
+    const name = $("#enroll-name").value.trim();
+    const files = Array.from($("#enroll-files").files);
+    if (!name || !files.length) {
+      showError(new Error("Give the person's name and at least one photo of them."));
+      return;
+    }
+    const fd = new FormData();
+    fd.append("name", name);
+    for (const f of files) fd.append("files", f, f.name);
+    const status = $("#enroll-status");
+    status.textContent = "Enrolling…";
+    $("#enroll-btn").disabled = true;
+    $("#enroll-refused").replaceChildren();
+    clearError();
+    try {
+      const res = await api("/v1/faces/enroll", { method: "POST", body: fd });
+      status.textContent = `${res.name}: ${res.added} face(s) added, ${res.refused} photo(s) refused · ${res.count} in all`;
+      status.dataset.added = String(res.added);
+      $("#enroll-refused").replaceChildren(
+        ...res.images.filter((r) => r.status !== "enrolled").map((r) => el("li", { class: "inline-error", text: `${r.filename}: ${r.reason}` }))
+      );
+      $("#enroll-files").value = "";
+      await loadGallery();
+    } catch (err) {
+      status.textContent = "";
+      showError(err, "Enrolling");
+    } finally {
+      $("#enroll-btn").disabled = false;
+    }
   }
 
   function swatchList(colors) {
@@ -666,6 +828,7 @@
           if (res.quality) renderQuality(res.quality);
           if (features.includes("labels")) renderLabels(res);
           if (features.includes("objects")) renderObjects(res);
+          if (features.includes("faces") || features.includes("text")) renderMarks(res, features);
         } catch (err) {
           failed += 1;
           showError(err, "Analyze");
@@ -1441,6 +1604,8 @@
     setupDropZone();
     setupTry();
     setupSearch();
+    $("#enroll-form").addEventListener("submit", enrollPerson);
+    $("#gallery-refresh").addEventListener("click", loadGallery);
     drawChart([], 0);
     loadHealth();
     loadOps();
