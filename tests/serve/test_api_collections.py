@@ -238,3 +238,21 @@ def test_api_keys_guard_collections(tmp_path) -> None:
             assert getattr(client, method)(url).status_code == 401, url
         r = client.post("/v1/collections", json={"name": "a", "model": "phash"}, headers={"X-API-Key": "k1"})
         assert r.status_code == 201
+
+
+def test_the_api_docs_list_the_new_routes(client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, method in [("/v1/collections", "post"), ("/v1/collections", "get"), ("/v1/collections/{collection_id}", "delete"),
+                         ("/v1/collections/{collection_id}/images", "post"),
+                         ("/v1/collections/{collection_id}/search", "post"),
+                         ("/v1/collections/{collection_id}/images/{image_id}", "get"),
+                         ("/v1/faces/detect", "post"), ("/v1/faces/enroll", "post"), ("/v1/faces/identify", "post"),
+                         ("/v1/faces/verify", "post"), ("/v1/faces/gallery", "get"),
+                         ("/v1/faces/gallery/{name}", "delete"), ("/v1/text", "post")]:
+        op = paths[path][method]
+        assert op.get("summary"), (path, method)
+        assert {"400", "401", "413"} <= set(op["responses"]) or method != "post", (path, op["responses"].keys())
+    assert "image/jpeg" in paths["/v1/collections/{collection_id}/images/{image_id}"]["get"]["responses"]["200"]["content"]
+    text_params = {p["name"] for p in paths["/v1/text"]["post"]["parameters"]}
+    assert {"min_confidence", "rotation", "max_side"} <= text_params
+    assert client.get("/docs").status_code == 200

@@ -36,10 +36,12 @@ log = logging.getLogger("pixlearn.serve")
 STATIC_DIR = Path(__file__).with_name("static")
 
 _DESCRIPTION = """\
-Analyse images (dominant colours, quality, labels from your classifiers, COCO objects), run pixlearn's classical
-ops and recipes, classify images with registered models, detect objects (`POST /v1/detect`: the built-in
-`coco-yolox-nano` or a trained detector), train classifiers and detectors from an uploaded zip (a folder per class,
-or COCO / YOLO / Pascal VOC boxes), and serve them over the Open Inference Protocol v2.
+Analyse images (dominant colours, quality, labels from your classifiers, COCO objects, faces, text), run pixlearn's
+classical ops and recipes, classify images with registered models, detect objects (`POST /v1/detect`: the built-in
+`coco-yolox-nano` or a trained detector), find and name faces (`/v1/faces/...`: enrol people into a gallery, identify
+them, verify two photos), read the text in images (`POST /v1/text`), search by image in collections
+(`/v1/collections`), train classifiers and detectors from an uploaded zip (a folder per class, or COCO / YOLO /
+Pascal VOC boxes), and serve them over the Open Inference Protocol v2.
 
 With API keys configured, send `X-API-Key: <key>` or `Authorization: Bearer <key>`.
 Errors are JSON with the right 4xx: `{"error": {"code": "...", "message": "..."}}` on the `/v1` routes

@@ -540,7 +540,9 @@ async def search_collection(
 
 
 @router.get("/v1/collections/{collection_id}/images/{image_id}", summary="A collection image's thumbnail (or the image)",
-            response_class=FileResponse)
+            response_class=FileResponse,
+            responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The JPEG thumbnail, or the stored image with size=full."}})
 async def get_collection_image(collection_id: str, image_id: str, request: Request, size: str = "thumb") -> FileResponse:
     """The JPEG thumbnail (longest side at most 256 px) of an image of the collection; ``size=full``: the stored
     image. Served from the collection's folder by its generated id only."""
