@@ -208,3 +208,33 @@ def test_bad_inputs_are_typed_errors(tmp_path: Path, astro) -> None:
         Gallery(MemoryGalleryStore(), upsample=7)
     with pytest.raises(GalleryError, match="must implement GalleryStore"):
         Gallery(object())  # type: ignore[arg-type]
+
+
+def test_models_load_once_and_serve_threads_with_the_same_answers(astro, variants, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pixlearn.ops.faces import face_model
+
+    assert face_model("embedding") is face_model("embedding")  # cached per process
+    images = [astro, variants["flipped"], variants["shifted"], astro]
+    serial = [embed(img, upsample=0)[0].vector for img in images]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda img: embed(img, upsample=0)[0].vector, images))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded))
+
+    store = FileGalleryStore(tmp_path / "g.npz")
+    vecs = _unit(np.random.default_rng(3), 12)
+    with ThreadPoolExecutor(4) as pool:  # concurrent adds through one store: none lost
+        list(pool.map(lambda k: store.add(f"p{k % 3}", vecs[k], [{"source": str(k)}]), range(12)))
+    names, matrix = store.vectors()
+    assert len(names) == 12 and matrix.shape == (12, 128) and not matrix.flags.writeable
+    assert [p["count"] for p in store.people()] == [4, 4, 4]
+
+
+def test_calibrate_takes_a_folder_without_a_gallery(tmp_path: Path, variants) -> None:
+    from pixlearn.io import write_image
+
+    for who, key in (("a", "flipped"), ("a", "scaled"), ("b", "shifted")):
+        write_image(tmp_path / who / f"{key}.png", variants[key])
+    cal = calibrate(tmp_path, upsample=0)
+    assert (cal.people, cal.faces, cal.n_pairs) == (2, 3, 3) and "3 images, 0 skipped" in cal.source

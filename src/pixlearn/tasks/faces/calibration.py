@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -154,18 +155,23 @@ def pairs_from_groups(groups: Mapping[str, Sequence[np.ndarray] | np.ndarray], *
     return d[same], d[~same]
 
 
-def calibrate(data: Any, *, source: str | None = None) -> Calibration:
+def calibrate(data: Any, *, source: str | None = None, detector: str = "hog", upsample: int = 1,
+              progress: bool | None = None) -> Calibration:
     """Choose the match threshold from labelled data and report how well it separates.
 
     Parameters
     ----------
-    data : sequence of (vector_a, vector_b, same) or of (distance, same), or mapping of name to vectors
-        Labelled pairs of 128-d embeddings (``same``: the same person), pairs already reduced to their distance, or
-        embeddings grouped by person (every pair among them is used; see :func:`pairs_from_groups`). A folder of
-        person subfolders is calibrated by :meth:`pixlearn.tasks.faces.gallery.Gallery.calibrate` (it embeds the
-        images first).
+    data : path, sequence of (vector_a, vector_b, same) or of (distance, same), or mapping of name to vectors
+        A folder with one subfolder of photos per person (each photo with one face is embedded with ``detector`` and
+        ``upsample``; every pair of faces is used), labelled pairs of 128-d embeddings (``same``: the same person),
+        pairs already reduced to their distance, or embeddings grouped by person (every pair among them is used; see
+        :func:`pairs_from_groups`). To store the result in a gallery, use
+        :meth:`pixlearn.tasks.faces.gallery.Gallery.calibrate`.
     source : str, optional
-        What the data is, recorded in the result (default ``"pairs"`` or ``"groups"``).
+        What the data is, recorded in the result (default: the folder and its counts, ``"pairs"`` or ``"groups"``).
+    detector, upsample, progress
+        For a folder: the face detector, its upsampling (see :func:`~pixlearn.ops.faces.detect_faces`), and a
+        progress bar on stderr.
 
     Returns
     -------
@@ -182,6 +188,10 @@ def calibrate(data: Any, *, source: str | None = None) -> Calibration:
     >>> cal.threshold, cal.auc, cal.eer, cal.far, cal.frr
     (0.6, 1.0, 0.0, 0.0, 0.0)
     """
+    if isinstance(data, (str, os.PathLike)):
+        from pixlearn.tasks.faces.gallery import Gallery, MemoryGalleryStore
+
+        return Gallery(MemoryGalleryStore(), detector=detector, upsample=upsample).calibrate(data, progress=progress)
     if isinstance(data, Mapping):
         groups = {str(k): v for k, v in data.items()}
         same_d, diff_d = pairs_from_groups(groups)

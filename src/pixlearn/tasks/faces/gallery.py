@@ -211,6 +211,7 @@ class FileGalleryStore:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._cache: tuple[tuple[int, int, int], tuple[dict[str, Any], np.ndarray, dict[int, bytes]]] | None = None
         if self.path.is_dir():
             raise GalleryError(f"gallery {self.path}: is a folder; give a file name, e.g. {self.path / 'gallery.npz'}")
         if not self.path.exists():
@@ -227,9 +228,21 @@ class FileGalleryStore:
         return header, np.zeros((0, EMBEDDING_DIM), np.float32), {}
 
     def _read(self) -> tuple[dict[str, Any], np.ndarray, dict[int, bytes]]:
-        if not self.path.exists():
+        """The file's header (a copy: callers may change it), vectors (read-only) and photos; read again only when
+        the file changed (its inode, size or modification time)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             return self._empty()
-        size = self.path.stat().st_size
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._cache is None or self._cache[0] != key:
+            header, vectors, photos = self._load(st.st_size)
+            vectors.setflags(write=False)
+            self._cache = (key, (header, vectors, photos))
+        header, vectors, photos = self._cache[1]
+        return json.loads(json.dumps(header)), vectors, dict(photos)
+
+    def _load(self, size: int) -> tuple[dict[str, Any], np.ndarray, dict[int, bytes]]:
         if size > MAX_GALLERY_BYTES:
             raise GalleryError(f"gallery {self.path}: {size:,} bytes, over the limit of {MAX_GALLERY_BYTES:,}")
         not_gallery = (f"gallery {self.path}: not a pixlearn face gallery; give a file written by "
@@ -646,7 +659,7 @@ class Gallery:
         if isinstance(data, (str, os.PathLike)):
             groups, rows = self.embed_folder(data, progress=progress)
             skipped = sum(1 for r in rows if r["status"] != "used")
-            cal = _calibrate(groups, source=f"folder {Path(data).resolve()} ({len(rows)} images, {skipped} skipped; "
+            cal = _calibrate({k: np.stack(v) for k, v in groups.items()}, source=f"folder {Path(data).resolve()} ({len(rows)} images, {skipped} skipped; "
                                             f"detector {self.detector}, upsample {self.upsample})")
         else:
             cal = _calibrate(data)
