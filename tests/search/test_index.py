@@ -109,10 +109,10 @@ def test_index_type_chosen_by_size(tmp_path):
     folder = _collection(tmp_path, 5)
     emb = _cnn(0)
     assert Index.build(folder, emb, hnsw_threshold=6).index_type == "flat"
-    big = Index.build(folder, emb, hnsw_threshold=4)
+    big = Index.build(folder, emb, hnsw_threshold=4, kind="hnsw")
     assert big.index_type == "hnsw"
     assert big.search(folder / "img4.png", top_k=1)[0]["path"].endswith("img4.png")
-    growing = Index.build(sorted(folder.iterdir())[:3], emb, hnsw_threshold=5)
+    growing = Index.build(sorted(folder.iterdir())[:3], emb, hnsw_threshold=5, kind="hnsw")
     assert growing.index_type == "flat"
     growing.add(sorted(folder.iterdir())[3:])  # crosses the threshold: the vectors move to HNSW
     assert growing.index_type == "hnsw" and growing.faiss_index.ntotal == 5

@@ -9,8 +9,9 @@ what the index becomes once it holds ``threshold`` vectors; below that it is alw
 
 - ``flat``: exact ``IndexFlatIP`` at every size;
 - ``hnsw``: ``IndexHNSWFlat`` (M 32, efConstruction 80, efSearch 64 by default) from ``threshold`` on;
-- ``ivf``: ``IndexIVFFlat`` over an inner-product flat quantizer, trained on every vector the moment the collection
-  reaches ``threshold`` (nlist ~ 4 sqrt(n), at most n / 39 so that each centroid has enough training points),
+- ``ivf``: ``IndexIVFFlat`` over an inner-product flat quantizer, trained the moment the collection reaches
+  ``threshold`` (nlist ~ 4 sqrt(n), at most n / 39 so that each centroid has enough training points; k-means on
+  up to 64 vectors per list, 10 iterations),
   searched with ``nprobe`` lists (default 32, settable per search); retrained on all vectors when the collection
   reaches 4x the size it was trained on;
 - ``auto``: :data:`AUTO_LARGE_KIND` from ``threshold`` on (see docs/search.md for the measurements behind it).
@@ -34,7 +35,7 @@ import numpy as np
 from pixlearn._core.errors import ConfigError, ImageNotFoundError
 
 __all__ = ["Index", "IndexMismatchError", "AddReport", "MANIFEST_FORMAT", "IMAGE_SUFFIXES", "INDEX_KINDS",
-           "AUTO_LARGE_KIND", "list_images", "ivf_nlist", "remove"]
+           "AUTO_LARGE_KIND", "list_images", "ivf_nlist", "make_faiss_index", "remove"]
 
 MANIFEST_FORMAT = "pixlearn.search-index/1"
 #: The image files a folder contributes (by extension, case-insensitive).
@@ -47,7 +48,7 @@ MAX_TOP_K = 1000
 #: What ``kind`` accepts at build.
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 #: What an ``auto`` index becomes at ``threshold`` vectors (docs/search.md says why).
-AUTO_LARGE_KIND = "hnsw"
+AUTO_LARGE_KIND = "ivf"
 _HNSW_M = 32
 _HNSW_EF_CONSTRUCTION = 80
 DEFAULT_EF_SEARCH = 64
@@ -58,6 +59,10 @@ MAX_NLIST = 65536
 IVF_RETRAIN_FACTOR = 4
 #: FAISS's k-means wants at least 39 training points per centroid.
 _IVF_MIN_POINTS_PER_LIST = 39
+#: k-means samples at most this many training vectors per list, for this many iterations (training time is
+#: sample x nlist x dim x iterations: minutes, not hours, at a million vectors).
+_IVF_MAX_POINTS_PER_LIST = 64
+_IVF_KMEANS_ITERATIONS = 10
 
 
 class IndexMismatchError(ConfigError):
@@ -123,6 +128,34 @@ def ivf_nlist(n: int) -> int:
     return max(1, min(round(4 * n ** 0.5), n // _IVF_MIN_POINTS_PER_LIST, MAX_NLIST))
 
 
+def make_faiss_index(index_type: str, dim: int, *, train: np.ndarray | None = None, nprobe: int = DEFAULT_NPROBE,
+                     ef_search: int = DEFAULT_EF_SEARCH, hnsw_m: int = _HNSW_M) -> Any:
+    """An empty FAISS index of ``index_type`` (``binary_flat``, ``flat``, ``hnsw``, ``ivf``) as :class:`Index` makes
+    it: inner product for floats; IVF trained on ``train`` (nlist :func:`ivf_nlist`), empty but trained.
+    ``hnsw_m`` is for measurements only (the index always uses M 32)."""
+    faiss = _faiss()
+    if index_type == "binary_flat":
+        return faiss.IndexBinaryFlat(dim)
+    if index_type == "flat":
+        return faiss.IndexFlatIP(dim)
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = ef_search
+        return index
+    if index_type == "ivf":
+        if train is None or not len(train):
+            raise ConfigError("an IVF index is trained on vectors; none were given")
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, ivf_nlist(len(train)), faiss.METRIC_INNER_PRODUCT)
+        index.cp.max_points_per_centroid = _IVF_MAX_POINTS_PER_LIST
+        index.cp.niter = _IVF_KMEANS_ITERATIONS
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+        index.nprobe = min(nprobe, index.nlist)
+        return index
+    raise ConfigError(f"index type {index_type!r} is not one of binary_flat, flat, hnsw, ivf")
+
+
 class Index:
     """An embedder plus a FAISS index of images; see the module docstring for the folder's layout.
 
@@ -175,27 +208,11 @@ class Index:
 
     # ------------------------------------------------------------ build, add
     def _new_index(self, index_type: str, train: np.ndarray | None = None) -> Any:
-        faiss = _faiss()
-        dim = int(self.model["dim"])
-        if index_type == "binary_flat":
-            return faiss.IndexBinaryFlat(dim)
-        if index_type == "flat":
-            return faiss.IndexFlatIP(dim)
-        if index_type == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, _HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
-            index.hnsw.efSearch = self.ef_search
-            return index
+        index = make_faiss_index(index_type, int(self.model["dim"]), train=train, nprobe=self.nprobe,
+                                 ef_search=self.ef_search)
         if index_type == "ivf":
-            if train is None or not len(train):
-                raise ConfigError("an IVF index is trained on vectors; none were given")
-            quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFFlat(quantizer, dim, ivf_nlist(len(train)), faiss.METRIC_INNER_PRODUCT)
-            index.train(np.ascontiguousarray(train, dtype=np.float32))
-            index.nprobe = min(self.nprobe, index.nlist)
-            self.ivf_trained_on = len(train)
-            return index
-        raise ConfigError(f"index type {index_type!r} is not one of binary_flat, flat, hnsw, ivf")
+            self.ivf_trained_on = len(train) if train is not None else 0
+        return index
 
     @classmethod
     def build(cls, source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], embedder: Any, *,
