@@ -32,7 +32,7 @@ class Detector(str, enum.Enum):
 _IMAGES_HELP = "Image files, folders (searched recursively) and glob patterns."
 _GALLERY_HELP = "The gallery file (.npz) written by pixlearn faces enroll."
 DetectorOpt = Annotated[Detector, typer.Option("--detector", help="hog: fast, frontal faces; cnn: dlib's MMOD CNN, finds "
-                                                                  "turned and smaller faces, several times slower.")]
+                                                                  "turned and smaller faces, about 20 times slower on a CPU.")]
 UpsampleOpt = Annotated[int, typer.Option("--upsample", min=0, max=3, help="Double the image this many times before "
                                                                           "detecting (finds smaller faces; 4x the time per step), 0..3.")]
 ProgressOpt = Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal).", show_default=False)]
@@ -124,14 +124,18 @@ def enroll(
     detector: DetectorOpt = Detector.hog,
     upsample: UpsampleOpt = 1,
     format: Annotated[OutputFormat, typer.Option("--format", help="stdout: one row per image (table, csv) or the whole result (json).")] = OutputFormat.table,
+    progress: ProgressOpt = None,
 ) -> None:
-    """Enrol NAME into GALLERY from photos that each show one face; photos with no face or several are refused
-    with the reason, the others enrol. Exits 1 when no photo could be enrolled."""
+    """Enrol NAME into GALLERY from photos that each show one face (the gallery file is created when missing).
+
+    Photos with no face or several are refused with the reason; the others enrol. Only embeddings are kept unless
+    --keep-photos. Exits 1 when no photo could be enrolled.
+    """
     from pixlearn.cli._output import output_file
 
     output_file(gallery, option="GALLERY")
     g = _gallery(gallery, create=True, detector=detector, upsample=upsample)
-    result = _tool().load("enroll")(g, name, images, keep_photos=keep_photos)
+    result = _tool().load("enroll")(g, name, images, keep_photos=keep_photos, progress=progress)
     if format is OutputFormat.json:
         emit(result, format)
     else:

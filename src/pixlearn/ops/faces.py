@@ -187,7 +187,7 @@ def detect_faces(image: np.ndarray, *, detector: str = "hog", upsample: int = 1)
         A grey or RGB image.
     detector : {"hog", "cnn"}, default "hog"
         ``"hog"``: fast, frontal faces of about 80 px and more (40 px with ``upsample=1``). ``"cnn"``: the MMOD
-        CNN, finds turned and smaller faces too, several times slower on a CPU.
+        CNN, finds turned and smaller faces too, about 20 times slower on a CPU.
     upsample : int, default 1
         Times the image is doubled before scanning, 0..3: each step finds faces half as large and costs about
         4 times as much. The upsampled image must stay within :data:`MAX_SCAN_PIXELS`.

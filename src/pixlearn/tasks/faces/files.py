@@ -171,12 +171,13 @@ def identify_files(gallery: Any, images: Sources, *, threshold: float | None = N
     return _run(paths, work, progress=progress, what="identifying faces")
 
 
-def enroll_files(gallery: Any, name: str, images: Sources, *, keep_photos: bool = False) -> dict[str, Any]:
+def enroll_files(gallery: Any, name: str, images: Sources, *, keep_photos: bool = False,
+                 progress: bool | None = None) -> dict[str, Any]:
     """Enrol ``name`` from image files, folders and globs (see :meth:`~pixlearn.tasks.faces.gallery.Gallery.enroll`)."""
     from pixlearn.tasks.faces.gallery import check_person_name
 
     check_person_name(name)
-    return gallery.enroll(name, [str(p) for p in _paths(images)], keep_photos=keep_photos)
+    return gallery.enroll(name, [str(p) for p in _paths(images)], keep_photos=keep_photos, progress=progress)
 
 
 def verify_files(image_a: str | os.PathLike[str], image_b: str | os.PathLike[str], *, gallery: Any = None,

@@ -482,7 +482,8 @@ class Gallery:
                                + (f" People: {', '.join(known[:20])}" if known else " (it is empty)"))
         return self.store.delete(name)
 
-    def enroll(self, name: str, images: Iterable[Any], *, keep_photos: bool = False) -> dict[str, Any]:
+    def enroll(self, name: str, images: Iterable[Any], *, keep_photos: bool = False,
+               progress: bool | None = False) -> dict[str, Any]:
         """Add a person's faces: one embedding per image that holds exactly one face.
 
         An image with no face, with several faces, or that cannot be read is refused with its reason; the others
@@ -496,6 +497,8 @@ class Gallery:
             At most 1,000 images.
         keep_photos : bool, default False
             Also keep each face's aligned 150 x 150 crop (PNG) in the gallery; by default only embeddings are kept.
+        progress : bool or None, default False
+            A progress bar on stderr (None: when stderr is a terminal).
 
         Returns
         -------
@@ -510,38 +513,49 @@ class Gallery:
             raise ConfigError("enroll needs at least one image")
         if len(images) > MAX_ENROLL_IMAGES:
             raise ConfigError(f"enroll takes at most {MAX_ENROLL_IMAGES} images per call, got {len(images)}")
+        from pixlearn.engine.progress import progress_bar
+
         rows: list[dict[str, Any]] = []
         vectors: list[np.ndarray] = []
         meta: list[dict[str, Any]] = []
-        for k, image in enumerate(images):
-            source = _source_name(image, k)
-            row: dict[str, Any] = {"source": source, "status": "refused", "box": None, "reason": None}
-            rows.append(row)
-            try:
-                img = _read_any(image, name=f"images[{k}]")
-                faces = embed(img, detector=self.detector, upsample=self.upsample, jitter=self.jitter)
-            except (PixlearnError, OSError) as exc:
-                row["reason"] = f"{type(exc).__name__}: {exc}"
-                continue
-            if len(faces) != 1:
-                row["reason"] = (f"no face found (detector {self.detector}, upsample {self.upsample}); try the cnn "
-                                 "detector or a larger photo" if not faces else
-                                 f"{len(faces)} faces found; enrol photos that show only this person (crop the others out)")
-                continue
-            face = faces[0]
-            photo = None
-            if keep_photos:
-                from pixlearn.io import encode_image
-                from pixlearn.tasks.faces.embedding import align
-
-                photo = encode_image(align(img, [face.box])[0], "png")
-            vectors.append(face.vector)
-            meta.append({"source": source, "box": list(face.box), "photo": photo})
-            row.update(status="enrolled", box=list(face.box))
+        bar, task = progress_bar(progress, len(images), "enrolling")
+        with bar:
+            for k, image in enumerate(images):
+                row = self._enroll_one(image, k, keep_photos, vectors, meta)
+                rows.append(row)
+                bar.advance(task)
         if vectors:
             self.store.add(name, np.stack(vectors), meta)
         count = next((p["count"] for p in self.store.people() if p["name"] == name), 0)
         return {"name": name, "added": len(vectors), "count": count, "refused": len(rows) - len(vectors), "images": rows}
+
+    def _enroll_one(self, image: Any, k: int, keep_photos: bool, vectors: list[np.ndarray],
+                    meta: list[dict[str, Any]]) -> dict[str, Any]:
+        """One image of :meth:`enroll`: its row, and its vector and meta appended when it holds exactly one face."""
+        source = _source_name(image, k)
+        row: dict[str, Any] = {"source": source, "status": "refused", "box": None, "reason": None}
+        try:
+            img = _read_any(image, name=f"images[{k}]")
+            faces = embed(img, detector=self.detector, upsample=self.upsample, jitter=self.jitter)
+        except (PixlearnError, OSError) as exc:
+            row["reason"] = f"{type(exc).__name__}: {exc}"
+            return row
+        if len(faces) != 1:
+            row["reason"] = (f"no face found (detector {self.detector}, upsample {self.upsample}); try the cnn "
+                             "detector or a larger photo" if not faces else
+                             f"{len(faces)} faces found; enrol photos that show only this person (crop the others out)")
+            return row
+        face = faces[0]
+        photo = None
+        if keep_photos:
+            from pixlearn.io import encode_image
+            from pixlearn.tasks.faces.embedding import align
+
+            photo = encode_image(align(img, [face.box])[0], "png")
+        vectors.append(face.vector)
+        meta.append({"source": source, "box": list(face.box), "photo": photo})
+        row.update(status="enrolled", box=list(face.box))
+        return row
 
     # ---------------------------------------------------------------- matching
     def match(self, vectors: np.ndarray, *, threshold: float | None = None, top_k: int = 1) -> list[dict[str, Any]]:
