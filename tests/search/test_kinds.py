@@ -112,8 +112,8 @@ def test_remove_per_kind_keeps_entries_and_vectors_aligned(tmp_path, kind):
     for p in (kept[0], kept[16], kept[-1]):
         assert _top1(index, p, nprobe=64) == str(p.resolve())
     assert index.add([gone[1]]).added == [str(gone[1])]  # its fingerprint was forgotten too
-    assert remove(out, [tmp_path / "imgs"]) == 57  # a folder removes everything under it
-    assert Index.read(out).faiss_index.ntotal == 0
+    assert remove(out, [tmp_path / "imgs"], out=tmp_path / "next") == 57  # a folder: everything under it
+    assert Index.read(tmp_path / "next").faiss_index.ntotal == 0 and len(Index.read(out)) == 57
 
 
 def test_remove_phash_and_nothing_matched(tmp_path):
@@ -144,6 +144,9 @@ def test_manifest_records_kind_and_parameters(tmp_path):
     assert (m["kind"], m["index_type"], m["large_kind"], m["threshold"]) == ("auto", "flat", AUTO_LARGE_KIND, 50_000)
     reread = Index.read(tmp_path / "ivf")
     assert (reread.kind, reread.nprobe, reread.ivf_trained_on, reread.embedder) == ("ivf", 3, 50, None)
+    with pytest.raises(ConfigError, match="Index.load"):
+        reread.add(paths[:1])
+    assert reread.search(str(paths[4]), embedder=PixelEmbedder(), top_k=1)[0]["path"] == str(paths[4].resolve())
 
 
 def test_old_manifest_without_kind_still_switches_to_hnsw(tmp_path):

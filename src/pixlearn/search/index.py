@@ -243,6 +243,7 @@ class Index:
         """
         from pixlearn.search.embed import embed_files, file_sha256
 
+        self._need_embedder("add images")
         report = AddReport()
         todo: list[Path] = []
         facts: list[tuple[int, str]] = []
@@ -384,10 +385,17 @@ class Index:
         self._check_search(top_k, nprobe, ef_search)
         if embedder is not None:
             self.check_embedder(embedder)
+        if embedder is None:
+            self._need_embedder("search with an image")
         emb = embedder or self.embedder
         image = query if isinstance(query, np.ndarray) else read_rgb(query)
         vector = np.ascontiguousarray(emb.embed([image]))
         return self.search_vectors(vector, top_k=top_k, nprobe=nprobe, ef_search=ef_search)[0]
+
+    def _need_embedder(self, what: str) -> None:
+        if self.embedder is None:
+            raise ConfigError(f"this index was opened with Index.read, without its model; to {what}, open it with "
+                              "Index.load(folder) (or pass embedder=)")
 
     def _check_search(self, top_k: Any, nprobe: Any, ef_search: Any) -> None:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
@@ -530,9 +538,11 @@ class Index:
         return len(self.entries)
 
 
-def remove(index_dir: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]]) -> int:
+def remove(index_dir: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]], *,
+           out: str | os.PathLike[str] | None = None) -> int:
     """Remove the images ``paths`` (files or folders, matched by absolute path) from the saved index ``index_dir``
-    and save it; returns how many entries went (0: nothing saved). The model is not loaded.
+    and save it (into ``out`` when given, e.g. a new generation's folder; else in place). Returns how many entries
+    went; when none did, nothing is written. The model is not loaded.
 
     Examples
     --------
@@ -542,5 +552,5 @@ def remove(index_dir: str | os.PathLike[str], paths: Iterable[str | os.PathLike[
     index = Index.read(index_dir)
     removed = index.remove(paths)
     if removed:
-        index.save(index_dir)
+        index.save(index_dir if out is None else out)
     return removed
