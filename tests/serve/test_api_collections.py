@@ -256,3 +256,23 @@ def test_the_api_docs_list_the_new_routes(client) -> None:
     text_params = {p["name"] for p in paths["/v1/text"]["post"]["parameters"]}
     assert {"min_confidence", "rotation", "max_side"} <= text_params
     assert client.get("/docs").status_code == 200
+
+
+def test_delete_one_image(client, settings) -> None:
+    c = _create(client)
+    r = client.post(f"/v1/collections/{c['id']}/images", files=_files(["coins", "camera", "chelsea"]))
+    ids = {a["filename"]: a["image_id"] for a in r.json()["added"]}
+    url = f"/v1/collections/{c['id']}/images/{ids['coins.png']}"
+    r = client.delete(url)
+    assert r.status_code == 200, r.text
+    assert r.json()["deleted"] == ids["coins.png"] and r.json()["collection"]["count"] == 2
+    assert client.get(url).status_code == 404 and client.delete(url).status_code == 404
+    folder = Path(settings.storage) / "collections" / c["id"]
+    assert not (folder / "images" / f"{ids['coins.png']}.jpg").exists()
+    assert not (folder / "thumbs" / f"{ids['coins.png']}.jpg").exists()
+    r = client.post(f"/v1/collections/{c['id']}/search", files={"file": ("q.png", png_bytes(PICS["coins"]), "image/png")})
+    assert ids["coins.png"] not in [x["image_id"] for x in r.json()["results"]] and len(r.json()["results"]) == 2
+    # the same pixels can come back afterwards
+    r = client.post(f"/v1/collections/{c['id']}/images", files=_files(["coins"]))
+    assert len(r.json()["added"]) == 1 and r.json()["collection"]["count"] == 3
+    assert client.delete(f"/v1/collections/{c['id']}/images/zz").status_code == 404

@@ -4,7 +4,8 @@
   perceptual hashes: near-duplicates, no weights), a registered classification model (its pooled features), or a
   pretrained timm name whose weights are in the local weights folders (``pixlearn weights add``); nothing is
   downloaded.
-- ``GET /v1/collections``, ``GET /v1/collections/{id}``, ``DELETE /v1/collections/{id}`` (its images and index go).
+- ``GET /v1/collections``, ``GET /v1/collections/{id}``, ``DELETE /v1/collections/{id}`` (its images and index go),
+  ``DELETE /v1/collections/{id}/images/{image_id}`` (one image leaves the index and the folder).
 - ``POST /v1/collections/{id}/images``: images as multipart ``files`` (repeat the field) and/or a zip in
   ``archive``. Each image is decoded (a bad one is that file's error; the others are added), stored under the
   collection as ``<image_id>.jpg`` (a generated name, never the client's) with a thumbnail, and embedded into the
@@ -537,6 +538,57 @@ async def search_collection(
         r["url"] = f"/v1/collections/{collection_id}/images/{r['image_id']}"
     timings = {**result["timings_ms"], "total": round((time.perf_counter() - t0) * 1e3, 2)}
     return {"collection": _public(row), "results": result["results"], "timings_ms": timings}
+
+
+def remove_image(folder: Path, generation: int, image_id: str) -> dict[str, Any]:
+    """Drop one image from the collection's index into the next generation's folder (the model is not loaded)."""
+    from pixlearn.search import remove
+
+    target = folder / f"index-{generation + 1}"
+    shutil.rmtree(target, ignore_errors=True)  # a leftover of a stopped request
+    removed = remove(folder / f"index-{generation}", [folder / "images" / f"{image_id}.jpg"], out=target)
+    return {"removed": removed, "generation": generation + 1 if removed else generation}
+
+
+@router.delete("/v1/collections/{collection_id}/images/{image_id}", summary="Remove an image from a collection")
+async def delete_collection_image(collection_id: str, image_id: str, request: Request) -> dict[str, Any]:
+    """``{"deleted": image_id, "collection": {...}}``: the image leaves the index (searches no longer find it), and its
+    stored file and thumbnail are deleted. 404 for an unknown collection or image."""
+    settings: ServeSettings = request.app.state.settings
+    engine = request.app.state.engine
+    await run_blocking(_row, engine, collection_id)
+    if not _IMAGE_ID.match(image_id):
+        raise ApiError(f"no image {image_id[:40]!r} in this collection: image ids are 16 hex digits, as the add and "
+                       "search answers give them", status=404)
+    folder = collection_dir(settings, collection_id)
+    async with _lock(request, collection_id):
+        row = await run_blocking(_row, engine, collection_id)
+
+        def known() -> bool:
+            with engine.connect() as conn:
+                return conn.execute(select(collection_images_table.c.image_id).where(
+                    collection_images_table.c.collection_id == collection_id,
+                    collection_images_table.c.image_id == image_id)).first() is not None
+
+        if not row["generation"] or not await run_blocking(known):
+            raise ApiError(f"no image {image_id!r} in collection {collection_id!r}", status=404)
+        result = await run_cpu(remove_image, folder, row["generation"], image_id)
+
+        def commit() -> dict[str, Any]:
+            with engine.begin() as conn:
+                conn.execute(delete(collection_images_table).where(
+                    collection_images_table.c.collection_id == collection_id,
+                    collection_images_table.c.image_id == image_id))
+                conn.execute(update(collections_table).where(collections_table.c.id == collection_id).values(
+                    count=max(int(row["count"]) - result["removed"], 0), generation=result["generation"]))
+            if result["generation"] != row["generation"]:
+                shutil.rmtree(folder / f"index-{row['generation']}", ignore_errors=True)
+            for sub in ("images", "thumbs"):
+                (folder / sub / f"{image_id}.jpg").unlink(missing_ok=True)
+            return _row(engine, collection_id)
+
+        final = await run_blocking(commit)
+    return {"deleted": image_id, "collection": _public(final)}
 
 
 @router.get("/v1/collections/{collection_id}/images/{image_id}", summary="A collection image's thumbnail (or the image)",
