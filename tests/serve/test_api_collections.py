@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,20 @@ def _pictures() -> dict[str, np.ndarray]:
 PICS = _pictures()
 
 
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> Iterator:
+    """One service for the module (each test makes its own collections); ``workers=1``."""
+    from fastapi.testclient import TestClient
+
+    from pixlearn.serve.app import create_app
+    from pixlearn.serve.settings import ServeSettings
+
+    s = ServeSettings(storage=tmp_path_factory.mktemp("collections") / "s", db=None, api_keys=[], models=[],
+                      allowed_roots=[], workers=1)
+    with TestClient(create_app(s)) as c:
+        yield c
+
+
 def _files(names) -> list:
     return [("files", (f"{n}.png", png_bytes(PICS[n]), "image/png")) for n in names]
 
@@ -41,13 +56,15 @@ def _create(client, name="photos", model="phash") -> dict:
     return r.json()
 
 
-def test_create_list_get_delete(client, settings) -> None:
+def test_create_list_get_delete(client) -> None:
+    settings = client.app.state.settings
+    before = [x["name"] for x in client.get("/v1/collections").json()["collections"]]
     c = _create(client)
     assert c["name"] == "photos" and c["model"] == "phash" and c["kind"] == "phash" and c["count"] == 0
     assert len(c["id"]) == 32
     r = client.post("/v1/collections", data={"name": "second", "model": "phash"})  # a form works too
     assert r.status_code == 201, r.text
-    assert [x["name"] for x in client.get("/v1/collections").json()["collections"]] == ["photos", "second"]
+    assert [x["name"] for x in client.get("/v1/collections").json()["collections"]][len(before):] == ["photos", "second"]
     assert client.get(f"/v1/collections/{c['id']}").json() == c
     assert client.post(f"/v1/collections/{c['id']}/images", files=_files(["camera"])).status_code == 200
     folder = Path(settings.storage) / "collections" / c["id"]
@@ -258,7 +275,8 @@ def test_the_api_docs_list_the_new_routes(client) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def test_delete_one_image(client, settings) -> None:
+def test_delete_one_image(client) -> None:
+    settings = client.app.state.settings
     c = _create(client)
     r = client.post(f"/v1/collections/{c['id']}/images", files=_files(["coins", "camera", "chelsea"]))
     ids = {a["filename"]: a["image_id"] for a in r.json()["added"]}

@@ -44,10 +44,7 @@ def test_search_view_creates_a_collection_adds_images_and_shows_the_nearest_as_t
     _open(browser, keyed.url + "/")
     browser.execute_script(f"localStorage.setItem('pixlearn.apiKey', '{KEY}')")
     _open(browser, keyed.url + "/#search")
-    try:
-        _wait(browser, 10).until(lambda d: d.find_element(By.ID, "view-search").is_displayed())
-    except TimeoutException:
-        pytest.fail(str(browser.execute_script("return [location.href, document.querySelector('#view-search').hidden, document.querySelector('#view-search').getBoundingClientRect().height]")) + _fail_context(browser, keyed))
+    _wait(browser).until(lambda d: d.find_element(By.ID, "view-search").is_displayed())
     try:
         _wait(browser).until(lambda d: d.execute_script("return document.body.dataset.collections === '0'"))
     except TimeoutException:
