@@ -34,8 +34,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate", "Score RUN's model (or a classical --method) on DIR, naming the split the numbers come from."),
     "export": ("export", "Export a run's model as one file (ONNX, TorchScript or ExportedProgram) with its preprocessing and "
                          "postprocessing inside, checked against the run's torch predictor."),
+    "faces": ("faces_cmd", "Faces: detect (HOG or CNN), 5-point landmarks and aligned crops, 128-d embeddings; enroll people into a "
+                           "gallery, identify (1:N) and verify (1:1) with calibrated thresholds, list and delete people."),
+    "ocr": ("ocr_cmd", "Read the text in images (PP-OCR on onnxruntime): quadrilateral boxes, text and confidence in reading "
+                       "order, as JSON or CSV and as drawn images."),
     "index": ("search_cmd", "Search-by-image indexes: build one from a folder with a pretrained model, a classification run or phash, "
-                            "add images, show what an index holds."),
+                            "add or remove images, show what an index holds."),
     "search": ("search_cmd", "List the images of INDEX nearest to IMAGE: rank, path, and score (cosine similarity) or distance (Hamming bits)."),
     "serve": ("serve", "Serve the REST API (/docs), the Open Inference Protocol v2 (/v2) and the web page (/)."),
     "data": ("data", "Datasets: built-in samples, format conversion, checks, splits and previews."),
