@@ -28,8 +28,9 @@ Usage:
    - ``precision@10`` (relevant share of the 10 hits) and ``ir_recall@10`` (relevant hits / R: the IR definition,
      at most 10 / 500 = 0.02 here, reported only to name it).
 
-2. Latency on synthetic vectors: for each size in ``--sizes``, random unit vectors (normal, L2-normalised, seeded)
-   of dimension ``--dim`` (1280, tf_efficientnet_lite0's) -- or ``--large-dim`` from 200,000 vectors on, where
+2. Latency on synthetic vectors: for each size in ``--sizes``, unit vectors from a seeded mixture of 1024 clusters
+   (a random unit centre plus Gaussian noise of norm 0.75, L2-normalised; real embeddings cluster) of dimension
+   ``--dim`` (1280, tf_efficientnet_lite0's) -- or ``--large-dim`` from 200,000 vectors on, where
    ``--large-hnsw-m`` also replaces HNSW's M 32: building HNSW over a million 1280-d vectors takes far longer than
    5 minutes on this 2-core CPU (smoke runs, shared machine: 50,000 x 1280-d, M 32 built in 134 s; 200,000 x 128-d,
    M 16 in 105 s; 200,000 x 64-d, M 8 in 71 s at load 5.9), so 1M rows use d 128 and M 8 (about 4-7 minutes
@@ -38,11 +39,11 @@ Usage:
    generated in seeded chunks and regenerated for each index, so that one copy is in memory (peak about
    n x d x 4 bytes plus HNSW's links: 1M x 128-d is 0.5 GB). Indexes are made by ``pixlearn.search.index.
    make_faiss_index``, the factory the search index uses (IVF nlist ~ 4 sqrt(n), trained on the vectors).
-   Queries are 1000 fresh random unit vectors. Per index: build time (IVF: training + adding), median and p99 of
+   Queries are 1000 fresh vectors from the same mixture. Per index: build time (IVF: training + adding), median and p99 of
    single-vector queries (top 10), batch-of-100 throughput (queries/s), and for HNSW (efSearch 64, 256) and IVF
    (nprobe 8, 32, 128) ``recall@10 vs flat``: the mean share of the exact top 10 (flat) found in the approximate
-   top 10. Uniform random vectors are the hardest case for approximate search (all distances nearly equal), so
-   these recalls are lower bounds; real embeddings cluster.
+   top 10. (Uniform random vectors, where all distances are nearly equal, would be the hardest case for approximate
+   search; the smoke runs on them gave recalls of 0.13-0.43.)
 
 Results go to benchmarks/results/search.json (benchmarks/_timing.write_results) with load averages before and after:
 the machine may be shared.
@@ -175,12 +176,28 @@ def run_retrieval(data: Path, train_limit: int | None, val_limit: int | None) ->
 
 
 # ---------------------------------------------------------------------------------------------- latency
+#: The synthetic collections are a seeded mixture of this many clusters: real embeddings cluster (by class, by
+#: scene), and uniform random vectors, where all distances are nearly equal, make every approximate index look worse
+#: than it is on real data.
+CLUSTERS = 1024
+#: The spread of a vector around its cluster centre (norm of the noise added to a unit centre, before L2 normalising).
+SPREAD = 0.75
+
+
+def _mixture(rng: np.random.Generator, size: int, d: int, centres: np.ndarray) -> np.ndarray:
+    noise = rng.standard_normal((size, d), dtype=np.float32) * np.float32(SPREAD / np.sqrt(d))
+    return _normalised(centres[rng.integers(0, len(centres), size)] + noise)
+
+
+def _centres(d: int, seed: int) -> np.ndarray:
+    return _normalised(np.random.default_rng([seed, d, 7]).standard_normal((CLUSTERS, d), dtype=np.float32))
+
+
 def _chunks(n: int, d: int, seed: int):
-    """Random unit vectors, ``CHUNK`` rows at a time, the same for the same (n, d, seed)."""
+    """Unit vectors from the seeded mixture, ``CHUNK`` rows at a time, the same for the same (n, d, seed)."""
+    centres = _centres(d, seed)
     for start in range(0, n, CHUNK):
-        rng = np.random.default_rng([seed, start])
-        x = rng.standard_normal((min(CHUNK, n - start), d), dtype=np.float32)
-        yield _normalised(x)
+        yield _mixture(np.random.default_rng([seed, start]), min(CHUNK, n - start), d, centres)
 
 
 def _latency(index: Any, queries: np.ndarray, params: Any, singles: int) -> dict[str, float]:
@@ -211,7 +228,7 @@ def run_latency(sizes: list[int], dim: int, large_dim: int, large_m: int, n_quer
     rows: list[dict[str, Any]] = []
     for n in sizes:
         d, m = (large_dim, large_m) if n >= LARGE_FROM else (dim, 32)
-        queries = _normalised(np.random.default_rng([seed, 10**9]).standard_normal((n_queries, d), dtype=np.float32))
+        queries = _mixture(np.random.default_rng([seed, 10**9]), n_queries, d, _centres(d, seed))
         singles = min(n_queries, 1000)
         print(f"latency: {n} vectors, d {d}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
         base = {"vectors": n, "dim": d, "queries": n_queries, "load1": round(os.getloadavg()[0], 2)}
