@@ -97,3 +97,12 @@ def test_analyze_text_feature(client) -> None:
     assert "text" in body["timings_ms"] and "colors" not in body
     r = client.post("/v1/analyze?features=text&min_confidence=2", files={"file": ("s.png", png_bytes(SIGN), "image/png")})
     assert r.status_code == 400 and "min_confidence" in r.json()["error"]["message"]
+
+
+def test_the_bounds_are_the_ocr_tools() -> None:
+    from pixlearn.serve.routes_text import ROTATIONS, check_text_params
+    from pixlearn.tasks.registry import tool
+
+    assert tuple(tool("ocr").load("rotations")) == ROTATIONS
+    low, high = tool("ocr").load("max_side_range")
+    assert check_text_params({"max_side": low})["max_side"] == low and check_text_params({"max_side": high})["max_side"] == high

@@ -477,8 +477,13 @@ async def add_collection_images(
                 return row
             now = _now()
             with engine.begin() as conn:
-                conn.execute(update(collections_table).where(collections_table.c.id == collection_id)
-                             .values(count=result["count"], generation=result["generation"]))
+                moved = conn.execute(update(collections_table).where(
+                    collections_table.c.id == collection_id, collections_table.c.generation == row["generation"])
+                    .values(count=result["count"], generation=result["generation"])).rowcount
+                if moved != 1:  # another server process changed it meanwhile: this add is dropped, not merged
+                    shutil.rmtree(folder / f"index-{result['generation']}", ignore_errors=True)
+                    raise ApiError("the collection changed while these images were being added (another server "
+                                   "process?); send them again", status=409)
                 conn.execute(insert(collection_images_table), [
                     {"collection_id": collection_id, "image_id": a["image_id"], "filename": a["filename"],
                      "created": now} for a in result["added"]])
@@ -576,11 +581,17 @@ async def delete_collection_image(collection_id: str, image_id: str, request: Re
 
         def commit() -> dict[str, Any]:
             with engine.begin() as conn:
+                moved = conn.execute(update(collections_table).where(
+                    collections_table.c.id == collection_id, collections_table.c.generation == row["generation"])
+                    .values(count=max(int(row["count"]) - result["removed"], 0),
+                            generation=result["generation"])).rowcount
+                if moved != 1:
+                    shutil.rmtree(folder / f"index-{result['generation']}", ignore_errors=True)
+                    raise ApiError("the collection changed while this image was being removed (another server "
+                                   "process?); send the request again", status=409)
                 conn.execute(delete(collection_images_table).where(
                     collection_images_table.c.collection_id == collection_id,
                     collection_images_table.c.image_id == image_id))
-                conn.execute(update(collections_table).where(collections_table.c.id == collection_id).values(
-                    count=max(int(row["count"]) - result["removed"], 0), generation=result["generation"]))
             if result["generation"] != row["generation"]:
                 shutil.rmtree(folder / f"index-{row['generation']}", ignore_errors=True)
             for sub in ("images", "thumbs"):
