@@ -55,6 +55,13 @@ def test_detect(client) -> None:
     assert all(len(f["landmarks"]) == 5 and "vector" not in f for f in faces)
     r = client.post("/v1/faces/detect?upsample=0", files={"file": _png(BLANK)})
     assert r.status_code == 200 and r.json()["faces"] == []
+    # a large photo without upsample is scanned as it is (doubled it would pass the HOG detector's pixel limit)
+    big = np.zeros((3200, 3200, 3), np.uint8)  # 10.2 megapixels: 41 doubled, over the 40 of HOG
+    big[:280, :260] = FACE
+    r = client.post("/v1/faces/detect", files={"file": _png(big)})
+    assert r.status_code == 200 and len(r.json()["faces"]) == 1, r.text
+    r = client.post("/v1/faces/detect?upsample=1", files={"file": _png(big)})
+    assert r.status_code == 400 and "upsample=0" in r.json()["error"]["message"]
 
 
 def test_enroll_identify_verify_delete(client) -> None:

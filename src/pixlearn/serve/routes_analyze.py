@@ -65,8 +65,9 @@ _OPENAPI = {
                         "name): the text lines in reading order, as POST /v1/text gives them."},
         {"name": "detector", "in": "query", "required": False, "schema": {"type": "string", "enum": ["hog", "cnn"]},
          "description": "faces: the face detector (default hog)."},
-        {"name": "upsample", "in": "query", "required": False, "schema": {"type": "integer", "default": 1},
-         "description": "faces: 0..3, each step finds faces half as large at about 4x the cost."},
+        {"name": "upsample", "in": "query", "required": False, "schema": {"type": "integer"},
+         "description": "faces: 0..3, each step finds faces half as large at about 4x the cost (default 1, or 0 for "
+                        "an image too large to scan doubled)."},
         {"name": "min_confidence", "in": "query", "required": False, "schema": {"type": "number", "default": 0.5},
          "description": "text: drop pieces read with a lower confidence (0..1)."},
         {"name": "threshold", "in": "query", "required": False, "schema": {"type": "number", "default": 0.25},

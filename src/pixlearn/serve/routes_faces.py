@@ -2,7 +2,8 @@
 
 - ``POST /v1/faces/detect``: the faces of one image (boxes, detector scores, 5 landmarks); ``detector`` hog
   (default, fast, frontal faces) or cnn (dlib's MMOD CNN: turned and smaller faces, several times slower), and
-  ``upsample`` 0..3 (each step finds faces half as large at about 4x the cost).
+  ``upsample`` 0..3 (each step finds faces half as large at about 4x the cost; default 1, or 0 for an image too large
+  to scan doubled).
 - ``POST /v1/faces/enroll``: a person's ``name`` and their photos (multipart ``files``, repeated); each photo must
   show exactly one face, a photo that does not (or cannot be read) is refused with its reason while the others enrol.
 - ``POST /v1/faces/identify``: every face of an image with the nearest enrolled person's name, or ``unknown`` when
@@ -160,11 +161,12 @@ def _gallery(store: Any, **kwargs: Any) -> Any:
 
 # ---------------------------------------------------------------- options
 def check_face_params(params: Mapping[str, Any], *, threshold: bool = False, top_k: bool = False) -> dict[str, Any]:
-    """``detector`` (hog | cnn), ``upsample`` (0..3), and when asked ``threshold`` ((0, 4], None: the gallery's) and
+    """``detector`` (hog | cnn), ``upsample`` (0..3; None: :func:`fit_upsample` picks it per image), and when asked
+    ``threshold`` ((0, 4], None: the gallery's) and
     ``top_k`` (1..10) checked; 400 naming the field.
 
-    >>> check_face_params({"detector": "cnn", "upsample": "0"})
-    {'detector': 'cnn', 'upsample': 0}
+    >>> check_face_params({"detector": "cnn", "upsample": "0"}), check_face_params({})
+    ({'detector': 'cnn', 'upsample': 0}, {'detector': 'hog', 'upsample': None})
     >>> check_face_params({"detector": "haar"})
     Traceback (most recent call last):
     ...
@@ -178,7 +180,7 @@ def check_face_params(params: Mapping[str, Any], *, threshold: bool = False, top
                        "faces, slower)", status=400)
     out: dict[str, Any] = {"detector": detector,
                            "upsample": _number(params.get("upsample"), name="upsample", low=0, high=3, integer=True,
-                                               default=1)}
+                                               default=None)}
     if threshold:
         value = params.get("threshold")
         out["threshold"] = None if value is None or value == "" else _faces("check_threshold")(value)
@@ -192,9 +194,27 @@ def _faces_unavailable(exc: Exception) -> ApiError:
 
 
 # ---------------------------------------------------------------- the work (in a worker process)
-def face_rows(image: np.ndarray, *, detector: str, upsample: int, vectors: bool) -> list[dict[str, Any]]:
-    """The faces of ``image``: ``box``, ``score``, ``landmarks`` (and ``vector``, a list, when ``vectors``)."""
+def fit_upsample(shapes: Sequence[tuple[int, ...]], detector: str, upsample: int | None) -> int:
+    """``upsample`` when given; else 1 (faces from about 40 px) when every image of ``shapes`` can be scanned doubled,
+    0 otherwise (a phone photo: its faces are large anyway), so that a request without the option never fails on
+    the detector's pixel limit.
+
+    >>> fit_upsample([(480, 640, 3)], "hog", None), fit_upsample([(3000, 4000, 3)], "hog", None)
+    (1, 0)
+    """
+    if upsample is not None:
+        return int(upsample)
+    from pixlearn.ops.faces import MAX_SCAN_PIXELS
+
+    largest = max((int(s[0]) * int(s[1]) for s in shapes), default=0)
+    return 1 if largest * 4 <= MAX_SCAN_PIXELS[detector] else 0
+
+
+def face_rows(image: np.ndarray, *, detector: str, upsample: int | None, vectors: bool) -> list[dict[str, Any]]:
+    """The faces of ``image``: ``box``, ``score``, ``landmarks`` (and ``vector``, a list, when ``vectors``);
+    ``upsample`` None: :func:`fit_upsample`."""
     embed = _faces("embed")
+    upsample = fit_upsample([image.shape], detector, upsample)
     return [f.to_dict(vector=vectors) for f in embed(image, detector=detector, upsample=upsample)]
 
 
@@ -232,7 +252,8 @@ def _enroll_work(name: str, blobs: list[tuple[str, bytes]], settings: ServeSetti
     vectors = np.zeros((0, _DIM), np.float32)
     meta: list[dict[str, Any]] = []
     if images:
-        gallery = _gallery(_faces("memory_store")(), detector=opts["detector"], upsample=opts["upsample"])
+        upsample = fit_upsample([im.shape for im in images], opts["detector"], opts["upsample"])
+        gallery = _gallery(_faces("memory_store")(), detector=opts["detector"], upsample=upsample)
         report = gallery.enroll(name, images)
         _, vectors = gallery.store.vectors()
         for i, r in zip(where, report["images"]):
@@ -248,8 +269,8 @@ def _verify_work(a: tuple[str, bytes], b: tuple[str, bytes], settings: ServeSett
 
     image_a = decode_bytes(a[1], name=a[0], max_pixels=settings.max_pixels)
     image_b = decode_bytes(b[1], name=b[0], max_pixels=settings.max_pixels)
-    return _faces("verify_images")(image_a, image_b, threshold=threshold, detector=opts["detector"],
-                                   upsample=opts["upsample"])
+    upsample = fit_upsample([image_a.shape, image_b.shape], opts["detector"], opts["upsample"])
+    return _faces("verify_images")(image_a, image_b, threshold=threshold, detector=opts["detector"], upsample=upsample)
 
 
 # ---------------------------------------------------------------- the gallery (in a thread)
@@ -302,8 +323,8 @@ _IMAGE_BODY = {
 _DETECT_PARAMS = [
     {"name": "detector", "in": "query", "required": False, "schema": {"type": "string", "enum": ["hog", "cnn"],
                                                                       "default": "hog"}},
-    {"name": "upsample", "in": "query", "required": False,
-     "schema": {"type": "integer", "default": 1, "minimum": 0, "maximum": 3}},
+    {"name": "upsample", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0, "maximum": 3},
+     "description": "Default 1 (faces from about 40 px), or 0 for an image too large to scan doubled."},
 ]
 _IDENTIFY_PARAMS = [
     *_DETECT_PARAMS,
@@ -362,7 +383,7 @@ async def enroll_faces(
     name: Annotated[str, Form(description="The person: 1..64 characters, no path characters, not 'unknown'.")],
     files: Annotated[list[UploadFile], File(description="Photos of that person, one face each (repeat the field).")],
     detector: Annotated[str | None, Form(description="hog (default) or cnn.")] = None,
-    upsample: Annotated[str | None, Form(description="0..3 (default 1).")] = None,
+    upsample: Annotated[str | None, Form(description="0..3 (default 1, or 0 for images too large to scan doubled).")] = None,
 ) -> dict[str, Any]:
     """``{"name", "added", "count", "refused", "images": [{"filename", "status": "enrolled" | "refused", "box",
     "reason"}]}``. A photo with no face, several faces, or that cannot be read is refused with its reason; the others
@@ -399,7 +420,7 @@ async def verify_faces(
     threshold: Annotated[str | None, Form(description="Same person at or below this distance, (0, 4]; default the "
                                                       "gallery's calibrated threshold, else 0.6.")] = None,
     detector: Annotated[str | None, Form(description="hog (default) or cnn.")] = None,
-    upsample: Annotated[str | None, Form(description="0..3 (default 1).")] = None,
+    upsample: Annotated[str | None, Form(description="0..3 (default 1, or 0 for images too large to scan doubled).")] = None,
 ) -> dict[str, Any]:
     """``{"same", "distance", "threshold", "box_a", "box_b", "faces_a", "faces_b"}``; an image with no face is a 400
     naming it."""
