@@ -225,7 +225,13 @@ def test_registered_model_collection(tmp_path, trained_run) -> None:
     from pixlearn.serve.app import create_app
     from pixlearn.serve.settings import ServeSettings
 
-    s = ServeSettings(storage=tmp_path / "s", db=None, api_keys=[], models=[trained_run], allowed_roots=[])
+    import shutil
+
+    from pixlearn.serve import routes_collections
+
+    run = tmp_path / "runs" / "colours"
+    shutil.copytree(trained_run, run)
+    s = ServeSettings(storage=tmp_path / "s", db=None, api_keys=[], models=[run], allowed_roots=[])
     with TestClient(create_app(s)) as client:
         c = _create(client, model="colours")
         assert c["kind"] == "registered" and "run_dir" not in c and "spec" not in c
@@ -237,6 +243,14 @@ def test_registered_model_collection(tmp_path, trained_run) -> None:
         best = r.json()["results"][0]
         assert best["filename"] == "chelsea.png" and best["score"] == pytest.approx(1.0, abs=0.02)
         assert "distance" not in best
+        # the run folder goes away: 503 naming the model, never the server's path
+        shutil.rmtree(run)
+        routes_collections._embedders.clear()
+        routes_collections._indexes.clear()
+        r = client.post(f"/v1/collections/{c['id']}/search",
+                        files={"file": ("q.png", png_bytes(PICS["chelsea"]), "image/png")})
+        assert r.status_code == 503 and "'colours'" in r.json()["error"]["message"], r.text
+        assert str(tmp_path) not in r.text
 
 
 def test_api_keys_guard_collections(tmp_path) -> None:

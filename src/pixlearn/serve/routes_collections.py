@@ -208,10 +208,18 @@ def _open_index(folder: Path, embedder: Any) -> Any:
     return index
 
 
-def _unavailable(exc: Exception, settings: ServeSettings, model: str) -> ApiError:
+def _hidden(exc: Exception, settings: ServeSettings, model: str, spec: str) -> str:
+    """``exc``'s message without server paths: a registered model's run folder by the model's name."""
     from pixlearn.serve.security import hide_paths
 
-    return ApiError(f"the collection's model {model!r} cannot be loaded: {hide_paths(str(exc), settings.storage)}; "
+    text = str(exc)
+    if spec and spec != model:
+        text = text.replace(spec, f"<{model}>")
+    return hide_paths(text, settings.storage)
+
+
+def _unavailable(exc: Exception, settings: ServeSettings, model: str, spec: str) -> ApiError:
+    return ApiError(f"the collection's model {model!r} cannot be loaded: {_hidden(exc, settings, model, spec)}; "
                     "restore it or create the collection again with another model", status=503)
 
 
@@ -325,13 +333,20 @@ def _lock(request: Request, collection_id: str) -> anyio.Lock:
 
 async def _run(kind: str, spec: str, settings: ServeSettings, model: str, func: Any, *args: Any, **kwargs: Any) -> Any:
     """``func`` in a worker process for phash, in a thread with this process's embedder for a torch model."""
+    from pixlearn.search import IndexMismatchError
+
     if kind == "phash":
         return await run_cpu(func, *args, **kwargs)
     try:
         emb = await run_blocking(_embedder, spec)
     except (ConfigError, WeightsNotFoundError, OSError) as exc:
-        raise _unavailable(exc, settings, model) from None
-    return await run_blocking(func, *args, embedder=emb, **kwargs)
+        raise _unavailable(exc, settings, model, spec) from None
+    try:
+        return await run_blocking(func, *args, embedder=emb, **kwargs)
+    except IndexMismatchError as exc:  # the run was trained again in place: its features are not the index's
+        raise ApiError(f"the collection's model {model!r} has changed since its images were added "
+                       f"({_hidden(exc, settings, model, spec)}); create a new collection and add the images again",
+                       status=409) from None
 
 
 def _int_param(value: Any, *, name: str, low: int, high: int, default: int) -> int:
