@@ -265,7 +265,8 @@ def test_api_keys_guard_collections(tmp_path) -> None:
         for method, url in [("post", "/v1/collections"), ("get", "/v1/collections"), ("get", f"/v1/collections/{cid}"),
                             ("delete", f"/v1/collections/{cid}"), ("post", f"/v1/collections/{cid}/images"),
                             ("post", f"/v1/collections/{cid}/search"),
-                            ("get", f"/v1/collections/{cid}/images/0123456789abcdef")]:
+                            ("get", f"/v1/collections/{cid}/images/0123456789abcdef"),
+                            ("delete", f"/v1/collections/{cid}/images/0123456789abcdef")]:
             assert getattr(client, method)(url).status_code == 401, url
         r = client.post("/v1/collections", json={"name": "a", "model": "phash"}, headers={"X-API-Key": "k1"})
         assert r.status_code == 201
