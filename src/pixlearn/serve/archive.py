@@ -380,7 +380,8 @@ def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits, *, task: str = "classify")
 
 
 def check_archive(
-    source: str | os.PathLike[str] | IO[bytes], *, limits: ArchiveLimits | None = None, name: str | None = None
+    source: str | os.PathLike[str] | IO[bytes], *, limits: ArchiveLimits | None = None, name: str | None = None,
+    task: str = "classify",
 ) -> ArchivePlan:
     """Check a zip from its headers alone and list every reason to refuse it.
 
@@ -392,6 +393,9 @@ def check_archive(
         Caps; defaults to :class:`ArchiveLimits`'s.
     name : str, optional
         How to name the archive in messages (default: the file's name).
+    task : str, default "classify"
+        ``classify``: also a folder per class (two classes or more, enough images in each); ``detect``: only that it
+        holds images (the safety checks and caps apply to every task; the faces calibration uses this one).
 
     Returns
     -------
@@ -421,7 +425,7 @@ def check_archive(
     limits = limits or ArchiveLimits()
     label = _label(source, name)
     with _open_zip(source, label) as zf:
-        plan, reasons = _plan(zf, limits)
+        plan, reasons = _plan(zf, limits, task=task)
     if reasons:
         raise ArchiveError(label, reasons)
     return plan

@@ -4,13 +4,20 @@
   (default, fast, frontal faces) or cnn (dlib's MMOD CNN: turned and smaller faces, several times slower), and
   ``upsample`` 0..3 (each step finds faces half as large at about 4x the cost; default 1, or 0 for an image too large
   to scan doubled).
-- ``POST /v1/faces/enroll``: a person's ``name`` and their photos (multipart ``files``, repeated); each photo must
-  show exactly one face, a photo that does not (or cannot be read) is refused with its reason while the others enrol.
+- ``POST /v1/faces/enroll``: a person's ``name`` and their photos (multipart ``files``, repeated, or JSON
+  ``{"name", "images": [{"b64": ...}, ...]}``); each photo must show exactly one face, a photo that does not (or
+  cannot be read) is refused with its reason while the others enrol.
 - ``POST /v1/faces/identify``: every face of an image with the nearest enrolled person's name, or ``unknown`` when
   no one is within the threshold (``threshold`` in (0, 4]: a Euclidean distance between embeddings; default the
   gallery's calibrated value, else 0.6, dlib's documented one).
-- ``POST /v1/faces/verify``: ``image_a`` and ``image_b``: the same person or not (each image's largest face).
-- ``GET /v1/faces/gallery``: the people (name, embeddings, enrolment time) and the threshold in use;
+- ``POST /v1/faces/verify``: ``image_a`` and ``image_b`` (multipart files, or JSON ``{"image_a": {"b64": ...},
+  "image_b": {"b64": ...}}``): the same person or not (each image's largest face).
+- ``POST /v1/faces/calibrate``: calibrate the gallery's threshold on labelled pairs and store it (identify and verify
+  use it from then on): from an uploaded zip with one folder of photos per person (multipart ``archive``; checked like
+  a training upload, decoded in memory, never extracted), or with no upload from the faces already enrolled. The
+  answer is the calibration: threshold, ROC AUC, EER, FAR and FRR at the threshold, the pairs it rests on.
+- ``GET /v1/faces/gallery``: the people (name, embeddings, enrolment time), the threshold in use and its
+  calibration (or that it is dlib's default 0.6);
   ``DELETE /v1/faces/gallery/{name}``: every embedding of that person goes.
 
 The gallery lives in the service's database (:class:`DatabaseGalleryStore`, the
@@ -25,11 +32,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from sqlalchemy import JSON, Column, ForeignKey, Integer, LargeBinary, String, Table, delete, func, insert, select
+from starlette.datastructures import UploadFile
 
 from pixlearn._core.errors import ConfigError, PixlearnError, WeightsNotFoundError
 from pixlearn.serve.db import metadata
@@ -38,12 +47,16 @@ from pixlearn.serve.errors import ApiError
 from pixlearn.serve.settings import ServeSettings
 
 __all__ = ["router", "DatabaseGalleryStore", "face_people_table", "face_vectors_table", "face_gallery_table",
-           "check_face_params", "face_rows", "name_faces", "gallery_threshold", "MAX_TOP_K"]
+           "check_face_params", "face_rows", "name_faces", "gallery_threshold", "gallery_groups", "MAX_TOP_K",
+           "MAX_CALIBRATION_FACES"]
 
 router = APIRouter(tags=["faces"])
 
 #: Candidates one identified face lists at most.
 MAX_TOP_K = 10
+#: Most faces a calibration embeds from a zip or uses from the gallery (past it, a seeded sample of the gallery's):
+#: every pair of 3,000 faces is 4.5 million pairs, the calibration's own cap.
+MAX_CALIBRATION_FACES = 3000
 _DIM = 128
 
 face_people_table = Table(
@@ -235,17 +248,16 @@ def _detect_work(kind: str, payload: Any, name: str, settings: ServeSettings, op
             "timings_ms": {"decode": round(decode_ms, 2), "faces": round((time.perf_counter() - t) * 1e3, 2)}}
 
 
-def _enroll_work(name: str, blobs: list[tuple[str, bytes]], settings: ServeSettings,
+def _enroll_work(name: str, sources: list[tuple[str, Any, str]], settings: ServeSettings,
                  opts: dict[str, Any]) -> dict[str, Any]:
-    """Decode and embed the photos through a gallery held in memory (the faces tool's memory store) in a worker
-    process; the server writes the vectors to the database afterwards."""
-    from pixlearn.serve.inputs import decode_bytes
-
+    """Decode and embed the photos (``(kind, payload, name)`` as :func:`_decode` takes them: uploaded bytes or JSON
+    base64) through a gallery held in memory (the faces tool's memory store) in a worker process; the server writes
+    the vectors to the database afterwards."""
     images, where, rows = [], [], []
-    for i, (fname, data) in enumerate(blobs):
+    for i, (kind, payload, fname) in enumerate(sources):
         rows.append({"filename": fname, "status": "refused", "box": None, "reason": None})
         try:
-            images.append(decode_bytes(data, name=fname, max_pixels=settings.max_pixels))
+            images.append(_decode(kind, payload, fname, settings))
             where.append(i)
         except PixlearnError as exc:
             rows[i]["reason"] = str(exc)
@@ -259,21 +271,115 @@ def _enroll_work(name: str, blobs: list[tuple[str, bytes]], settings: ServeSetti
         for i, r in zip(where, report["images"]):
             rows[i].update(status=r["status"], box=r["box"], reason=r["reason"])
             if r["status"] == "enrolled":
-                meta.append({"source": blobs[i][0], "box": r["box"]})
+                meta.append({"source": sources[i][2], "box": r["box"]})
     return {"rows": rows, "vectors": vectors, "meta": meta}
 
 
-def _verify_work(a: tuple[str, bytes], b: tuple[str, bytes], settings: ServeSettings, opts: dict[str, Any],
+def _verify_work(a: tuple[str, Any, str], b: tuple[str, Any, str], settings: ServeSettings, opts: dict[str, Any],
                  threshold: float) -> dict[str, Any]:
-    from pixlearn.serve.inputs import decode_bytes
-
-    image_a = decode_bytes(a[1], name=a[0], max_pixels=settings.max_pixels)
-    image_b = decode_bytes(b[1], name=b[0], max_pixels=settings.max_pixels)
+    image_a = _decode(*a, settings)
+    image_b = _decode(*b, settings)
     upsample = fit_upsample([image_a.shape, image_b.shape], opts["detector"], opts["upsample"])
     return _faces("verify_images")(image_a, image_b, threshold=threshold, detector=opts["detector"], upsample=upsample)
 
 
+def _calibrate_groups(groups: Mapping[str, np.ndarray], source: str) -> dict[str, Any]:
+    """The calibration of ``groups`` (person -> (n, 128) vectors) as a dict, its ``source`` set; the gallery of the
+    faces tool (in memory) computes it, the server stores it."""
+    cal = _gallery(_faces("memory_store")()).calibrate({k: np.asarray(v, np.float32) for k, v in groups.items()})
+    return {**cal.to_dict(), "source": source}
+
+
+def _missing_pairs(groups: Mapping[str, Any]) -> str | None:
+    """What ``groups`` lacks for a calibration (two people, and a person with two faces), or None."""
+    counts = {k: len(v) for k, v in groups.items() if len(v)}
+    problems = []
+    if len(counts) < 2:
+        problems.append(f"{len(counts)} person(s) with a face, and it needs at least 2 people (pairs of different "
+                        "people)")
+    if not any(n >= 2 for n in counts.values()):
+        problems.append("no person with 2 faces or more, and it needs at least one (pairs of the same person)")
+    return "; ".join(problems) or None
+
+
+def _zip_calibration_work(blob: tuple[str, bytes], settings: ServeSettings, opts: dict[str, Any]) -> dict[str, Any]:
+    """Calibrate on a zip with one folder of photos per person, in a worker process.
+
+    The zip is checked from its headers like a training upload (:func:`~pixlearn.serve.archive.check_archive`: no
+    member climbing out, no links, the size, ratio and member caps) and its images are decoded in memory, never
+    extracted (:func:`~pixlearn.serve.inputs.iter_zip_images`: at most ``--max-archive-images`` and
+    :data:`MAX_CALIBRATION_FACES`). A photo that cannot be read, or that shows no face or several, is skipped with its
+    reason. ``{"calibration", "images": [{"filename", "person", "status": "used" | "skipped", "reason"}]}``.
+    """
+    import io
+
+    from pixlearn.serve.archive import ArchiveError, ArchiveLimits, check_archive
+    from pixlearn.serve.inputs import iter_zip_images
+
+    fname, data = blob
+    limits = ArchiveLimits.from_settings(settings)
+    try:
+        plan = check_archive(io.BytesIO(data), limits=limits, name=fname, task="detect")
+    except ArchiveError as exc:
+        raise ApiError(f"{exc.archive}: the archive was refused: " + "; ".join(exc.reasons), status=400,
+                       extra={"reasons": exc.reasons}) from None
+    embed = _faces("embed")
+    depth = len(plan.prefix)  # a folder wrapping the person folders is unwrapped
+    groups: dict[str, list[np.ndarray]] = {}
+    rows: list[dict[str, Any]] = []
+    for item in iter_zip_images(data, name=fname, max_images=min(settings.max_archive_images, MAX_CALIBRATION_FACES),
+                                max_total_bytes=limits.max_bytes, max_ratio=limits.max_ratio,
+                                max_pixels=settings.max_pixels):
+        parts = PurePosixPath(item.name).parts
+        row: dict[str, Any] = {"filename": item.name[:256], "person": None, "status": "skipped", "reason": None}
+        rows.append(row)
+        if tuple(parts[:depth]) != plan.prefix or len(parts) < depth + 2:
+            row["reason"] = "not in a person's folder: put each person's photos in a folder named after them"
+            continue
+        person = row["person"] = parts[depth][:64]
+        if item.error is not None:
+            row["reason"] = item.error
+            continue
+        try:
+            faces = embed(item.image, detector=opts["detector"],
+                          upsample=fit_upsample([item.image.shape], opts["detector"], opts["upsample"]))
+        except PixlearnError as exc:
+            row["reason"] = f"{type(exc).__name__}: {exc}"
+            continue
+        if len(faces) != 1:
+            row["reason"] = (f"no face found (detector {opts['detector']}); try the cnn detector or a larger photo"
+                             if not faces else f"{len(faces)} faces found; calibration uses photos of one face")
+            continue
+        groups.setdefault(person, []).append(faces[0].vector)
+        row["status"] = "used"
+    missing = _missing_pairs(groups)
+    if missing:
+        used = sum(len(v) for v in groups.values())
+        raise ApiError(f"{fname}: {used} usable face(s) of {len(groups)} person(s) in {len(rows)} image(s): {missing}. "
+                       "Put one folder per person, each photo showing that person's face alone", status=400,
+                       extra={"images": rows})
+    skipped = sum(1 for r in rows if r["status"] != "used")
+    upsample = "auto" if opts["upsample"] is None else opts["upsample"]
+    source = (f"zip {fname} ({len(rows)} images, {skipped} skipped; detector {opts['detector']}, "
+              f"upsample {upsample})")
+    return {"calibration": _calibrate_groups({k: np.stack(v) for k, v in groups.items()}, source), "images": rows}
+
+
 # ---------------------------------------------------------------- the gallery (in a thread)
+def gallery_groups(engine: Any, *, limit: int = MAX_CALIBRATION_FACES) -> tuple[dict[str, np.ndarray], int]:
+    """The enrolled faces by person (name -> (n, 128) float32) and how many there are in all; past ``limit`` faces,
+    a seeded sample of ``limit`` of them (the same sample for the same gallery)."""
+    names, matrix = DatabaseGalleryStore(engine).vectors()
+    total = len(names)
+    keep = np.arange(total)
+    if total > limit:
+        keep = np.sort(np.random.default_rng(0).choice(total, limit, replace=False))
+    groups: dict[str, list[np.ndarray]] = {}
+    for k in keep:
+        groups.setdefault(names[k], []).append(matrix[k])
+    return {k: np.stack(v) for k, v in groups.items()}, total
+
+
 def gallery_threshold(engine: Any) -> float:
     """The gallery's calibrated threshold, else the default (0.6)."""
     return _gallery(DatabaseGalleryStore(engine)).threshold
@@ -338,6 +444,101 @@ _IDENTIFY_PARAMS = [
 ]
 
 
+_IMAGE_REF = {"type": "object", "description": "An image: its bytes in base64 (a data: URL prefix is allowed), or a "
+                                             "path under a folder the server allows (--allow-root).",
+              "properties": {"b64": {"type": "string"}, "path": {"type": "string"}}}
+_ENROLL_BODY = {
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["name", "files"],
+        "properties": {"name": {"type": "string", "maxLength": 64,
+                                "description": "The person: 1..64 characters, no path characters, not 'unknown'."},
+                       "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                 "description": "Photos of that person, one face each (repeat the field)."},
+                       "detector": {"type": "string", "enum": ["hog", "cnn"]},
+                       "upsample": {"type": "integer", "minimum": 0, "maximum": 3}}}},
+    "application/json": {"schema": {
+        "type": "object", "required": ["name", "images"],
+        "properties": {"name": {"type": "string", "maxLength": 64},
+                       "images": {"type": "array", "items": _IMAGE_REF, "minItems": 1,
+                                  "description": "At most --max-archive-images (and 1,000) photos."},
+                       "detector": {"type": "string", "enum": ["hog", "cnn"]},
+                       "upsample": {"type": "integer", "minimum": 0, "maximum": 3}}},
+        "example": {"name": "Ada", "images": [{"b64": "<base64 of a photo>"}]}},
+}
+_VERIFY_BODY = {
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["image_a", "image_b"],
+        "properties": {"image_a": {"type": "string", "format": "binary",
+                                   "description": "The first image (its largest face is compared)."},
+                       "image_b": {"type": "string", "format": "binary", "description": "The second image."},
+                       "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 4},
+                       "detector": {"type": "string", "enum": ["hog", "cnn"]},
+                       "upsample": {"type": "integer", "minimum": 0, "maximum": 3}}}},
+    "application/json": {"schema": {
+        "type": "object", "required": ["image_a", "image_b"],
+        "properties": {"image_a": _IMAGE_REF, "image_b": _IMAGE_REF,
+                       "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 4},
+                       "detector": {"type": "string", "enum": ["hog", "cnn"]},
+                       "upsample": {"type": "integer", "minimum": 0, "maximum": 3}}},
+        "example": {"image_a": {"b64": "<base64>"}, "image_b": {"b64": "<base64>"}}},
+}
+_CALIBRATE_BODY = {
+    "multipart/form-data": {"schema": {
+        "type": "object",
+        "properties": {"archive": {"type": "string", "format": "binary",
+                                   "description": "A zip with one folder of photos per person (at least two people, "
+                                                  "one of them with two photos or more). Without it, the faces "
+                                                  "already enrolled are used."},
+                       "detector": {"type": "string", "enum": ["hog", "cnn"]},
+                       "upsample": {"type": "integer", "minimum": 0, "maximum": 3}}}},
+}
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _is_json(ctype: str) -> bool:
+    return ctype == "application/json" or ctype.endswith("+json")
+
+
+async def _json_body(request: Request, example: str) -> dict[str, Any]:
+    """The request's JSON object (parsed in a thread, depth-limited); 400 with ``example`` otherwise."""
+    from pixlearn._core.safe_yaml import load_json
+
+    raw = await request.body()
+    try:
+        body = await run_blocking(load_json, raw or b"null", what="the JSON body", max_bytes=len(raw) + 4, max_depth=8)
+    except ConfigError as exc:
+        raise ApiError(f"{exc}; send {example}", status=400) from None
+    if not isinstance(body, dict):
+        raise ApiError(f"the JSON body must be an object like {example}", status=400)
+    return body
+
+
+def _json_image(value: Any, field: str) -> tuple[str, Any, str]:
+    """``(kind, payload, name)`` of a JSON image (``{"b64": ...}``, ``{"path": ...}`` or bare base64 text)."""
+    if isinstance(value, str):
+        return "b64", value, f"{field}.b64"
+    if isinstance(value, dict) and isinstance(value.get("b64"), str):
+        return "b64", value["b64"], f"{field}.b64"
+    if isinstance(value, dict) and isinstance(value.get("path"), str):
+        return "path", value["path"], value["path"][:256]
+    raise ApiError(f"{field} must be an image: {{\"b64\": \"<base64>\"}} or {{\"path\": \"<file under an "
+                   f"allowed root>\"}}, got {type(value).__name__}", status=400)
+
+
+def _required(field: str) -> ApiError:
+    """The 422 a missing field gets (the message FastAPI's validation errors get, so multipart and JSON agree)."""
+    return ApiError(f"invalid request: {field} is required (see /docs for the expected fields)", status=422)
+
+
+def _form_text(form: Any, key: str) -> str | None:
+    value = form.get(key)
+    return value if isinstance(value, str) else None
+
+
 # ---------------------------------------------------------------- routes
 @router.post("/v1/faces/detect", summary="The faces in one image: boxes, scores and 5 landmarks",
              openapi_extra={"parameters": _DETECT_PARAMS, "requestBody": {"required": True, "content": _IMAGE_BODY}})
@@ -377,28 +578,54 @@ async def identify_faces(request: Request) -> dict[str, Any]:
     return {**named, "image": result["image"], "timings_ms": timings}
 
 
-@router.post("/v1/faces/enroll", summary="Enrol a person: their name and photos showing their face")
-async def enroll_faces(
-    request: Request,
-    name: Annotated[str, Form(description="The person: 1..64 characters, no path characters, not 'unknown'.")],
-    files: Annotated[list[UploadFile], File(description="Photos of that person, one face each (repeat the field).")],
-    detector: Annotated[str | None, Form(description="hog (default) or cnn.")] = None,
-    upsample: Annotated[str | None, Form(description="0..3 (default 1, or 0 for images too large to scan doubled).")] = None,
-) -> dict[str, Any]:
+@router.post("/v1/faces/enroll", summary="Enrol a person: their name and photos showing their face",
+             openapi_extra={"requestBody": {"required": True, "content": _ENROLL_BODY}})
+async def enroll_faces(request: Request) -> dict[str, Any]:
     """``{"name", "added", "count", "refused", "images": [{"filename", "status": "enrolled" | "refused", "box",
     "reason"}]}``. A photo with no face, several faces, or that cannot be read is refused with its reason; the others
-    enrol. Only the 128-number embeddings are kept, never the photos."""
+    enrol. Only the 128-number embeddings are kept, never the photos.
+
+    Multipart: ``name``, ``files`` (repeated), ``detector``, ``upsample``; JSON: ``{"name", "images": [{"b64"}, ...],
+    "detector", "upsample"}``. At most ``--max-archive-images`` (and 1,000) photos per request (413 past it)."""
     settings: ServeSettings = request.app.state.settings
     engine = request.app.state.engine
-    name = await run_blocking(_faces("check_person_name"), name)  # 400 naming the rule (GalleryError)
-    opts = check_face_params({"detector": detector, "upsample": upsample})
-    uploads = [f for f in files if f is not None]
     limit = min(settings.max_archive_images, 1000)
-    if len(uploads) > limit:
-        raise ApiError(f"{len(uploads)} photos in one request, over the limit of {limit}; send fewer", status=413)
-    blobs = [((u.filename or f"file{i}")[:256], await u.read()) for i, u in enumerate(uploads)]
+    ctype = _content_type(request)
+    if _is_json(ctype):
+        body = await _json_body(request, '{"name": "Ada", "images": [{"b64": "..."}]}')
+        name, images = body.get("name"), body.get("images")
+        if name is None:
+            raise _required("name")
+        if images is None:
+            raise _required("images")
+        if not isinstance(images, list):
+            raise ApiError(f"images must be a list of images like [{{\"b64\": \"...\"}}], got "
+                           f"{type(images).__name__}", status=400)
+        if len(images) > limit:
+            raise ApiError(f"{len(images)} photos in one request, over the limit of {limit}; send fewer", status=413)
+        params = {"detector": body.get("detector"), "upsample": body.get("upsample")}
+        sources = [_json_image(v, f"images[{i}]") for i, v in enumerate(images)]
+    elif ctype in _FORM_TYPES:
+        form = await request.form()
+        name = _form_text(form, "name")
+        if name is None:
+            raise _required("name")
+        uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        if not uploads:
+            raise _required("files")
+        if len(uploads) > limit:
+            raise ApiError(f"{len(uploads)} photos in one request, over the limit of {limit}; send fewer", status=413)
+        params = {"detector": _form_text(form, "detector"), "upsample": _form_text(form, "upsample")}
+        sources = [("bytes", await u.read(), (u.filename or f"file{i}")[:256]) for i, u in enumerate(uploads)]
+    else:
+        raise ApiError(f"unsupported Content-Type {ctype or '(none)'!r}; send multipart/form-data (name, files) or "
+                       "JSON {\"name\", \"images\": [{\"b64\"}]}", status=415)
+    name = await run_blocking(_faces("check_person_name"), name)  # 400 naming the rule (GalleryError)
+    opts = check_face_params(params)
+    if not sources:
+        raise ApiError("images is empty: send at least one photo of the person", status=400)
     t0 = time.perf_counter()
-    work = await _run_faces(_enroll_work, name, blobs, settings, opts)
+    work = await _run_faces(_enroll_work, name, sources, settings, opts)
     store = DatabaseGalleryStore(engine)
 
     def save() -> int:
@@ -408,45 +635,123 @@ async def enroll_faces(
 
     count = await run_blocking(save)
     added = len(work["meta"])
-    return {"name": name, "added": added, "count": count, "refused": len(blobs) - added, "images": work["rows"],
+    return {"name": name, "added": added, "count": count, "refused": len(sources) - added, "images": work["rows"],
             "timings_ms": {"total": round((time.perf_counter() - t0) * 1e3, 2)}}
 
 
-@router.post("/v1/faces/verify", summary="Are the faces of two images the same person?")
-async def verify_faces(
-    request: Request,
-    image_a: Annotated[UploadFile, File(description="The first image (its largest face is compared).")],
-    image_b: Annotated[UploadFile, File(description="The second image.")],
-    threshold: Annotated[str | None, Form(description="Same person at or below this distance, (0, 4]; default the "
-                                                      "gallery's calibrated threshold, else 0.6.")] = None,
-    detector: Annotated[str | None, Form(description="hog (default) or cnn.")] = None,
-    upsample: Annotated[str | None, Form(description="0..3 (default 1, or 0 for images too large to scan doubled).")] = None,
-) -> dict[str, Any]:
+@router.post("/v1/faces/verify", summary="Are the faces of two images the same person?",
+             openapi_extra={"parameters": _IDENTIFY_PARAMS[:3],
+                            "requestBody": {"required": True, "content": _VERIFY_BODY}})
+async def verify_faces(request: Request) -> dict[str, Any]:
     """``{"same", "distance", "threshold", "box_a", "box_b", "faces_a", "faces_b"}``; an image with no face is a 400
-    naming it."""
+    naming it. Multipart files ``image_a`` and ``image_b``, or JSON ``{"image_a": {"b64"}, "image_b": {"b64"}}``;
+    ``threshold`` (default the gallery's calibrated one, else 0.6), ``detector`` and ``upsample`` in the body or the
+    query."""
     engine = request.app.state.engine
     settings: ServeSettings = request.app.state.settings
     query = request.query_params
-    opts = check_face_params({"detector": detector or query.get("detector"),
-                              "upsample": upsample if upsample is not None else query.get("upsample"),
-                              "threshold": threshold if threshold is not None else query.get("threshold")},
-                             threshold=True)
+    params: dict[str, Any] = {k: query.get(k) for k in ("detector", "upsample", "threshold")}
+    ctype = _content_type(request)
+    if _is_json(ctype):
+        body = await _json_body(request, '{"image_a": {"b64": "..."}, "image_b": {"b64": "..."}}')
+        for key in ("image_a", "image_b"):
+            if body.get(key) is None:
+                raise _required(key)
+        params.update({k: body[k] for k in params if body.get(k) is not None})
+        a, b = _json_image(body["image_a"], "image_a"), _json_image(body["image_b"], "image_b")
+    elif ctype in _FORM_TYPES:
+        form = await request.form()
+        uploads = {}
+        for key in ("image_a", "image_b"):
+            upload = form.get(key)
+            if not isinstance(upload, UploadFile):
+                raise _required(key)
+            uploads[key] = upload
+        params.update({k: _form_text(form, k) for k in params if _form_text(form, k) is not None})
+        a = ("bytes", await uploads["image_a"].read(), (uploads["image_a"].filename or "image_a")[:256])
+        b = ("bytes", await uploads["image_b"].read(), (uploads["image_b"].filename or "image_b")[:256])
+    else:
+        raise ApiError(f"unsupported Content-Type {ctype or '(none)'!r}; send multipart/form-data (image_a, image_b) "
+                       "or JSON {\"image_a\": {\"b64\"}, \"image_b\": {\"b64\"}}", status=415)
+    opts = check_face_params(params, threshold=True)
     t = opts["threshold"] if opts["threshold"] is not None else await run_blocking(gallery_threshold, engine)
-    a = ((image_a.filename or "image_a")[:256], await image_a.read())
-    b = ((image_b.filename or "image_b")[:256], await image_b.read())
     t0 = time.perf_counter()
     result = await _run_faces(_verify_work, a, b, settings, opts, t)
     return {**result, "timings_ms": {"total": round((time.perf_counter() - t0) * 1e3, 2)}}
 
 
+@router.post("/v1/faces/calibrate", summary="Calibrate the gallery's threshold on labelled pairs",
+             openapi_extra={"parameters": _DETECT_PARAMS,
+                            "requestBody": {"required": False, "content": _CALIBRATE_BODY}})
+async def calibrate_faces(request: Request) -> dict[str, Any]:
+    """Choose the threshold that makes the fewest mistakes (FAR + FRR) on pairs of faces of the same person and of
+    different people, store it (identify and verify use it from then on), and report how well it separates.
+
+    With a zip in the multipart field ``archive`` (one folder of photos per person; checked like a training upload,
+    decoded in memory, at most ``--max-archive-images`` photos): every pair of its faces; ``detector`` and ``upsample``
+    as for /v1/faces/detect. With no upload: every pair of the faces already enrolled (at most
+    :data:`MAX_CALIBRATION_FACES`, a seeded sample past it); it needs two people and one person with two faces or
+    more (400 saying what is missing). ``{"calibration": {"threshold", "auc", "eer", "far", "frr", "n_pairs",
+    "n_same", "n_different", "source", "people", "faces", "created"}, "threshold", "previous_threshold", "images"
+    (zip: one row per photo, used or skipped with its reason), "timings_ms"}``."""
+    settings: ServeSettings = request.app.state.settings
+    engine = request.app.state.engine
+    query = request.query_params
+    params: dict[str, Any] = {"detector": query.get("detector"), "upsample": query.get("upsample")}
+    blob = None
+    if _content_type(request) in _FORM_TYPES:
+        form = await request.form()
+        params.update({k: _form_text(form, k) for k in params if _form_text(form, k) is not None})
+        archive = form.get("archive")
+        if not isinstance(archive, UploadFile):
+            other = [k for k, v in form.multi_items() if isinstance(v, UploadFile)]
+            if other:
+                raise ApiError(f"the zip goes in the multipart field 'archive', got field(s) {', '.join(other[:5])} "
+                               "(curl -F archive=@people.zip); send no upload to calibrate on the enrolled faces",
+                               status=400)
+        else:
+            blob = ((archive.filename or "archive.zip")[:256], await archive.read())
+    opts = check_face_params(params)
+    previous = await run_blocking(gallery_threshold, engine)
+    t0 = time.perf_counter()
+    if blob is not None:
+        work = await _run_faces(_zip_calibration_work, blob, settings, opts)
+        calibration, rows = work["calibration"], work["images"]
+    else:
+        groups, total = await run_blocking(gallery_groups, engine)
+        missing = _missing_pairs(groups)
+        if missing:
+            raise ApiError(f"the gallery holds {total} face(s) of {len(groups)} person(s): {missing}. Enrol more "
+                           "(POST /v1/faces/enroll), or send a zip with one folder of photos per person in the field "
+                           "'archive'", status=400)
+        used = sum(len(v) for v in groups.values())
+        source = f"gallery ({used} faces of {len(groups)} people" + (
+            f", a sample of the {total} enrolled)" if used < total else ")")
+        calibration, rows = await run_cpu(_calibrate_groups, groups, source), None
+    await run_blocking(DatabaseGalleryStore(engine).set_calibration, calibration)
+    out: dict[str, Any] = {"calibration": calibration, "threshold": calibration["threshold"],
+                           "previous_threshold": previous}
+    if rows is not None:
+        out["images"] = rows
+    return {**out, "timings_ms": {"total": round((time.perf_counter() - t0) * 1e3, 2)}}
+
+
 @router.get("/v1/faces/gallery", summary="The enrolled people")
 async def list_gallery(request: Request) -> dict[str, Any]:
-    """``{"people": [{"name", "count", "created"}], "threshold", "calibration"}`` (people by name)."""
+    """``{"people": [{"name", "count", "created"}], "threshold", "calibrated", "calibration", "note"}`` (people by
+    name): ``calibration`` is the stored one (threshold, AUC, EER, FAR, FRR, pairs, source, time), or None and
+    ``note`` says the threshold is dlib's default 0.6."""
     engine = request.app.state.engine
 
     def read() -> dict[str, Any]:
         store = DatabaseGalleryStore(engine)
-        return {"people": store.people(), "threshold": gallery_threshold(engine), "calibration": store.get_calibration()}
+        calibration = store.get_calibration()
+        out = {"people": store.people(), "threshold": gallery_threshold(engine), "calibrated": calibration is not None,
+               "calibration": calibration}
+        if calibration is None:
+            out["note"] = ("not calibrated: the threshold is dlib's default 0.6; POST /v1/faces/calibrate calibrates "
+                           "it on the enrolled faces or on a zip with one folder per person")
+        return out
 
     return await run_blocking(read)
 
