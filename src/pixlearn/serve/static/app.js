@@ -587,6 +587,7 @@
       $("#gallery-table").hidden = people.length === 0;
       $("#gallery-threshold").textContent = `Same person at a distance of ${fmt(data.threshold, 3)} or less` +
         (data.calibration ? " (calibrated)." : " (dlib's documented value; not calibrated).");
+      $("#gallery-calibration").textContent = calibrationLine(data.calibration);
       $("#gallery-table tbody").replaceChildren(
         ...people.map((p) =>
           el(
@@ -602,6 +603,31 @@
       document.body.dataset.people = String(people.length);
     } catch (err) {
       showError(err, "Reading the face gallery");
+    }
+  }
+
+  function calibrationLine(cal) {
+    if (!cal) return "Not calibrated: calibrate on the enrolled faces (two people or more, one of them with two photos or more).";
+    return `Calibration: threshold ${fmt(cal.threshold, 3)}, ROC AUC ${fmt(cal.auc, 3)}, EER ${fmt(cal.eer, 3)}, ` +
+      `FAR ${fmt(cal.far, 3)}, FRR ${fmt(cal.frr, 3)} on ${cal.n_pairs} pairs (${cal.n_same} same, ${cal.n_different} different); ` +
+      `${cal.source}, ${fmtDate(cal.created)}.`;
+  }
+
+  async function calibrateGallery() {
+    const status = $("#calibrate-status");
+    status.textContent = "Calibrating…";
+    status.classList.remove("inline-error");
+    $("#calibrate-btn").disabled = true;
+    try {
+      const res = await api("/v1/faces/calibrate", { method: "POST" });
+      status.textContent = `Threshold ${fmt(res.previous_threshold, 3)} → ${fmt(res.threshold, 3)}.`;
+      status.dataset.threshold = String(res.threshold);
+      await loadGallery();
+    } catch (err) {
+      status.textContent = err instanceof Error ? err.message : String(err);
+      status.classList.add("inline-error");
+    } finally {
+      $("#calibrate-btn").disabled = false;
     }
   }
 
@@ -1606,6 +1632,7 @@
     setupSearch();
     $("#enroll-form").addEventListener("submit", enrollPerson);
     $("#gallery-refresh").addEventListener("click", loadGallery);
+    $("#calibrate-btn").addEventListener("click", calibrateGallery);
     drawChart([], 0);
     loadHealth();
     loadOps();
