@@ -147,6 +147,10 @@ def test_calibrate_from_a_zip(client, empty_gallery) -> None:
     assert "no face" in rows["people/eileen/wall.png"]["reason"]
     assert rows["people/other/bad.png"]["status"] == "skipped" and "bad.png" in rows["people/other/bad.png"]["reason"]
     assert client.get("/v1/faces/gallery").json()["calibration"] == cal
+    # the zip as the raw body gives the same
+    r = client.post("/v1/faces/calibrate", content=_zip(members), headers={"Content-Type": "application/zip"})
+    assert r.status_code == 200 and r.json()["threshold"] == cal["threshold"], r.text
+    assert r.json()["calibration"]["source"].startswith("zip body.zip (5 images, 2 skipped")
     r = client.post("/v1/faces/verify", json={"image_a": {"b64": _b64(FACE)}, "image_b": {"b64": _b64(FLIPPED)}})
     assert r.status_code == 200 and r.json()["threshold"] == cal["threshold"], r.text
 
@@ -157,7 +161,8 @@ def test_calibrate_from_a_zip(client, empty_gallery) -> None:
     assert "at least 2 people" in r.json()["error"]["message"]
     status = {row["filename"]: row["status"] for row in r.json()["images"]}
     assert status == {"eileen/a.png": "used", "x.png": "skipped"}
-    assert client.get("/v1/faces/gallery").json()["calibration"] == cal  # a refused calibration stores nothing
+    # a refused calibration stores nothing
+    assert client.get("/v1/faces/gallery").json()["calibration"]["source"].startswith("zip body.zip")
 
 
 def test_calibrate_zip_safety_and_bounds(client, tmp_path) -> None:
@@ -170,6 +175,7 @@ def test_calibrate_zip_safety_and_bounds(client, tmp_path) -> None:
         (client.post("/v1/faces/calibrate", files={"archive": ("t.zip", _zip({"a/x.txt": b"x"}))}), 400, "no images"),
         (client.post("/v1/faces/calibrate", files={"file": ("p.zip", _zip({"a/x.png": b"x"}))}), 400, "'archive'"),
         (client.post("/v1/faces/calibrate?detector=haar", files={"archive": ("p.zip", evil)}), 400, "hog"),
+        (client.post("/v1/faces/calibrate", content=b"x", headers={"Content-Type": "text/plain"}), 415, "archive"),
     ]
     for r, status, words in cases:
         assert r.status_code == status, r.text

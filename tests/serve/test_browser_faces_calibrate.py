@@ -42,8 +42,8 @@ def test_calibrate_button_shows_the_error_then_the_calibration(live_server: str,
 
     head = _head()
     for name, images in (("Eileen", [head, head[:, ::-1].copy()]), ("Other", [(head * 0.6).astype(np.uint8)])):
-        r = httpx.post(server.url + "/v1/faces/enroll", json={"name": name, "images": [{"b64": _b64(i)} for i in images]},
-                       timeout=60)
+        body = {"name": name, "images": [{"b64": _b64(i)} for i in images]}
+        r = httpx.post(server.url + "/v1/faces/enroll", json=body, timeout=60)
         assert r.status_code == 200 and r.json()["added"] == len(images), r.text
     browser.find_element(By.ID, "calibrate-btn").click()
     try:

@@ -491,8 +491,10 @@ _CALIBRATE_BODY = {
                                                   "already enrolled are used."},
                        "detector": {"type": "string", "enum": ["hog", "cnn"]},
                        "upsample": {"type": "integer", "minimum": 0, "maximum": 3}}}},
+    "application/zip": {"schema": {"type": "string", "format": "binary"}},
 }
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+_ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 
 
 def _content_type(request: Request) -> str:
@@ -687,19 +689,28 @@ async def calibrate_faces(request: Request) -> dict[str, Any]:
     """Choose the threshold that makes the fewest mistakes (FAR + FRR) on pairs of faces of the same person and of
     different people, store it (identify and verify use it from then on), and report how well it separates.
 
-    With a zip in the multipart field ``archive`` (one folder of photos per person; checked like a training upload,
-    decoded in memory, at most ``--max-archive-images`` photos): every pair of its faces; ``detector`` and ``upsample``
-    as for /v1/faces/detect. With no upload: every pair of the faces already enrolled (at most
-    :data:`MAX_CALIBRATION_FACES`, a seeded sample past it); it needs two people and one person with two faces or
-    more (400 saying what is missing). ``{"calibration": {"threshold", "auc", "eer", "far", "frr", "n_pairs",
-    "n_same", "n_different", "source", "people", "faces", "created"}, "threshold", "previous_threshold", "images"
-    (zip: one row per photo, used or skipped with its reason), "timings_ms"}``."""
+    With a zip in the multipart field ``archive`` or as the body (``Content-Type: application/zip``): one folder of
+    photos per person, checked like a training upload, decoded in memory, at most ``--max-archive-images`` photos;
+    every pair of its faces, ``detector`` and ``upsample`` as for /v1/faces/detect. With no upload: every pair of the
+    faces already enrolled (at most :data:`MAX_CALIBRATION_FACES`, a seeded sample past it). Either needs two people
+    and one person with two faces or more (400 saying what is missing).
+
+    ``{"calibration": {"threshold", "auc", "eer", "far", "frr", "n_pairs", "n_same", "n_different", "source",
+    "people", "faces", "created"}, "threshold", "previous_threshold", "images" (zip: one row per photo, used or
+    skipped with its reason), "timings_ms"}``."""
     settings: ServeSettings = request.app.state.settings
     engine = request.app.state.engine
     query = request.query_params
     params: dict[str, Any] = {"detector": query.get("detector"), "upsample": query.get("upsample")}
     blob = None
-    if _content_type(request) in _FORM_TYPES:
+    ctype = _content_type(request)
+    if ctype in _ZIP_TYPES:  # the zip as the raw body
+        blob = ("body.zip", await request.body())
+    elif ctype not in _FORM_TYPES and not _is_json(ctype) and await request.body():
+        raise ApiError(f"unsupported Content-Type {ctype or '(none)'!r}; send the zip in the multipart field "
+                       "'archive' (curl -F archive=@people.zip), or as the body with Content-Type: application/zip, "
+                       "or no body to calibrate on the enrolled faces", status=415)
+    if ctype in _FORM_TYPES:
         form = await request.form()
         params.update({k: _form_text(form, k) for k in params if _form_text(form, k) is not None})
         archive = form.get("archive")
