@@ -124,6 +124,24 @@ def test_calibrate_from_the_gallery_changes_the_threshold(client, empty_gallery)
     assert r.status_code == 200 and r.json()["threshold"] == 0.5, r.text
 
 
+def test_calibrate_a_large_gallery_on_a_sample(client, empty_gallery, monkeypatch) -> None:
+    from pixlearn.serve import routes_faces
+
+    rng = np.random.default_rng(0)
+    for k in range(4):  # 4 people, 2 faces each; at most 5 faces used
+        centre = rng.normal(size=128).astype(np.float32)
+        empty_gallery.add(f"p{k}", centre + 0.01 * rng.normal(size=(2, 128)).astype(np.float32), [{}, {}])
+    monkeypatch.setattr(routes_faces, "MAX_CALIBRATION_FACES", 5)
+    groups, total = routes_faces.gallery_groups(client.app.state.engine, limit=5)
+    assert total == 8 and sum(len(v) for v in groups.values()) == 5
+    assert routes_faces.gallery_groups(client.app.state.engine, limit=5)[0].keys() == groups.keys()  # seeded
+    r = client.post("/v1/faces/calibrate")
+    assert r.status_code == 200, r.text
+    cal = r.json()["calibration"]
+    assert cal["faces"] == 5 and cal["n_pairs"] == 10
+    assert cal["source"] == f"gallery (5 faces of {len(groups)} people, a sample of the 8 enrolled)"
+
+
 def test_calibrate_from_a_zip(client, empty_gallery) -> None:
     members = {
         "people/eileen/a.png": png_bytes(FACE),

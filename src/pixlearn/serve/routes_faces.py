@@ -729,7 +729,7 @@ async def calibrate_faces(request: Request) -> dict[str, Any]:
         work = await _run_faces(_zip_calibration_work, blob, settings, opts)
         calibration, rows = work["calibration"], work["images"]
     else:
-        groups, total = await run_blocking(gallery_groups, engine)
+        groups, total = await run_blocking(gallery_groups, engine, limit=MAX_CALIBRATION_FACES)
         missing = _missing_pairs(groups)
         if missing:
             raise ApiError(f"the gallery holds {total} face(s) of {len(groups)} person(s): {missing}. Enrol more "
