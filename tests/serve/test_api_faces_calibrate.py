@@ -284,3 +284,23 @@ def test_openapi_and_api_keys(client, tmp_path) -> None:
         assert c.post("/v1/faces/verify", json={"image_a": "x", "image_b": "y"}).status_code == 401
         r = c.post("/v1/faces/calibrate", headers={"X-API-Key": "k1"})
         assert r.status_code == 400 and "0 face(s)" in r.json()["error"]["message"]  # let through, the gallery empty
+
+
+def test_calibration_in_postgresql(settings, postgres_db) -> None:
+    """A calibration from the gallery stored in PostgreSQL (a throwaway cluster; skipped without one) reads back the
+    same and sets the threshold."""
+    from fastapi.testclient import TestClient
+
+    from pixlearn.serve.app import create_app
+    from pixlearn.serve.routes_faces import DatabaseGalleryStore
+
+    with TestClient(create_app(settings.model_copy(update={"db": postgres_db, "workers": 0}))) as c:
+        store = DatabaseGalleryStore(c.app.state.engine)
+        eye = np.eye(128, dtype=np.float32)
+        store.add("ada", np.stack([eye[0], eye[0] + 0.1 * eye[1]]), [{}, {}])
+        store.add("bob", eye[2:3], [{}])
+        r = c.post("/v1/faces/calibrate")
+        assert r.status_code == 200, r.text
+        cal = r.json()["calibration"]
+        body = c.get("/v1/faces/gallery").json()
+        assert body["calibration"] == cal and body["threshold"] == cal["threshold"] != 0.6
