@@ -124,12 +124,21 @@ def test_calibrate_from_the_gallery_changes_the_threshold(client, empty_gallery)
     assert r.status_code == 200 and r.json()["threshold"] == 0.5, r.text
 
 
+def test_a_threshold_outside_the_embeddings_range_is_refused() -> None:
+    from pixlearn.serve.errors import ApiError
+    from pixlearn.serve.routes_faces import _calibrate_groups
+
+    eye = np.eye(128, dtype=np.float32)
+    with pytest.raises(ApiError, match=r"outside \(0, 4\]"):  # same pair 10 apart, different ones 30: threshold 20
+        _calibrate_groups({"a": np.stack([0 * eye[0], 10 * eye[1]]), "b": 30 * eye[2:3]}, "test")
+
+
 def test_calibrate_a_large_gallery_on_a_sample(client, empty_gallery, monkeypatch) -> None:
     from pixlearn.serve import routes_faces
 
     rng = np.random.default_rng(0)
     for k in range(4):  # 4 people, 2 faces each; at most 5 faces used
-        centre = rng.normal(size=128).astype(np.float32)
+        centre = 0.1 * rng.normal(size=128).astype(np.float32)  # about 1.6 apart, like face embeddings
         empty_gallery.add(f"p{k}", centre + 0.01 * rng.normal(size=(2, 128)).astype(np.float32), [{}, {}])
     monkeypatch.setattr(routes_faces, "MAX_CALIBRATION_FACES", 5)
     groups, total = routes_faces.gallery_groups(client.app.state.engine, limit=5)

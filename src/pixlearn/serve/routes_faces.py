@@ -287,6 +287,9 @@ def _calibrate_groups(groups: Mapping[str, np.ndarray], source: str) -> dict[str
     """The calibration of ``groups`` (person -> (n, 128) vectors) as a dict, its ``source`` set; the gallery of the
     faces tool (in memory) computes it, the server stores it."""
     cal = _gallery(_faces("memory_store")()).calibrate({k: np.asarray(v, np.float32) for k, v in groups.items()})
+    if not 0 < cal.threshold <= 4:  # never with dlib's embeddings (at most about 3 apart); identify would refuse it
+        raise ApiError(f"the calibrated threshold {cal.threshold:g} is outside (0, 4], the range of distances between "
+                       "face embeddings; these vectors are not dlib's embeddings, nothing was stored", status=400)
     return {**cal.to_dict(), "source": source}
 
 
