@@ -142,7 +142,9 @@ def _name_table(extended: bool) -> tuple[tuple[str, ...], np.ndarray]:
     """Colour names sorted alphabetically (one entry per reference colour) and their L*a*b*."""
     from PIL import ImageColor
 
-    entries = [(n, ImageColor.getrgb(ImageColor.colormap[n])[:3]) for n in ImageColor.colormap]
+    # by name, not by colormap value: Pillow's getrgb caches a name it resolved as an (r, g, b) tuple in that same
+    # colormap, so once any drawing code in the process used "red", colormap["red"] is no longer a string
+    entries = [(n, ImageColor.getrgb(n)[:3]) for n in list(ImageColor.colormap)]
     if extended:
         entries += [(n, ImageColor.getrgb(h)[:3]) for n, hexes in EXTRA_COLORS.items() for h in hexes]
     entries.sort(key=lambda e: (e[0], e[1]))
