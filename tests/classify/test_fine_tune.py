@@ -75,7 +75,7 @@ def test_recipe_is_on_from_weights_and_off_from_scratch(data_dir, tmp_path):
     w = _weights(tmp_path / "w.safetensors")
     ft = train_classifier(data_dir, out=tmp_path / "ft", epochs=1, weights=str(w), **FAST)
     m = _config(ft.run_dir)["model"]
-    assert (m["head_init"], m["freeze_fraction"], m["backbone_lr_mult"], m["layer_decay"], m["bn_eval"]) == ("zero", 0.1, 0.1, 0.8, True)
+    assert (m["head_init"], m["freeze_fraction"], m["backbone_lr_mult"], m["layer_decay"], m["bn_eval"]) == ("zero", 0.1, 0.3, 0.8, True)
     assert _config(ft.run_dir)["data"]["augment"] == "light"
     man = json.loads((ft.run_dir / "manifest.json").read_text())
     assert man["fine_tune"]["text"].startswith("fine-tune recipe: head warm-up 10 % of the steps, head zero-init")

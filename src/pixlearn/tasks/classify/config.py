@@ -71,7 +71,7 @@ class ModelConfig(_Section):
     drop_rate: float | None = Field(None, ge=0.0, lt=1.0, description="Dropout before the classifier (default: the model's own).")
     drop_path_rate: float | None = Field(None, ge=0.0, lt=1.0, description="Stochastic depth.")
     freeze_epochs: int = Field(0, ge=0, description="Train only the head for this many epochs, then unfreeze the backbone.")
-    backbone_lr_mult: float | None = Field(None, gt=0.0, le=1.0, description="Backbone LR = lr x this; default 0.1 from pretrained/weights, else 1.")
+    backbone_lr_mult: float | None = Field(None, gt=0.0, le=1.0, description="Backbone LR = lr x this; default 0.3 from pretrained/weights, else 1.")
     freeze_fraction: float | None = Field(None, ge=0.0, lt=1.0, description="Train only the head for this share of the run (of the time budget under --minutes, else of the steps), then unfreeze; default 0.1 from pretrained/weights (when freeze_epochs is 0), else 0.")
     layer_decay: float | None = Field(None, gt=0.0, le=1.0, description="Layer-wise LR decay down the backbone (each block lower gets x this); default 0.8 from pretrained/weights, else 1 (off).")
     head_init: Literal["auto", "zero", "model"] = Field("auto", description="The new head's weights: zero (every prediction starts uniform: loss ln(classes)), the model's own draw, or auto: zero from pretrained/weights.")

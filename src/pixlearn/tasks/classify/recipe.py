@@ -55,7 +55,10 @@ SMALL_IMAGE = 64
 MIN_EPOCHS = 2.0
 #: Head-only share of the run before the backbone is unfrozen.
 HEAD_WARMUP = 0.1
-BACKBONE_LR_MULT = 0.1
+#: The backbone's learning rate as a share of the head's (layer decay applies below it). 0.3, not 0.1: CIFAR's 32-px
+#: images upsampled to 160 px are far from ImageNet's photos; measured with `pixlearn train classify --data cifar10
+#: --minutes 10`, each run alone: 0.848 -> 0.856 val accuracy, 0.868 -> 0.886 on the run's hold-out.
+BACKBONE_LR_MULT = 0.3
 LAYER_DECAY = 0.8
 FINE_TUNE_LR = 1e-3
 FINE_TUNE_BATCH = 32
