@@ -21,6 +21,7 @@ from pixlearn.tasks.classify.metrics import classification_metrics
 from pixlearn.models import read_state_dict
 from pixlearn.tasks.classify.data import plan_splits, read_classify_dataset
 from pixlearn.tasks.classify.predict import load_classifier
+from pixlearn.tasks.classify.recipe import BACKBONE_LR_MULT
 from pixlearn.train import TrainingDivergedError, train_classifier
 from pixlearn.engine.runs import RUN_FILES
 from tests.classify.helpers import make_dataset
@@ -206,7 +207,7 @@ def test_freeze_backbone_then_unfreeze_with_a_lower_lr(run, data_dir, tmp_path):
     assert not torch.equal(snap.states[1][conv], start[conv])  # trained in epoch 2
     assert not torch.equal(snap.states[0]["fc.weight"], start["fc.weight"])  # the head trains from the start
     assert [r["backbone_frozen"] for r in res.history] == [True, False]
-    assert res.history[1]["backbone_lr"] == pytest.approx(0.1 * res.history[1]["lr"])
+    assert res.history[1]["backbone_lr"] == pytest.approx(BACKBONE_LR_MULT * res.history[1]["lr"])
 
 
 def test_other_recipes_train(tmp_path):

@@ -63,7 +63,9 @@ def _resolve(cfg: ClassifyConfig, *, img_size: int) -> ClassifyConfig:
     if o["weight_decay"] is None:
         o["weight_decay"] = 0.05 if o["optimizer"] == "adamw" else 5e-4
     if m["backbone_lr_mult"] is None:
-        m["backbone_lr_mult"] = 0.1 if (m["pretrained"] or m["weights"]) else 1.0
+        from pixlearn.tasks.classify.recipe import BACKBONE_LR_MULT
+
+        m["backbone_lr_mult"] = BACKBONE_LR_MULT if (m["pretrained"] or m["weights"]) else 1.0
     d["data"]["img_size"] = img_size
     d["train"].update(resolve_hardware(cfg))
     _resolve_fine_tune(d)
