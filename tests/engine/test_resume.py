@@ -74,3 +74,36 @@ def test_a_run_stopped_by_its_budget_continues_with_a_new_one(task, tmp_path, mo
     again = task.train(resume=tmp_path / "run", minutes=2, progress=False, callbacks=[Tick(clock)])
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert again.stop_reason == "budget" and manifest["stopped_at"]["step"] > 1 and manifest["budget"]["minutes"] == 2.0
+
+
+class _Batches(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.per_epoch = int(trainer.num_training_batches)
+
+
+def test_an_interrupted_budgeted_run_continues_its_clock(task, tmp_path, monkeypatch):
+    """Crashed in its second epoch and resumed without --minutes, a budgeted run stops at the step an uninterrupted one
+    does, with the same rates: the seconds spent before the checkpoint count against the same budget."""
+    from pixlearn.engine import budget as budget_mod
+    from tests.engine.clock import FakeClock, Tick
+
+    probe = _Batches()
+    task.run(tmp_path / "probe", epochs=1, callbacks=[probe])
+    n = probe.per_epoch
+    minutes = (2.5 * n + 0.5) / 60  # one-second steps: the budget runs out in the third epoch
+
+    clock = FakeClock(1.0)
+    monkeypatch.setattr(budget_mod, "monotonic", clock)
+    whole = task.run(tmp_path / "whole", epochs=20, minutes=minutes, callbacks=[Tick(clock)])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        task.run(tmp_path / "cut", epochs=20, minutes=minutes, callbacks=[Tick(clock), Crash(1)])
+    clock.t += 500.0  # the time between the crash and the resumption is not charged
+    resumed = task.train(resume=tmp_path / "cut", progress=False, callbacks=[Tick(clock)])
+
+    a = json.loads((tmp_path / "whole" / "manifest.json").read_text())
+    b = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert whole.stop_reason == resumed.stop_reason == "budget", task.name
+    assert b["budget"]["spent_before_resume_s"] == pytest.approx(n * 1.0)  # epoch 1's steps, up to its checkpoint
+    assert b["stopped_at"]["step"] == a["stopped_at"]["step"] > 2 * n  # the same stop, in the third epoch
+    assert b["budget"]["used_s"] == pytest.approx(a["budget"]["used_s"])
+    assert [r["lr"] for r in resumed.history] == pytest.approx([r["lr"] for r in whole.history], rel=1e-6)

@@ -101,7 +101,7 @@ def _common_params(h: TaskHelp) -> list[inspect.Parameter]:
         ("batch", Annotated[Optional[int], _opt("--batch", help=h.batch, min=1)], None),
         ("lr", Annotated[Optional[float], _opt("--lr", help=h.lr)], None),
         ("weights", Annotated[Optional[Path], _opt("--weights", help=h.weights)], None),
-        ("resume", Annotated[Optional[Path], _opt("--resume", help="Continue RUN from its checkpoints/last.ckpt (only --workers, --data, --minutes and hardware options may change).")], None),
+        ("resume", Annotated[Optional[Path], _opt("--resume", help="Continue RUN from its checkpoints/last.ckpt, and its --minutes clock (only --workers, --data, --minutes and hardware options may change).")], None),
         ("extend", Annotated[Optional[int], _opt("--extend", help="With --resume: train N more epochs (also after the run finished or stopped early).", min=1)], None),
         ("folds", Annotated[Optional[int], _opt("--folds", help="k-fold cross-validation: report mean ± std per metric.", min=0)], None),
         ("find_lr", Annotated[Optional[bool], _opt("--find-lr/--no-find-lr", help="Run the LR finder first and train with its suggestion.")], None),

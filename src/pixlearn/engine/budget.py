@@ -10,6 +10,12 @@ the end of its schedule when the time does.
 
 The clock is injectable (``clock=``), so a test can advance it a fixed amount per step.
 
+A run resumed from its last checkpoint (``--resume``) continues the clock it saved there: the
+seconds spent up to that epoch end count against the same budget and the clock-driven schedule goes
+on where it was, so an interrupted run stops where an uninterrupted one would. The lost part of the
+interrupted epoch is trained again and not charged. A resumed run that gives a different
+``--minutes``, or one whose budget had run out (which must give one), starts a new clock.
+
 :func:`stop_reason` names why a run stopped: ``"budget"``, ``"early_stopping"`` or ``"last_epoch"``.
 """
 
@@ -96,6 +102,7 @@ class TimeBudget(L.Callback):
         self.val_steps = float(val_steps)
         self._clock = clock
         self.t0: float | None = None
+        self.spent_s = 0.0  # seconds of this budget spent before a resumption (restored from the checkpoint)
         self.steps = 0  # optimiser steps taken in this process
         self.val_seconds_total = 0.0
         self.val_seconds_last: float | None = None
@@ -118,7 +125,11 @@ class TimeBudget(L.Callback):
         return (self._clock or monotonic)()
 
     def elapsed(self) -> float:
-        """Seconds since the fit started (0 before it does)."""
+        """Seconds of the budget spent: since the fit started, plus what the run spent before a resumption."""
+        return self.spent_s + self._own()
+
+    def _own(self) -> float:
+        """Seconds since this process's fit started (0 before it does)."""
         return 0.0 if self.t0 is None else self.clock() - self.t0
 
     def remaining(self) -> float:
@@ -128,7 +139,7 @@ class TimeBudget(L.Callback):
         """Mean seconds of one training step in this process (validation excluded)."""
         if not self.steps:
             return 0.0
-        return max(self.elapsed() - self.val_seconds_total, 0.0) / self.steps
+        return max(self._own() - self.val_seconds_total, 0.0) / self.steps
 
     def validation_estimate(self) -> float:
         """Seconds one validation is expected to take (the last one measured, else ``val_steps`` steps)."""
@@ -234,8 +245,11 @@ class TimeBudget(L.Callback):
 
     def report(self) -> dict[str, Any]:
         """What the budget did, for manifest.json: the budget, the seconds used, Lightning's set-up, where it stopped."""
-        return {"minutes": self.minutes, "used_s": self.used_s, "setup_s": self.setup_s, "stopped_at": self.stopped_at,
-                "validation_s": None if self.val_seconds_last is None else round(self.val_seconds_last, 3)}
+        out = {"minutes": self.minutes, "used_s": self.used_s, "setup_s": self.setup_s, "stopped_at": self.stopped_at,
+               "validation_s": None if self.val_seconds_last is None else round(self.val_seconds_last, 3)}
+        if self.spent_s:
+            out["spent_before_resume_s"] = round(self.spent_s, 3)
+        return out
 
     def _stop(self, trainer: Any, *, where: str) -> None:
         trainer.should_stop = True
@@ -249,7 +263,18 @@ class TimeBudget(L.Callback):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {}  # a resumed run gets a fresh budget
+        """The clock as a checkpoint keeps it, for a resumed run to continue (see the module's notes)."""
+        return {"minutes": self.minutes, "elapsed_s": self.elapsed(), "stopped": self.stopped, "t_warm_end": self.t_warm_end,
+                "val_seconds_last": self.val_seconds_last}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the saved clock, unless the saved budget ran out or this run has another ``minutes``: then a new one."""
+        spent = state_dict.get("elapsed_s")
+        if state_dict.get("stopped") or state_dict.get("minutes") != self.minutes or not isinstance(spent, (int, float)):
+            return  # a new budget (checkpoints from before the clock was saved hold {})
+        self.spent_s = max(float(spent), 0.0)
+        self.t_warm_end = state_dict.get("t_warm_end")
+        self.val_seconds_last = state_dict.get("val_seconds_last")
 
 
 def stop_reason(*, budget: TimeBudget | None, early_stopping: Any | None) -> str:
