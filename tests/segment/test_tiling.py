@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn.engine.tiling import blend_window, pad_reflect, tile_starts, tiled_apply
+from pixlearn.engine.tiling import blend_window, pad_reflect, tile_starts, tiled_apply, with_tta
 
 
 def _conv_net(seed: int = 0) -> nn.Module:
@@ -85,3 +85,27 @@ def test_errors_name_the_problem():
         tiled_apply(f, torch.rand(1, 3, 64, 64), tile=32, overlap=1.5)
     with pytest.raises(ShapeError, match="keep each tile"):
         tiled_apply(lambda t: t[:, :, :-1], torch.rand(1, 3, 64, 64), tile=32)
+
+
+def test_tta_averages_the_mirrored_passes_mapped_back():
+    net = _conv_net(1)
+    x = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        assert with_tta(net, "none") is net
+        flip = with_tta(net, "flip")(x)
+        by_hand = (net(x) + net(x.flip(3)).flip(3) + net(x.flip(2)).flip(2) + net(x.flip((2, 3))).flip((2, 3))) / 4
+        assert torch.allclose(flip, by_hand, atol=1e-6)
+        assert not torch.allclose(flip, net(x), atol=1e-3)  # the passes differ: a real average, not one pass
+        # the averaged function commutes with the symmetries it averages over
+        assert torch.allclose(with_tta(net, "flip")(x.flip(3)), flip.flip(3), atol=1e-5)
+        d4 = with_tta(net, "d4")
+        assert torch.allclose(d4(x.transpose(2, 3)), d4(x).transpose(2, 3), atol=1e-5)
+        assert not torch.allclose(with_tta(net, "flip")(x.transpose(2, 3)), flip.transpose(2, 3), atol=1e-3)
+        # and composes with tiling: mirrored tiles of a large image
+        y = tiled_apply(with_tta(net, "flip"), torch.rand(1, 3, 70, 90), tile=32, overlap=8)
+        assert y.shape == (1, 2, 70, 90)
+
+
+def test_tta_unknown_mode_is_a_config_error():
+    with pytest.raises(ConfigError, match="tta must be one of none, flip, d4, got 'x8'"):
+        with_tta(_conv_net(), "x8")

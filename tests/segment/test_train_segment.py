@@ -71,6 +71,20 @@ def test_predict_any_size(trained_run, tmp_path, rng):
     assert abs(sum(rows[0]["classes"].values()) - 1.0) < 1e-6
 
 
+def test_tta_is_read_from_the_run_and_can_be_overridden(trained_run, rng):
+    run = trained_run.run_dir
+    card = json.loads((run / "weights" / "model.json").read_text())
+    assert card["inference"]["tta"] == trained_run.config.train.tta
+    assert load_segmenter(run).tta == trained_run.config.train.tta
+    seg = load_segmenter(run, tta="flip")
+    x = seg.to_tensor(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))  # one tile: no seams
+    with torch.no_grad():
+        passes = [seg.model(x), seg.model(x.flip(3)).flip(3), seg.model(x.flip(2)).flip(2), seg.model(x.flip((2, 3))).flip((2, 3))]
+    assert torch.allclose(seg.logits(x), sum(passes) / 4, atol=1e-5)
+    with pytest.raises(ConfigError, match="tta must be one of"):
+        load_segmenter(run, tta="many")
+
+
 def test_overlay_colours_are_fixed_per_class():
     img = np.zeros((1, 2, 3), np.uint8)
     a = overlay_mask(img, np.array([[2, 2]]), alpha=1.0, outline=False)

@@ -22,7 +22,10 @@ import torch.nn.functional as F
 
 from pixlearn._core.errors import ConfigError, ShapeError
 
-__all__ = ["tiled_apply", "tile_starts", "pad_reflect", "blend_window"]
+__all__ = ["tiled_apply", "tile_starts", "pad_reflect", "blend_window", "with_tta", "TTA_MODES"]
+
+#: Test-time augmentation modes of :func:`with_tta`: the identity, the 4 mirror images, the 8 symmetries of the square.
+TTA_MODES = ("none", "flip", "d4")
 
 
 def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
@@ -254,3 +257,47 @@ def tiled_apply(
                 weight[0, 0, y * s:(y + th) * s, x0 * s:(x0 + tw) * s] += win
     assert out is not None
     return (out / weight)[:, :, :h * s, :w * s]
+
+
+def _tta_views(mode: str) -> list[tuple[tuple[int, ...], bool]]:
+    if mode not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
+    flips: list[tuple[int, ...]] = [()] if mode == "none" else [(), (3,), (2,), (2, 3)]
+    return [(f, False) for f in flips] + ([(f, True) for f in flips] if mode == "d4" else [])
+
+
+def with_tta(fn: Callable[[torch.Tensor], torch.Tensor], mode: str = "flip") -> Callable[[torch.Tensor], torch.Tensor]:
+    """``fn`` averaged over mirrored (and transposed) copies of its input, each mapped back.
+
+    Test-time augmentation for dense outputs (segmentation logits, a restored image), the way
+    nnU-Net mirrors its inputs at inference: ``"flip"`` averages 4 passes (as is, left-right,
+    up-down, both), ``"d4"`` 8 (the same on the transposed input too), ``"none"`` returns ``fn``.
+    ``fn`` must be fully convolutional in the sense of :func:`tiled_apply` and, for ``"d4"``,
+    accept a (B, C, W, H) input as well as (B, C, H, W).
+
+    Examples
+    --------
+    >>> net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    >>> x = torch.rand(1, 1, 8, 12)
+    >>> with torch.no_grad():
+    ...     same = with_tta(net, "flip")(x).shape == net(x).shape
+    ...     sym = torch.allclose(with_tta(net, "d4")(x.flip(3)), with_tta(net, "d4")(x).flip(3), atol=1e-6)
+    >>> same, sym
+    (True, True)
+    """
+    views = _tta_views(mode)
+    if len(views) == 1:
+        return fn
+
+    def averaged(x: torch.Tensor) -> torch.Tensor:
+        total: torch.Tensor | None = None
+        for dims, transpose in views:
+            v = x.transpose(2, 3) if transpose else x
+            y = fn(v.flip(dims) if dims else v)
+            y = y.flip(dims) if dims else y
+            y = y.transpose(2, 3) if transpose else y
+            total = y if total is None else total + y
+        assert total is not None
+        return total / len(views)
+
+    return averaged

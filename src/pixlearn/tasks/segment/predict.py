@@ -41,7 +41,7 @@ MODEL_FORMAT = "pixlearn.segmenter/1"
 
 def segment_model_card(
     model: Any, classes: Sequence[str], *, binary: bool, tile: tuple[int, int], overlap: float, multiple: int,
-    ignore_index: int | None = 255, mask_coding: str = "index",
+    ignore_index: int | None = 255, mask_coding: str = "index", tta: str = "none",
 ) -> dict[str, Any]:
     """What ``weights/model.json`` of a segmentation run holds.
 
@@ -57,7 +57,7 @@ def segment_model_card(
         "binary": bool(binary),
         "ignore_index": ignore_index,
         "mask_coding": str(mask_coding),
-        "inference": {"tile": [int(tile[0]), int(tile[1])], "overlap": float(overlap), "multiple": int(multiple)},
+        "inference": {"tile": [int(tile[0]), int(tile[1])], "overlap": float(overlap), "multiple": int(multiple), "tta": str(tta)},
         "model": model_spec(model).to_dict(),
     }
 
@@ -80,10 +80,15 @@ class Segmenter:
     batch: int = 4
     #: The training set's mask value coding ("binary255": 0/255 files; "index": class ids, palette PNG files).
     mask_coding: str = "index"
+    #: Test-time augmentation (:func:`~pixlearn.engine.tiling.with_tta`): "none", "flip" (4 passes) or "d4" (8).
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         from pixlearn.models import get_preprocess
 
+        from pixlearn.engine.tiling import _tta_views
+
+        _tta_views(self.tta)  # a clear error for an unknown mode, before any work
         self.preprocess = get_preprocess(self.model)
         self.model.eval().to(self.device)
 
@@ -111,9 +116,9 @@ class Segmenter:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, K, H, W) logits of a normalised (N, C, H, W) batch of any size (tiled beyond the training size)."""
-        from pixlearn.engine.tiling import tiled_apply
+        from pixlearn.engine.tiling import tiled_apply, with_tta
 
-        return tiled_apply(self.model, x.to(self.device), tile=self.tile, overlap=self.overlap, batch=self.batch, multiple=self.multiple).cpu()
+        return tiled_apply(with_tta(self.model, self.tta), x.to(self.device), tile=self.tile, overlap=self.overlap, batch=self.batch, multiple=self.multiple).cpu()
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
         """(num_classes, H, W) float32 class probabilities of one image."""
@@ -150,7 +155,9 @@ def _card_and_weights(path: Path) -> tuple[dict[str, Any], Path]:
     return read_model_card(path, what="segmentation", command="pixlearn train segment")
 
 
-def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", overlap: float | None = None) -> Segmenter:
+def load_segmenter(
+    run: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", overlap: float | None = None, tta: str | None = None,
+) -> Segmenter:
     """Rebuild a trained segmenter from its run folder (or its ``best.safetensors``) alone.
 
     Parameters
@@ -161,6 +168,9 @@ def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | 
         ``"auto"`` picks a GPU when there is one.
     overlap : float, optional
         Tile overlap for large images (default: the run's).
+    tta : {"none", "flip", "d4"}, optional
+        Test-time augmentation (default: the run's, ``inference.tta`` of its model card; "none" for
+        runs that do not record one).
 
     Raises
     ------
@@ -187,6 +197,7 @@ def load_segmenter(run: str | os.PathLike[str], *, device: str | torch.device | 
         overlap=float(inf.get("overlap", 0.25) if overlap is None else overlap), multiple=int(inf.get("multiple", 32)),
         run_dir=path if path.is_dir() else None, device=resolve_device(device),
         mask_coding=str(card.get("mask_coding") or "index"),  # runs from before the coding was recorded: class ids
+        tta=str(inf.get("tta") or "none") if tta is None else tta,
     )
 
 

@@ -175,7 +175,7 @@ def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) ->
                        pin_memory=cfg.train.accelerator in ("gpu", "cuda"))
     from pixlearn.data.masks import MaskCoding
 
-    card = segment_model_card(model, classes, binary=binary, tile=tile, overlap=cfg.train.overlap, multiple=multiple, ignore_index=d.ignore_index,
+    card = segment_model_card(model, classes, binary=binary, tile=tile, overlap=cfg.train.overlap, multiple=multiple, ignore_index=d.ignore_index, tta=cfg.train.tta,
                               mask_coding=MaskCoding.from_meta(getattr(index, "meta", None)).kind)  # predict writes masks back in it
     return _Prepared(cfg, index, splits, model, task, loaders, classes, card)
 
