@@ -117,6 +117,25 @@ def test_segmenter_masks_equal_the_torch_segmenter_masks(fixture, request):
         assert np.abs(seg.predict_proba(img) - ref.predict_proba(img)).max() < 1e-4
 
 
+@pytest.mark.parametrize("binary,tta", [(True, "d4"), (False, "flip")])
+def test_a_run_with_test_time_augmentation_exports_with_it(binary, tta, tmp_path):
+    """The exported segmenter averages the same mirrored views as the torch one: the same masks and probabilities."""
+    from pixlearn.export.runtime import load_onnx_model
+    from pixlearn.tasks.segment.predict import load_segmenter
+    from tests.export.conftest import _segment_run
+
+    run = _segment_run(tmp_path / "seg", binary=binary, tta=tta)
+    seg, ref = load_onnx_model(_export(run, tmp_path / "onnx")), load_segmenter(run)
+    assert seg.tta == ref.tta == tta
+    plain = load_segmenter(run, tta="none")
+    differs = False
+    for img in _images([(32, 32), (40, 48)], seed=3):
+        assert np.array_equal(seg.predict(img), ref.predict(img)), (img.shape, tta)
+        assert np.abs(seg.predict_proba(img) - ref.predict_proba(img)).max() < 1e-4
+        differs |= bool(np.abs(plain.predict_proba(img) - ref.predict_proba(img)).max() > 1e-3)
+    assert differs  # the views really are averaged: not the plain network's output
+
+
 @pytest.mark.parametrize("fixture", ["restore", "sr"])
 def test_restorer_output_is_within_40_db_of_the_torch_restorer(fixture, request):
     """A grey DnCNN and a colour x2 ESPCN: one tile (24x24), tiled images and grey pictures, > 40 dB against torch."""

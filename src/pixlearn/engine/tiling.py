@@ -21,11 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from pixlearn._core.errors import ConfigError, ShapeError
+from pixlearn._core.tta import TTA_MODES, tta_average, tta_views
 
 __all__ = ["tiled_apply", "tile_starts", "pad_reflect", "blend_window", "with_tta", "TTA_MODES"]
-
-#: Test-time augmentation modes of :func:`with_tta`: the identity, the 4 mirror images, the 8 symmetries of the square.
-TTA_MODES = ("none", "flip", "d4")
 
 
 def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
@@ -259,12 +257,6 @@ def tiled_apply(
     return (out / weight)[:, :, :h * s, :w * s]
 
 
-def _tta_views(mode: str) -> list[tuple[tuple[int, ...], bool]]:
-    if mode not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
-    flips: list[tuple[int, ...]] = [()] if mode == "none" else [(), (3,), (2,), (2, 3)]
-    return [(f, False) for f in flips] + ([(f, True) for f in flips] if mode == "d4" else [])
-
 
 def with_tta(fn: Callable[[torch.Tensor], torch.Tensor], mode: str = "flip") -> Callable[[torch.Tensor], torch.Tensor]:
     """``fn`` averaged over mirrored (and transposed) copies of its input, each mapped back.
@@ -273,7 +265,7 @@ def with_tta(fn: Callable[[torch.Tensor], torch.Tensor], mode: str = "flip") -> 
     nnU-Net mirrors its inputs at inference: ``"flip"`` averages 4 passes (as is, left-right,
     up-down, both), ``"d4"`` 8 (the same on the transposed input too), ``"none"`` returns ``fn``.
     ``fn`` must be fully convolutional in the sense of :func:`tiled_apply` and, for ``"d4"``,
-    accept a (B, C, W, H) input as well as (B, C, H, W).
+    accept a (B, C, W, H) input as well as (B, C, H, W). The views are :func:`pixlearn._core.tta.tta_views`.
 
     Examples
     --------
@@ -285,19 +277,10 @@ def with_tta(fn: Callable[[torch.Tensor], torch.Tensor], mode: str = "flip") -> 
     >>> same, sym
     (True, True)
     """
-    views = _tta_views(mode)
-    if len(views) == 1:
+    if len(tta_views(mode)) == 1:
         return fn
 
     def averaged(x: torch.Tensor) -> torch.Tensor:
-        total: torch.Tensor | None = None
-        for dims, transpose in views:
-            v = x.transpose(2, 3) if transpose else x
-            y = fn(v.flip(dims) if dims else v)
-            y = y.flip(dims) if dims else y
-            y = y.transpose(2, 3) if transpose else y
-            total = y if total is None else total + y
-        assert total is not None
-        return total / len(views)
+        return tta_average(fn, x, mode, flip=lambda a, axes: a.flip([2 + i for i in axes]), swap=lambda a: a.transpose(2, 3))
 
     return averaged

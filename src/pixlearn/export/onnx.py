@@ -259,11 +259,15 @@ def load_source(run: str | os.PathLike[str]) -> ExportSource:
                             weights, resize="bilinear")
     if name == "segment":
         seg = load(path, device="cpu")
+        # the graph is the plain network: parity is checked without the run's test-time augmentation, which the
+        # runtime applies around the graph as the torch segmenter does around the network (details.tta)
+        tta, seg.tta = seg.tta, "none"
         pre = seg.preprocess
         h, w = seg.tile
         graph = SegmentGraph(seg.model, pre.mean, pre.std, channels=pre.input_size[0], binary=seg.binary).eval()
         return ExportSource(path, name, seg, graph, list(seg.classes), h, w, weights, resize="tile",
-                            details={"binary": seg.binary, "mask_coding": seg.mask_coding, "overlap": seg.overlap, "multiple": seg.multiple})
+                            details={"binary": seg.binary, "mask_coding": seg.mask_coding, "overlap": seg.overlap, "multiple": seg.multiple,
+                                     "tta": tta})
     if name == "detect":
         return _detect_source(path, weights)
     tile = _run_tile(path if path.is_dir() else (path.parent.parent if path.parent.name == "weights" else path.parent))

@@ -436,7 +436,9 @@ class OnnxSegmenter(OnnxModel):
     The image is cut into input-sized tiles (``details.overlap`` of the card, default 0.25 of a tile; padded to a
     multiple of ``details.multiple``, default 32). The tiles' log-probabilities are blended and the mask is their
     argmax: log-softmax differs from the logits by one value per pixel, so this is the argmax of the blended logits
-    that the torch segmenter takes.
+    that the torch segmenter takes. A run with test-time augmentation (``details.tta``: flip or d4) averages each
+    tile's log-probabilities over the same mirrored views (:func:`pixlearn._core.tta.tta_average`), which for the
+    same reason gives the torch segmenter's averaged logits back (sigmoid runs included).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None, batch: int = 8,
@@ -448,10 +450,25 @@ class OnnxSegmenter(OnnxModel):
         self.multiple = int(self.details.get("multiple", 32))
         self.mask_coding = str(self.details.get("mask_coding") or "index")
         self.binary = bool(self.details.get("binary", False))
+        from pixlearn._core.tta import tta_views
+
+        self.tta = str(self.details.get("tta") or "none")
+        tta_views(self.tta)
+        if self.tta == "d4" and self.height != self.width:
+            raise ConfigError(f"{path}: d4 test-time augmentation needs square tiles, this model takes {self.height}x{self.width}")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def _tile_scores(self, tiles: np.ndarray) -> np.ndarray:
+        from pixlearn._core.tta import tta_average
+
+        # tiles go in as uint8 (N, H, W, 3) and come out as (N, K, H, W)
+        return tta_average(self._log_probs, tiles, self.tta,
+                           flip=lambda a, axes: np.ascontiguousarray(np.flip(a, [1 + i for i in axes])),
+                           swap=lambda a: np.ascontiguousarray(np.swapaxes(a, 1, 2)),
+                           flip_out=lambda a, axes: np.flip(a, [2 + i for i in axes]), swap_out=lambda a: np.swapaxes(a, 2, 3))
 
     def _log_probs(self, tiles: np.ndarray) -> np.ndarray:
         p = self.run(tiles, "probabilities").astype(np.float32, copy=False)
@@ -461,7 +478,7 @@ class OnnxSegmenter(OnnxModel):
 
     def log_scores(self, image: np.ndarray) -> np.ndarray:
         """(K, H, W) blended log-probabilities of one image of any size (their argmax is the mask)."""
-        return tiled_run(self._log_probs, as_rgb(image), tile=(self.height, self.width), overlap=self.overlap,
+        return tiled_run(self._tile_scores, as_rgb(image), tile=(self.height, self.width), overlap=self.overlap,
                          multiple=self.multiple, batch=self.batch)
 
     def predict_proba(self, image: np.ndarray) -> np.ndarray:

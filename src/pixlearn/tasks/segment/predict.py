@@ -86,9 +86,9 @@ class Segmenter:
     def __post_init__(self) -> None:
         from pixlearn.models import get_preprocess
 
-        from pixlearn.engine.tiling import _tta_views
+        from pixlearn._core.tta import tta_views
 
-        _tta_views(self.tta)  # a clear error for an unknown mode, before any work
+        tta_views(self.tta)  # a clear error for an unknown mode, before any work
         self.preprocess = get_preprocess(self.model)
         self.model.eval().to(self.device)
 
