@@ -39,6 +39,7 @@ GEOMETRIC = {
     "rotate+25": [{"rotate": {"degrees": [25, 25]}}],
     "rotate-15": [{"rotate": {"degrees": [-15, -15]}}],
     "zoom": [{"zoom_crop": {"scale": [0.3, 0.6]}}],
+    "rot90": [{"rot90": {}}],
     "all": [{"hflip": {"p": 0.5}}, {"zoom_crop": {"scale": [0.5, 1.0]}}, {"rotate": {"degrees": 10}}],
 }
 
@@ -72,6 +73,29 @@ def test_flips_are_exact():
     np.testing.assert_array_equal(out.image, s.image[::-1, ::-1])
     np.testing.assert_array_equal(out.mask, s.mask[::-1, ::-1])
     np.testing.assert_allclose(out.boxes.data, [[W - X2, H - Y2, W - X1, H - Y1]])
+
+
+def test_rot90_turns_exactly_and_draws_every_quarter_turn():
+    size = 40
+    image = np.zeros((size, size, 3), np.uint8)
+    image[5:12, 20:33] = 255
+    mask = (image[..., 0] > 0).astype(np.uint8) * 3
+    s = Sample(image=image, mask=mask, boxes=Boxes(np.array([[20, 5, 33, 12]], np.float32), BoxFormat.XYXY, canvas_size=(size, size)),
+               box_labels=np.array([1]), masks=(mask > 0)[None])
+    aug = build_augment([{"rot90": {}}], task="instance")
+    seen = set()
+    for seed in range(16):
+        out = aug(s, seed=seed)
+        k = next(k for k in range(4) if np.array_equal(out.image, np.rot90(image, k)))  # exact: one of the 4 turns
+        np.testing.assert_array_equal(out.mask, np.rot90(mask, k))
+        np.testing.assert_allclose(out.boxes.data[0], bbox(out.masks[0]))
+        seen.add(k)
+    assert seen == {0, 1, 2, 3}
+    wide = rect_sample()  # H x W, not square: turned by 0 or 180 only, so the size stays
+    for seed in range(8):
+        out = build_augment([{"rot90": {}}], task="segment")(wide, seed=seed)
+        assert out.image.shape == wide.image.shape
+        assert any(np.array_equal(out.mask, np.rot90(wide.mask, k)) for k in (0, 2))
 
 
 @pytest.mark.parametrize(

@@ -155,6 +155,12 @@ class _Kind:
 TRANSFORMS: dict[str, _Kind] = {
     "hflip": _Kind(True, {"p": _Opt(0.5, _prob)}, "mirror left-right with probability p"),
     "vflip": _Kind(True, {"p": _Opt(0.5, _prob)}, "mirror top-bottom with probability p"),
+    "rot90": _Kind(
+        True,
+        {"p": _Opt(1.0, _prob)},
+        "rotate by 0, 90, 180 or 270 degrees, drawn uniformly (exact: no resampling; with flips, every symmetry of "
+        "the square); a non-square image turns by 0 or 180 only, keeping its size",
+    ),
     "rotate": _Kind(
         True,
         {
@@ -563,6 +569,19 @@ class _Maybe:
         return tv
 
 
+class _Rot90(v2.Transform):
+    """A quarter turn drawn from {0, 1, 2, 3}, applied to the image, mask and boxes together (exact); a non-square
+    image turns by 0 or 180 degrees only, so that its size (a batch's) is kept."""
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        h, w = next(x.shape[-2:] for x in flat_inputs if isinstance(x, torch.Tensor) and not isinstance(x, tv_tensors.BoundingBoxes))
+        k = int(torch.randint(4, (1,)))
+        return {"k": k if h == w else 2 * (k % 2)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return F.rotate(inpt, 90.0 * params["k"], expand=True) if params["k"] else inpt
+
+
 class _Geometric:
     def __init__(self, transform: Callable[[Any], Any]) -> None:
         self.transform = transform
@@ -594,6 +613,8 @@ def _build_step(
         return _Geometric(v2.RandomHorizontalFlip(p))
     if name == "vflip":
         return _Geometric(v2.RandomVerticalFlip(p))
+    if name == "rot90":
+        return _Maybe(_Geometric(_Rot90()), p) if p < 1.0 else _Geometric(_Rot90())
     if name == "rotate":
         # fill None is grid_sample's zero padding: the same black corners as fill 0 at half the cost
         # (an explicit fill makes torchvision resample an extra alpha channel and blend it).
