@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="Seed of the Set12 noise (image k: sample_seed(seed, 0, k)).")
     ap.add_argument("--run-dir", type=Path, default=None, help="Keep the run folder here (default: a temporary folder).")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "denoise_defaults.json")
+    ap.add_argument("--extra", action="append", default=[], help="one more argument for the training command (repeatable); "
+                    "results with extras are not the defaults' and should go to another --json")
     args = ap.parse_args(argv)
 
     train_dir, test_dir = (args.data / "train400").resolve(), (args.data / "set12").resolve()
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     load = {"before": _load()}
 
     # ------------------------------------------------------------ train, as a user types it
-    cmd = [*cli, "train", "restore", "--task", "denoise", "--data", str(train_dir), "--minutes", f"{args.minutes:g}", "--out", str(run_dir)]
+    cmd = [*cli, "train", "restore", "--task", "denoise", "--data", str(train_dir), "--minutes", f"{args.minutes:g}", "--out", str(run_dir),
+           *args.extra]
     print("$ pixlearn " + " ".join(cmd[len(cli):]), file=sys.stderr)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
