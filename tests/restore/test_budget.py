@@ -49,7 +49,7 @@ def test_slow_steps_choose_a_smaller_network_and_fewer_patches(grey_folder: Path
     new, plan = plan_run(prep, prepare=prepare, options=flat, progress=False)
     chosen = {k: plan["choice"][k] for k in ("depth", "width")}
     assert chosen == (DNCNN_LADDER[0] if small else DNCNN_LADDER[-1])
-    assert (new.cfg.model.depth, new.cfg.model.width, new.cfg.model.down) == (chosen["depth"], chosen["width"], 2)
+    assert (new.cfg.model.depth, new.cfg.model.width, new.cfg.model.down) == (chosen["depth"], chosen["width"], 1)
     assert new.net.pixlearn_spec.kwargs["depth"] == chosen["depth"]
     assert new.cfg.data.patch == 16 and new.cfg.data.patches_per_image == plan["choice"]["patches_per_image"]
     assert len(new.loaders.train_ds) == 6 * plan["choice"]["patches_per_image"]
@@ -66,23 +66,23 @@ def test_the_largest_network_that_affords_the_wanted_steps_is_chosen() -> None:
     from pixlearn.tasks.restore.budget import DNCNN_LADDER, EPOCHS, MIN_STEPS, RESERVE, candidate_cost, plan_restore_budget
     from pixlearn.tasks.restore.config import RestoreConfig
 
-    cfg = RestoreConfig.from_overrides(minutes=10, down=2, batch=16, lr=2e-3, loss="l2")
+    cfg = RestoreConfig.from_overrides(minutes=10, down=1, batch=16, lr=2e-3, loss="l2")
     prep = SimpleNamespace(cfg=cfg)
-    # seconds per step proportional to the multiply-adds; 10 x 64 affords exactly MIN_STEPS, 12 x 64 does not
-    per_unit = 600 * (1 - RESERVE) / MIN_STEPS / candidate_cost(DNCNN_LADDER[2])
+    # seconds per step proportional to the multiply-adds; 15 x 32 affords exactly MIN_STEPS, 15 x 48 does not
+    per_unit = 600 * (1 - RESERVE) / MIN_STEPS / candidate_cost(DNCNN_LADDER[2], down=1)
     calls: list[dict] = []
 
     def probe(c):
         calls.append(dict(c))
-        return candidate_cost(c) * per_unit * 0.999
+        return candidate_cost(c, down=1) * per_unit * 0.999
 
     plan = plan_restore_budget(prep, candidates=DNCNN_LADDER, minutes=10, n_train=360, build=lambda c: None, probe=probe)
     assert {k: plan.choice[k] for k in ("depth", "width")} == DNCNN_LADDER[2]
     assert MIN_STEPS <= plan.steps < MIN_STEPS * 1.01
     assert plan.choice["patches_per_image"] == round(plan.steps * 16 / (EPOCHS * 360))
-    # the cheapest is timed first; 15 x 96, far out of reach by its multiply-adds, is extrapolated from it, never timed
-    assert calls[0] == DNCNN_LADDER[0] and DNCNN_LADDER[5] not in calls and DNCNN_LADDER[4] in calls
-    assert [e["depth"] for e in plan.estimated] == [15]
+    # the cheapest is timed first; 17 x 64, far out of reach by its multiply-adds, is extrapolated from it, never timed
+    assert calls[0] == DNCNN_LADDER[0] and DNCNN_LADDER[4] not in calls and DNCNN_LADDER[3] in calls
+    assert [e["depth"] for e in plan.estimated] == [17]
 
 
 def test_what_the_user_set_is_kept(grey_folder: Path) -> None:
@@ -91,7 +91,7 @@ def test_what_the_user_set_is_kept(grey_folder: Path) -> None:
 
     cfg = RestoreConfig.from_overrides(minutes=10, depth=9, lr=1e-3)
     opts = {"minutes": 10, "depth": 9, "lr": 1e-3}
-    assert budget_overrides(cfg, options=opts, set=["data.batch_size=4"]) == {"down": 2, "bn": True, "patch": 48, "loss": "l2"}
+    assert budget_overrides(cfg, options=opts, set=["data.batch_size=4"]) == {"down": 1, "bn": True, "patch": 48, "loss": "l2"}
     assert {c["depth"] for c in ladder(cfg, options=opts)} == {9}
     unet = RestoreConfig.from_overrides(minutes=10, model="unet")
     assert "down" not in budget_overrides(unet, options={"model": "unet"}) and ladder(unet, options={"model": "unet"}) == [{}]
@@ -115,11 +115,11 @@ def test_a_budgeted_run_prints_its_plan_records_it_and_scores_whole_held_out_ima
     res = train_restorer(grey_folder, minutes=1, sigma=25, patch=16, val_fraction=0.25, val_crop=32, eval_methods=["nl_means"],
                          out=tmp_path / "planned", callbacks=[Tick(clock)])
     err = capsys.readouterr().err
-    assert "plan: 1 min; measured 30 s/step at depth 6, width 32" in err and "recipe: dncnn 6 x 32, half resolution" in err
+    assert "plan: 1 min; measured 30 s/step at depth 6, width 32" in err and "recipe: dncnn 6 x 32, BN, residual" in err
     manifest = json.loads((res.run_dir / "manifest.json").read_text())
     plan = manifest["plan"]
     assert plan["choice"] == {"depth": 6, "width": 32, "patches_per_image": 1} and plan["text"] in err and plan["recipe"] in err
-    assert manifest["model"]["kwargs"] == {"depth": 6, "width": 32, "bn": True, "down": 2}
+    assert manifest["model"]["kwargs"] == {"depth": 6, "width": 32, "bn": True, "down": 1}
     assert res.stop_reason == "budget" and 1 <= res.epochs_run <= 3
     # the final score is on the two held-out images, whole, not on training patches or centre crops
     m = res.metrics
