@@ -63,13 +63,15 @@ def test_slow_steps_choose_a_smaller_network_and_fewer_patches(grey_folder: Path
 def test_the_largest_network_that_affords_the_wanted_steps_is_chosen() -> None:
     from types import SimpleNamespace
 
-    from pixlearn.tasks.restore.budget import DNCNN_LADDER, EPOCHS, MIN_STEPS, RESERVE, candidate_cost, plan_restore_budget
+    from pixlearn.tasks.restore.budget import DNCNN_LADDER, EPOCHS, RESERVE, candidate_cost, plan_restore_budget, wanted_steps
     from pixlearn.tasks.restore.config import RestoreConfig
 
     cfg = RestoreConfig.from_overrides(minutes=10, down=1, batch=16, lr=2e-3, loss="l2")
     prep = SimpleNamespace(cfg=cfg)
-    # seconds per step proportional to the multiply-adds; 15 x 32 affords exactly MIN_STEPS, 15 x 48 does not
-    per_unit = 600 * (1 - RESERVE) / MIN_STEPS / candidate_cost(DNCNN_LADDER[2], down=1)
+    # seconds per step proportional to the multiply-adds; 15 x 32 affords just the steps it wants (180 a layer), 15 x 48 not
+    want = wanted_steps(DNCNN_LADDER[2])
+    assert want == 2700 and wanted_steps(DNCNN_LADDER[1]) == 1800 and wanted_steps(DNCNN_LADDER[0]) == 1200
+    per_unit = 600 * (1 - RESERVE) / (want + 8) / candidate_cost(DNCNN_LADDER[2], down=1)
     calls: list[dict] = []
 
     def probe(c):
@@ -78,7 +80,7 @@ def test_the_largest_network_that_affords_the_wanted_steps_is_chosen() -> None:
 
     plan = plan_restore_budget(prep, candidates=DNCNN_LADDER, minutes=10, n_train=360, build=lambda c: None, probe=probe)
     assert {k: plan.choice[k] for k in ("depth", "width")} == DNCNN_LADDER[2]
-    assert MIN_STEPS <= plan.steps < MIN_STEPS * 1.01
+    assert want <= plan.steps < want * 1.01
     assert plan.choice["patches_per_image"] == round(plan.steps * 16 / (EPOCHS * 360))
     # the cheapest is timed first; 17 x 64, far out of reach by its multiply-adds, is extrapolated from it, never timed
     assert calls[0] == DNCNN_LADDER[0] and DNCNN_LADDER[4] not in calls and DNCNN_LADDER[3] in calls
