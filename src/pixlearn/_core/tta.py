@@ -17,6 +17,7 @@ __all__ = ["TTA_MODES", "tta_views", "tta_average"]
 #: The identity, the 4 mirror images, the 8 symmetries of the square.
 TTA_MODES = ("none", "flip", "d4")
 
+
 def tta_views(mode: str) -> list[tuple[tuple[int, ...], bool]]:
     """The ``(mirrored axes, transposed)`` views of ``mode``: 1, 4 or 8; axis 0 is the rows, 1 the columns.
 

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from pixlearn._core.errors import ConfigError, ShapeError
-from pixlearn._core.tta import TTA_MODES, tta_average, tta_views
+from pixlearn._core.tta import tta_average, tta_views
 
-__all__ = ["tiled_apply", "tile_starts", "pad_reflect", "blend_window", "with_tta", "TTA_MODES"]
+__all__ = ["tiled_apply", "tile_starts", "pad_reflect", "blend_window", "with_tta"]
 
 
 def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
@@ -255,7 +255,6 @@ def tiled_apply(
                 weight[0, 0, y * s:(y + th) * s, x0 * s:(x0 + tw) * s] += win
     assert out is not None
     return (out / weight)[:, :, :h * s, :w * s]
-
 
 
 def with_tta(fn: Callable[[torch.Tensor], torch.Tensor], mode: str = "flip") -> Callable[[torch.Tensor], torch.Tensor]:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
+from pixlearn._core.tta import tta_average, tta_views
 from pixlearn.tasks.segment.render import class_fractions, mask_targets, write_mask_files
 
 __all__ = [
@@ -450,8 +451,6 @@ class OnnxSegmenter(OnnxModel):
         self.multiple = int(self.details.get("multiple", 32))
         self.mask_coding = str(self.details.get("mask_coding") or "index")
         self.binary = bool(self.details.get("binary", False))
-        from pixlearn._core.tta import tta_views
-
         self.tta = str(self.details.get("tta") or "none")
         tta_views(self.tta)
         if self.tta == "d4" and self.height != self.width:
@@ -462,8 +461,6 @@ class OnnxSegmenter(OnnxModel):
         return len(self.classes)
 
     def _tile_scores(self, tiles: np.ndarray) -> np.ndarray:
-        from pixlearn._core.tta import tta_average
-
         # tiles go in as uint8 (N, H, W, 3) and come out as (N, K, H, W)
         return tta_average(self._log_probs, tiles, self.tta,
                            flip=lambda a, axes: np.ascontiguousarray(np.flip(a, [1 + i for i in axes])),
