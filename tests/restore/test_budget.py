@@ -40,12 +40,27 @@ def _prepared(folder: Path, **options):
 
 
 @pytest.mark.parametrize("dt, small", [(200.0, True), (0.002, False)])
+def test_the_default_unet_ladder_follows_the_speed(grey_folder: Path, monkeypatch, dt: float, small: bool) -> None:
+    from pixlearn.tasks.restore import budget
+    from pixlearn.tasks.restore.budget import UNET_LADDER, plan_run
+
+    monkeypatch.setattr(budget, "probe_clock", ReadClock(dt))
+    prep, flat, prepare = _prepared(grey_folder, patch=16)
+    assert prep.cfg.model.name == "unet"  # no --model: a budgeted denoising run trains the U-Net restorer
+    new, plan = plan_run(prep, prepare=prepare, options=flat, progress=False)
+    assert plan["choice"]["width"] == (UNET_LADDER[0] if small else UNET_LADDER[-1])["width"]
+    assert new.cfg.model.name == "unet" and new.net.pixlearn_spec.kwargs["width"] == plan["choice"]["width"]
+    assert new.cfg.model.depth is None and new.cfg.model.down is None  # no dncnn options on a unet
+    assert plan["text"].startswith("plan: 10 min") and ("< 3,000 wanted" in plan["text"]) == small
+
+
+@pytest.mark.parametrize("dt, small", [(200.0, True), (0.002, False)])
 def test_slow_steps_choose_a_smaller_network_and_fewer_patches(grey_folder: Path, monkeypatch, dt: float, small: bool) -> None:
     from pixlearn.tasks.restore import budget
     from pixlearn.tasks.restore.budget import DNCNN_LADDER, plan_run
 
     monkeypatch.setattr(budget, "probe_clock", ReadClock(dt))
-    prep, flat, prepare = _prepared(grey_folder, patch=16)  # the user's patch size is kept (and keeps the test light)
+    prep, flat, prepare = _prepared(grey_folder, patch=16, model="dncnn")  # the user's patch size is kept (and keeps the test light)
     new, plan = plan_run(prep, prepare=prepare, options=flat, progress=False)
     chosen = {k: plan["choice"][k] for k in ("depth", "width")}
     assert chosen == (DNCNN_LADDER[0] if small else DNCNN_LADDER[-1])
@@ -95,8 +110,17 @@ def test_what_the_user_set_is_kept(grey_folder: Path) -> None:
     opts = {"minutes": 10, "depth": 9, "lr": 1e-3}
     assert budget_overrides(cfg, options=opts, set=["data.batch_size=4"]) == {"down": 1, "bn": True, "patch": 48, "loss": "l2"}
     assert {c["depth"] for c in ladder(cfg, options=opts)} == {9}
-    unet = RestoreConfig.from_overrides(minutes=10, model="unet")
-    assert "down" not in budget_overrides(unet, options={"model": "unet"}) and ladder(unet, options={"model": "unet"}) == [{}]
+    unet = RestoreConfig.from_overrides(minutes=10, model="unet", width=24)
+    assert "down" not in budget_overrides(unet, options={"model": "unet", "width": 24})
+    assert ladder(unet, options={"model": "unet", "width": 24}) == [{"width": 24}]
+    # the network: the U-Net unless the user named one, gave a dncnn's options, a config file or weights
+    plain = RestoreConfig.from_overrides(minutes=10)
+    assert budget_overrides(plain, options={"minutes": 10})["model"] == "unet"
+    assert "model" not in budget_overrides(plain, options={"minutes": 10}, set=["model.name=dncnn"])
+    assert "model" not in budget_overrides(plain, options={"minutes": 10}, config_given=True)
+    assert "model" not in budget_overrides(RestoreConfig.from_overrides(minutes=10, task="super-resolution"), options={"minutes": 10})
+    espcn = RestoreConfig.from_overrides(minutes=10, model="espcn", task="super-resolution")
+    assert ladder(espcn, options={"model": "espcn"}) == [{}]
 
 
 def test_a_budgeted_run_prints_its_plan_records_it_and_scores_whole_held_out_images(
@@ -117,11 +141,11 @@ def test_a_budgeted_run_prints_its_plan_records_it_and_scores_whole_held_out_ima
     res = train_restorer(grey_folder, minutes=1, sigma=25, patch=16, val_fraction=0.25, val_crop=32, eval_methods=["nl_means"],
                          out=tmp_path / "planned", callbacks=[Tick(clock)])
     err = capsys.readouterr().err
-    assert "plan: 1 min; measured 30 s/step at depth 6, width 32" in err and "recipe: dncnn 6 x 32, BN, residual" in err
+    assert "plan: 1 min; measured 30 s/step at width 16" in err and "recipe: unet 16 wide, 3 levels, BN, residual" in err
     manifest = json.loads((res.run_dir / "manifest.json").read_text())
     plan = manifest["plan"]
-    assert plan["choice"] == {"depth": 6, "width": 32, "patches_per_image": 1} and plan["text"] in err and plan["recipe"] in err
-    assert manifest["model"]["kwargs"] == {"depth": 6, "width": 32, "bn": True, "down": 1}
+    assert plan["choice"] == {"width": 16, "patches_per_image": 1} and plan["text"] in err and plan["recipe"] in err
+    assert manifest["model"]["name"] == "unet" and manifest["model"]["kwargs"]["width"] == 16
     assert res.stop_reason == "budget" and 1 <= res.epochs_run <= 3
     # the final score is on the two held-out images, whole, not on training patches or centre crops
     m = res.metrics

@@ -21,7 +21,7 @@ def _rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 HELP = TaskHelp(
     data="Clean images (optionally train/ val/ test/), or degraded/ + clean/ pairs.",
-    model="dncnn (default), unet, espcn or edsr (the last two upsample).",
+    model="dncnn (default), unet (the default of a --minutes run without --epochs), espcn or edsr (the last two upsample).",
     epochs="Maximum epochs (default 20).",
     img_size="Side of the clean training patches in pixels (default 48).",
     batch="Patches per batch (default 32).",

@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
 
     from pixlearn.engine.config import RunConfig
 
-__all__ = ["TrainResult", "resolve_hardware", "engine_options", "trainer_kwargs", "device_info", "resolve_device"]
+__all__ = ["TrainResult", "auto_precision", "cpu_has_bf16", "cpuinfo_has_bf16", "probe_autocast", "resolve_hardware", "engine_options", "trainer_kwargs", "device_info", "resolve_device"]
 
 
 @dataclass
@@ -56,7 +59,80 @@ class TrainResult:
     stop_reason: str = "last_epoch"
 
 
-def resolve_hardware(cfg: RunConfig) -> dict[str, Any]:
+#: CPU flags (Linux ``/proc/cpuinfo``) of native bfloat16 arithmetic: AVX-512 BF16 (Intel Cooper Lake and later, AMD
+#: Zen 4 and later) and AMX. Without them bf16 is emulated and no faster than fp32.
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: ``PIXLEARN_CPU_BF16=0`` keeps CPU training in fp32 where "auto" would choose bf16; ``=1`` forces bf16.
+CPU_BF16_ENV = "PIXLEARN_CPU_BF16"
+
+
+def cpuinfo_has_bf16(text: str) -> bool:
+    """Whether the first ``flags`` line of a ``/proc/cpuinfo`` text names one of :data:`CPU_BF16_FLAGS`.
+
+    >>> cpuinfo_has_bf16("processor : 0\nflags : fpu avx2 avx512f avx512_bf16\n"), cpuinfo_has_bf16("flags : fpu avx2 avx512f\n")
+    (True, False)
+    """
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(set(line.split(":", 1)[-1].split()) & set(CPU_BF16_FLAGS))
+    return False
+
+
+@functools.cache
+def _this_cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return cpuinfo_has_bf16(f.read(1 << 20))
+    except OSError:  # not Linux: fp32 unless PIXLEARN_CPU_BF16=1
+        return False
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (:data:`CPU_BF16_FLAGS`); :data:`CPU_BF16_ENV` overrides.
+
+    Measured on 2 cores of an AMD EPYC with AVX-512 BF16, bf16 autocast made a training step of a 10 x 32 DnCNN
+    2.97x as fast as fp32, a U-Net on tf_efficientnet_lite0 at 192 px 1.71x and tf_efficientnet_lite0 at 224 px
+    1.72x (at 128 px: 1.01x).
+    """
+    env = os.environ.get(CPU_BF16_ENV, "").strip().lower()
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env in ("1", "true", "yes", "on"):
+        return True
+    return _this_cpu_has_bf16()
+
+
+def auto_precision(accelerator: str, *, cpu_bf16: bool = True, gpu_fp16: bool = True) -> str:
+    """What ``precision: auto`` trains with on ``accelerator``: bf16 autocast where the hardware computes it natively
+    (a GPU that supports it, or -- with ``cpu_bf16`` -- a CPU with :func:`cpu_has_bf16`), else fp16 on an older GPU
+    (``gpu_fp16``) and fp32 everywhere else."""
+    import torch
+
+    if accelerator in ("gpu", "cuda"):
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "16" if gpu_fp16 else "32"
+    if accelerator == "cpu" and cpu_bf16 and cpu_has_bf16():
+        return "bf16"
+    return "32"
+
+
+def probe_autocast(precision: str, accelerator: str = "auto") -> Any:
+    """The autocast a budget probe's CPU steps run under, so that they cost what the run's steps will: bf16 when the
+    run trains in bf16 on the CPU, else none."""
+    import torch
+
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if precision == "auto":
+        precision = auto_precision(accelerator)
+    if accelerator == "cpu" and precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def resolve_hardware(cfg: RunConfig, *, cpu_bf16: bool = True) -> dict[str, Any]:
+    """Accelerator, precision (:func:`auto_precision`), channels_last and strategy of ``cfg`` with "auto" resolved."""
     import torch
 
     t = cfg.train
@@ -66,7 +142,7 @@ def resolve_hardware(cfg: RunConfig) -> dict[str, Any]:
     gpu = acc in ("gpu", "cuda")
     precision = t.precision
     if precision == "auto":
-        precision = "bf16" if gpu and torch.cuda.is_bf16_supported() else ("16" if gpu else "32")
+        precision = auto_precision(acc, cpu_bf16=cpu_bf16)
     channels_last = gpu if t.channels_last is None else t.channels_last
     strategy = t.strategy
     if strategy == "auto" and t.devices * t.num_nodes > 1:

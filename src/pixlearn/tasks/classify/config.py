@@ -92,7 +92,7 @@ class TrainConfig(_Section):
     patience: int = Field(10, ge=0, description="Early stopping: epochs without improvement of monitor (0: never stop early).")
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
     deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
-    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU.")
+    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU or a CPU that computes bf16 natively (AVX-512 BF16, AMX; PIXLEARN_CPU_BF16=0 keeps fp32), else fp16 on a GPU, fp32 on a CPU.")
     channels_last: bool | None = Field(None, description="channels_last memory format; default on for GPU, off on CPU.")
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
     devices: int = Field(1, ge=1, description="Devices (processes) per node.")

@@ -191,8 +191,11 @@ def recipe_line(cfg: ClassifyConfig, data_size: tuple[int, int] | None) -> str:
             f"{bn}, img {cfg.data.img_size} ({data}), augment {aug}")
 
 
-def _probe_step_fn(model_name: str, *, img_size: int, batch: int, num_classes: int) -> Any:
-    """One real optimiser step of a throwaway copy of the architecture (random weights: same cost) at ``img_size``."""
+def _probe_step_fn(model_name: str, *, img_size: int, batch: int, num_classes: int, autocast: Any = None) -> Any:
+    """One real optimiser step of a throwaway copy of the architecture (random weights: same cost) at ``img_size``,
+    under ``autocast()`` (the run's precision) when given."""
+    import contextlib
+
     import torch
 
     from pixlearn.models import create_model
@@ -204,7 +207,9 @@ def _probe_step_fn(model_name: str, *, img_size: int, batch: int, num_classes: i
     y = torch.randint(0, num_classes, (batch,))
 
     def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with autocast() if autocast else contextlib.nullcontext():
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -215,11 +220,13 @@ def _probe_step_fn(model_name: str, *, img_size: int, batch: int, num_classes: i
 def plan_budget(cfg: ClassifyConfig, *, n_train: int, num_classes: int, sizes: Sequence[int], clock: Any = None) -> Any:
     """Time a few steps at each candidate size (largest first) and choose; see :func:`pixlearn.engine.plan.choose`."""
     from pixlearn.engine.plan import choose, probe_seconds_per_step
+    from pixlearn.engine.trainer import probe_autocast
 
     bs = cfg.data.batch_size
 
     def probe(cand: Mapping[str, Any]) -> float:
-        step = _probe_step_fn(cfg.model.name, img_size=int(cand["img_size"]), batch=bs, num_classes=num_classes)
+        step = _probe_step_fn(cfg.model.name, img_size=int(cand["img_size"]), batch=bs, num_classes=num_classes,
+                              autocast=lambda: probe_autocast(str(cfg.train.precision), str(cfg.train.accelerator)))
         return probe_seconds_per_step(step, steps=2, warmup=1, clock=clock)
 
     per_epoch = max(n_train // bs, 1) if n_train > bs else 1

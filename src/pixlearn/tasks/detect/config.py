@@ -105,7 +105,7 @@ class DetectTrainConfig(_Section):
     iou: float = Field(0.5, gt=0.0, le=1.0, description="Class-wise NMS IoU of the detections scored on val.")
     val_every: int = Field(1, ge=1, description="Validate every this many epochs.")
     deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
-    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU.")
+    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU (box regression in bf16 is not measured there).")
     channels_last: bool | None = Field(None, description="channels_last memory format; default off (detection models take image lists).")
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
     devices: int = Field(1, ge=1, description="Devices (processes) per node.")

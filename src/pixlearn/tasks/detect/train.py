@@ -192,7 +192,8 @@ class DetectHooks(TaskHooks):
             self._say("tile", why if tile else None)
         from_weights = bool(bb["pretrained"] or bb["backbone_weights"] or bb["network_weights"])
         resolve_recipe(d, from_weights=from_weights)
-        d["train"].update(resolve_hardware(cfg))
+        # box regression in bf16 is not measured on the CPU: detection keeps fp32 there (bf16 on a GPU that has it)
+        d["train"].update(resolve_hardware(cfg, cpu_bf16=False))
         if d["train"]["channels_last"] is None or d["train"]["channels_last"]:
             d["train"]["channels_last"] = False  # detection networks take lists of images
         cfg = DetectConfig.from_dict(d)

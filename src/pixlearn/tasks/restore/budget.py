@@ -5,28 +5,32 @@ machine (and whatever else runs on it) affords. A fixed recipe is either too sma
 never finishes its schedule in a short one (a 17 x 64 DnCNN at 48 px: about 3 patches a second on two
 busy cores, the budget ended inside the first epoch of 5,760 patches). So a budgeted run:
 
-* takes the budget recipe (:data:`BUDGET_RECIPE`) for everything the user did not set: residual
-  learning on a full-resolution DnCNN stack, batch normalisation (faster convergence of the residual
-  stack, Zhang et al. 2017), 48 px patches, 16 patches a batch (more updates per second than larger
+* takes the budget recipe (:data:`BUDGET_RECIPE`) for everything the user did not set: the U-Net
+  restorer (:data:`BUDGET_MODEL`; three levels of two conv-BN-ReLU each, a residual added to the input)
+  for denoising and enhancement, 48 px patches, 16 patches a batch (more updates per second than larger
   batches on a CPU), Adam(W) at 2e-3 with a short warm-up and a cosine to 1 % that follows the clock,
-  and the L2 loss (PSNR is an L2 score; the noise is Gaussian). FFDNet's half-resolution trick
-  (``--set model.down=2``: pixel-unshuffled input, a quarter of the cost per pixel) was the recipe
-  until measured: in 10 minutes on 2 CPU cores a 15 x 64 stack at half resolution reached 27.60 dB
-  on the val split (non-local means: 27.79) where a 15 x 32 stack at full resolution reached 28.25,
-  on the same machine and data (``benchmarks/results/denoise_defaults*.json``);
+  and the L2 loss (PSNR is an L2 score; the noise is Gaussian). The U-Net sees far more context per
+  multiply-add than a plain stack: measured alone on 2 CPU cores for 10 minutes (bf16, Set12, sigma 25),
+  the 32-wide U-Net (5,223 steps) scored SEE_UNET where the best DnCNN of its ladder, 15 x 32 with
+  6,231 steps, scored 29.55 dB (non-local means: 28.67; ``benchmarks/results/denoise_defaults*.json``).
+  A user's ``--depth`` / ``down`` or ``--model dncnn`` keeps the DnCNN recipe: a full-resolution stack
+  with batch normalisation (Zhang et al. 2017). FFDNet's half-resolution trick (``--set model.down=2``)
+  was that recipe until measured: in 10 minutes a 15 x 64 stack at half resolution reached 27.60 dB on
+  the val split (non-local means: 27.79) where a 15 x 32 stack at full resolution reached 28.25;
 * offers the engine's planner (:func:`pixlearn.engine.plan.choose`) a ladder of network sizes
-  (:data:`DNCNN_LADDER`, from 6 x 32 up to DnCNN-S's 17 x 64), probes real optimiser steps on real training
-  patches, and keeps the largest network that still affords the optimiser steps it wants
-  (:func:`wanted_steps`: :data:`STEPS_PER_LAYER` per layer, at least :data:`MIN_STEPS`). A deeper
-  residual stack needs more updates before it pays back: measured alone on 2 CPU cores in 10 minutes,
-  10 x 32 with 2,104 steps scored 29.25 dB on Set12, 15 x 32 with 2,307 steps 28.92 and 15 x 48 with
-  1,007 steps 28.60 (non-local means: 28.67);
+  (:data:`UNET_LADDER`, widths 16 to 48; or :data:`DNCNN_LADDER`, from 6 x 32 up to DnCNN-S's 17 x 64),
+  probes real optimiser steps on real training patches in the run's precision (bf16 autocast on a CPU
+  that has it), and keeps the largest network that still affords the optimiser steps it wants
+  (:func:`wanted_steps`: a U-Net :data:`UNET_STEPS`; a DnCNN :data:`STEPS_PER_LAYER` per layer, at least
+  :data:`MIN_STEPS`). A deeper residual stack needs more updates before it pays back: measured alone on
+  2 CPU cores in 10 minutes in fp32, 10 x 32 with 2,104 steps scored 29.25 dB on Set12, 15 x 32 with
+  2,307 steps 28.92 and 15 x 48 with 1,007 steps 28.60;
 * sets ``patches_per_image`` so that the affordable steps make about :data:`EPOCHS` epochs, each
   ending in a validation on the fixed centre crops (the best one is kept).
 
 Options the user gave (``--depth``, ``--width``, ``--img-size``, ``--batch``, ``--lr``,
-``--patches-per-image``, a model other than ``dncnn``...) are kept: the ladder then only varies
-what is left, and a single candidate is still timed to size the epochs.
+``--patches-per-image``, ``--model``...) are kept: the ladder then only varies what is left, and a
+single candidate is still timed to size the epochs.
 
 Only the cheapest candidate is always timed; a larger one is timed only when its cost, extrapolated
 from the cheapest by its multiply-adds per pixel, puts it within reach of its wanted steps (so a
@@ -43,10 +47,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pixlearn.engine.plan import BudgetPlan, choose, probe_seconds_per_step
+from pixlearn.engine.trainer import probe_autocast
 
 __all__ = [
+    "BUDGET_MODEL",
     "BUDGET_RECIPE",
     "DNCNN_LADDER",
+    "UNET_LADDER",
+    "UNET_STEPS",
     "EPOCHS",
     "MIN_STEPS",
     "STEPS_PER_LAYER",
@@ -69,8 +77,14 @@ DNCNN_LADDER: tuple[dict[str, int], ...] = (
     {"depth": 15, "width": 48},
     {"depth": 17, "width": 64},
 )
+#: U-Net restorer sizes (3 levels, width of the first level) from the cheapest to the most expensive.
+UNET_LADDER: tuple[dict[str, int], ...] = ({"width": 16}, {"width": 24}, {"width": 32}, {"width": 48})
+#: Optimiser steps a U-Net candidate must afford.
+UNET_STEPS = 3000
+#: The network a budgeted denoising or enhancement run trains when the user names none (nor a dncnn's depth or down).
+BUDGET_MODEL = "unet"
 #: What a budgeted run uses for every option the user did not set (flat option names).
-BUDGET_RECIPE: dict[str, Any] = {"down": 1, "bn": True, "patch": 48, "batch": 16, "lr": 2e-3, "loss": "l2"}
+BUDGET_RECIPE: dict[str, Any] = {"model": BUDGET_MODEL, "down": 1, "bn": True, "patch": 48, "batch": 16, "lr": 2e-3, "loss": "l2"}
 #: Optimiser steps any chosen network must afford within the budget.
 MIN_STEPS = 1200
 #: ... and per layer of a dncnn's depth (a deeper stack wants more: 10 layers 1,800 steps, 17 layers 3,060).
@@ -87,7 +101,7 @@ _TIME_IF = 0.3
 
 #: Flat option name -> the config field that says whether the user set it.
 _FIELDS = {
-    "depth": ("model", "depth"), "width": ("model", "width"), "bn": ("model", "bn"), "down": ("model", "down"),
+    "model": ("model", "name"), "levels": ("model", "levels"), "depth": ("model", "depth"), "width": ("model", "width"), "bn": ("model", "bn"), "down": ("model", "down"),
     "patch": ("data", "patch"), "batch": ("data", "batch_size"), "lr": ("optim", "lr"), "loss": ("train", "loss"),
     "patches_per_image": ("data", "patches_per_image"),
 }
@@ -114,19 +128,33 @@ def wants_plan(cfg: Any, *, budget_epochs: int) -> bool:
     return bool(t.minutes) and int(t.epochs) == int(budget_epochs) and not t.folds > 1 and not t.fold
 
 
-def budget_overrides(cfg: Any, *, options: Mapping[str, Any], set: Sequence[str] = ()) -> dict[str, Any]:
+def budget_overrides(cfg: Any, *, options: Mapping[str, Any], set: Sequence[str] = (), config_given: bool = False) -> dict[str, Any]:
     """The :data:`BUDGET_RECIPE` options the user did not set (a dncnn's size options only for a dncnn).
+
+    The network becomes :data:`BUDGET_MODEL` unless the user named one (``--model``, ``--set model.name=``, a
+    ``--config`` file: ``config_given``), gave a dncnn's ``--depth`` / ``down``, starts from ``--weights``, or
+    the task is super-resolution.
 
     Examples
     --------
     >>> from pixlearn.tasks.restore.config import RestoreConfig
     >>> cfg = RestoreConfig.from_overrides(minutes=10)
     >>> sorted(budget_overrides(cfg, options={"minutes": 10, "batch": 8}))
-    ['bn', 'down', 'loss', 'lr', 'patch']
+    ['loss', 'lr', 'model', 'patch']
+    >>> sorted(budget_overrides(cfg, options={"minutes": 10, "depth": 10}))  # a dncnn's depth keeps the dncnn
+    ['batch', 'bn', 'down', 'loss', 'lr', 'patch']
     """
     out: dict[str, Any] = {}
+    keep_model = (config_given or bool(cfg.model.weights) or cfg.data.task == "super-resolution"
+                  or cfg.model.depth is not None or cfg.model.down is not None
+                  or any(_given(k, options, set) for k in ("model", "depth", "down")))
+    model = cfg.model.name if keep_model else BUDGET_MODEL
     for name, value in BUDGET_RECIPE.items():
-        if name in ("down", "bn") and (cfg.model.name != "dncnn" or cfg.model.weights):
+        if name == "model":
+            if not keep_model and model != cfg.model.name:
+                out[name] = value
+            continue
+        if name in ("down", "bn") and (model != "dncnn" or cfg.model.weights):
             continue
         if name == "loss" and cfg.data.task != "denoise":
             continue
@@ -138,30 +166,38 @@ def budget_overrides(cfg: Any, *, options: Mapping[str, Any], set: Sequence[str]
 
 
 def ladder(cfg: Any, *, options: Mapping[str, Any], set: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The candidates: :data:`DNCNN_LADDER` with the user's own depth / width kept; one empty candidate for other models."""
-    if cfg.model.name != "dncnn" or cfg.model.weights:
+    """The candidates: :data:`DNCNN_LADDER` or :data:`UNET_LADDER` with the user's own sizes kept; one empty candidate
+    for other models and for a network from weights."""
+    ladders = {"dncnn": DNCNN_LADDER, "unet": UNET_LADDER}
+    if cfg.model.name not in ladders or cfg.model.weights:
         return [{}]
     fixed = {k: getattr(cfg.model, k) for k in ("depth", "width") if _given(k, options, set)}
     out: list[dict[str, Any]] = []
-    for cand in DNCNN_LADDER:
+    for cand in ladders[cfg.model.name]:
         c = {k: fixed.get(k, v) for k, v in cand.items()}
         if c not in out:
             out.append(c)
     return out
 
 
-def wanted_steps(candidate: Mapping[str, Any]) -> int:
-    """Optimiser steps a candidate must afford: :data:`STEPS_PER_LAYER` per layer of depth, at least :data:`MIN_STEPS`.
+def wanted_steps(candidate: Mapping[str, Any], model: str = "dncnn") -> int:
+    """Optimiser steps a candidate must afford: a dncnn :data:`STEPS_PER_LAYER` per layer of depth, at least
+    :data:`MIN_STEPS`; a unet :data:`UNET_STEPS`; another model :data:`MIN_STEPS`.
 
     >>> wanted_steps({"depth": 6, "width": 32}), wanted_steps({"depth": 10, "width": 32}), wanted_steps({})
     (1200, 1800, 1200)
+    >>> wanted_steps({"width": 32}, "unet")
+    3000
     """
+    if model == "unet":
+        return UNET_STEPS
     depth = candidate.get("depth")
     return max(MIN_STEPS, STEPS_PER_LAYER * int(depth)) if depth else MIN_STEPS
 
 
 def candidate_cost(candidate: Mapping[str, Any], *, down: int = 2) -> float:
-    """Multiply-adds per output pixel of a dncnn candidate (relative units: ``depth * width**2 / down**2``).
+    """Multiply-adds per output pixel of a dncnn candidate (relative units: ``depth * width**2 / down**2``); for the
+    candidates of one U-Net ladder (same levels) the ratios are the same, ``width**2``.
 
     >>> candidate_cost({"depth": 15, "width": 64}) / candidate_cost({"depth": 15, "width": 32}, down=1)
     1.0
@@ -178,7 +214,9 @@ def _probe_batch(prep: Any) -> Any:
     return collate_pairs([ds[i] for i in range(n)])
 
 
-def _step_fn(net: Any, batch: Any, *, lr: float, loss: str, channels_last: bool) -> Callable[[], None]:
+def _step_fn(net: Any, batch: Any, *, lr: float, loss: str, channels_last: bool, autocast: Any = None) -> Callable[[], None]:
+    import contextlib
+
     import torch
 
     from pixlearn.tasks.restore.module import RestoreTask
@@ -193,7 +231,9 @@ def _step_fn(net: Any, batch: Any, *, lr: float, loss: str, channels_last: bool)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        task.training_loss(images, targets).backward()
+        with autocast() if autocast else contextlib.nullcontext():  # the run's precision (bf16 on a CPU that has it)
+            loss_value = task.training_loss(images, targets)
+        loss_value.backward()
         opt.step()
 
     return step
@@ -241,6 +281,11 @@ def plan_restore_budget(
     budget_s = float(minutes) * 60.0
     down = int(cfg.model.down or 1) if cfg.model.name == "dncnn" else 1
     lr, loss, channels_last = float(cfg.optim.lr or 1e-3), str(cfg.train.loss or "l2"), bool(cfg.train.channels_last)
+    model = str(cfg.model.name)
+
+    def want(c: Mapping[str, Any]) -> int:
+        return wanted_steps(c, model)
+
     measured: dict[str, float] = {}
     estimated: list[dict[str, Any]] = []
 
@@ -249,7 +294,8 @@ def plan_restore_budget(
 
     def real(c: Mapping[str, Any]) -> float:
         net = build(c)
-        step = _step_fn(net, batch, lr=lr, loss=loss, channels_last=channels_last)
+        step = _step_fn(net, batch, lr=lr, loss=loss, channels_last=channels_last,
+                        autocast=lambda: probe_autocast(str(cfg.train.precision), str(cfg.train.accelerator)))
         return probe_seconds_per_step(step, steps=steps, warmup=1, clock=probe_clock)
 
     timer = probe or real
@@ -268,21 +314,21 @@ def plan_restore_budget(
             guess = base * max(candidate_cost(c, down=down), 1e-9) / max(candidate_cost(cheapest, down=down), 1e-9)
             affords = budget_s * (1.0 - RESERVE) / max(guess, 1e-9)
             spent = probe_clock() - started
-            if affords < _TIME_IF * wanted_steps(c) or spent > _PROBE_SHARE * budget_s:
+            if affords < _TIME_IF * want(c) or spent > _PROBE_SHARE * budget_s:
                 estimated.append({**dict(c), "seconds_per_step": round(guess, 4)})
                 return guess  # clearly out of reach (or probing has cost enough): extrapolated, not timed
             measured[k] = float(timer(c))
         return measured[k]
 
-    plan = choose(candidates, probe_one, budget_s=budget_s, steps_per_epoch_fn=lambda c: math.ceil(wanted_steps(c) / EPOCHS),
+    plan = choose(candidates, probe_one, budget_s=budget_s, steps_per_epoch_fn=lambda c: math.ceil(want(c) / EPOCHS),
                   min_epochs=EPOCHS, reserve=RESERVE, clock=probe_clock)
     # the reasons in optimiser steps (the planner's "epochs" here are wanted_steps / EPOCHS steps, not the run's epochs)
     from pixlearn.engine.plan import describe_choice
 
     others = [t for t in plan.probed if t.choice != plan.choice]
-    plan.reasons = [f"{describe_choice(t.choice)} would afford ~{t.steps:,} steps, < {wanted_steps(t.choice):,} wanted" for t in others]
-    if plan.steps < wanted_steps(plan.choice):
-        plan.reasons.append(f"even the cheapest affords only ~{plan.steps:,} steps, < {wanted_steps(plan.choice):,} wanted")
+    plan.reasons = [f"{describe_choice(t.choice)} would afford ~{t.steps:,} steps, < {want(t.choice):,} wanted" for t in others]
+    if plan.steps < want(plan.choice):
+        plan.reasons.append(f"even the cheapest affords only ~{plan.steps:,} steps, < {want(plan.choice):,} wanted")
     # cut the affordable steps into about EPOCHS epochs (or keep the user's patches per image)
     if user_patches_per_image:
         ppi = int(user_patches_per_image)
@@ -302,6 +348,8 @@ def recipe_line(cfg: Any, plan: BudgetPlan, *, n_train: int, given: Sequence[str
     size = f"{m.name} {m.depth} x {m.width}" if m.name == "dncnn" else m.name
     if m.name == "dncnn":
         size += f"{', half resolution (pixel-unshuffle 2)' if (m.down or 1) == 2 else ''}{', BN' if m.bn else ''}, residual"
+    elif m.name == "unet":
+        size += f" {m.width or 32} wide, {m.levels or 3} levels{', BN' if m.bn is not False else ''}, residual"
     ppi = plan.choice.get("patches_per_image", d.patches_per_image)
     text = (f"recipe: {size}; {d.patch} px patches, {ppi} per image x {n_train} images = {n_train * ppi:,} per epoch, batch "
             f"{d.batch_size}; {cfg.optim.optimizer} lr {cfg.optim.lr:g}, cosine to {cfg.schedule.min_lr_ratio:g}x by the clock; "
@@ -317,6 +365,7 @@ def plan_dict(plan: BudgetPlan, *, recipe: str) -> dict[str, Any]:
     d["estimated"] = copy.deepcopy(getattr(plan, "estimated", []))
     d["min_steps"] = MIN_STEPS
     d["steps_per_layer"] = STEPS_PER_LAYER
+    d["unet_steps"] = UNET_STEPS
     d["recipe"] = recipe
     return d
 

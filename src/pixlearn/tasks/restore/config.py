@@ -85,7 +85,7 @@ class RestoreDataConfig(_Section):
 class RestoreModelConfig(_Section):
     """Which restorer and its size (options a model does not take must stay unset)."""
 
-    name: str = Field("dncnn", description="dncnn, unet (same size) or espcn, edsr (super-resolution).")
+    name: str = Field("dncnn", description="dncnn, unet (same size; the default of a --minutes run without --epochs) or espcn, edsr (super-resolution).")
     weights: str | None = Field(None, description="Start from a restorer's weights (a .safetensors file, e.g. a run's weights/best.safetensors).")
     depth: int | None = Field(None, ge=2, description="dncnn: convolution layers (default 17).")
     width: int | None = Field(None, ge=2, description="Feature channels: dncnn, espcn, edsr (default 64); unet: of the first level (default 32).")
@@ -128,7 +128,7 @@ class RestoreTrainConfig(_Section):
     folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
     fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
     deterministic: bool = Field(False, description="Deterministic algorithms.")
-    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU.")
+    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU or a CPU that computes bf16 natively (AVX-512 BF16, AMX; PIXLEARN_CPU_BF16=0 keeps fp32), else fp32.")
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
     devices: int = Field(1, ge=1, description="Devices (processes).")
     channels_last: bool = Field(True, description="channels_last memory format (measured faster for these conv stacks, CPU and GPU).")

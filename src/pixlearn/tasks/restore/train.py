@@ -71,7 +71,9 @@ def _resolve(cfg: RestoreConfig) -> RestoreConfig:
         acc = "gpu" if torch.cuda.is_available() else "cpu"
     t["accelerator"] = acc
     if t["precision"] == "auto":
-        t["precision"] = "bf16" if acc in ("gpu", "cuda") and torch.cuda.is_bf16_supported() else "32"
+        from pixlearn.engine.trainer import auto_precision
+
+        t["precision"] = auto_precision(acc, gpu_fp16=False)
     return RestoreConfig.from_dict(d)
 
 
@@ -457,14 +459,14 @@ def _resume(
 
 
 # ---------------------------------------------------------------- budget plan (tasks.restore.budget)
-def _budget_recipe(cfg: RestoreConfig, flat: Mapping[str, Any], set: Sequence[str]) -> tuple[RestoreConfig, bool]:
+def _budget_recipe(cfg: RestoreConfig, flat: Mapping[str, Any], set: Sequence[str], *, config_given: bool = False) -> tuple[RestoreConfig, bool]:
     """With ``--minutes`` and no ``--epochs``: the budget recipe for every option the user left unset (else ``cfg`` as is)."""
     from pixlearn.engine.budget import BUDGET_EPOCHS
     from pixlearn.tasks.restore.budget import budget_overrides, wants_plan
 
     if not wants_plan(cfg, budget_epochs=BUDGET_EPOCHS):
         return cfg, False
-    return RestoreConfig.from_overrides(cfg, **budget_overrides(cfg, options=flat, set=set)), True
+    return RestoreConfig.from_overrides(cfg, **budget_overrides(cfg, options=flat, set=set, config_given=config_given)), True
 
 
 def _plan_budget(prep: _Prepared, flat: Mapping[str, Any], set: Sequence[str], *, progress: bool | None) -> tuple[_Prepared, dict[str, Any]]:
@@ -561,7 +563,7 @@ def train_restorer(
         cfg = cfg.with_set(set)
     cfg = RestoreConfig.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=cfg.train.minutes, options=flat,
                                                                     config=config, set=set))
-    cfg, planned = _budget_recipe(cfg, flat, set)
+    cfg, planned = _budget_recipe(cfg, flat, set, config_given=config is not None)
     cfg = _resolve(cfg)
     if not cfg.data.path:
         raise ConfigError("no data: give a folder of clean images (or degraded/ + clean/ pairs) with --data")

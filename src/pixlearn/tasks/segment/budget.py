@@ -96,7 +96,8 @@ def _steps_per_epoch(n_train: int, cand: dict[str, Any]) -> int:
     return max(crops // cand["batch"] if crops > cand["batch"] else 1, 1)
 
 
-def plan_segment_budget(task: Any, *, index: Any, train: Sequence[int], minutes: float, multiple: int = 32) -> BudgetPlan:
+def plan_segment_budget(task: Any, *, index: Any, train: Sequence[int], minutes: float, multiple: int = 32,
+                        precision: str = "32", accelerator: str = "cpu") -> BudgetPlan:
     """Choose crop size, batch and crops per image for ``minutes`` of training by timing ``task``'s steps.
 
     Parameters
@@ -111,6 +112,8 @@ def plan_segment_budget(task: Any, *, index: Any, train: Sequence[int], minutes:
         The budget.
     multiple : int
         Crop sizes must be divisible by this (the encoder's output stride).
+    precision, accelerator : str
+        The run's (resolved) ``train.precision`` and ``train.accelerator``: the probe's steps run under the same autocast.
 
     Returns
     -------
@@ -118,6 +121,8 @@ def plan_segment_budget(task: Any, *, index: Any, train: Sequence[int], minutes:
         ``choice`` holds ``img_size``, ``batch`` and ``crops_per_image``.
     """
     import torch
+
+    from pixlearn.engine.trainer import probe_autocast
 
     n_train = max(len(train), 1)
     cands = budget_candidates(training_side(index, train), n_train, multiple=multiple)
@@ -129,13 +134,17 @@ def plan_segment_budget(task: Any, *, index: Any, train: Sequence[int], minutes:
     gen = torch.Generator().manual_seed(0)
     warm = [True]
 
+    def autocast() -> Any:
+        return probe_autocast(precision, accelerator)
+
     def probe(cand: Any) -> float:
         b, s = int(cand["batch"]), int(cand["img_size"])
         x = torch.rand(b, in_chans, s, s, generator=gen)
         y = torch.randint(0, task.num_classes, (b, s, s), generator=gen)
 
         def step() -> None:
-            loss = probe_task.training_loss(x, y)
+            with autocast():  # the run's precision (bf16 on a CPU that has it)
+                loss = probe_task.training_loss(x, y)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)

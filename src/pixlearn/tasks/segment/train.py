@@ -437,7 +437,8 @@ def _plan_and_prepare(prep: _Prepared, start: Any, manifest: dict[str, Any]) -> 
     cfg = prep.cfg
     if start.plan_from is not None:
         plan = plan_segment_budget(prep.task, index=prep.index, train=prep.splits.train, minutes=float(cfg.train.minutes),
-                                   multiple=segmentation_divisor(prep.model))
+                                   multiple=segmentation_divisor(prep.model), precision=str(cfg.train.precision),
+                                   accelerator=str(cfg.train.accelerator))
         cfg = _resolve(SegmentConfig.from_overrides(start.plan_from, **{("batch" if k == "batch_size" else k): v for k, v in plan.choice.items()}))
         prep = _prepare(cfg, prep.index, prep.splits, prep.classes)
         start.manifest["plan"] = plan.to_dict()
