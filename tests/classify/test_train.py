@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from pixlearn._core.errors import ConfigError, UnknownNameError
+from pixlearn.engine.trainer import auto_precision
 from pixlearn.cli import main
 from pixlearn.tasks.classify.metrics import classification_metrics
 from pixlearn.models import read_state_dict
@@ -62,7 +63,7 @@ def test_run_folder_holds_every_file(run, data_dir):
 
     cfg = yaml.safe_load((d / "config.yaml").read_text())
     assert cfg["model"]["name"] == "pixlearn_smallcnn_tiny" and cfg["train"]["epochs"] == 2
-    assert cfg["optim"]["lr"] > 0 and cfg["train"]["precision"] == "32" and cfg["train"]["accelerator"] == "cpu"  # resolved
+    assert cfg["optim"]["lr"] > 0 and cfg["train"]["precision"] == auto_precision("cpu") and cfg["train"]["accelerator"] == "cpu"  # resolved
 
     manifest = json.loads((d / "manifest.json").read_text())
     index = read_classify_dataset(data_dir)

@@ -25,6 +25,38 @@ def test_every_architecture_maps_images_to_logits_and_rebuilds_from_its_spec(arc
         assert torch.allclose(rebuilt.eval()(torch.ones(1, 3, 32, 32)), m(torch.ones(1, 3, 32, 32)), atol=1e-5)
 
 
+def test_the_full_resolution_path_sees_the_input_at_every_pixel_and_rebuilds_from_its_spec():
+    from pixlearn.models.segmentation import FullResolutionDecoder
+
+    torch.manual_seed(0)
+    m = create_segmentation_model("unet", encoder=ENC, num_classes=2, img_size=32, full_res=True).eval()
+    assert isinstance(m.decoder, FullResolutionDecoder) and m.pixlearn_spec.kwargs["full_res"] is True
+    x = torch.rand(1, 3, 32, 32)
+
+    def decoded_with_input_pixel_changed(model):  # the encoder's deeper features fixed, only its stride-1 "feature" (the input) changed
+        with torch.no_grad():
+            feats = model.encoder(x)
+            moved = [feats[0].clone(), *feats[1:]]
+            moved[0][..., 10, 10] += 1.0
+            return model.decoder(feats), model.decoder(moved)
+
+    out, moved = decoded_with_input_pixel_changed(m)
+    assert not torch.allclose(out[..., 10, 10], moved[..., 10, 10]) and torch.allclose(out[..., 20, 20], moved[..., 20, 20])
+    with torch.no_grad():
+        y = m(x)
+    assert y.shape == (1, 2, 32, 32)
+    rebuilt = build_from_spec(m.pixlearn_spec.to_dict())
+    load_weights(rebuilt, m.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.allclose(rebuilt.eval()(x), y, atol=1e-5)
+    plain = create_segmentation_model("unet", encoder=ENC, num_classes=2, img_size=32)
+    assert "full_res" not in plain.pixlearn_spec.kwargs and not isinstance(plain.decoder, FullResolutionDecoder)
+    out, moved = decoded_with_input_pixel_changed(plain.eval())
+    assert torch.equal(out, moved)  # smp's U-Net never looks at the input itself
+    with pytest.raises(ConfigError, match="full_res is a U-Net option"):
+        create_segmentation_model("fpn", encoder=ENC, num_classes=2, img_size=32, full_res=True)
+
+
 def test_smp_encoder_names_and_divisor():
     m = create_segmentation_model("unet", encoder="resnet18", num_classes=1, img_size=64, decoder_channels=[8, 8, 8, 8, 8])
     assert segmentation_divisor(m) == 32 and m.pixlearn_spec.num_classes == 1

@@ -69,6 +69,7 @@ class SegmentModelConfig(_Section):
                                                  "PRETRAINED_ENCODERS whose weights are in the local weights folders (pretrained), else tu-resnet18.")
     encoder_depth: int = Field(5, ge=3, le=5, description="Encoder stages (inputs must be divisible by 2**depth).")
     decoder_channels: int | list[int] | None = Field(None, description="smp decoder widths (default: smp's).")
+    full_res: bool = Field(False, description="unet: a full-resolution path from the input to the decoder's output (smp's U-Net has none).")
     encoder_weights: str | None = Field(None, description="Local weights file for the encoder (nothing downloads).")
     pretrained: bool | None = Field(None, description="Start a tu-<timm name> encoder from the local weights folders ($PIXLEARN_WEIGHTS, then the cache; "
                                                       "see pixlearn weights add); nothing downloads. Default: yes when no encoder was named "

@@ -163,6 +163,7 @@ def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) ->
     model = create_segmentation_model(
         m.arch, encoder=m.encoder, num_classes=1 if binary else len(classes), img_size=d.img_size, encoder_depth=m.encoder_depth,
         decoder_channels=m.decoder_channels, encoder_weights=m.encoder_weights, weights=m.weights, pretrained=m.pretrained,
+        full_res=bool(m.full_res),
     )
     multiple = segmentation_divisor(model)
     pre = model.pixlearn_spec.preprocess
