@@ -8,7 +8,8 @@ optimiser step (forward, loss, backward, AdamW) of each network in fp32 (the pee
 interleaved so machine noise hits both, best of ``--repeat``; ratio = fp32 time / bf16 time (> 1: bf16 is
 faster). The networks and sizes are what ``--minutes 10`` picks on 2 cores:
 
-* restoration: DnCNN 10 x 32 and 15 x 32 (BN, channels_last), 16 grey 48 px patches, L2 loss;
+* restoration: the U-Net restorer (32 wide, 3 levels), DnCNN 10 x 32 and 15 x 32 (BN, channels_last), 16 grey
+  48 px patches, L2 loss;
 * segmentation: smp U-Net on ``tu-tf_efficientnet_lite0``, 8 crops of 192 px, BCE;
 * classification: timm ``tf_efficientnet_lite0``, 32 images of 128 and 160 px, cross-entropy.
 
@@ -52,7 +53,7 @@ def _cases() -> list[tuple[str, Any, torch.Tensor, torch.Tensor, Any, bool]]:
     import segmentation_models_pytorch as smp
     import timm
 
-    from pixlearn.models.restoration import DnCNN
+    from pixlearn.models.restoration import DnCNN, UNetRestorer
 
     g = torch.Generator().manual_seed(0)
     mse, bce, ce = torch.nn.functional.mse_loss, torch.nn.functional.binary_cross_entropy_with_logits, torch.nn.functional.cross_entropy
@@ -60,6 +61,7 @@ def _cases() -> list[tuple[str, Any, torch.Tensor, torch.Tensor, Any, bool]]:
     out: list[tuple[str, Any, torch.Tensor, torch.Tensor, Any, bool]] = [
         ("restore: dncnn 10x32, 16 x 48 px", lambda: DnCNN(1, depth=10, width=32), grey, grey.clone(), mse, True),
         ("restore: dncnn 15x32, 16 x 48 px", lambda: DnCNN(1, depth=15, width=32), grey, grey.clone(), mse, True),
+        ("restore: unet 32 wide, 3 levels, 16 x 48 px", lambda: UNetRestorer(1, width=32, levels=3), grey, grey.clone(), mse, True),
         ("segment: unet tu-tf_efficientnet_lite0, 8 x 192 px",
          lambda: smp.Unet("tu-tf_efficientnet_lite0", encoder_weights=None, classes=1),
          torch.rand(8, 3, 192, 192, generator=g), (torch.rand(8, 1, 192, 192, generator=g) > 0.5).float(), bce, False),

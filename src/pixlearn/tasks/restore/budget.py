@@ -11,8 +11,9 @@ busy cores, the budget ended inside the first epoch of 5,760 patches). So a budg
   batches on a CPU), Adam(W) at 2e-3 with a short warm-up and a cosine to 1 % that follows the clock,
   and the L2 loss (PSNR is an L2 score; the noise is Gaussian). The U-Net sees far more context per
   multiply-add than a plain stack: measured alone on 2 CPU cores for 10 minutes (bf16, Set12, sigma 25),
-  the 32-wide U-Net (5,223 steps) scored SEE_UNET where the best DnCNN of its ladder, 15 x 32 with
-  6,231 steps, scored 29.55 dB (non-local means: 28.67; ``benchmarks/results/denoise_defaults*.json``).
+  the 32-wide U-Net (5,368 steps) scored 30.09 dB (a trial of the same recipe: 30.08) where the best
+  DnCNN of its ladder, 15 x 32 with 6,231 steps, scored 29.55 dB (non-local means: 28.67;
+  ``benchmarks/results/denoise_defaults*.json``).
   A user's ``--depth`` / ``down`` or ``--model dncnn`` keeps the DnCNN recipe: a full-resolution stack
   with batch normalisation (Zhang et al. 2017). FFDNet's half-resolution trick (``--set model.down=2``)
   was that recipe until measured: in 10 minutes a 15 x 64 stack at half resolution reached 27.60 dB on
