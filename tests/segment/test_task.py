@@ -41,6 +41,19 @@ def test_binary_losses_use_one_logit(spec, rng):
     assert float(loss(logit, mask)) < 0.02 < float(loss(-logit, mask))
 
 
+def test_binary_dice_scores_both_classes_as_the_two_class_model_does(rng):
+    # a binary model's logit z is a 2-class model's logits (0, z): the Dice loss must be the same, both classes in it
+    mask = torch.as_tensor(rng.integers(0, 2, (2, 8, 8)))
+    z = torch.randn(2, 1, 8, 8)
+    binary = float(SegmentLoss("dice", binary=True)(z, mask))
+    two_class = float(SegmentLoss("dice", binary=False)(torch.cat([torch.zeros_like(z), z], dim=1), mask))
+    assert binary == pytest.approx(two_class, abs=1e-5)
+    # a thin background (membranes) predicted as foreground everywhere: the foreground's Dice alone would barely notice
+    thin = torch.ones(1, 8, 8, dtype=torch.long)
+    thin[:, :, 3] = 0
+    assert float(SegmentLoss("dice", binary=True)(torch.full((1, 1, 8, 8), 10.0), thin)) > 0.5
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_ignored_pixels_do_not_count(binary, rng):
     k = 1 if binary else 3

@@ -90,9 +90,9 @@ def _this_cpu_has_bf16() -> bool:
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes in bfloat16 natively (:data:`CPU_BF16_FLAGS`); :data:`CPU_BF16_ENV` overrides.
 
-    Measured on 2 cores of an AMD EPYC with AVX-512 BF16, bf16 autocast made a training step of a 10 x 32 DnCNN
-    2.97x as fast as fp32, a U-Net on tf_efficientnet_lite0 at 192 px 1.71x and tf_efficientnet_lite0 at 224 px
-    1.72x (at 128 px: 1.01x).
+    Measured on 2 cores of an AMD EPYC with AVX-512 BF16 (``benchmarks/bench_cpu_bf16.py``), bf16 autocast made a
+    training step 1.8x as fast as fp32 for the U-Net restorer, 1.65x for a U-Net on tf_efficientnet_lite0 at 192 px
+    and 1.2-1.5x for tf_efficientnet_lite0 at 128-160 px.
     """
     env = os.environ.get(CPU_BF16_ENV, "").strip().lower()
     if env in ("0", "false", "no", "off"):

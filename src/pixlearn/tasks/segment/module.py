@@ -113,6 +113,15 @@ class SegmentLoss(nn.Module):
         per_pixel = F.binary_cross_entropy_with_logits(logits[:, 0], target, reduction="none", pos_weight=pos_weight)
         return (per_pixel * valid).sum() / valid.sum().clamp_min(1)
 
+    def _dice(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Dice loss averaged over the classes; a binary model's over both of its classes, as the multi-class one's
+        and as mean IoU are (smp's binary Dice scores the foreground alone, which leaves a thin background --
+        cell membranes -- to the cross-entropy)."""
+        if not self.binary:
+            return self.dice(logits, mask)
+        flipped = 1 - mask if self.ignore_index is None else torch.where(mask == self.ignore_index, mask, 1 - mask)
+        return 0.5 * (self.dice(logits, mask) + self.dice(-logits, flipped))
+
     def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         total = logits.new_zeros(())
@@ -120,7 +129,7 @@ class SegmentLoss(nn.Module):
             if name == "ce":
                 term = self._ce(logits, mask)
             elif name == "dice":
-                term = self.dice(logits, mask)
+                term = self._dice(logits, mask)
             else:
                 term = self.focal(logits, mask)
             total = total + weight * term
