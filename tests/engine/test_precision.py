@@ -63,3 +63,18 @@ def test_the_probe_runs_under_the_runs_autocast(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv(CPU_BF16_ENV, "0")
     with probe_autocast("auto", "cpu"):
         assert conv(x).dtype == torch.float32
+
+
+def test_the_restoration_probe_times_its_steps_in_the_runs_precision() -> None:
+    from types import SimpleNamespace
+
+    from pixlearn.models.restoration import DnCNN
+    from pixlearn.tasks.restore.budget import _step_fn
+
+    seen: list[torch.dtype] = []
+    net = DnCNN(1, depth=3, width=4)
+    net.tail.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    batch = SimpleNamespace(images=torch.rand(2, 1, 8, 8), targets=torch.rand(2, 1, 8, 8))
+    _step_fn(net, batch, lr=1e-3, loss="l2", channels_last=False, autocast=lambda: probe_autocast("bf16", "cpu"))()
+    _step_fn(net, batch, lr=1e-3, loss="l2", channels_last=False, autocast=lambda: probe_autocast("32", "cpu"))()
+    assert seen == [torch.bfloat16, torch.float32]

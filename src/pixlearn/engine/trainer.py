@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
     from pixlearn.engine.config import RunConfig
 
-__all__ = ["TrainResult", "auto_precision", "cpu_has_bf16", "cpuinfo_has_bf16", "probe_autocast", "resolve_hardware", "engine_options", "trainer_kwargs", "device_info", "resolve_device"]
+__all__ = [
+    "TrainResult", "auto_precision", "cpu_has_bf16", "cpuinfo_has_bf16", "probe_autocast", "resolve_hardware", "engine_options",
+    "trainer_kwargs", "device_info", "resolve_device",
+]
 
 
 @dataclass

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from pixlearn._core.errors import ConfigError, UnknownNameError
@@ -176,9 +177,7 @@ class FullResolutionDecoder(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(in_chans, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
         self.fuse = nn.Sequential(nn.Conv2d(2 * channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
-    def forward(self, features: list[Any]) -> Any:
-        import torch
-
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         out = self.inner(features)
         return self.fuse(torch.cat([out, self.stem(features[0])], dim=1))
 

@@ -134,16 +134,13 @@ def plan_segment_budget(task: Any, *, index: Any, train: Sequence[int], minutes:
     gen = torch.Generator().manual_seed(0)
     warm = [True]
 
-    def autocast() -> Any:
-        return probe_autocast(precision, accelerator)
-
     def probe(cand: Any) -> float:
         b, s = int(cand["batch"]), int(cand["img_size"])
         x = torch.rand(b, in_chans, s, s, generator=gen)
         y = torch.randint(0, task.num_classes, (b, s, s), generator=gen)
 
         def step() -> None:
-            with autocast():  # the run's precision (bf16 on a CPU that has it)
+            with probe_autocast(precision, accelerator):  # the run's precision (bf16 on a CPU that has it)
                 loss = probe_task.training_loss(x, y)
             loss.backward()
             opt.step()
