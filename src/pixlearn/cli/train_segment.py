@@ -52,7 +52,7 @@ def segment(
     opts: TrainOptions,
     backbone: Annotated[Optional[str], typer.Option("--backbone", help="The encoder: tu-<timm name> or an smp encoder name (default: tu-tf_efficientnet_lite0, pretrained, when its weights are in the local weights folders; else tu-resnet18 from random weights).", show_default=False)] = None,
     pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="Start the encoder from its weights in the local weights folders ($PIXLEARN_WEIGHTS, then the cache; pixlearn weights add); nothing downloads.", show_default=False)] = None,
-    loss: Annotated[Optional[str], typer.Option("--loss", help="ce, dice, focal or a sum: ce+dice (default), 0.5*focal+dice.", show_default=False)] = None,
+    loss: Annotated[Optional[str], typer.Option("--loss", help="ce, dice, focal, lovasz or a sum: ce+dice (default), 0.5*focal+dice, ce+lovasz.", show_default=False)] = None,
     augment: Annotated[Optional[str], typer.Option("--augment", help="flips (default: random crop + flips), none, or a preset / YAML file applied after them.", show_default=False)] = None,
     encoder_weights: Annotated[Optional[Path], typer.Option("--encoder-weights", help="Local weights file for the backbone (nothing downloads).", show_default=False)] = None,
     binary: Annotated[Optional[bool], typer.Option("--binary/--multiclass", help="One sigmoid output for 2-class masks (default: yes for 2 classes).", show_default=False)] = None,

@@ -87,7 +87,7 @@ class SegmentTrainConfig(_Section):
 
     epochs: int = Field(30, ge=1, description="Maximum epochs.")
     seed: int = Field(0, ge=0, description="Seeds the split, the initialisation, the data order and the crops.")
-    loss: str = Field("ce+dice", description="ce, dice, focal or a weighted sum such as ce+dice or 0.5*focal+dice.")
+    loss: str = Field("ce+dice", description="ce, dice, focal, lovasz or a weighted sum such as ce+dice or 0.5*focal+dice.")
     monitor: Literal["val_miou", "val_dice", "val_pixel_accuracy", "val_loss"] = Field("val_miou", description="Metric for early stopping and the best weights.")
     keep: Literal["best", "last"] = Field("best", description="Weights to keep: the best epoch by monitor, or the last epoch (val scores then unbiased by selection).")
     patience: int = Field(10, ge=0, description="Early stopping: epochs without improvement of monitor (0: never stop early).")

@@ -28,8 +28,8 @@ from pixlearn._core.names import check_name
 __all__ = ["SegmentTask", "LOSSES", "parse_loss", "SegmentLoss", "confusion_metric_class", "logits_to_mask"]
 
 #: Loss terms and their aliases.
-LOSSES = ("ce", "dice", "focal")
-_LOSS_ALIASES = {"bce": "ce", "cross_entropy": "ce", "crossentropy": "ce", "xent": "ce"}
+LOSSES = ("ce", "dice", "focal", "lovasz")
+_LOSS_ALIASES = {"bce": "ce", "cross_entropy": "ce", "crossentropy": "ce", "xent": "ce", "lovasz_hinge": "lovasz", "lovasz_softmax": "lovasz"}
 IGNORE_INDEX = 255
 
 
@@ -43,7 +43,7 @@ def parse_loss(spec: str) -> list[tuple[float, str]]:
     >>> parse_loss("ce+dcie")
     Traceback (most recent call last):
     ...
-    pixlearn._core.errors.UnknownNameError: unknown loss term 'dcie'; did you mean 'dice'? Valid: 'ce', 'dice', 'focal'
+    pixlearn._core.errors.UnknownNameError: unknown loss term 'dcie'; did you mean 'dice'? Valid: 'ce', 'dice', 'focal', 'lovasz'
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"loss must be a string such as 'ce', 'dice', 'focal' or a sum 'ce+dice', got {spec!r}")
@@ -62,7 +62,12 @@ def parse_loss(spec: str) -> list[tuple[float, str]]:
 
 
 class SegmentLoss(nn.Module):
-    """A weighted sum of CE / Dice / focal terms for (N, K, H, W) logits and (N, H, W) integer masks.
+    """A weighted sum of CE / Dice / focal / Lovasz terms for (N, K, H, W) logits and (N, H, W) integer masks.
+
+    ``lovasz`` is the Lovasz extension of the Jaccard loss (Berman et al., CVPR 2018; smp's
+    ``LovaszLoss``): a convex surrogate of 1 - IoU, softmax for several classes, hinge for a binary
+    model. Like ``dice``, a binary model's term averages both of its classes (the foreground's and the
+    background's, with the logit negated), so it optimises what mean IoU scores.
 
     Parameters
     ----------
@@ -85,7 +90,7 @@ class SegmentLoss(nn.Module):
     def __init__(self, spec: str = "ce+dice", *, binary: bool, ignore_index: int | None = IGNORE_INDEX,
                  class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
-        from segmentation_models_pytorch.losses import DiceLoss, FocalLoss
+        from segmentation_models_pytorch.losses import DiceLoss, FocalLoss, LovaszLoss
 
         self.spec = spec
         self.terms = parse_loss(spec)
@@ -94,6 +99,7 @@ class SegmentLoss(nn.Module):
         mode = "binary" if self.binary else "multiclass"
         self.dice = DiceLoss(mode, from_logits=True, ignore_index=ignore_index)
         self.focal = FocalLoss(mode, ignore_index=ignore_index)
+        self.lovasz = LovaszLoss(mode, ignore_index=ignore_index)
         if class_weights is not None:
             w = torch.as_tensor(list(class_weights), dtype=torch.float32)
             if float(w.min()) < 0 or float(w.sum()) <= 0:
@@ -113,14 +119,14 @@ class SegmentLoss(nn.Module):
         per_pixel = F.binary_cross_entropy_with_logits(logits[:, 0], target, reduction="none", pos_weight=pos_weight)
         return (per_pixel * valid).sum() / valid.sum().clamp_min(1)
 
-    def _dice(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Dice loss averaged over the classes; a binary model's over both of its classes, as the multi-class one's
-        and as mean IoU are (smp's binary Dice scores the foreground alone, which leaves a thin background --
-        cell membranes -- to the cross-entropy)."""
+    def _both_classes(self, fn: Any, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``fn`` averaged over the classes; a binary model's over both of its classes, as the multi-class one's
+        and as mean IoU are (smp's binary Dice and Lovasz hinge score the foreground alone, which leaves a thin
+        background -- cell membranes -- to the cross-entropy)."""
         if not self.binary:
-            return self.dice(logits, mask)
+            return fn(logits, mask)
         flipped = 1 - mask if self.ignore_index is None else torch.where(mask == self.ignore_index, mask, 1 - mask)
-        return 0.5 * (self.dice(logits, mask) + self.dice(-logits, flipped))
+        return 0.5 * (fn(logits, mask) + fn(-logits, flipped))
 
     def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -129,7 +135,9 @@ class SegmentLoss(nn.Module):
             if name == "ce":
                 term = self._ce(logits, mask)
             elif name == "dice":
-                term = self._dice(logits, mask)
+                term = self._both_classes(self.dice, logits, mask)
+            elif name == "lovasz":
+                term = self._both_classes(self.lovasz, logits, mask)
             else:
                 term = self.focal(logits, mask)
             total = total + weight * term
