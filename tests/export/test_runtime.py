@@ -117,6 +117,28 @@ def test_segmenter_masks_equal_the_torch_segmenter_masks(fixture, request):
         assert np.abs(seg.predict_proba(img) - ref.predict_proba(img)).max() < 1e-4
 
 
+def test_a_binary_segmenter_exports_with_its_decision_threshold(tmp_path):
+    """A run whose card says threshold t: the exported graph's masks and the runtime's are the torch segmenter's at t."""
+    import onnxruntime as ort
+
+    from pixlearn.export.runtime import load_onnx_model
+    from pixlearn.tasks.segment.predict import load_segmenter
+    from tests.export.conftest import _segment_run
+
+    img = _images([(40, 48)], seed=4)[0]
+    p = load_segmenter(_segment_run(tmp_path / "half", binary=True)).predict_proba(img)[1]
+    t = round(float(np.quantile(p, 0.5)), 4)  # a cut through the middle of this network's probabilities
+    run = _segment_run(tmp_path / "cut", binary=True, threshold=t)  # the same seeded network
+    ref, seg = load_segmenter(run), load_onnx_model(_export(run, tmp_path / "onnx"))
+    assert ref.threshold == seg.threshold == t
+    want = ref.predict(img)
+    assert np.array_equal(want, (p > t).astype(np.uint8)) and 0 < want.mean() < 1
+    assert np.array_equal(seg.predict(img), want)
+    graph = ort.InferenceSession(str(next((tmp_path / "onnx").glob("*.onnx"))), providers=["CPUExecutionProvider"])
+    mask, probs = graph.run(None, {graph.get_inputs()[0].name: img[None, :32, :32].copy()})
+    assert np.array_equal(mask[0], (probs[0, 1] > t).astype(mask.dtype))
+
+
 @pytest.mark.parametrize("binary,tta", [(True, "d4"), (False, "flip")])
 def test_a_run_with_test_time_augmentation_exports_with_it(binary, tta, tmp_path):
     """The exported segmenter averages the same mirrored views as the torch one: the same masks and probabilities."""

@@ -23,7 +23,7 @@ def test_run_folder_holds_everything(trained_run):
         assert (run / name).is_file(), name
     m = json.loads((run / "metrics.json").read_text())
     assert m["task"] == "segment" and m["split"] == "val" and m["n"] == 2  # 20% of 12 held out, never trained on
-    assert set(m["per_class"]) == {"background", "circle", "square", "triangle"}
+    assert set(m["per_class"]) == {"background", "circle", "square", "triangle"} and "threshold" not in m  # softmax: no cut
     for key in ("mean_iou", "mean_dice", "pixel_accuracy"):
         assert 0.0 <= m[key] <= 1.0
     rows = list(csv.DictReader((run / "metrics.csv").open()))

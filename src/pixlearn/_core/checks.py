@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
 
 from pixlearn._core.errors import ConfigError, ShapeError
 
-__all__ = ["check_image", "check_range"]
+__all__ = ["check_image", "check_range", "probability_logit"]
 
 _UINT8 = np.dtype(np.uint8)
 _GREY_OR_RGB = (1, 3)
@@ -81,3 +82,21 @@ def check_range(value: float, *, name: str, low: float | None = None, high: floa
         hi = "inf" if high is None else high
         raise ConfigError(f"{name} must be in [{lo}, {hi}], got {value}")
     return value
+
+
+def probability_logit(threshold: float) -> float:
+    """The logit of a decision threshold in (0, 1): ``sigmoid(z) > t`` exactly when ``z > log(t / (1 - t))``.
+
+    Examples
+    --------
+    >>> probability_logit(0.5), round(probability_logit(0.6), 4)
+    (0.0, 0.4055)
+    >>> probability_logit(1.0)
+    Traceback (most recent call last):
+    ...
+    pixlearn._core.errors.ConfigError: a decision threshold is a probability strictly between 0 and 1, got 1.0
+    """
+    t = float(threshold)
+    if not 0.0 < t < 1.0:
+        raise ConfigError(f"a decision threshold is a probability strictly between 0 and 1, got {threshold!r}")
+    return 0.0 if t == 0.5 else math.log(t / (1.0 - t))

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixlearn._core.checks import probability_logit
 from pixlearn._core.errors import ConfigError, ExportError, ParityError
 from pixlearn.export.card import CARD_NAME, EXPORT_TASKS, FORMATS, MODEL_FILES, export_card, output_specs, sha256_file, write_card
 
@@ -104,11 +105,14 @@ class ClassifyGraph(nn.Module):
 
 class SegmentGraph(nn.Module):
     """uint8 (N, H, W, 3) -> (mask int64 (N, H, W), probabilities float32 (N, C, H, W)), as the segmenter's
-    predictor computes them on one tile (a one-channel network sees the rounded mean of the three channels)."""
+    predictor computes them on one tile (a one-channel network sees the rounded mean of the three channels; a
+    binary one's mask is its probability above the run's decision ``threshold``)."""
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], *, channels: int, binary: bool) -> None:
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], *, channels: int, binary: bool,
+                 threshold: float = 0.5) -> None:
         super().__init__()
         self.model, self.channels, self.binary = model, int(channels), bool(binary)
+        self.cut = probability_logit(threshold)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1), persistent=False)
 
@@ -120,7 +124,7 @@ class SegmentGraph(nn.Module):
         z = self.model(x).float()
         if self.binary:
             p = torch.sigmoid(z[:, 0])
-            return (z[:, 0] > 0).to(torch.int64), torch.stack([1 - p, p], dim=1)
+            return (z[:, 0] > self.cut).to(torch.int64), torch.stack([1 - p, p], dim=1)
         return z.argmax(dim=1), torch.softmax(z, dim=1)
 
 
@@ -264,10 +268,10 @@ def load_source(run: str | os.PathLike[str]) -> ExportSource:
         tta, seg.tta = seg.tta, "none"
         pre = seg.preprocess
         h, w = seg.tile
-        graph = SegmentGraph(seg.model, pre.mean, pre.std, channels=pre.input_size[0], binary=seg.binary).eval()
+        graph = SegmentGraph(seg.model, pre.mean, pre.std, channels=pre.input_size[0], binary=seg.binary, threshold=seg.threshold).eval()
         return ExportSource(path, name, seg, graph, list(seg.classes), h, w, weights, resize="tile",
                             details={"binary": seg.binary, "mask_coding": seg.mask_coding, "overlap": seg.overlap, "multiple": seg.multiple,
-                                     "tta": tta})
+                                     "tta": tta, "threshold": seg.threshold})
     if name == "detect":
         return _detect_source(path, weights)
     tile = _run_tile(path if path.is_dir() else (path.parent.parent if path.parent.name == "weights" else path.parent))

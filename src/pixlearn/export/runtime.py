@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from pixlearn._core.checks import probability_logit
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
 from pixlearn._core.tta import tta_average, tta_views
 from pixlearn.tasks.segment.render import class_fractions, mask_targets, write_mask_files
@@ -439,7 +440,8 @@ class OnnxSegmenter(OnnxModel):
     argmax: log-softmax differs from the logits by one value per pixel, so this is the argmax of the blended logits
     that the torch segmenter takes. A run with test-time augmentation (``details.tta``: flip or d4) averages each
     tile's log-probabilities over the same mirrored views (:func:`pixlearn._core.tta.tta_average`), which for the
-    same reason gives the torch segmenter's averaged logits back (sigmoid runs included).
+    same reason gives the torch segmenter's averaged logits back (sigmoid runs included). A binary segmenter's mask is
+    the blended foreground logit above the logit of its decision threshold (``details.threshold``, default 0.5).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None, batch: int = 8,
@@ -451,6 +453,7 @@ class OnnxSegmenter(OnnxModel):
         self.multiple = int(self.details.get("multiple", 32))
         self.mask_coding = str(self.details.get("mask_coding") or "index")
         self.binary = bool(self.details.get("binary", False))
+        self.threshold = float(self.details.get("threshold", 0.5))
         self.tta = str(self.details.get("tta") or "none")
         tta_views(self.tta)
         if self.tta == "d4" and self.height != self.width:
@@ -486,7 +489,10 @@ class OnnxSegmenter(OnnxModel):
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """The (H, W) uint8 class-id mask of one image (any size)."""
-        return self.log_scores(image).argmax(axis=0).astype(np.uint8)
+        z = self.log_scores(image)
+        if self.binary and self.threshold != 0.5:  # log p - log(1 - p) is the blended logit
+            return (z[1] - z[0] > probability_logit(self.threshold)).astype(np.uint8)
+        return z.argmax(axis=0).astype(np.uint8)
 
 
 class OnnxRestorer(OnnxModel):

@@ -98,6 +98,7 @@ class SegmentTrainConfig(_Section):
     fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
     overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Tile overlap (fraction of the crop) for images larger than the crop.")
     tta: Literal["none", "flip", "d4"] = Field("none", description="Test-time augmentation of the run's predictions: none, flip (4 mirrored passes, as nnU-Net) or d4 (8); recorded with the weights.")
+    threshold: float | None = Field(None, gt=0.0, lt=1.0, description="Binary models: a pixel is foreground when its probability is above this; default: chosen on the val images at the end of training (0.3..0.7, the one with the best monitored score), 0.5 without val; recorded with the weights.")
     val_every: int = Field(1, ge=1, description="Validate every this many epochs (whole images are costly; the final scores are always measured).")
     deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
     precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU or a CPU that computes bf16 natively (AVX-512 BF16, AMX; PIXLEARN_CPU_BF16=0 keeps fp32), else fp16 on a GPU, fp32 on a CPU.")

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixlearn._core.checks import probability_logit
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn._core.names import check_name
 
@@ -144,10 +145,17 @@ class SegmentLoss(nn.Module):
         return total
 
 
-def logits_to_mask(logits: torch.Tensor, *, binary: bool) -> torch.Tensor:
-    """(N, K, H, W) logits -> (N, H, W) int64 class ids (binary: logit > 0, i.e. probability > 0.5)."""
+def logits_to_mask(logits: torch.Tensor, *, binary: bool, threshold: float = 0.5) -> torch.Tensor:
+    """(N, K, H, W) logits -> (N, H, W) int64 class ids (binary: probability > ``threshold``, i.e. logit > its logit).
+
+    Examples
+    --------
+    >>> z = torch.tensor([[[[-0.5, 0.2, 0.6]]]])  # probabilities 0.38, 0.55, 0.65
+    >>> logits_to_mask(z, binary=True).tolist(), logits_to_mask(z, binary=True, threshold=0.6).tolist()
+    ([[[0, 1, 1]]], [[[0, 0, 1]]])
+    """
     if binary:
-        return (logits[:, 0] > 0).to(torch.int64)
+        return (logits[:, 0] > probability_logit(threshold)).to(torch.int64)
     return logits.argmax(dim=1)
 
 

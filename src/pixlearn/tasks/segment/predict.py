@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pixlearn._core.checks import probability_logit
 from pixlearn._core.errors import ConfigError, ShapeError
 from pixlearn.engine.run_card import card_task, read_model_card
 from pixlearn.tasks.segment.render import PALETTE, class_fractions, mask_file_array, mask_palette, mask_targets, overlay_mask, write_mask_files
@@ -41,12 +42,13 @@ MODEL_FORMAT = "pixlearn.segmenter/1"
 
 def segment_model_card(
     model: Any, classes: Sequence[str], *, binary: bool, tile: tuple[int, int], overlap: float, multiple: int,
-    ignore_index: int | None = 255, mask_coding: str = "index", tta: str = "none",
+    ignore_index: int | None = 255, mask_coding: str = "index", tta: str = "none", threshold: float = 0.5,
 ) -> dict[str, Any]:
     """What ``weights/model.json`` of a segmentation run holds.
 
     ``mask_coding`` is the training set's value coding (:class:`pixlearn.data.masks.MaskCoding`:
-    ``"binary255"`` or ``"index"``); predicted masks are written back in it.
+    ``"binary255"`` or ``"index"``); predicted masks are written back in it. ``threshold`` is a binary
+    segmenter's decision threshold on the foreground probability (chosen on val at the end of training).
     """
     from pixlearn.models import model_spec
 
@@ -57,7 +59,8 @@ def segment_model_card(
         "binary": bool(binary),
         "ignore_index": ignore_index,
         "mask_coding": str(mask_coding),
-        "inference": {"tile": [int(tile[0]), int(tile[1])], "overlap": float(overlap), "multiple": int(multiple), "tta": str(tta)},
+        "inference": {"tile": [int(tile[0]), int(tile[1])], "overlap": float(overlap), "multiple": int(multiple), "tta": str(tta),
+                      "threshold": float(threshold)},
         "model": model_spec(model).to_dict(),
     }
 
@@ -82,6 +85,8 @@ class Segmenter:
     mask_coding: str = "index"
     #: Test-time augmentation (:func:`~pixlearn.engine.tiling.with_tta`): "none", "flip" (4 passes) or "d4" (8).
     tta: str = "none"
+    #: A binary segmenter's decision threshold: a pixel is foreground when its probability is above it.
+    threshold: float = 0.5
 
     def __post_init__(self) -> None:
         from pixlearn.models import get_preprocess
@@ -89,6 +94,7 @@ class Segmenter:
         from pixlearn._core.tta import tta_views
 
         tta_views(self.tta)  # a clear error for an unknown mode, before any work
+        probability_logit(self.threshold)  # and for a threshold outside (0, 1)
         self.preprocess = get_preprocess(self.model)
         self.model.eval().to(self.device)
 
@@ -143,7 +149,7 @@ class Segmenter:
         z = self.logits(self.to_tensor(image))
         from pixlearn.tasks.segment.module import logits_to_mask
 
-        return logits_to_mask(z, binary=self.binary)[0].numpy().astype(np.uint8)
+        return logits_to_mask(z, binary=self.binary, threshold=self.threshold)[0].numpy().astype(np.uint8)
 
 
 def is_segment_run(run: str | os.PathLike[str]) -> bool:
@@ -157,6 +163,7 @@ def _card_and_weights(path: Path) -> tuple[dict[str, Any], Path]:
 
 def load_segmenter(
     run: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", overlap: float | None = None, tta: str | None = None,
+    threshold: float | None = None,
 ) -> Segmenter:
     """Rebuild a trained segmenter from its run folder (or its ``best.safetensors``) alone.
 
@@ -171,6 +178,9 @@ def load_segmenter(
     tta : {"none", "flip", "d4"}, optional
         Test-time augmentation (default: the run's, ``inference.tta`` of its model card; "none" for
         runs that do not record one).
+    threshold : float, optional
+        A binary segmenter's decision threshold on the foreground probability (default: the run's,
+        ``inference.threshold``, chosen on val at the end of training; 0.5 for runs that do not record one).
 
     Raises
     ------
@@ -198,6 +208,7 @@ def load_segmenter(
         run_dir=path if path.is_dir() else None, device=resolve_device(device),
         mask_coding=str(card.get("mask_coding") or "index"),  # runs from before the coding was recorded: class ids
         tta=str(inf.get("tta") or "none") if tta is None else tta,
+        threshold=float(inf.get("threshold", 0.5) if threshold is None else threshold),
     )
 
 

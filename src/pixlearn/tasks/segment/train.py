@@ -202,6 +202,7 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     cfg, s = prep.cfg, prep.splits
     t0 = time.perf_counter()
     seg = load_segmenter(run_dir, device="auto" if cfg.train.accelerator in ("gpu", "cuda") else "cpu")  # rebuilt from the folder alone
+    threshold = _decision_threshold(prep, run_dir, seg, progress=progress)
     evaluations = []
     if s.test:
         evaluations.append(evaluate_split(seg, prep.index, s.test, split=s.test_name, source=s.sources.get(s.test_name, ""), progress=progress))
@@ -209,6 +210,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         val = evaluate_split(seg, prep.index, s.val, split="val", source=s.sources.get("val", ""), progress=progress)
         val.metrics["note"] = ("chose the best epoch: optimistic" if cfg.train.keep == "best" else
                                "the last epoch's weights (not chosen on val); val decided only early stopping")
+        if threshold.get("chosen_on") == "val":
+            val.metrics["note"] += "; it also chose the decision threshold"
         evaluations.append(val)
     if not evaluations:
         raise ConfigError("no val or test images to score the network on; keep val_fraction or test_fraction above 0")
@@ -226,6 +229,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     )
     for ev in evaluations[1:]:
         metrics[ev.split] = dict(ev.metrics)
+    if prep.card["binary"]:
+        metrics["threshold"] = threshold
     metrics["classic_baselines"], metrics["verdict"] = _baselines(prep, head)
     plots = []
     ex = head.examples or (evaluations[-1].examples if evaluations else [])
@@ -243,7 +248,8 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         "classes": ", ".join(prep.classes),
         "loss": cfg.train.loss,
         "training crops": f"{cfg.data.img_size} px, augment {cfg.data.augment}, {cfg.data.crops_per_image} per image per epoch",
-        "inference": f"whole images; tiles of {prep.card['inference']['tile']} px with {cfg.train.overlap:.0%} overlap beyond that",
+        "inference": f"whole images; tiles of {prep.card['inference']['tile']} px with {cfg.train.overlap:.0%} overlap beyond that"
+                     + (f"; {threshold['text']}" if prep.card["binary"] else ""),
         "epochs run": f"{result.epochs_run} of {cfg.train.epochs}",
         "stopped by": describe_stop(result.stop_reason, epochs_run=result.epochs_run, epochs=cfg.train.epochs, minutes=cfg.train.minutes),
         "kept weights": f"epoch {result.best_epoch} (" + (f"best {cfg.train.monitor} on val)" if cfg.train.keep == "best" and s.val else "last epoch)"),
@@ -266,6 +272,29 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         manifest["skipped_in_evaluation"] = errors
     write_json(run_dir / "manifest.json", manifest)
     return metrics
+
+
+def _decision_threshold(prep: _Prepared, run_dir: Path, seg: Any, *, progress: bool | None) -> dict[str, Any]:
+    """A binary segmenter's decision threshold: ``train.threshold`` when given, else chosen on the val images
+    (:func:`~pixlearn.tasks.segment.evaluate.choose_threshold`), else 0.5. It is set on ``seg`` and, when it is
+    not 0.5, recorded in the weights' model card (``inference.threshold``) so that predict and export use it."""
+    from pixlearn.tasks.segment.evaluate import choose_threshold
+
+    cfg = prep.cfg
+    if not prep.card["binary"]:
+        return {}
+    if cfg.train.threshold is not None:
+        out = {"value": float(cfg.train.threshold), "chosen_on": "train.threshold",
+               "text": f"decision threshold {cfg.train.threshold:g} (train.threshold)"}
+    else:
+        choice = choose_threshold(seg, prep.index, prep.splits.val, monitor=cfg.train.monitor, progress=progress)
+        out = ({"value": 0.5, "chosen_on": "default", "text": "decision threshold 0.5 (no val images to choose another)"}
+               if choice is None else {**choice.to_dict(), "text": choice.sentence()})
+    seg.threshold = out["value"]
+    if out["value"] != float(prep.card["inference"].get("threshold", 0.5)):
+        prep.card["inference"]["threshold"] = out["value"]
+        _SaveBest(run_dir, prep.card)(seg.model)  # the same weights, with the threshold in their card
+    return out
 
 
 def _baselines(prep: _Prepared, head: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
