@@ -333,12 +333,33 @@ def keyed_server(start_server) -> _Live:
     return _Live(start_server("--api-key", "s3cret-key"), start_server)
 
 
+#: Holds the page's /v1/health request until a request has been refused (401), so that the public endpoint's
+#: answer always comes after the refusal: the order that once hid the prompt again, now made certain.
+_HEALTH_AFTER_REFUSAL = """(() => {
+  const fetch0 = window.fetch.bind(window);
+  let refused;
+  const seen = new Promise((resolve) => (refused = resolve));
+  window.fetch = async (url, opts) => {
+    if (String(url).includes("/v1/health")) await seen;
+    const resp = await fetch0(url, opts);
+    if (resp.status === 401) refused();
+    return resp;
+  };
+})();"""
+
+
 def test_api_key_prompt_then_stored_key_is_sent(keyed_server: _Live, browser) -> None:
     _open(browser, keyed_server.url + "/")
     browser.execute_script("localStorage.removeItem('pixlearn.apiKey')")
-    _open(browser, keyed_server.url + "/")
-    prompt = _wait(browser).until(EC.visibility_of_element_located((By.ID, "auth-prompt")))
-    assert "API key" in prompt.text
+    hold = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _HEALTH_AFTER_REFUSAL})
+    try:
+        _open(browser, keyed_server.url + "/")
+        prompt = _wait(browser).until(EC.visibility_of_element_located((By.ID, "auth-prompt")))
+        # /v1/health (public) answered after the refusals; the prompt stays
+        _wait(browser).until(lambda d: d.execute_script("return performance.getEntriesByType('resource').some(e => e.name.endsWith('/v1/health'))"))
+        assert prompt.is_displayed() and "API key" in prompt.text
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hold["identifier"]})
     assert not browser.find_elements(By.ID, "op-canny")  # /v1/ops refused without a key
     key = browser.find_element(By.ID, "api-key")
     key.send_keys("s3cret-key")

@@ -136,7 +136,9 @@
       if (resp.status === 401 || resp.status === 403) showAuthPrompt(msg);
       throw new ApiError(resp.status, msg, errBody);
     }
-    hideAuthPrompt();
+    // Only an answer to a request that carried the key shows that the key works: a public endpoint
+    // (/v1/health) answering after a refused one must not hide the prompt the refusal showed.
+    if (key) hideAuthPrompt();
     if (resp.status === 204) return null;
     if (ct.includes("json")) return resp.json();
     if (ct.startsWith("image/")) return resp.blob();
