@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
-from pixlearn.engine.config import OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.engine.config import EngineTrainConfig, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 from pixlearn.engine.driver import Prepared, RunContext, TaskHooks, train_task
 from pixlearn.models import read_state_dict, save_weights
 from tests.engine.clock import FakeClock, Tick
@@ -37,21 +37,13 @@ class ToyModel(_Section):
     name: str = "linear"
 
 
-class ToyTrain(_Section):
+class ToyTrain(EngineTrainConfig):  # the engine's fields (budget, k-fold, LR finder, hardware...), the toy's defaults
     epochs: int = Field(3, ge=1)
-    seed: int = 0
-    minutes: float | None = None
-    folds: int = 0
-    fold: int = 0
-    find_lr: bool = False
     patience: int = 0
-    min_delta: float = 0.0
     monitor: str = "val_loss"
-    accelerator: str = "cpu"
-    devices: int = 1
-    precision: str = "32"
-    deterministic: bool = False
-    channels_last: bool = False
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "cpu"
+    precision: Literal["auto", "32", "bf16", "16"] = "32"
+    channels_last: bool | None = False
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {"data": ToyData, "model": ToyModel, "optim": OptimConfig, "schedule": ScheduleConfig,

@@ -5,7 +5,9 @@ A task's configuration (e.g. :class:`~pixlearn.tasks.classify.config.ClassifyCon
 pydantic model that rejects unknown keys with a did-you-mean suggestion (also when the key belongs to another
 section). Flat names (``epochs``, ``lr``, ``batch``, ``img_size``...) map onto fields (:func:`flat_keys`), which is
 how CLI flags and the train functions' keywords reach the config. :class:`OptimConfig` and
-:class:`ScheduleConfig` are shared sections.
+:class:`ScheduleConfig` are shared sections; :class:`EngineTrainConfig` holds the fields of the ``train`` section
+that the engine reads (budget, early stopping, k-fold, LR finder, hardware, reproducibility), which each task's
+``train`` section extends with its own (loss, monitor, tiling...) and whose defaults it may change.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pixlearn._core.errors import ConfigError, UnknownNameError
 from pixlearn._core.names import closest
 
-__all__ = ["RunConfig", "OptimConfig", "ScheduleConfig", "MINUTES_HELP", "flat_keys"]
+__all__ = ["RunConfig", "OptimConfig", "ScheduleConfig", "EngineTrainConfig", "MINUTES_HELP", "PRECISION_HELP", "flat_keys"]
 
 
 class _Section(BaseModel):
@@ -57,6 +59,34 @@ MINUTES_HELP = (
     "validation at the stop would not fit; cosine / one-cycle schedules follow the clock. Without --epochs, epochs is "
     "then only an upper bound of 10000."
 )
+
+#: The one description of ``train.precision`` of the tasks whose ``auto`` is :func:`pixlearn.engine.trainer.auto_precision`'s.
+PRECISION_HELP = ("auto: bf16 autocast on a GPU or a CPU that computes bf16 natively (AVX-512 BF16, AMX; PIXLEARN_CPU_BF16=0 keeps "
+                  "fp32), else fp16 on a GPU, fp32 on a CPU.")
+
+
+class EngineTrainConfig(_Section):
+    """The ``train`` fields the engine reads in every task: epochs and budget, early stopping, k-fold, the LR
+    finder, hardware and reproducibility. A task's ``train`` section subclasses it, adds its own fields and may
+    redeclare one of these with another default (restoration: 20 epochs, no early stopping, channels_last on)."""
+
+    epochs: int = Field(30, ge=1, le=100000, description="Maximum epochs.")
+    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
+    seed: int = Field(0, ge=0, description="Seeds the split, the initialisation, the data order and the augmentation.")
+    patience: int = Field(10, ge=0, description="Early stopping: epochs without improvement of monitor (0: never stop early).")
+    min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
+    find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
+    folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
+    fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
+    deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
+    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description=PRECISION_HELP)
+    channels_last: bool | None = Field(None, description="channels_last memory format; default on for GPU, off on CPU.")
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
+    devices: int = Field(1, ge=1, description="Devices (processes) per node.")
+    strategy: Literal["auto", "ddp"] = Field("auto", description="Multi-device strategy: Lightning's DDP (one process per device).")
+    num_nodes: int = Field(1, ge=1, description="Nodes (multi-node DDP under torchrun/SLURM).")
+    accumulate: int = Field(1, ge=1, description="Accumulate gradients over this many batches.")
+
 
 
 def flat_keys(sections: Mapping[str, type[BaseModel]], aliases: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:

@@ -164,7 +164,7 @@ class TaskHooks:
             ctx.run_dir / "report.html", title=f"pixlearn train {self.name}: {self.run_name(cfg)}",
             scores=[{k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}], splits=splits,
             details={"stopped by": describe_stop(r.stop_reason, epochs_run=r.epochs_run, epochs=cfg.train.epochs,
-                                                 minutes=getattr(cfg.train, "minutes", None)),
+                                                 minutes=cfg.train.minutes),
                      "best epoch": r.best_epoch, "fit seconds": round(ctx.fit_seconds, 1), "run folder": str(ctx.run_dir.resolve())},
         )
 
@@ -203,12 +203,12 @@ def fit_prepared(
     best_cb = BestWeights(prep.save_best, monitor=options.monitor, mode=options.monitor_mode, has_val=has_val and prep.keep_best)
     cbs: list[Any] = [metrics_cb, best_cb]
     early = None
-    if has_val and getattr(t, "patience", 0) > 0:
+    if has_val and t.patience > 0:
         early = ResumableEarlyStopping(monitor=options.monitor, mode=options.monitor_mode, patience=t.patience, min_delta=t.min_delta,
                                        check_finite=True, reset_on_load=extend)
         cbs.append(early)
     eng = engine_callbacks(
-        minutes=getattr(t, "minutes", None), schedule=sc.name, warmup_epochs=sc.warmup_epochs, min_lr_ratio=sc.min_lr_ratio,
+        minutes=t.minutes, schedule=sc.name, warmup_epochs=sc.warmup_epochs, min_lr_ratio=sc.min_lr_ratio,
         pct_start=sc.pct_start, val_steps=prep.val_steps if has_val else 0.0, progress=progress, monitor=options.monitor if has_val else None,
     )
     cbs = eng.as_list() + cbs
@@ -252,7 +252,7 @@ def run_lr_finder(
     batch = batch_size or cfg.data.batch_size
     with quiet_lightning():
         out = find_lr(module, trainer_kwargs(cfg, run_dir), steps_per_epoch=prep.n_train // batch,
-                      devices=t.devices * getattr(t, "num_nodes", 1), progress=show_progress(progress))
+                      devices=t.devices * t.num_nodes, progress=show_progress(progress))
     if rank_zero:
         from pixlearn.engine.plots import plot_lr_find
 
@@ -423,7 +423,7 @@ def train_task(
     cfg = C.from_overrides(C.coerce(config), data=data, **options)
     if set:
         cfg = cfg.with_set(set)
-    cfg = C.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=getattr(cfg.train, "minutes", None), options=options,
+    cfg = C.from_overrides(cfg, epochs=epochs_for_budget(cfg.train.epochs, minutes=cfg.train.minutes, options=options,
                                                          config=config, set=set))
     if cfg.data.path is None:
         raise ConfigError(f"no data: pass --data DIR ({hooks.data_help})")

@@ -179,7 +179,7 @@ def engine_options(cfg: RunConfig, *, has_val: bool, run_dir: Path) -> Any:
     from pixlearn.engine.budget import clock_schedule
 
     o, s, t, m = cfg.optim, cfg.schedule, cfg.train, cfg.model
-    clock = clock_schedule(s.name, getattr(t, "minutes", None))  # the budget callback drives the LR by the clock
+    clock = clock_schedule(s.name, t.minutes)  # the budget callback drives the LR by the clock
     return EngineOptions(
         optimizer=o.optimizer, lr=float(o.lr), momentum=o.momentum, nesterov=o.nesterov, weight_decay=float(o.weight_decay),
         l1=o.l1, schedule="constant" if clock else s.name, warmup_epochs=0.0 if clock else s.warmup_epochs, min_lr_ratio=s.min_lr_ratio, step_epochs=s.step_epochs,
@@ -193,8 +193,7 @@ def engine_options(cfg: RunConfig, *, has_val: bool, run_dir: Path) -> Any:
 
 
 def trainer_kwargs(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> dict[str, Any]:
-    """Lightning ``Trainer`` keywords of ``cfg`` (one node, no accumulation, Lightning's own strategy when the task's
-    ``train`` section does not name them)."""
+    """Lightning ``Trainer`` keywords of ``cfg`` (its ``train`` section's engine fields, :class:`~pixlearn.engine.config.EngineTrainConfig`)."""
     from pixlearn.engine.callbacks import AtomicCheckpointIO
 
     t = cfg.train
@@ -202,12 +201,12 @@ def trainer_kwargs(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> 
         "max_epochs": t.epochs,
         "accelerator": t.accelerator,
         "devices": t.devices,
-        "num_nodes": getattr(t, "num_nodes", 1),
-        "strategy": _strategy(getattr(t, "strategy", "auto"), accelerator=t.accelerator, find_unused=getattr(cfg.model, "freeze_epochs", 0) > 0),
+        "num_nodes": t.num_nodes,
+        "strategy": _strategy(t.strategy, accelerator=t.accelerator, find_unused=getattr(cfg.model, "freeze_epochs", 0) > 0),
         "precision": _PRECISION[t.precision],
         "deterministic": t.deterministic,
         "gradient_clip_val": cfg.optim.grad_clip,
-        "accumulate_grad_batches": getattr(t, "accumulate", 1),
+        "accumulate_grad_batches": t.accumulate,
         "logger": False,
         "enable_checkpointing": True,
         "enable_model_summary": False,
@@ -225,8 +224,8 @@ def device_info(cfg: RunConfig) -> dict[str, Any]:
 
     t = cfg.train
     info: dict[str, Any] = {
-        "accelerator": t.accelerator, "devices": t.devices, "num_nodes": getattr(t, "num_nodes", 1), "strategy": getattr(t, "strategy", "auto"),
-        "precision": t.precision, "channels_last": getattr(t, "channels_last", False), "cpu_threads": torch.get_num_threads(),
+        "accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes, "strategy": t.strategy,
+        "precision": t.precision, "channels_last": t.channels_last, "cpu_threads": torch.get_num_threads(),
     }
     if t.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

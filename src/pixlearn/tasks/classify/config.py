@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from pixlearn.engine.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.engine.config import EngineTrainConfig, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = [
     "ClassifyConfig",
@@ -78,30 +78,14 @@ class ModelConfig(_Section):
     bn_eval: bool | None = Field(None, description="Keep the backbone's BatchNorm statistics frozen all run; default: on from pretrained/weights when the batch is below 16.")
 
 
-class TrainConfig(_Section):
-    """The loop: epochs, loss options, early stopping, hardware and reproducibility."""
+class TrainConfig(EngineTrainConfig):
+    """The loop (the engine's fields, :class:`~pixlearn.engine.config.EngineTrainConfig`) and the loss options."""
 
-    epochs: int = Field(30, ge=1, description="Maximum epochs.")
-    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
-    seed: int = Field(0, ge=0, description="Seeds the split, the initialisation, the data order and augmentation.")
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     mixup_alpha: float = Field(0.0, ge=0.0, description="Mixup Beta(alpha, alpha); 0 turns it off.")
     cutmix_alpha: float = Field(0.0, ge=0.0, description="CutMix Beta(alpha, alpha); 0 turns it off.")
     mix_prob: float = Field(1.0, ge=0.0, le=1.0, description="Share of batches mixed when mixup/cutmix is on.")
     monitor: Literal["val_accuracy", "val_loss", "val_macro_f1"] = Field("val_accuracy", description="Metric for early stopping and the best weights.")
-    patience: int = Field(10, ge=0, description="Early stopping: epochs without improvement of monitor (0: never stop early).")
-    min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
-    deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
-    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU or a CPU that computes bf16 natively (AVX-512 BF16, AMX; PIXLEARN_CPU_BF16=0 keeps fp32), else fp16 on a GPU, fp32 on a CPU.")
-    channels_last: bool | None = Field(None, description="channels_last memory format; default on for GPU, off on CPU.")
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
-    devices: int = Field(1, ge=1, description="Devices (processes) per node.")
-    strategy: Literal["auto", "ddp"] = Field("auto", description="Multi-device strategy: Lightning's DDP (one process per device).")
-    num_nodes: int = Field(1, ge=1, description="Nodes (multi-node DDP under torchrun/SLURM).")
-    accumulate: int = Field(1, ge=1, description="Accumulate gradients over this many batches.")
-    folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
-    fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
-    find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
 
 
 _SECTIONS: dict[str, type[_Section]] = {

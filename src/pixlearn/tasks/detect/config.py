@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from pixlearn.engine.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.engine.config import EngineTrainConfig, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = ["ARCH_CHOICES", "DEFAULT_ARCH", "MIN_TILE", "SMALL_BATCH", "DetectConfig", "DetectDataConfig", "DetectModelConfig",
            "DetectTrainConfig", "DETECT_FLAT_KEYS", "load_detect_config"]
@@ -88,30 +88,16 @@ class DetectModelConfig(_Section):
         return check_name(str(v).lower().replace("-", "_"), ARCH_CHOICES, what="detector architecture")
 
 
-class DetectTrainConfig(_Section):
-    """The loop: epochs, early stopping, validation thresholds, hardware and reproducibility."""
+class DetectTrainConfig(EngineTrainConfig):
+    """The loop (the engine's fields, :class:`~pixlearn.engine.config.EngineTrainConfig`) and the validation thresholds."""
 
-    epochs: int = Field(30, ge=1, le=100000, description="Maximum epochs.")
-    seed: int = Field(0, ge=0, description="Seeds the split, the initialisation, the data order and the augmentation.")
     monitor: Literal["val_map50", "val_map"] = Field("val_map50", description="Metric for early stopping and the best weights (COCO mAP at IoU 0.5, or 0.5:0.95).")
     keep: Literal["best", "last"] = Field("best", description="Weights to keep: the best epoch by monitor, or the last epoch.")
-    patience: int = Field(10, ge=0, description="Early stopping: epochs without improvement of monitor (0: never stop early).")
-    min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
-    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
-    find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
-    folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
-    fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains.")
     score: float = Field(0.05, ge=0.0, le=1.0, description="Score threshold of the detections scored on val (low: mAP wants the whole ranking).")
     iou: float = Field(0.5, gt=0.0, le=1.0, description="Class-wise NMS IoU of the detections scored on val.")
     val_every: int = Field(1, ge=1, description="Validate every this many epochs.")
-    deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
     precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU (box regression in bf16 is not measured there).")
     channels_last: bool | None = Field(None, description="channels_last memory format; default off (detection models take image lists).")
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
-    devices: int = Field(1, ge=1, description="Devices (processes) per node.")
-    strategy: Literal["auto", "ddp"] = Field("auto", description="Multi-device strategy.")
-    num_nodes: int = Field(1, ge=1, description="Nodes (multi-node DDP).")
-    accumulate: int = Field(1, ge=1, description="Accumulate gradients over this many batches.")
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {

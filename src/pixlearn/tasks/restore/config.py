@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from pixlearn.engine.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.engine.config import EngineTrainConfig, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = [
     "RestoreConfig",
@@ -114,23 +114,15 @@ class RestoreScheduleConfig(ScheduleConfig):
     warmup_epochs: float = Field(0.2, ge=0.0, description="Linear warmup from lr/100 (not for onecycle).")
 
 
-class RestoreTrainConfig(_Section):
-    """The loop, the loss, hardware, and the final evaluation."""
+class RestoreTrainConfig(EngineTrainConfig):
+    """The loop (the engine's fields, :class:`~pixlearn.engine.config.EngineTrainConfig`, with restoration's
+    defaults: 20 epochs, no early stopping, channels_last), the loss and the final evaluation."""
 
-    epochs: int = Field(20, ge=1, description="Maximum epochs.")
-    seed: int = Field(0, ge=0, description="Seeds the split, initialisation, patch order, crops and degradations.")
+    epochs: int = Field(20, ge=1, le=100000, description="Maximum epochs.")
     loss: Literal["l1", "l2", "charbonnier"] | None = Field(None, description="Training loss; default l2 for denoise, l1 otherwise.")
     monitor: Literal["val_psnr", "val_ssim", "val_loss"] = Field("val_psnr", description="Metric choosing the best epoch (and early stopping).")
     patience: int = Field(0, ge=0, description="Early stopping: epochs without improvement (0: never stop early).")
-    min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts.")
-    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
-    find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
-    folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
-    fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
-    deterministic: bool = Field(False, description="Deterministic algorithms.")
     precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU or a CPU that computes bf16 natively (AVX-512 BF16, AMX; PIXLEARN_CPU_BF16=0 keeps fp32), else fp32.")
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
-    devices: int = Field(1, ge=1, description="Devices (processes).")
     channels_last: bool = Field(True, description="channels_last memory format (measured faster for these conv stacks, CPU and GPU).")
     tile: int = Field(256, ge=16, description="Tile side for whole-image inference in the final evaluation.")
     overlap: int | None = Field(None, ge=0, description="Tile overlap in pixels (default: from the model's receptive field).")

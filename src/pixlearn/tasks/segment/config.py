@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from pixlearn.engine.config import MINUTES_HELP, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
+from pixlearn.engine.config import EngineTrainConfig, OptimConfig, RunConfig, ScheduleConfig, _Section, flat_keys
 
 __all__ = ["PRETRAINED_ENCODERS", "DEFAULT_ENCODER", "SMALL_BATCH", "choose_encoder", "SegmentConfig", "SegmentDataConfig", "SegmentModelConfig", "SegmentTrainConfig", "SEGMENT_FLAT_KEYS", "load_segment_config"]
 
@@ -82,32 +82,16 @@ class SegmentModelConfig(_Section):
                                                      f"default: yes for a pretrained encoder at batches below {SMALL_BATCH}.")
 
 
-class SegmentTrainConfig(_Section):
-    """The loop: epochs, loss, early stopping, tiling, hardware and reproducibility."""
+class SegmentTrainConfig(EngineTrainConfig):
+    """The loop (the engine's fields, :class:`~pixlearn.engine.config.EngineTrainConfig`), the loss, tiling and the decision threshold."""
 
-    epochs: int = Field(30, ge=1, description="Maximum epochs.")
-    seed: int = Field(0, ge=0, description="Seeds the split, the initialisation, the data order and the crops.")
     loss: str = Field("ce+dice", description="ce, dice, focal, lovasz or a weighted sum such as ce+dice or 0.5*focal+dice.")
     monitor: Literal["val_miou", "val_dice", "val_pixel_accuracy", "val_loss"] = Field("val_miou", description="Metric for early stopping and the best weights.")
     keep: Literal["best", "last"] = Field("best", description="Weights to keep: the best epoch by monitor, or the last epoch (val scores then unbiased by selection).")
-    patience: int = Field(10, ge=0, description="Early stopping: epochs without improvement of monitor (0: never stop early).")
-    min_delta: float = Field(0.0, ge=0.0, description="Early stopping: smallest change that counts as an improvement.")
-    minutes: float | None = Field(None, gt=0.0, le=525600.0, description=MINUTES_HELP)
-    find_lr: bool = Field(False, description="Run Lightning's LR finder first and train with its suggestion.")
-    folds: int = Field(0, ge=0, description="k-fold cross-validation on the non-test images (0 or 1: off).")
-    fold: int = Field(0, ge=0, description="Set by k-fold runs in each fold's config: which fold (1..folds) this run trains; 0 for the whole cross-validation.")
     overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Tile overlap (fraction of the crop) for images larger than the crop.")
     tta: Literal["none", "flip", "d4"] = Field("none", description="Test-time augmentation of the run's predictions: none, flip (4 mirrored passes, as nnU-Net) or d4 (8); recorded with the weights.")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="Binary models: a pixel is foreground when its probability is above this; default: chosen on the val images at the end of training (0.3..0.7, the one with the best monitored score), 0.5 without val; recorded with the weights.")
     val_every: int = Field(1, ge=1, description="Validate every this many epochs (whole images are costly; the final scores are always measured).")
-    deterministic: bool = Field(False, description="Deterministic algorithms (slower on GPU).")
-    precision: Literal["auto", "32", "bf16", "16"] = Field("auto", description="auto: bf16 autocast on a GPU or a CPU that computes bf16 natively (AVX-512 BF16, AMX; PIXLEARN_CPU_BF16=0 keeps fp32), else fp16 on a GPU, fp32 on a CPU.")
-    channels_last: bool | None = Field(None, description="channels_last memory format; default on for GPU, off on CPU.")
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field("auto", description="Where to train.")
-    devices: int = Field(1, ge=1, description="Devices (processes) per node.")
-    strategy: Literal["auto", "ddp"] = Field("auto", description="Multi-device strategy.")
-    num_nodes: int = Field(1, ge=1, description="Nodes (multi-node DDP).")
-    accumulate: int = Field(1, ge=1, description="Accumulate gradients over this many batches.")
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {

@@ -34,6 +34,7 @@ BASELINE_METHODS = ("otsu", "adaptive_threshold", "kmeans", "watershed")
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 #: The score a monitored metric is (val_loss: mean IoU, the headline score).
 _MONITOR_SCORE = {"val_miou": "mean_iou", "val_dice": "mean_dice", "val_pixel_accuracy": "pixel_accuracy", "val_loss": "mean_iou"}
+_SCORE_NAMES = {"mean_iou": "mean IoU", "mean_dice": "mean Dice", "pixel_accuracy": "pixel accuracy"}
 
 
 @dataclass
@@ -139,7 +140,7 @@ class ThresholdChoice:
         at_half, at_value = self.scores.get(0.5), self.scores.get(self.value)
         if self.value == 0.5 or at_half is None or at_value is None:
             return f"decision threshold 0.5 (the sigmoid's own; no other of {THRESHOLDS[0]:g}..{THRESHOLDS[-1]:g} scored higher on val)"
-        return (f"decision threshold {self.value:g}, chosen on val ({self.images} images): {self.score.replace('_', ' ')} "
+        return (f"decision threshold {self.value:g}, chosen on val ({self.images} images): {_SCORE_NAMES.get(self.score, self.score)} "
                 f"{at_value:.4f} against {at_half:.4f} at 0.5")
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pixlearn._core.errors import ConfigError
-from pixlearn.engine.trainer import TrainResult
+from pixlearn.engine.trainer import TrainResult, device_info
 from pixlearn.engine.runs import atomic_write_text, base_manifest, default_run_dir, env_rank, write_json
 from pixlearn.tasks.segment.config import SegmentConfig
 
@@ -68,7 +68,7 @@ def _resolve(cfg: SegmentConfig) -> SegmentConfig:
         o["lr"] = 0.01 * batch / 8 if o["optimizer"] == "sgd" else 1e-3 * math.sqrt(batch / 8)
     if o["weight_decay"] is None:
         o["weight_decay"] = 1e-4
-    d["train"].update(_resolve_hardware(cfg))  # type: ignore[arg-type]  # the same train fields as classification's
+    d["train"].update(_resolve_hardware(cfg))
     return SegmentConfig.from_dict(d)
 
 
@@ -508,7 +508,7 @@ def _train_single(
     if start is not None:
         prep = _plan_and_prepare(prep, start, manifest)
         cfg = prep.cfg
-    manifest.update(status="running", task="segment", run_dir=str(run_dir.resolve()), device=_device_info(cfg),
+    manifest.update(status="running", task="segment", run_dir=str(run_dir.resolve()), device=device_info(cfg),
                     data=_data_manifest(index, names, splits), model=prep.model.pixlearn_spec.to_dict())
     if cfg.train.find_lr:
         prep = _find_lr(prep, run_dir, manifest, progress=progress, rank_zero=rank_zero)
@@ -535,7 +535,7 @@ def _train_folds(
     base = plan_segment_splits(index, val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction, seed=cfg.train.seed)
     fold_splits(base, folds=k, seed=cfg.train.seed)  # fail early when the data is too small for k folds
     manifest = base_manifest(seed=cfg.train.seed)
-    manifest.update(device=_device_info(cfg), data=_data_manifest(index, names, base))
+    manifest.update(device=device_info(cfg), data=_data_manifest(index, names, base))
 
     def one(i: int, fold_dir: Path) -> TrainResult:
         return _train_single(SegmentConfig.from_overrides(cfg, fold=i), index, names, fold_dir, progress=progress, callbacks=callbacks,
@@ -590,8 +590,3 @@ def _resume(
     return _fit(prep, plan.run_dir, progress=progress, callbacks=callbacks, manifest=manifest, rank_zero=rank_zero,
                 ckpt_path=plan.checkpoint, extend=extend is not None)
 
-
-def _device_info(cfg: SegmentConfig) -> dict[str, Any]:
-    from pixlearn.engine.trainer import device_info as classify_device_info
-
-    return classify_device_info(cfg)  # type: ignore[arg-type]  # reads the same train fields
