@@ -137,6 +137,11 @@ def test_a_binary_segmenter_exports_with_its_decision_threshold(tmp_path):
     graph = ort.InferenceSession(str(next((tmp_path / "onnx").glob("*.onnx"))), providers=["CPUExecutionProvider"])
     mask, probs = graph.run(None, {graph.get_inputs()[0].name: img[None, :32, :32].copy()})
     assert np.array_equal(mask[0], (probs[0, 1] > t).astype(mask.dtype))
+    card = json.loads((tmp_path / "onnx" / "model.json").read_text())
+    card["details"]["threshold"] = 1.5  # a damaged card: refused when loaded, not image by image
+    (tmp_path / "onnx" / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match="strictly between 0 and 1, got 1.5"):
+        load_onnx_model(tmp_path / "onnx")
 
 
 @pytest.mark.parametrize("binary,tta", [(True, "d4"), (False, "flip")])

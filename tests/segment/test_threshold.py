@@ -35,6 +35,7 @@ class _Index:
 
     def __init__(self, mask_fn=lambda m: m, unreadable=()) -> None:
         self.mask_fn, self.unreadable = mask_fn, set(unreadable)
+        self.records = [type("Record", (), {"path": f"image{i}.png"})() for i in range(2)]
 
     def load(self, i):
         if i in self.unreadable:

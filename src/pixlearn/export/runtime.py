@@ -454,6 +454,7 @@ class OnnxSegmenter(OnnxModel):
         self.mask_coding = str(self.details.get("mask_coding") or "index")
         self.binary = bool(self.details.get("binary", False))
         self.threshold = float(self.details.get("threshold", 0.5))
+        self._cut = probability_logit(self.threshold)  # a card with a threshold outside (0, 1) fails here, not per image
         self.tta = str(self.details.get("tta") or "none")
         tta_views(self.tta)
         if self.tta == "d4" and self.height != self.width:
@@ -490,8 +491,8 @@ class OnnxSegmenter(OnnxModel):
     def predict(self, image: np.ndarray) -> np.ndarray:
         """The (H, W) uint8 class-id mask of one image (any size)."""
         z = self.log_scores(image)
-        if self.binary and self.threshold != 0.5:  # log p - log(1 - p) is the blended logit
-            return (z[1] - z[0] > probability_logit(self.threshold)).astype(np.uint8)
+        if self.binary:  # log p - log(1 - p) is the blended logit
+            return (z[1] - z[0] > self._cut).astype(np.uint8)
         return z.argmax(axis=0).astype(np.uint8)
 
 

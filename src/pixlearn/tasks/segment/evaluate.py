@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,35 @@ def _class_map(index: Any, classes: Sequence[str]) -> np.ndarray | None:
     return lut
 
 
+def _ignore_index(index: Any) -> int:
+    """The dataset's ignore label (255 unless its metadata names another)."""
+    ignore = index.meta.get("ignore_index", IGNORE_INDEX)
+    return IGNORE_INDEX if ignore is None else int(ignore)
+
+
+def _truths(index: Any, indices: Sequence[int], classes: Sequence[str], *, bar: tuple[Any, Any],
+            errors: dict[str, str]) -> Iterator[tuple[int, Any, np.ndarray]]:
+    """``(i, sample, true mask)`` of each readable image of ``indices``, the mask in the model's class ids (the ignore
+    label kept); an unreadable image goes to ``errors`` (path -> reason) and is passed over. Advances ``bar``."""
+    from pixlearn._core.errors import PixlearnError
+
+    lut = _class_map(index, classes)
+    ignore = _ignore_index(index)
+    progress, task = bar
+    for i in indices:
+        try:
+            sample = index.load(i)
+        except (PixlearnError, OSError) as exc:
+            errors[str(index.records[i].path)] = f"{type(exc).__name__}: {exc}"
+            progress.advance(task)
+            continue
+        true = np.asarray(sample.mask).astype(np.int64)
+        if lut is not None:
+            true = np.where(true == ignore, true, lut[np.clip(true, 0, 255)])
+        yield i, sample, true
+        progress.advance(task)
+
+
 def evaluate_split(
     seg: Any,
     index: Any,
@@ -86,35 +115,21 @@ def evaluate_split(
     examples : int, default 4
         How many (image, truth, prediction) triples to keep for :func:`plot_overlays`.
     """
-    from pixlearn._core.errors import PixlearnError
     from pixlearn.tasks.segment.predict import _progress
 
     classes = list(seg.classes)
-    lut = _class_map(index, classes)
-    ignore = index.meta.get("ignore_index", IGNORE_INDEX)
-    scorer = SegmentationScorer(num_classes=len(classes), classes=classes, ignore_index=IGNORE_INDEX if ignore is None else ignore)
+    scorer = SegmentationScorer(num_classes=len(classes), classes=classes, ignore_index=_ignore_index(index))
     ev = SegmentEvaluation(split=split, metrics={})
     t0 = time.perf_counter()
     bar, task = _progress(progress, len(indices), f"scoring {split}")
     with bar:
-        for i in indices:
-            rec = index.records[i]
-            try:
-                sample = index.load(i)
-            except (PixlearnError, OSError) as exc:
-                ev.errors[str(rec.path)] = f"{type(exc).__name__}: {exc}"
-                bar.advance(task)
-                continue
-            true = np.asarray(sample.mask).astype(np.int64)
-            if lut is not None:
-                true = np.where(true == scorer.ignore_index, true, lut[np.clip(true, 0, 255)])
+        for i, sample, true in _truths(index, indices, classes, bar=(bar, task), errors=ev.errors):
             pred = seg.predict(sample.image)
             cm = confusion_matrix(pred, true, num_classes=len(classes), ignore_index=scorer.ignore_index)
             scorer.cm += cm
             scorer.images += 1
             if len(ev.examples) < examples:
-                ev.examples.append((str(rec.path), sample.image, true, pred, scores_from_confusion(cm)["mean_iou"]))
-            bar.advance(task)
+                ev.examples.append((str(index.records[i].path), sample.image, true, pred, scores_from_confusion(cm)["mean_iou"]))
     ev.seconds = time.perf_counter() - t0
     ev.metrics = {"split": split, "source": source, **scorer.scores()}
     if ev.errors:
@@ -175,36 +190,23 @@ def choose_threshold(seg: Any, index: Any, indices: Sequence[int], *, monitor: s
     >>> c.value, c.scores[0.5], c.scores[c.value]  # the nearest cut to 0.5 of those that separate them
     (0.6, 0.25, 1.0)
     """
-    from pixlearn._core.errors import PixlearnError
     from pixlearn.tasks.segment.predict import _progress
 
     if not getattr(seg, "binary", False) or not indices:
         return None
-    classes = list(seg.classes)
-    lut = _class_map(index, classes)
-    ignore = index.meta.get("ignore_index", IGNORE_INDEX)
-    ignore = IGNORE_INDEX if ignore is None else ignore
+    ignore = _ignore_index(index)
     cuts = sorted({round(float(t), 4) for t in candidates})
     cms = {t: np.zeros((2, 2), np.int64) for t in cuts}
     images = 0
     bar, task = _progress(progress, len(indices), "choosing the threshold on val")
     with bar:
-        for i in indices:
-            try:
-                sample = index.load(i)
-            except (PixlearnError, OSError):
-                bar.advance(task)
-                continue
-            true = np.asarray(sample.mask).astype(np.int64)
-            if lut is not None:
-                true = np.where(true == ignore, true, lut[np.clip(true, 0, 255)])
+        for _, sample, true in _truths(index, indices, list(seg.classes), bar=(bar, task), errors={}):
             keep = true != ignore
             fg = np.asarray(seg.predict_proba(sample.image))[1][keep]
-            t_fg = true[keep] == 1
+            t_fg = (true[keep] == 1).astype(np.int64) * 2
             for t in cuts:
-                cms[t] += np.bincount(t_fg.astype(np.int64) * 2 + (fg > t), minlength=4).reshape(2, 2)
+                cms[t] += np.bincount(t_fg + (fg > t), minlength=4).reshape(2, 2)
             images += 1
-            bar.advance(task)
     if not images:
         return None
     score = _MONITOR_SCORE.get(monitor, "mean_iou")
@@ -252,8 +254,7 @@ def classic_baselines(
 
     classes = [str(c) for c in classes]
     lut = _class_map(index, classes)
-    ignore = index.meta.get("ignore_index", IGNORE_INDEX)
-    ignore = IGNORE_INDEX if ignore is None else ignore
+    ignore = _ignore_index(index)
 
     def load(i: int) -> tuple[np.ndarray, np.ndarray] | None:
         try:
