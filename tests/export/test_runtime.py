@@ -144,7 +144,7 @@ def test_a_binary_segmenter_exports_with_its_decision_threshold(tmp_path):
         load_onnx_model(tmp_path / "onnx")
 
 
-@pytest.mark.parametrize("binary,tta", [(True, "d4"), (False, "flip")])
+@pytest.mark.parametrize("binary,tta", [(True, "d4"), (False, "flip"), (True, "transpose")])
 def test_a_run_with_test_time_augmentation_exports_with_it(binary, tta, tmp_path):
     """The exported segmenter averages the same mirrored views as the torch one: the same masks and probabilities."""
     from pixlearn.export.runtime import load_onnx_model

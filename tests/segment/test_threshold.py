@@ -106,13 +106,15 @@ def test_a_binary_run_chooses_its_threshold_on_val_and_predict_uses_it(binary_ru
     assert t["text"] in (run / "report.html").read_text()
 
 
-def test_a_given_threshold_is_kept(binary_data, tmp_path):
+def test_a_given_threshold_and_test_time_augmentation_are_kept(binary_data, tmp_path):
     from pixlearn.tasks.segment.train import train_segmenter
 
-    r = train_segmenter(binary_data, model=TINY["arch"], encoder=TINY["encoder"], set=[*TINY["set"], "train.threshold=0.7"], epochs=1,
-                        img_size=32, batch=4, out=tmp_path / "run", progress=False)
+    r = train_segmenter(binary_data, model=TINY["arch"], encoder=TINY["encoder"], set=[*TINY["set"], "train.threshold=0.7", "train.tta=flip"],
+                        epochs=1, img_size=32, batch=4, out=tmp_path / "run", progress=False)
     assert r.metrics["threshold"]["value"] == 0.7 and r.metrics["threshold"]["chosen_on"] == "train.threshold"
-    assert load_segmenter(r.run_dir).threshold == 0.7
+    assert r.metrics["tta"] == {"value": "flip", "chosen_on": "train.tta", "text": "test-time augmentation flip (train.tta)"}
+    seg = load_segmenter(r.run_dir)
+    assert seg.threshold == 0.7 and seg.tta == "flip"
     with pytest.raises(ConfigError, match="threshold"):
         train_segmenter(binary_data, model=TINY["arch"], encoder=TINY["encoder"], set=[*TINY["set"], "train.threshold=1.5"], epochs=1,
                         img_size=32, batch=4, out=tmp_path / "bad", progress=False)

@@ -107,5 +107,5 @@ def test_tta_averages_the_mirrored_passes_mapped_back():
 
 
 def test_tta_unknown_mode_is_a_config_error():
-    with pytest.raises(ConfigError, match="tta must be one of none, flip, d4, got 'x8'"):
+    with pytest.raises(ConfigError, match="tta must be one of none, transpose, flip, d4, got 'x8'"):
         with_tta(_conv_net(), "x8")

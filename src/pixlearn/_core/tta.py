@@ -12,24 +12,40 @@ from typing import Any
 
 from pixlearn._core.errors import ConfigError
 
-__all__ = ["TTA_MODES", "tta_views", "tta_average"]
+__all__ = ["TTA_MODES", "tta_views", "tta_transposes", "tta_average"]
 
-#: The identity, the 4 mirror images, the 8 symmetries of the square.
-TTA_MODES = ("none", "flip", "d4")
+#: The identity; it and its transpose (the image mirrored about its main diagonal); the 4 mirror images; the 8
+#: symmetries of the square. The cheapest first: each view is one more pass of the network.
+TTA_MODES = ("none", "transpose", "flip", "d4")
 
 
 def tta_views(mode: str) -> list[tuple[tuple[int, ...], bool]]:
-    """The ``(mirrored axes, transposed)`` views of ``mode``: 1, 4 or 8; axis 0 is the rows, 1 the columns.
+    """The ``(mirrored axes, transposed)`` views of ``mode``: 1, 2, 4 or 8; axis 0 is the rows, 1 the columns.
+
+    A network trained on crops mirrored left-right and up-down (pixlearn's default segmentation augmentation)
+    has learnt to answer nearly the same for the mirrored views, so ``flip`` adds little; it never saw a
+    transposed crop, so ``transpose`` (2 passes) averages two genuinely different answers.
 
     >>> [v for v in tta_views("flip")]
     [((), False), ((1,), False), ((0,), False), ((0, 1), False)]
-    >>> len(tta_views("d4")), tta_views("none")
-    (8, [((), False)])
+    >>> len(tta_views("d4")), tta_views("none"), tta_views("transpose")
+    (8, [((), False)], [((), False), ((), True)])
     """
     if mode not in TTA_MODES:
         raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
+    if mode == "transpose":
+        return [((), False), ((), True)]
     flips: list[tuple[int, ...]] = [()] if mode == "none" else [(), (1,), (0,), (0, 1)]
     return [(f, False) for f in flips] + ([(f, True) for f in flips] if mode == "d4" else [])
+
+
+def tta_transposes(mode: str) -> bool:
+    """Whether ``mode`` has a transposed view (a network of fixed input size then needs square tiles).
+
+    >>> tta_transposes("transpose"), tta_transposes("d4"), tta_transposes("flip")
+    (True, True, False)
+    """
+    return any(t for _, t in tta_views(mode))
 
 
 def tta_average(

@@ -31,6 +31,9 @@ def summary_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             add(key, metrics[key], val.get(key))
     for cls, r in (metrics.get("per_class") or {}).items():
         add(f"iou[{cls}]", r.get("iou"), ((val.get("per_class") or {}).get(cls) or {}).get("iou"))
+    tta = (metrics.get("tta") or {}).get("value")
+    if tta is not None:  # test-time augmentation (chosen on val): every split's masks used it
+        add("tta", tta, tta)
     cut = (metrics.get("threshold") or {}).get("value")
     if cut is not None:  # a binary segmenter's decision threshold (chosen on val): every split's masks used it
         add("threshold", cut, cut)

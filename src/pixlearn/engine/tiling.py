@@ -261,10 +261,11 @@ def with_tta(fn: Callable[[torch.Tensor], torch.Tensor], mode: str = "flip") -> 
     """``fn`` averaged over mirrored (and transposed) copies of its input, each mapped back.
 
     Test-time augmentation for dense outputs (segmentation logits, a restored image), the way
-    nnU-Net mirrors its inputs at inference: ``"flip"`` averages 4 passes (as is, left-right,
-    up-down, both), ``"d4"`` 8 (the same on the transposed input too), ``"none"`` returns ``fn``.
-    ``fn`` must be fully convolutional in the sense of :func:`tiled_apply` and, for ``"d4"``,
-    accept a (B, C, W, H) input as well as (B, C, H, W). The views are :func:`pixlearn._core.tta.tta_views`.
+    nnU-Net mirrors its inputs at inference: ``"transpose"`` averages 2 passes (as is, and rows and
+    columns exchanged), ``"flip"`` 4 (as is, left-right, up-down, both), ``"d4"`` 8 (the same on the
+    transposed input too), ``"none"`` returns ``fn``. ``fn`` must be fully convolutional in the sense
+    of :func:`tiled_apply` and, for ``"transpose"`` and ``"d4"``, accept a (B, C, W, H) input as well
+    as (B, C, H, W). The views are :func:`pixlearn._core.tta.tta_views`.
 
     Examples
     --------

@@ -37,7 +37,7 @@ import numpy as np
 
 from pixlearn._core.checks import probability_logit
 from pixlearn._core.errors import ConfigError, PixlearnError, ShapeError
-from pixlearn._core.tta import tta_average, tta_views
+from pixlearn._core.tta import tta_average, tta_transposes
 from pixlearn.tasks.segment.render import class_fractions, mask_targets, write_mask_files
 
 __all__ = [
@@ -438,8 +438,8 @@ class OnnxSegmenter(OnnxModel):
     The image is cut into input-sized tiles (``details.overlap`` of the card, default 0.25 of a tile; padded to a
     multiple of ``details.multiple``, default 32). The tiles' log-probabilities are blended and the mask is their
     argmax: log-softmax differs from the logits by one value per pixel, so this is the argmax of the blended logits
-    that the torch segmenter takes. A run with test-time augmentation (``details.tta``: flip or d4) averages each
-    tile's log-probabilities over the same mirrored views (:func:`pixlearn._core.tta.tta_average`), which for the
+    that the torch segmenter takes. A run with test-time augmentation (``details.tta``: transpose, flip or d4) averages each
+    tile's log-probabilities over the same mirrored or transposed views (:func:`pixlearn._core.tta.tta_average`), which for the
     same reason gives the torch segmenter's averaged logits back (sigmoid runs included). A binary segmenter's mask is
     the blended foreground logit above the logit of its decision threshold (``details.threshold``, default 0.5).
     """
@@ -456,9 +456,8 @@ class OnnxSegmenter(OnnxModel):
         self.threshold = float(self.details.get("threshold", 0.5))
         self._cut = probability_logit(self.threshold)  # a card with a threshold outside (0, 1) fails here, not per image
         self.tta = str(self.details.get("tta") or "none")
-        tta_views(self.tta)
-        if self.tta == "d4" and self.height != self.width:
-            raise ConfigError(f"{path}: d4 test-time augmentation needs square tiles, this model takes {self.height}x{self.width}")
+        if tta_transposes(self.tta) and self.height != self.width:  # (an unknown mode is a ConfigError here too)
+            raise ConfigError(f"{path}: {self.tta} test-time augmentation needs square tiles, this model takes {self.height}x{self.width}")
 
     @property
     def num_classes(self) -> int:

@@ -89,7 +89,7 @@ class SegmentTrainConfig(EngineTrainConfig):
     monitor: Literal["val_miou", "val_dice", "val_pixel_accuracy", "val_loss"] = Field("val_miou", description="Metric for early stopping and the best weights.")
     keep: Literal["best", "last"] = Field("best", description="Weights to keep: the best epoch by monitor, or the last epoch (val scores then unbiased by selection).")
     overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Tile overlap (fraction of the crop) for images larger than the crop.")
-    tta: Literal["none", "flip", "d4"] = Field("none", description="Test-time augmentation of the run's predictions: none, flip (4 mirrored passes, as nnU-Net) or d4 (8); recorded with the weights.")
+    tta: Literal["auto", "none", "transpose", "flip", "d4"] = Field("auto", description="Test-time augmentation of the run's predictions: none, transpose (2 passes: as is and transposed), flip (4 mirrored passes, as nnU-Net) or d4 (8); auto: none or transpose, whichever scores higher on the val images at the end of training (a tie keeps none; none without val); recorded with the weights.")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="Binary models: a pixel is foreground when its probability is above this; default: chosen on the val images at the end of training (0.3..0.7, the one with the best monitored score), 0.5 without val; recorded with the weights.")
     val_every: int = Field(1, ge=1, description="Validate every this many epochs (whole images are costly; the final scores are always measured).")
 

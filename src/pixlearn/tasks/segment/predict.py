@@ -83,7 +83,7 @@ class Segmenter:
     batch: int = 4
     #: The training set's mask value coding ("binary255": 0/255 files; "index": class ids, palette PNG files).
     mask_coding: str = "index"
-    #: Test-time augmentation (:func:`~pixlearn.engine.tiling.with_tta`): "none", "flip" (4 passes) or "d4" (8).
+    #: Test-time augmentation (:func:`~pixlearn.engine.tiling.with_tta`): "none", "transpose" (2 passes), "flip" (4) or "d4" (8).
     tta: str = "none"
     #: A binary segmenter's decision threshold: a pixel is foreground when its probability is above it.
     threshold: float = 0.5
@@ -175,9 +175,9 @@ def load_segmenter(
         ``"auto"`` picks a GPU when there is one.
     overlap : float, optional
         Tile overlap for large images (default: the run's).
-    tta : {"none", "flip", "d4"}, optional
-        Test-time augmentation (default: the run's, ``inference.tta`` of its model card; "none" for
-        runs that do not record one).
+    tta : {"none", "transpose", "flip", "d4"}, optional
+        Test-time augmentation (default: the run's, ``inference.tta`` of its model card, chosen on val at the
+        end of training unless ``train.tta`` fixed it; "none" for runs that do not record one).
     threshold : float, optional
         A binary segmenter's decision threshold on the foreground probability (default: the run's,
         ``inference.threshold``, chosen on val at the end of training; 0.5 for runs that do not record one).

@@ -176,7 +176,7 @@ def _prepare(cfg: SegmentConfig, index: Any, splits: Any, classes: list[str]) ->
                        pin_memory=cfg.train.accelerator in ("gpu", "cuda"))
     from pixlearn.data.masks import MaskCoding
 
-    card = segment_model_card(model, classes, binary=binary, tile=tile, overlap=cfg.train.overlap, multiple=multiple, ignore_index=d.ignore_index, tta=cfg.train.tta,
+    card = segment_model_card(model, classes, binary=binary, tile=tile, overlap=cfg.train.overlap, multiple=multiple, ignore_index=d.ignore_index, tta="none" if cfg.train.tta == "auto" else cfg.train.tta,
                               mask_coding=MaskCoding.from_meta(getattr(index, "meta", None)).kind)  # predict writes masks back in it
     return _Prepared(cfg, index, splits, model, task, loaders, classes, card)
 
@@ -202,7 +202,7 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     cfg, s = prep.cfg, prep.splits
     t0 = time.perf_counter()
     seg = load_segmenter(run_dir, device="auto" if cfg.train.accelerator in ("gpu", "cuda") else "cpu")  # rebuilt from the folder alone
-    threshold = _decision_threshold(prep, run_dir, seg, progress=progress)
+    tta, threshold = _inference_choice(prep, run_dir, seg, progress=progress)
     evaluations = []
     if s.test:
         evaluations.append(evaluate_split(seg, prep.index, s.test, split=s.test_name, source=s.sources.get(s.test_name, ""), progress=progress))
@@ -210,8 +210,9 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         val = evaluate_split(seg, prep.index, s.val, split="val", source=s.sources.get("val", ""), progress=progress)
         val.metrics["note"] = ("chose the best epoch: optimistic" if cfg.train.keep == "best" else
                                "the last epoch's weights (not chosen on val); val decided only early stopping")
-        if threshold.get("chosen_on") == "val":
-            val.metrics["note"] += "; it also chose the decision threshold"
+        chose = [w for w, c in (("the test-time augmentation", tta), ("the decision threshold", threshold)) if c.get("chosen_on") == "val"]
+        if chose:
+            val.metrics["note"] += "; it also chose " + " and ".join(chose)
         evaluations.append(val)
     if not evaluations:
         raise ConfigError("no val or test images to score the network on; keep val_fraction or test_fraction above 0")
@@ -229,6 +230,7 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     )
     for ev in evaluations[1:]:
         metrics[ev.split] = dict(ev.metrics)
+    metrics["tta"] = tta
     if prep.card["binary"]:
         metrics["threshold"] = threshold
     metrics["classic_baselines"], metrics["verdict"] = _baselines(prep, head)
@@ -249,7 +251,7 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
         "loss": cfg.train.loss,
         "training crops": f"{cfg.data.img_size} px, augment {cfg.data.augment}, {cfg.data.crops_per_image} per image per epoch",
         "inference": f"whole images; tiles of {prep.card['inference']['tile']} px with {cfg.train.overlap:.0%} overlap beyond that"
-                     + (f"; {threshold['text']}" if prep.card["binary"] else ""),
+                     + f"; {tta['text']}" + (f"; {threshold['text']}" if prep.card["binary"] else ""),
         "epochs run": f"{result.epochs_run} of {cfg.train.epochs}",
         "stopped by": describe_stop(result.stop_reason, epochs_run=result.epochs_run, epochs=cfg.train.epochs, minutes=cfg.train.minutes),
         "kept weights": f"epoch {result.best_epoch} (" + (f"best {cfg.train.monitor} on val)" if cfg.train.keep == "best" and s.val else "last epoch)"),
@@ -274,27 +276,44 @@ def _final_evaluation(prep: _Prepared, run_dir: Path, result: TrainResult, manif
     return metrics
 
 
-def _decision_threshold(prep: _Prepared, run_dir: Path, seg: Any, *, progress: bool | None) -> dict[str, Any]:
-    """A binary segmenter's decision threshold: ``train.threshold`` when given, else chosen on the val images
-    (:func:`~pixlearn.tasks.segment.evaluate.choose_threshold`), else 0.5. It is set on ``seg`` and, when it is
-    not 0.5, recorded in the weights' model card (``inference.threshold``) so that predict and export use it."""
-    from pixlearn.tasks.segment.evaluate import choose_threshold
+def _inference_choice(prep: _Prepared, run_dir: Path, seg: Any, *, progress: bool | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The test-time augmentation and (binary) decision threshold the run keeps: ``train.tta`` / ``train.threshold`` when
+    given, else chosen together on the val images (:func:`~pixlearn.tasks.segment.evaluate.choose_tta`: none or
+    transpose; :func:`~pixlearn.tasks.segment.evaluate.choose_threshold`), else none and 0.5. Both are set on ``seg``
+    and recorded in the weights' model card (``inference.tta``, ``inference.threshold``) so that predict and export use
+    them. Returns the ``(tta, threshold)`` entries of ``metrics.json`` (the second empty for a multi-class run)."""
+    from pixlearn.tasks.segment.evaluate import choose_threshold, choose_tta
 
-    cfg = prep.cfg
-    if not prep.card["binary"]:
-        return {}
-    if cfg.train.threshold is not None:
-        out = {"value": float(cfg.train.threshold), "chosen_on": "train.threshold",
-               "text": f"decision threshold {cfg.train.threshold:g} (train.threshold)"}
+    cfg, binary = prep.cfg, bool(prep.card["binary"])
+    fixed = cfg.train.threshold
+    cut: Any = None  # a ThresholdChoice made on val
+    if cfg.train.tta != "auto":
+        seg.tta = cfg.train.tta
+        tta = {"value": cfg.train.tta, "chosen_on": "train.tta", "text": f"test-time augmentation {cfg.train.tta} (train.tta)"}
     else:
-        choice = choose_threshold(seg, prep.index, prep.splits.val, monitor=cfg.train.monitor, progress=progress)
-        out = ({"value": 0.5, "chosen_on": "default", "text": "decision threshold 0.5 (no val images to choose another)"}
-               if choice is None else {**choice.to_dict(), "text": choice.sentence()})
-    seg.threshold = out["value"]
-    if out["value"] != float(prep.card["inference"].get("threshold", 0.5)):
-        prep.card["inference"]["threshold"] = out["value"]
-        _SaveBest(run_dir, prep.card)(seg.model)  # the same weights, with the threshold in their card
-    return out
+        choice = choose_tta(seg, prep.index, prep.splits.val, monitor=cfg.train.monitor, threshold=fixed, progress=progress)
+        if choice is None:
+            seg.tta = "none"
+            tta = {"value": "none", "chosen_on": "default", "text": "no test-time augmentation (no val images to choose it)"}
+        else:
+            tta = {**choice.to_dict(), "text": choice.sentence()}
+            cut = choice.thresholds.get(choice.value)
+    threshold: dict[str, Any] = {}
+    if binary:
+        if fixed is not None:
+            threshold = {"value": float(fixed), "chosen_on": "train.threshold", "text": f"decision threshold {fixed:g} (train.threshold)"}
+        else:
+            if cut is None:
+                cut = choose_threshold(seg, prep.index, prep.splits.val, monitor=cfg.train.monitor, progress=progress)
+            threshold = ({"value": 0.5, "chosen_on": "default", "text": "decision threshold 0.5 (no val images to choose another)"}
+                         if cut is None else {**cut.to_dict(), "text": cut.sentence()})
+        seg.threshold = threshold["value"]
+    inf = prep.card["inference"]
+    chosen = {"tta": seg.tta, **({"threshold": seg.threshold} if binary else {})}
+    if any(inf.get(k) != v for k, v in chosen.items()):
+        inf.update(chosen)
+        _SaveBest(run_dir, prep.card)(seg.model)  # the same weights, with the choices in their card
+    return tta, threshold
 
 
 def _baselines(prep: _Prepared, head: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
