@@ -78,7 +78,7 @@ def classify_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(result.run_dir)
 
 
-def _segment_run(root: Path, *, binary: bool, tta: str = "none", threshold: float = 0.5) -> Path:
+def _segment_run(root: Path, *, binary: bool, tta: str = "none", threshold: float = 0.5, tile: tuple[int, int] = (32, 32)) -> Path:
     import torch
 
     from pixlearn.models import create_segmentation_model
@@ -88,7 +88,7 @@ def _segment_run(root: Path, *, binary: bool, tta: str = "none", threshold: floa
     classes = ["background", "disc"] if binary else ["background", "disc", "ring"]
     net = create_segmentation_model("unet", encoder="tu-test_efficientnet", num_classes=1 if binary else 3, img_size=32,
                                     decoder_channels=[16, 16, 8, 8, 8])
-    card = segment_model_card(net, classes, binary=binary, tile=(32, 32), overlap=0.25, multiple=32,
+    card = segment_model_card(net, classes, binary=binary, tile=tile, overlap=0.25, multiple=32,
                               mask_coding="binary255" if binary else "index", tta=tta, threshold=threshold)
     held = []
     for k, img in enumerate(_photos(4, (40, 48), seed=1)):

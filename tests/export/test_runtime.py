@@ -163,6 +163,20 @@ def test_a_run_with_test_time_augmentation_exports_with_it(binary, tta, tmp_path
     assert differs  # the views really are averaged: not the plain network's output
 
 
+def test_a_transposing_view_needs_square_tiles_in_the_exported_graph(tmp_path):
+    """The graph's input size is fixed: a transposed 32x64 tile would not fit it, so the runtime refuses the card at load."""
+    from pixlearn.export.runtime import load_onnx_model
+    from tests.export.conftest import _segment_run
+
+    out = _export(_segment_run(tmp_path / "seg", binary=True, tta="transpose", tile=(32, 64)), tmp_path / "onnx")
+    with pytest.raises(ConfigError, match="transpose test-time augmentation needs square tiles, this model takes 32x64"):
+        load_onnx_model(out)
+    card = json.loads((out / "model.json").read_text())
+    card["details"]["tta"] = "flip"  # mirrored views keep the tile's shape
+    (out / "model.json").write_text(json.dumps(card))
+    assert load_onnx_model(out).tta == "flip"
+
+
 @pytest.mark.parametrize("fixture", ["restore", "sr"])
 def test_restorer_output_is_within_40_db_of_the_torch_restorer(fixture, request):
     """A grey DnCNN and a colour x2 ESPCN: one tile (24x24), tiled images and grey pictures, > 40 dB against torch."""
